@@ -1,0 +1,541 @@
+"""`spocd.toml`: found, read, validated into frozen settings.
+
+Every error names the key and the line it is on, and all errors are reported
+at once, so an admin fixes the file in one go. Secrets come from the file, an
+environment variable (`*_env`) or a file of their own (`*_file`, e.g. a systemd
+credential).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from daemon.errors import ConfigError
+
+CONFIG_ENV = "SPOCD_CONFIG"
+DEFAULT_NAME = "spocd.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class HelpdeskSettings:
+    address: str = "helpdesk@example.com"
+    name: str = "IT Help Desk"
+    tag_prefix: str = "HD"
+    default_language: str = "en"
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2].lower()
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = "sqlite:///var/spocd.db"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 2525
+    max_message_size: int = 26_214_400
+    max_recipients: int = 50
+    accept_from_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    escalation_addresses: tuple[str, ...] = ("escalations@example.com",)
+    extra_addresses: tuple[str, ...] = ()  # more recipients we accept (aliases)
+
+    def accepts_peer(self, host: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped:  # ::ffff:127.0.0.1
+            ip = ip.ipv4_mapped
+        return any(
+            ip in ipaddress.ip_network(net, strict=False) for net in self.accept_from_networks
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ImapMailbox:
+    name: str = "default"
+    enabled: bool = False
+    host: str = "imap.example.com"
+    port: int = 993
+    tls: str = "implicit"
+    verify_certificate: bool = True
+    ca_file: Path | None = None
+    username: str = "helpdesk"
+    password: str | None = field(default=None, repr=False)
+    auth: str = "password"  # "password" | "oauth2"
+    oauth2_token_file: Path | None = None
+    oauth2_token_command: str | None = None
+    folder: str = "INBOX"
+    processed_folder: str = "spocd/processed"
+    failed_folder: str = "spocd/failed"
+    idle: bool = True
+    poll_seconds: int = 30
+    batch_size: int = 100
+    escalation: bool = False
+    timeout_seconds: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingSettings:
+    transport: str = "maildir"
+    maildir: Path = Path("var/sent")
+    host: str = "localhost"
+    port: int = 25
+    tls: str = "none"  # "none" | "starttls" | "implicit"
+    verify_certificate: bool = True
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout_seconds: int = 30
+    max_attempts: int = 12
+
+
+@dataclass(frozen=True, slots=True)
+class PathsSettings:
+    rules: Path = Path("rules.yaml")
+    templates: Path = Path("templates")
+    spool: Path = Path("var/spool")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentsSettings:
+    trust: str = "authentication-results"
+    trusted_authserv_ids: tuple[str, ...] = ("mx.example.com",)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    auto_replies_per_hour: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    format: str = "logfmt"  # "logfmt" | "json"
+    level: str = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9325
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything `spocd.toml` says, with paths made absolute."""
+
+    helpdesk: HelpdeskSettings = HelpdeskSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    imap: tuple[ImapMailbox, ...] = ()
+    outgoing: OutgoingSettings = OutgoingSettings()
+    paths: PathsSettings = PathsSettings()
+    agents: AgentsSettings = AgentsSettings()
+    limits: LimitsSettings = LimitsSettings()
+    logging: LoggingSettings = LoggingSettings()
+    http: HttpSettings = HttpSettings()
+    source: Path | None = None  # the file read, or None for the embedded default
+    base_dir: Path = Path(".")
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        """Every address that is us: mail from these is our own."""
+        return frozenset(
+            a.lower()
+            for a in (
+                self.helpdesk.address,
+                *self.smtp.escalation_addresses,
+                *self.smtp.extra_addresses,
+            )
+        )
+
+
+# --- schema -----------------------------------------------------------------
+
+Check = Callable[[Any], str | None]  # returns a problem or None
+
+
+def _is_str(v: Any) -> str | None:
+    return None if isinstance(v, str) else "must be a string"
+
+
+def _is_bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "must be true or false"
+
+
+def _is_port(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 65535:
+        return "must be a port number 0..65535"
+    return None
+
+
+def _is_positive(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        return "must be a positive whole number"
+    return None
+
+
+def _is_str_list(v: Any) -> str | None:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        return "must be a list of strings"
+    return None
+
+
+def _one_of(*choices: str) -> Check:
+    def check(v: Any) -> str | None:
+        if v not in choices:
+            return "must be one of " + ", ".join(f'"{c}"' for c in choices)
+        return None
+
+    return check
+
+
+_ADDRESS_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$|^[^@\s<>]+@localhost$")
+
+
+def _is_address(v: Any) -> str | None:
+    if not isinstance(v, str) or not _ADDRESS_RE.match(v):
+        return "must be an email address"
+    return None
+
+
+def _is_address_list(v: Any) -> str | None:
+    if _is_str_list(v) or not all(_ADDRESS_RE.match(x) for x in v):
+        return "must be a list of email addresses"
+    return None
+
+
+def _is_networks(v: Any) -> str | None:
+    if _is_str_list(v):
+        return 'must be a list of networks such as "127.0.0.0/8"'
+    for net in v:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            return f"{net!r} is not a network"
+    return None
+
+
+def _is_prefix(v: Any) -> str | None:
+    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,9}", v):
+        return 'must be 1-10 letters or digits starting with a letter, such as "HD"'
+    return None
+
+
+def _is_db_url(v: Any) -> str | None:
+    if not isinstance(v, str) or not re.match(r"^(sqlite|postgresql)(\+\w+)?://", v):
+        return "must be a sqlite:/// or postgresql+psycopg:// URL"
+    return None
+
+
+_SECRET = object()  # marks a key that also accepts *_env and *_file
+
+SCHEMA: dict[str, dict[str, Any]] = {
+    "helpdesk": {
+        "address": _is_address,
+        "name": _is_str,
+        "tag_prefix": _is_prefix,
+        "default_language": _one_of("en", "pl"),
+    },
+    "database": {"url": _is_db_url},
+    "smtp": {
+        "enabled": _is_bool,
+        "host": _is_str,
+        "port": _is_port,
+        "max_message_size": _is_positive,
+        "max_recipients": _is_positive,
+        "accept_from_networks": _is_networks,
+        "escalation_addresses": _is_address_list,
+        "extra_addresses": _is_address_list,
+    },
+    "imap": {
+        "name": _is_str,
+        "enabled": _is_bool,
+        "host": _is_str,
+        "port": _is_port,
+        "tls": _one_of("implicit", "starttls", "none"),
+        "verify_certificate": _is_bool,
+        "ca_file": _is_str,
+        "username": _is_str,
+        "password": _SECRET,
+        "auth": _one_of("password", "oauth2"),
+        "oauth2_token_file": _is_str,
+        "oauth2_token_command": _is_str,
+        "folder": _is_str,
+        "processed_folder": _is_str,
+        "failed_folder": _is_str,
+        "idle": _is_bool,
+        "poll_seconds": _is_positive,
+        "batch_size": _is_positive,
+        "escalation": _is_bool,
+        "timeout_seconds": _is_positive,
+    },
+    "outgoing": {
+        "transport": _one_of("smtp", "maildir"),
+        "maildir": _is_str,
+        "host": _is_str,
+        "port": _is_port,
+        "tls": _one_of("none", "starttls", "implicit"),
+        "verify_certificate": _is_bool,
+        "username": _is_str,
+        "password": _SECRET,
+        "timeout_seconds": _is_positive,
+        "max_attempts": _is_positive,
+    },
+    "paths": {"rules": _is_str, "templates": _is_str, "spool": _is_str},
+    "agents": {
+        "trust": _one_of("authentication-results", "none"),
+        "trusted_authserv_ids": _is_str_list,
+    },
+    "limits": {"max_attachment_bytes": _is_positive, "auto_replies_per_hour": _is_positive},
+    "logging": {
+        "format": _one_of("logfmt", "json"),
+        "level": _one_of("DEBUG", "INFO", "WARNING", "ERROR"),
+    },
+    "http": {"enabled": _is_bool, "host": _is_str, "port": _is_port},
+}
+_PATH_KEYS = {
+    ("outgoing", "maildir"),
+    ("paths", "rules"),
+    ("paths", "templates"),
+    ("paths", "spool"),
+    ("imap", "ca_file"),
+    ("imap", "oauth2_token_file"),
+}
+_LIST_KEYS = {
+    "accept_from_networks",
+    "escalation_addresses",
+    "extra_addresses",
+    "trusted_authserv_ids",
+}
+
+
+# --- locating keys in the text ------------------------------------------------
+
+_TABLE_RE = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\]?\s*(#.*)?$")
+_KEY_RE = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
+
+
+def _key_lines(text: str) -> dict[tuple[str, int, str], int]:
+    """(table, array index, key) -> line number; key "" is the table header."""
+    lines: dict[tuple[str, int, str], int] = {}
+    table, index = "", 0
+    counts: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _TABLE_RE.match(line)
+        if header:
+            table = header.group(2).replace('"', "").strip()
+            if header.group(1) == "[[":
+                index = counts.get(table, 0)
+                counts[table] = index + 1
+            else:
+                index = 0
+            lines.setdefault((table, index, ""), number)
+            continue
+        key = _KEY_RE.match(line)
+        if key:
+            lines.setdefault((table, index, key.group(1)), number)
+    return lines
+
+
+# --- loading -------------------------------------------------------------------
+
+
+def find_config(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path | None:
+    """SPEC §2: `-c PATH`, else $SPOCD_CONFIG, else ./spocd.toml, else none."""
+    if explicit:
+        return Path(explicit)
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    local = Path(DEFAULT_NAME)
+    return local if local.is_file() else None
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a config file; None gives the embedded default."""
+    environ = os.environ if environ is None else environ
+    if path is None:
+        return _absolutise(Settings(), Path.cwd(), {})
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from exc
+    return parse_settings(text, path, environ)
+
+
+def parse_settings(text: str, path: Path, environ: Mapping[str, str]) -> Settings:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: {exc}"]) from exc
+    lines = _key_lines(text)
+    problems: list[str] = []
+
+    def where(table: str, index: int, key: str) -> str:
+        line = lines.get((table, index, key)) or lines.get((table, index, ""))
+        return f"{path}:{line}" if line else str(path)
+
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for name, value in data.items():
+        if name not in SCHEMA:
+            spot = where(name, 0, "") if (name, 0, "") in lines else where("", 0, name)
+            problems.append(f"{spot}: {name}: unknown section")
+            continue
+        tables = value if isinstance(value, list) else [value]
+        if name != "imap" and isinstance(value, list):
+            problems.append(f"{where(name, 0, '')}: [[{name}]]: only [imap] may be repeated")
+            continue
+        if not all(isinstance(t, dict) for t in tables):
+            problems.append(f"{where('', 0, name)}: {name}: must be a table")
+            continue
+        sections[name] = tables
+
+    resolved: dict[str, list[dict[str, Any]]] = {}
+    base = path.resolve().parent
+    for name, tables in sections.items():
+        resolved[name] = []
+        for index, table in enumerate(tables):
+            out: dict[str, Any] = {}
+            for key, value in table.items():
+                label = f"{name}.{key}" if len(tables) == 1 else f"{name}[{index}].{key}"
+                spot = where(name, index, key)
+                secret_base = key.removesuffix("_env").removesuffix("_file")
+                schema = SCHEMA[name]
+                if key not in schema and schema.get(secret_base) is _SECRET and key != secret_base:
+                    secret, problem = _read_secret(key, value, environ, base)
+                    if problem:
+                        problems.append(f"{spot}: {label}: {problem}")
+                    else:
+                        out[secret_base] = secret
+                    continue
+                check = schema.get(key)
+                if check is None:
+                    problems.append(f"{spot}: {label}: unknown key")
+                    continue
+                problem = _is_str(value) if check is _SECRET else check(value)
+                if problem:
+                    problems.append(f"{spot}: {label}: {problem}")
+                    continue
+                out[key] = value
+            resolved[name].append(out)
+
+    names = [t.get("name", f"imap{i}") for i, t in enumerate(resolved.get("imap", []))]
+    if len(set(names)) != len(names):
+        problems.append(
+            f"{where('imap', 0, '')}: imap: mailbox names must be unique "
+            "(give each [[imap]] a name)"
+        )
+    if problems:
+        raise ConfigError(problems)
+    return _build(resolved, path, base)
+
+
+def _read_secret(
+    key: str, value: Any, environ: Mapping[str, str], base: Path
+) -> tuple[str | None, str | None]:
+    if not isinstance(value, str):
+        return None, "must be a string"
+    if key.endswith("_env"):
+        if value not in environ:
+            return None, f"environment variable {value} is not set"
+        return environ[value], None
+    secret_path = Path(value) if Path(value).is_absolute() else base / value
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not secret_path.exists() and credentials and "/" not in value:
+        secret_path = Path(credentials) / value  # systemd LoadCredential=
+    try:
+        return secret_path.read_text(encoding="utf-8").rstrip("\r\n"), None
+    except OSError as exc:
+        return None, f"cannot read {secret_path}: {exc.strerror or exc}"
+
+
+def _build(resolved: dict[str, list[dict[str, Any]]], path: Path, base: Path) -> Settings:
+    def one(name: str, cls: type) -> Any:
+        tables = resolved.get(name) or [{}]
+        return cls(**_convert(name, tables[0]))
+
+    mailboxes = tuple(
+        ImapMailbox(
+            **{"name": t.get("name", "default" if i == 0 else f"imap{i}"), **_convert("imap", t)}
+        )
+        for i, t in enumerate(resolved.get("imap", []))
+    )
+    settings = Settings(
+        helpdesk=one("helpdesk", HelpdeskSettings),
+        database=one("database", DatabaseSettings),
+        smtp=one("smtp", SmtpSettings),
+        imap=mailboxes,
+        outgoing=one("outgoing", OutgoingSettings),
+        paths=one("paths", PathsSettings),
+        agents=one("agents", AgentsSettings),
+        limits=one("limits", LimitsSettings),
+        logging=one("logging", LoggingSettings),
+        http=one("http", HttpSettings),
+        source=path.resolve(),
+        base_dir=base,
+    )
+    return _absolutise(settings, base, resolved)
+
+
+def _convert(section: str, table: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if (section, key) in _PATH_KEYS:
+            value = Path(value)
+        elif key in _LIST_KEYS:
+            value = tuple(value)
+        elif key in ("address",):
+            value = value.lower()
+        out[key] = value
+    if section == "smtp":
+        for key in ("escalation_addresses", "extra_addresses"):
+            if key in out:
+                out[key] = tuple(a.lower() for a in out[key])
+    return out
+
+
+def _absolutise(settings: Settings, base: Path, resolved: dict[str, Any]) -> Settings:
+    """Relative paths (and SQLite files) are relative to the config's folder."""
+
+    def absolute(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p)
+
+    url = settings.database.url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rest = url.removeprefix("sqlite:///")
+        if rest and rest != ":memory:":
+            url = "sqlite:///" + str(absolute(Path(rest)))
+    mailboxes = tuple(
+        replace(
+            m,
+            ca_file=absolute(m.ca_file) if m.ca_file else None,
+            oauth2_token_file=absolute(m.oauth2_token_file) if m.oauth2_token_file else None,
+        )
+        for m in settings.imap
+    )
+    return replace(
+        settings,
+        base_dir=base,
+        database=replace(settings.database, url=url),
+        outgoing=replace(settings.outgoing, maildir=absolute(settings.outgoing.maildir)),
+        paths=replace(
+            settings.paths,
+            rules=absolute(settings.paths.rules),
+            templates=absolute(settings.paths.templates),
+            spool=absolute(settings.paths.spool),
+        ),
+        imap=mailboxes,
+    )

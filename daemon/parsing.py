@@ -1,0 +1,354 @@
+"""Raw bytes -> `ParsedMessage`: the one place that knows how mail is decoded.
+
+mail-parser decodes headers, addresses and text bodies (it survives broken MIME
+and odd charsets and reports defects instead of raising). Attachments are taken
+from the MIME tree here, as bytes, so their size and hash are exact and large
+ones can be dropped from memory before mail-parser walks the message.
+"""
+
+from __future__ import annotations
+
+import codecs
+import email
+import email.header
+import email.message
+import email.utils
+import hashlib
+import logging
+import re
+from datetime import UTC, datetime
+
+import html2text
+import mailparser
+import nh3
+
+from daemon.domain import Address, Attachment, ParsedMessage
+from daemon.errors import NotMail
+
+# mail-parser logs a warning for every content type it does not handle
+# (rfc822-headers, pgp-encrypted, ...): those are ours to judge, not log noise.
+logging.getLogger("mailparser").setLevel(logging.ERROR)
+
+#: Charsets tried, in order, for raw 8-bit header bytes that declare none.
+#: Polish mail from old clients is windows-1250 or iso-8859-2 far more often
+#: than latin-1, and cp1250 decodes every iso-8859-2 letter of Polish but two.
+FALLBACK_CHARSETS = ("utf-8", "cp1250", "iso-8859-2", "latin-1")
+
+_MSGID_RE = re.compile(r"<([^<>\s]+)>")
+_BARE_MSGID_RE = re.compile(r"^\s*([^<>\s@]+@[^<>\s@]+)\s*$")
+_CRLF_RE = re.compile(r"[\r\n\t\x0b\x0c]+")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_HEADER_LIMIT = 998 * 4  # longest header value we keep, in characters
+_BODY_LIMIT = 2_000_000  # longest text body we keep, in characters
+_SENDER_HEADERS = ("from", "sender", "return-path", "reply-to")
+
+#: A leaf part bigger than this (encoded) has its payload computed here and
+#: then removed before mail-parser walks the tree, so memory stays bounded.
+LARGE_PART = 512 * 1024
+
+
+def parse_message(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> ParsedMessage:
+    """Decode one message; raise NotMail when the bytes are not mail at all."""
+    if not raw or not raw.strip():
+        raise NotMail("empty input")
+    msg = email.message_from_bytes(raw)
+    keys = [k.lower() for k in msg]
+    if not keys:
+        raise NotMail("no header fields: not an RFC 5322 message")
+    if not any(k in _SENDER_HEADERS for k in keys):
+        raise NotMail("no From, Sender or Return-Path header: nobody to answer")
+
+    attachments = _take_attachments(msg, max_attachment_bytes)
+    _repair_charsets(msg)
+    mp = mailparser.MailParser(msg)
+    headers = _headers(msg)
+    sender = _first_address(mp, msg, "from") or _first_address(mp, msg, "sender")
+    if sender is None:
+        return_path = _ids(headers.get("return-path", ("",))[0], allow_bare=True)
+        sender = Address(return_path[0].lower()) if return_path else None
+    if sender is None:
+        raise NotMail("no usable sender address in From, Sender or Return-Path")
+
+    html_parts = [p for p in mp.text_html if p]
+    html = "\n".join(html_parts)[:_BODY_LIMIT] if html_parts else None
+    text = "\n".join(p for p in mp.text_plain if p)
+    if not text.strip() and html:
+        text = html_to_text(html)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")[:_BODY_LIMIT]
+
+    message_id, derived = _message_id(headers, raw)
+    return ParsedMessage(
+        message_id=message_id,
+        message_id_derived=derived,
+        subject=_one_line(headers.get("subject", ("",))[0]),
+        sender=sender,
+        to=_addresses(mp, msg, "to"),
+        cc=_addresses(mp, msg, "cc"),
+        reply_to=_addresses(mp, msg, "reply-to"),
+        date=_date(headers.get("date", ("",))[0]),
+        in_reply_to=tuple(_ids(headers.get("in-reply-to", ("",))[0])),
+        references=tuple(_ids(" ".join(headers.get("references", ())))),
+        headers=headers,
+        text=text,
+        html=sanitize_html(html) if html else None,
+        attachments=attachments,
+        defects=_defects(mp),
+        content_type=msg.get_content_type(),
+        size=len(raw),
+    )
+
+
+def html_to_text(html: str) -> str:
+    """A readable plain-text rendering of an HTML-only body."""
+    converter = html2text.HTML2Text()
+    converter.body_width = 0
+    converter.ignore_images = True
+    converter.ignore_emphasis = True
+    converter.ignore_links = False
+    try:
+        return converter.handle(html).strip()
+    except Exception:  # html2text on hostile markup: fall back to stripped tags
+        return re.sub(r"<[^>]*>", " ", html)
+
+
+def sanitize_html(html: str) -> str:
+    """HTML safe to show or forward: no scripts, handlers, or remote tricks."""
+    return nh3.clean(html)
+
+
+def derived_message_id(raw: bytes) -> str:
+    """A stable id for a message without Message-ID, from its sender, date,
+    subject and body, so a re-delivery with extra Received lines matches."""
+    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    digest = hashlib.sha256()
+    for line in head.split(b"\n"):
+        name = line.split(b":", 1)[0].strip().lower()
+        if name in (b"from", b"date", b"subject", b"to"):
+            digest.update(line.strip() + b"\n")
+    digest.update(b"\n" + body.rstrip())
+    return f"{digest.hexdigest()[:40]}@derived.invalid"
+
+
+def decode_header_value(value: str | email.header.Header | None) -> str:
+    """RFC 2047 words and raw 8-bit bytes, both to text; never raises."""
+    if value is None:
+        return ""
+    if isinstance(value, email.header.Header):
+        value = str(value)
+    raw8 = _surrogate_bytes(value)
+    if raw8 is not None:
+        return _decode_8bit(raw8)
+    try:
+        parts = email.header.decode_header(value)
+    except (email.errors.HeaderParseError, ValueError):
+        return value
+    return "".join(
+        chunk if isinstance(chunk, str) else _decode_bytes(chunk, charset)
+        for chunk, charset in parts
+    )
+
+
+def _decode_bytes(data: bytes, charset: str | None) -> str:
+    if charset:
+        try:
+            return data.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            pass
+    return _decode_8bit(data)
+
+
+def _decode_8bit(data: bytes) -> str:
+    for charset in FALLBACK_CHARSETS:
+        try:
+            return data.decode(charset)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")  # unreachable: latin-1 decodes every byte
+
+
+def _surrogate_bytes(value: str) -> bytes | None:
+    """compat32 carries raw 8-bit header bytes as surrogate escapes."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+        return None
+    return value.encode("ascii", "surrogateescape")
+
+
+def _one_line(value: str) -> str:
+    """Fold a header to one line: CR/LF can never reach an outgoing header."""
+    return _CONTROL_RE.sub("", _CRLF_RE.sub(" ", value)).strip()[:_HEADER_LIMIT]
+
+
+def _headers(msg: email.message.Message) -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for name, value in msg.raw_items():
+        key = _one_line(str(name)).lower()
+        if not key:
+            continue
+        out.setdefault(key, []).append(_one_line(decode_header_value(value)))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _addresses(
+    mp: mailparser.MailParser, msg: email.message.Message, name: str
+) -> tuple[Address, ...]:
+    found: list[Address] = []
+    seen: set[str] = set()
+    raw_values = msg.get_all(name) or []
+    if any(_surrogate_bytes(str(v)) is not None for v in raw_values):
+        pairs = email.utils.getaddresses([decode_header_value(str(v)) for v in raw_values])
+    else:
+        pairs = [(n, a) for n, a in (mp._header_value(name) or []) if a]
+    for display, addr in pairs:
+        addr = _one_line(addr).strip("<> ").lower()
+        if "@" not in addr or addr in seen or " " in addr:
+            continue
+        seen.add(addr)
+        found.append(Address(addr=addr, name=_one_line(display)))
+    return tuple(found)
+
+
+def _first_address(
+    mp: mailparser.MailParser, msg: email.message.Message, name: str
+) -> Address | None:
+    found = _addresses(mp, msg, name)
+    return found[0] if found else None
+
+
+def _ids(value: str, *, allow_bare: bool = False) -> list[str]:
+    ids = _MSGID_RE.findall(value or "")
+    if not ids and (allow_bare or value):
+        bare = _BARE_MSGID_RE.match(value or "")
+        if bare:
+            ids = [bare.group(1)]
+    return [i[:_HEADER_LIMIT] for i in ids]
+
+
+def _message_id(headers: dict[str, tuple[str, ...]], raw: bytes) -> tuple[str, bool]:
+    ids = _ids(headers.get("message-id", ("",))[0])
+    if ids and "@" in ids[0]:
+        return ids[0], False
+    return derived_message_id(raw), True
+
+
+def _date(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _defects(mp: mailparser.MailParser) -> tuple[str, ...]:
+    out: list[str] = []
+    for entry in mp.defects or []:
+        if isinstance(entry, dict):
+            for where, items in entry.items():
+                out.extend(f"{where}: {item}" for item in items)
+        else:
+            out.append(str(entry))
+    return tuple(out[:100])
+
+
+def _repair_charsets(msg: email.message.Message) -> None:
+    """Give text parts with an unknown charset the one their bytes decode in,
+    so a Polish body labelled `x-unknown` still reads as Polish."""
+    for part in _walk_outer(msg):
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        charset = part.get_content_charset()
+        if not charset:
+            continue
+        try:
+            codecs.lookup(charset)
+        except LookupError:
+            data = _leaf_bytes(part)
+            for candidate in FALLBACK_CHARSETS:
+                try:
+                    data.decode(candidate)
+                except UnicodeDecodeError:
+                    continue
+                part.set_param("charset", candidate)
+                break
+
+
+def _is_attachment(part: email.message.Message) -> bool:
+    if part.is_multipart():
+        return False
+    if (part.get_content_disposition() or "").lower() == "attachment" or part.get_filename():
+        return True
+    return part.get_content_type() not in ("text/plain", "text/html")
+
+
+def _take_attachments(msg: email.message.Message, limit: int) -> tuple[Attachment, ...]:
+    """Collect attachments (and embedded messages) as bytes; shrink large parts.
+
+    Embedded `message/rfc822` parts are kept whole as an attachment, because a
+    first-line escalation carries the original incident that way.
+    """
+    found: list[Attachment] = []
+    for index, part in enumerate(_walk_outer(msg)):
+        ctype = part.get_content_type()
+        if ctype in ("message/rfc822", "message/delivery-status") and part.is_multipart():
+            blocks = part.get_payload()
+            data = b"\n".join(_as_bytes(block) for block in blocks)
+            found.append(_attachment(part, index, data, limit, ctype))
+            continue
+        if not _is_attachment(part):
+            continue
+        data = _leaf_bytes(part)
+        found.append(_attachment(part, index, data, limit, ctype))
+        if len(data) > LARGE_PART:
+            part.set_payload("")  # drop the bytes from memory; they stay in raw
+    return tuple(found)
+
+
+def _walk_outer(msg: email.message.Message):  # type: ignore[no-untyped-def]
+    """Parts of this message, not descending into embedded messages."""
+    yield msg
+    if msg.is_multipart() and not msg.get_content_type().startswith("message/"):
+        for sub in msg.get_payload():
+            yield from _walk_outer(sub)
+
+
+def _attachment(
+    part: email.message.Message, index: int, data: bytes, limit: int, ctype: str
+) -> Attachment:
+    return Attachment(
+        filename=safe_filename(part.get_filename(), index, ctype),
+        content_type=ctype,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        content=data if len(data) <= limit else None,
+    )
+
+
+def _as_bytes(inner: email.message.Message) -> bytes:
+    try:
+        return inner.as_bytes()
+    except Exception:  # an embedded message the generator cannot re-serialise
+        return str(inner).encode("utf-8", "surrogateescape")
+
+
+def _leaf_bytes(part: email.message.Message) -> bytes:
+    """Decoded payload; the email package repairs or keeps broken encodings."""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:  # a part the email package cannot decode: keep its text
+        data = str(part.get_payload()).encode("utf-8", "surrogateescape")
+    return data if isinstance(data, bytes) else b""
+
+
+def safe_filename(name: str | None, index: int, ctype: str) -> str:
+    """A display name that is never a path: last component, no control chars."""
+    text = _one_line(decode_header_value(name)) if name else ""
+    text = re.split(r"[\\/]", text)[-1].strip().lstrip(".")
+    if not text:
+        ext = {"message/rfc822": ".eml", "text/plain": ".txt", "text/html": ".html"}.get(
+            ctype, ".bin"
+        )
+        text = f"part-{index}{ext}"
+    return text[:200]

@@ -1,0 +1,1 @@
+"""The database adapter: engine, schema, migrations and repositories."""
