@@ -203,6 +203,9 @@ class OutgoingMail:
     kind: str
     ticket_number: int | None = None
     automatic: bool = True
+    subject: str = ""
+    text: str = ""  # the text part, recorded on the ticket
+    internal: bool = False  # to agents only: never shown as mail to the requester
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,283 @@
+"""Contracts between the application and the adapters.
+
+The application (pipeline, ticket services, jobs) is written against these
+Protocols; `service.py` hands it the SQL store, the transports and the clock.
+A transaction (`Tx`) groups the repositories; repositories never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from daemon.domain import (
+    Attachment,
+    Event,
+    InboundItem,
+    Intake,
+    OutgoingMail,
+    StoredMessage,
+    Ticket,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real time, always aware and in UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FixedClock:
+    """A clock that stands still (`--now`)."""
+
+    moment: datetime
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRaw:
+    """A raw message for the inbound queue, as an intake adapter saw it."""
+
+    raw: bytes
+    intake: Intake
+    escalation: bool = False
+    source_key: str | None = None  # makes re-delivery by the same source a no-op
+    mailbox: str | None = None
+    peer: str | None = None
+    envelope_from: str | None = None
+    envelope_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """An inbound queue row for listings (`spocd ingest`, quarantine review)."""
+
+    id: int
+    intake: str
+    state: str
+    received_at: datetime
+    size: int
+    outcome: str | None
+    ticket_number: int | None
+    message_id: str | None
+    stage: str | None
+    reason: str | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    ticket_number: int | None
+    kind: str
+    message_id: str
+    recipients: tuple[str, ...]
+    raw: bytes
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    id: int
+    ticket_number: int
+    kind: str
+    key: str
+    due_at: datetime
+    detail: dict[str, Any]
+
+
+class InboundRepo(Protocol):
+    def add(self, item: QueuedRaw, now: datetime) -> int | None:
+        """Queue a raw message; None when its source_key is already queued."""
+
+    def claim(self, now: datetime, limit: int) -> list[InboundItem]:
+        """Queued items due at `now`, locked for this transaction."""
+
+    def get_item(self, item_id: int) -> InboundItem | None: ...
+
+    def finish(
+        self,
+        item_id: int,
+        *,
+        outcome: str,
+        now: datetime,
+        ticket_number: int | None = None,
+        message_id: str | None = None,
+    ) -> None: ...
+
+    def fail(
+        self, item_id: int, *, stage: str, reason: str, now: datetime, retry_at: datetime | None
+    ) -> None:
+        """Record a failure; retry_at None leaves it failed for manual replay."""
+
+    def quarantine(self, item_id: int, *, reason: str, now: datetime) -> None: ...
+
+    def requeue(self, item_id: int, now: datetime) -> bool: ...
+
+    def entry(self, item_id: int) -> QueueEntry | None: ...
+
+    def entries(self, states: Sequence[str], limit: int) -> list[QueueEntry]: ...
+
+    def count(self, state: str) -> int: ...
+
+    def raw(self, item_id: int) -> bytes | None: ...
+
+
+class TicketRepo(Protocol):
+    def create(self, ticket: Ticket) -> Ticket:
+        """Insert; the returned ticket carries its new sequential number."""
+
+    def get(self, number: int, *, for_update: bool = False) -> Ticket | None: ...
+
+    def save(self, ticket: Ticket) -> None: ...
+
+    def listing(self, statuses: Iterable[str] | None, limit: int | None = None) -> list[Ticket]: ...
+
+    def all_between(self, since: datetime | None, until: datetime | None) -> list[Ticket]: ...
+
+
+class MessageRepo(Protocol):
+    def add(
+        self,
+        message: StoredMessage,
+        *,
+        html: str | None = None,
+        headers: dict[str, Any] | None = None,
+    ) -> int: ...
+
+    def add_attachments(self, message_row_id: int, attachments: Sequence[Attachment]) -> None: ...
+
+    def ticket_of(self, message_id: str) -> int | None:
+        """The ticket a stored Message-ID belongs to (threading by reference)."""
+
+    def exists(self, message_id: str) -> bool: ...
+
+    def of_ticket(self, number: int) -> list[StoredMessage]: ...
+
+    def move(self, source: int, target: int) -> int: ...
+
+
+class EventRepo(Protocol):
+    def add(self, ticket_number: int, event: Event) -> None: ...
+
+    def of_ticket(self, number: int) -> list[Event]: ...
+
+
+class OutboxRepo(Protocol):
+    def add(self, mail: OutgoingMail, now: datetime, *, state: str = "pending") -> int: ...
+
+    def due(self, now: datetime, limit: int) -> list[OutboxItem]:
+        """Pending rows due at `now`, locked for this transaction."""
+
+    def mark_sent(self, item_id: int, now: datetime) -> None: ...
+
+    def mark_retry(self, item_id: int, error: str, next_at: datetime) -> None: ...
+
+    def mark_failed(self, item_id: int, error: str, now: datetime) -> None: ...
+
+    def count_automatic_to(self, address: str, since: datetime) -> int: ...
+
+    def count(self, state: str) -> int: ...
+
+    def next_due(self) -> datetime | None: ...
+
+
+class TimerRepo(Protocol):
+    def set(
+        self,
+        ticket_number: int,
+        kind: str,
+        key: str,
+        due_at: datetime,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Create or move a timer; one that already fired stays fired."""
+
+    def cancel(self, ticket_number: int, kinds: Iterable[str]) -> None:
+        """Drop the ticket's unfired timers of these kinds."""
+
+    def due(self, now: datetime, limit: int, kinds: Iterable[str] | None = None) -> list[Timer]: ...
+
+    def done(self, timer_id: int, now: datetime) -> None: ...
+
+    def pending(self, ticket_number: int) -> list[Timer]: ...
+
+
+class SettingRepo(Protocol):
+    def get(self, key: str) -> str | None: ...
+
+    def put(self, key: str, value: str) -> None: ...
+
+
+class AddressRepo(Protocol):
+    def mark_failing(self, address: str, now: datetime, reason: str) -> None: ...
+
+    def is_failing(self, address: str) -> bool: ...
+
+    def clear(self, address: str) -> None: ...
+
+
+class Tx(Protocol):
+    """One unit of work: everything done through it commits or rolls back."""
+
+    inbound: InboundRepo
+    tickets: TicketRepo
+    messages: MessageRepo
+    events: EventRepo
+    outbox: OutboxRepo
+    timers: TimerRepo
+    settings: SettingRepo
+    addresses: AddressRepo
+
+
+class Store(Protocol):
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A write transaction, committed when the block ends without error."""
+
+    def reading(self) -> AbstractContextManager[Tx]:
+        """A read-only transaction."""
+
+
+class Transport(Protocol):
+    """Delivers one rendered mail; raises TransportError when it cannot."""
+
+    def send(self, item: OutboxItem, envelope_from: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class TransportError(Exception):
+    """A delivery failed; `permanent` (5xx) failures are not retried."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+class Renderer(Protocol):
+    """Turns a template name and context into subject, text and HTML."""
+
+    def render(self, language: str, name: str, context: dict[str, Any]) -> Rendered: ...
+
+
+def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,76 @@
+"""The SQL store: transactions that bundle the repositories."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine
+
+from daemon.storage import migrate
+from daemon.storage.engine import make_engine
+from daemon.storage.repositories import (
+    SqlAddresses,
+    SqlEvents,
+    SqlInbound,
+    SqlMessages,
+    SqlOutbox,
+    SqlSettings,
+    SqlTickets,
+    SqlTimers,
+)
+
+SIGNING_KEY = "message_id_key"
+
+
+class SqlTx:
+    """One unit of work over one connection; the store commits it."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.inbound = SqlInbound(conn)
+        self.tickets = SqlTickets(conn)
+        self.messages = SqlMessages(conn)
+        self.events = SqlEvents(conn)
+        self.outbox = SqlOutbox(conn)
+        self.timers = SqlTimers(conn)
+        self.settings = SqlSettings(conn)
+        self.addresses = SqlAddresses(conn)
+
+
+class SqlStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, upgrade: bool = True) -> SqlStore:
+        """Connect, and bring a fresh or older database to the newest schema."""
+        engine = make_engine(url)
+        if upgrade:
+            migrate.ensure_head(engine)
+        return cls(engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTx]:
+        with self.engine.connect() as conn, conn.begin():
+            yield SqlTx(conn)
+
+    @contextmanager
+    def reading(self) -> Iterator[SqlTx]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(readonly=True)
+            with conn.begin():
+                yield SqlTx(conn)
+
+    def signing_key(self) -> bytes:
+        """The Message-ID signing key, generated at first start and kept."""
+        with self.transaction() as tx:
+            value = tx.settings.get(SIGNING_KEY)
+            if value is None:
+                value = secrets.token_hex(32)
+                tx.settings.put(SIGNING_KEY, value)
+        return bytes.fromhex(value)
+
+    def close(self) -> None:
+        self.engine.dispose()

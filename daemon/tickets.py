@@ -1,0 +1,201 @@
+"""Ticket services shared by the pipeline, the CLI and the scheduled jobs.
+
+Each function works inside a transaction it is given and records an event for
+every change; mail goes to the outbox of that same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from daemon import sla
+from daemon.config import Settings
+from daemon.domain import (
+    Channel,
+    Event,
+    OutgoingMail,
+    ParsedMessage,
+    Status,
+    StoredMessage,
+    Ticket,
+)
+from daemon.notify import Composer, Thread
+from daemon.ports import Tx
+from daemon.rules import Decision, Rules
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What the services decide with; swapped whole when config is reloaded."""
+
+    settings: Settings
+    rules: Rules
+    composer: Composer
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.helpdesk.tag_prefix
+
+    def ticket_id(self, number: int) -> str:
+        return f"{self.prefix}-{number}"
+
+    def is_agent(self, address: str) -> bool:
+        return address.lower() in self.rules.agents()
+
+    def group_lead(self, group: str | None) -> str | None:
+        found = self.rules.groups.get(group or "")
+        return found.lead if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who changes a ticket, and through what (the audit trail's `actor`)."""
+
+    address: str
+    channel: str = "email"  # "email" | "cli" | "system"
+
+
+SYSTEM = Actor("spocd", "system")
+
+
+def record_event(tx: Tx, ticket: Ticket, now: datetime, actor: Actor, type_: str,
+                 **detail: Any) -> None:
+    tx.events.add(ticket.number, Event(at=now, actor=actor.address, type=type_,
+                                       detail=detail, channel=actor.channel))
+
+
+def set_deadlines(ticket: Ticket, rules: Rules) -> None:
+    """SLA targets of the ticket's priority, counted from its creation."""
+    policy = rules.sla.get(ticket.priority)
+    if policy is None:
+        return
+    start = ticket.created_at
+    shift = ticket.paused_seconds
+    if ticket.first_responded_at is None:
+        ticket.first_response_due = sla.retarget(policy.calendar, start, policy.response, shift)
+    ticket.resolution_due = sla.retarget(policy.calendar, start, policy.resolution, shift)
+
+
+def open_ticket(
+    tx: Tx,
+    rt: Runtime,
+    *,
+    msg: ParsedMessage,
+    decision: Decision,
+    requester: str,
+    now: datetime,
+    channel: Channel = Channel.EMAIL,
+    escalated_by: str | None = None,
+    external_ref: str | None = None,
+    cc: Sequence[str] = (),
+    linked_to: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Ticket:
+    """A new ticket from a decided message; deadlines set, creation recorded."""
+    from daemon.mailthread import clean_subject
+
+    subject = clean_subject(msg.subject, rt.prefix) or "(no subject)"
+    ticket = Ticket(
+        number=0,
+        subject=subject,
+        requester=requester.lower(),
+        status=Status.ASSIGNED if decision.assignee else Status.NEW,
+        impact=decision.impact,
+        urgency=decision.urgency,
+        priority=decision.priority,
+        priority_explicit=decision.priority_explicit,
+        language=decision.language,
+        created_at=now,
+        updated_at=now,
+        channel=channel,
+        cc=[a.lower() for a in cc if a.lower() != requester.lower()],
+        escalated_by=escalated_by,
+        external_ref=external_ref,
+        category=decision.category,
+        group=decision.group,
+        assignee=decision.assignee,
+        tags=list(decision.tags),
+        rules_version=rt.rules.version,
+        linked_to=linked_to,
+        extra=dict(extra or {}),
+    )
+    set_deadlines(ticket, rt.rules)
+    tx.tickets.create(ticket)
+    actor = Actor(escalated_by or requester, "email")
+    record_event(tx, ticket, now, actor, "created", channel=str(channel), subject=subject,
+                 requester=ticket.requester, priority=ticket.priority, impact=ticket.impact,
+                 urgency=ticket.urgency, category=ticket.category, group=ticket.group,
+                 assignee=ticket.assignee, rules_version=rt.rules.version,
+                 matched_rules=list(decision.matched), linked_to=linked_to)
+    return ticket
+
+
+def record_inbound(tx: Tx, ticket: Ticket, msg: ParsedMessage, *, kind: str,
+                   inbound_id: int | None, now: datetime, internal: bool = False,
+                   body: str | None = None) -> int:
+    """Put an inbound message on the ticket (its raw bytes stay in the queue)."""
+    recipients = tuple(a.addr for a in (*msg.to, *msg.cc))
+    return tx.messages.add(
+        StoredMessage(
+            ticket_number=ticket.number, direction="in", kind=kind,
+            sender=msg.sender.addr if msg.sender else "", recipients=recipients,
+            subject=msg.subject, message_id=msg.message_id, at=now,
+            body=msg.text if body is None else body, internal=internal, inbound_id=inbound_id,
+            in_reply_to=msg.in_reply_to[0] if msg.in_reply_to else None,
+            references=msg.references[-50:], attachments=msg.attachments,
+        ),
+        html=msg.html,
+        headers={k: list(v) for k, v in msg.headers.items()
+                 if k in ("from", "to", "cc", "date", "subject", "message-id", "reply-to",
+                          "authentication-results", "auto-submitted")},
+    )
+
+
+def thread_of(tx: Tx, ticket: Ticket) -> Thread:
+    """The thread new mail on this ticket answers: its latest message."""
+    messages = tx.messages.of_ticket(ticket.number)
+    if not messages:
+        return Thread()
+    last = messages[-1]
+    refs = tuple(m.message_id for m in messages[:1]) + tuple(m.message_id for m in messages[-9:])
+    return Thread(in_reply_to=last.message_id, references=tuple(dict.fromkeys(refs)))
+
+
+def queue_mail(tx: Tx, rt: Runtime, ticket: Ticket | None, mail: OutgoingMail, now: datetime,
+               *, public: bool = True) -> bool:
+    """Store an outgoing mail in the outbox and on the ticket.
+
+    Automatic mail is held back (stored as `suppressed`, recorded as an event)
+    when its recipient is failing or has had too many automatic answers this
+    hour: that is what stops mail loops with auto-responders.
+    """
+    state = "pending"
+    reason = None
+    if mail.automatic:
+        rcpt = mail.recipients[0]
+        limit = rt.settings.limits.auto_replies_per_hour
+        rules_limit = getattr(rt.rules, "auto_reply_max_per_hour", None)
+        if rules_limit:
+            limit = rules_limit
+        if tx.addresses.is_failing(rcpt):
+            state, reason = "suppressed", f"{rcpt} is failing (bounced)"
+        elif tx.outbox.count_automatic_to(rcpt, now - timedelta(hours=1)) >= limit:
+            state, reason = "suppressed", f"more than {limit} automatic mails to {rcpt} in an hour"
+    outbox_id = tx.outbox.add(mail, now, state=state)
+    if ticket is None:
+        return state == "pending"
+    tx.messages.add(StoredMessage(
+        ticket_number=ticket.number, direction="out", kind=mail.kind,
+        sender=rt.settings.helpdesk.address, recipients=mail.recipients,
+        subject=mail.subject, message_id=mail.message_id, at=now, body=mail.text,
+        internal=mail.internal, outbox_id=outbox_id,
+    ))
+    if reason:
+        record_event(tx, ticket, now, SYSTEM, "auto_reply_suppressed", kind=mail.kind,
+                     to=list(mail.recipients), reason=reason)
+    elif public and not mail.internal:
+        ticket.last_public_at = now
+    return state == "pending"
