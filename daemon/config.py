@@ -98,7 +98,7 @@ class OutgoingSettings:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     timeout_seconds: int = 30
-    max_attempts: int = 12
+    retry_for_hours: int = 48  # a mail the relay keeps deferring fails after this
 
 
 @dataclass(frozen=True, slots=True)

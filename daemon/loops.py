@@ -23,8 +23,9 @@ class Automatic:
     reason: str
 
 
-def classify(msg: ParsedMessage, own_domain: str, own_addresses: frozenset[str] = frozenset()
-             ) -> Automatic | None:
+def classify(
+    msg: ParsedMessage, own_domain: str, own_addresses: frozenset[str] = frozenset()
+) -> Automatic | None:
     """The first reason this message is automatic, or None for a person's mail."""
     if msg.header(LOOP_HEADER) is not None:
         return Automatic("own", f"carries {LOOP_HEADER}")
@@ -35,9 +36,8 @@ def classify(msg: ParsedMessage, own_domain: str, own_addresses: frozenset[str] 
     if msg.content_type == "multipart/report":
         return Automatic("bounce", "multipart/report (delivery status notification)")
     return_path = (msg.header("return-path") or "").strip()
-    if return_path in ("<>", ""):
-        if msg.header("return-path") is not None:
-            return Automatic("bounce", "null return path")
+    if return_path in ("<>", "") and msg.header("return-path") is not None:
+        return Automatic("bounce", "null return path")
     if msg.sender and _BOUNCE_SENDER_RE.match(msg.sender.addr):
         return Automatic("bounce", f"sent by {msg.sender.addr}")
     auto = (msg.header("auto-submitted") or "").strip().lower()

@@ -109,8 +109,7 @@ class Composer:
         msg[LOOP_HEADER] = self.identity.domain
         msg["Content-Language"] = lang
         msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-        msg.add_alternative(rendered.html, subtype="html", charset="utf-8",
-                            cte="quoted-printable")
+        msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
         recipients = tuple(dict.fromkeys(a.lower() for a in (*to, *cc)))
         return OutgoingMail(
             message_id=message_id,

@@ -7,7 +7,7 @@ A transaction (`Tx`) groups the repositories; repositories never commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,6 +85,7 @@ class OutboxItem:
     recipients: tuple[str, ...]
     raw: bytes
     attempts: int
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +180,9 @@ class OutboxRepo(Protocol):
 
     def due(self, now: datetime, limit: int) -> list[OutboxItem]:
         """Pending rows due at `now`, locked for this transaction."""
+
+    def lease(self, item_ids: Sequence[int], until: datetime) -> None:
+        """Hide rows being sent from other senders until `until`."""
 
     def mark_sent(self, item_id: int, now: datetime) -> None: ...
 
@@ -276,8 +280,3 @@ class Renderer(Protocol):
     """Turns a template name and context into subject, text and HTML."""
 
     def render(self, language: str, name: str, context: dict[str, Any]) -> Rendered: ...
-
-
-def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -61,10 +61,13 @@ class Actor:
 SYSTEM = Actor("spocd", "system")
 
 
-def record_event(tx: Tx, ticket: Ticket, now: datetime, actor: Actor, type_: str,
-                 **detail: Any) -> None:
-    tx.events.add(ticket.number, Event(at=now, actor=actor.address, type=type_,
-                                       detail=detail, channel=actor.channel))
+def record_event(
+    tx: Tx, ticket: Ticket, now: datetime, actor: Actor, type_: str, **detail: Any
+) -> None:
+    tx.events.add(
+        ticket.number,
+        Event(at=now, actor=actor.address, type=type_, detail=detail, channel=actor.channel),
+    )
 
 
 def set_deadlines(ticket: Ticket, rules: Rules) -> None:
@@ -125,32 +128,75 @@ def open_ticket(
     set_deadlines(ticket, rt.rules)
     tx.tickets.create(ticket)
     actor = Actor(escalated_by or requester, "email")
-    record_event(tx, ticket, now, actor, "created", channel=str(channel), subject=subject,
-                 requester=ticket.requester, priority=ticket.priority, impact=ticket.impact,
-                 urgency=ticket.urgency, category=ticket.category, group=ticket.group,
-                 assignee=ticket.assignee, rules_version=rt.rules.version,
-                 matched_rules=list(decision.matched), linked_to=linked_to)
+    record_event(
+        tx,
+        ticket,
+        now,
+        actor,
+        "created",
+        channel=str(channel),
+        subject=subject,
+        requester=ticket.requester,
+        priority=ticket.priority,
+        impact=ticket.impact,
+        urgency=ticket.urgency,
+        category=ticket.category,
+        group=ticket.group,
+        assignee=ticket.assignee,
+        rules_version=rt.rules.version,
+        matched_rules=list(decision.matched),
+        linked_to=linked_to,
+    )
     return ticket
 
 
-def record_inbound(tx: Tx, ticket: Ticket, msg: ParsedMessage, *, kind: str,
-                   inbound_id: int | None, now: datetime, internal: bool = False,
-                   body: str | None = None) -> int:
+def record_inbound(
+    tx: Tx,
+    ticket: Ticket,
+    msg: ParsedMessage,
+    *,
+    kind: str,
+    inbound_id: int | None,
+    now: datetime,
+    internal: bool = False,
+    body: str | None = None,
+) -> int:
     """Put an inbound message on the ticket (its raw bytes stay in the queue)."""
     recipients = tuple(a.addr for a in (*msg.to, *msg.cc))
     return tx.messages.add(
         StoredMessage(
-            ticket_number=ticket.number, direction="in", kind=kind,
-            sender=msg.sender.addr if msg.sender else "", recipients=recipients,
-            subject=msg.subject, message_id=msg.message_id, at=now,
-            body=msg.text if body is None else body, internal=internal, inbound_id=inbound_id,
+            ticket_number=ticket.number,
+            direction="in",
+            kind=kind,
+            sender=msg.sender.addr if msg.sender else "",
+            recipients=recipients,
+            subject=msg.subject,
+            message_id=msg.message_id,
+            at=now,
+            body=msg.text if body is None else body,
+            internal=internal,
+            inbound_id=inbound_id,
             in_reply_to=msg.in_reply_to[0] if msg.in_reply_to else None,
-            references=msg.references[-50:], attachments=msg.attachments,
+            references=msg.references[-50:],
+            attachments=msg.attachments,
         ),
         html=msg.html,
-        headers={k: list(v) for k, v in msg.headers.items()
-                 if k in ("from", "to", "cc", "date", "subject", "message-id", "reply-to",
-                          "authentication-results", "auto-submitted")},
+        headers={
+            k: list(v)
+            for k, v in msg.headers.items()
+            if k
+            in (
+                "from",
+                "to",
+                "cc",
+                "date",
+                "subject",
+                "message-id",
+                "reply-to",
+                "authentication-results",
+                "auto-submitted",
+            )
+        },
     )
 
 
@@ -164,8 +210,15 @@ def thread_of(tx: Tx, ticket: Ticket) -> Thread:
     return Thread(in_reply_to=last.message_id, references=tuple(dict.fromkeys(refs)))
 
 
-def queue_mail(tx: Tx, rt: Runtime, ticket: Ticket | None, mail: OutgoingMail, now: datetime,
-               *, public: bool = True) -> bool:
+def queue_mail(
+    tx: Tx,
+    rt: Runtime,
+    ticket: Ticket | None,
+    mail: OutgoingMail,
+    now: datetime,
+    *,
+    public: bool = True,
+) -> bool:
     """Store an outgoing mail in the outbox and on the ticket.
 
     Automatic mail is held back (stored as `suppressed`, recorded as an event)
@@ -187,15 +240,32 @@ def queue_mail(tx: Tx, rt: Runtime, ticket: Ticket | None, mail: OutgoingMail, n
     outbox_id = tx.outbox.add(mail, now, state=state)
     if ticket is None:
         return state == "pending"
-    tx.messages.add(StoredMessage(
-        ticket_number=ticket.number, direction="out", kind=mail.kind,
-        sender=rt.settings.helpdesk.address, recipients=mail.recipients,
-        subject=mail.subject, message_id=mail.message_id, at=now, body=mail.text,
-        internal=mail.internal, outbox_id=outbox_id,
-    ))
+    tx.messages.add(
+        StoredMessage(
+            ticket_number=ticket.number,
+            direction="out",
+            kind=mail.kind,
+            sender=rt.settings.helpdesk.address,
+            recipients=mail.recipients,
+            subject=mail.subject,
+            message_id=mail.message_id,
+            at=now,
+            body=mail.text,
+            internal=mail.internal,
+            outbox_id=outbox_id,
+        )
+    )
     if reason:
-        record_event(tx, ticket, now, SYSTEM, "auto_reply_suppressed", kind=mail.kind,
-                     to=list(mail.recipients), reason=reason)
+        record_event(
+            tx,
+            ticket,
+            now,
+            SYSTEM,
+            "auto_reply_suppressed",
+            kind=mail.kind,
+            to=list(mail.recipients),
+            reason=reason,
+        )
     elif public and not mail.internal:
         ticket.last_public_at = now
     return state == "pending"

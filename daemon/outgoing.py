@@ -1,0 +1,133 @@
+"""Outgoing transports: an SMTP relay, or a local Maildir.
+
+The Maildir transport names each file after the outbox row and Message-ID, so
+sending the same row again after a crash finds the file already delivered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import smtplib
+import ssl
+from pathlib import Path
+
+from daemon.config import OutgoingSettings
+from daemon.ports import OutboxItem, TransportError
+
+
+class MaildirTransport:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for sub in ("tmp", "new", "cur"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+
+    def _name(self, item: OutboxItem) -> str:
+        digest = hashlib.sha256(item.message_id.encode()).hexdigest()[:16]
+        return f"{item.id:010d}.{digest}.spocd"
+
+    def send(self, item: OutboxItem, envelope_from: str) -> None:
+        name = self._name(item)
+        if (self.root / "new" / name).exists() or any((self.root / "cur").glob(name + "*")):
+            return  # delivered before a crash kept us from recording it
+        tmp = self.root / "tmp" / name
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(f"Return-Path: <{envelope_from}>\r\n".encode())
+                fh.write(f"X-Original-To: {', '.join(item.recipients)}\r\n".encode())
+                fh.write(item.raw)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.rename(tmp, self.root / "new" / name)
+            dir_fd = os.open(self.root / "new", os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise TransportError(f"maildir {self.root}: {exc.strerror or exc}") from exc
+
+    def close(self) -> None:
+        pass
+
+
+class SmtpTransport:
+    """Delivers through a relay; one connection per batch, opened lazily."""
+
+    def __init__(self, settings: OutgoingSettings, local_hostname: str | None = None) -> None:
+        self.settings = settings
+        self.local_hostname = local_hostname
+        self._conn: smtplib.SMTP | None = None
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if not self.settings.verify_certificate:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        try:
+            if s.tls == "implicit":
+                conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                    s.host,
+                    s.port,
+                    local_hostname=self.local_hostname,
+                    timeout=s.timeout_seconds,
+                    context=self._tls_context(),
+                )
+            else:
+                conn = smtplib.SMTP(
+                    s.host, s.port, local_hostname=self.local_hostname, timeout=s.timeout_seconds
+                )
+            conn.ehlo()
+            if s.tls == "starttls":
+                # starttls() raises when the server does not offer it: never plain text.
+                conn.starttls(context=self._tls_context())
+                conn.ehlo()
+            if s.username:
+                conn.login(s.username, s.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise TransportError(
+                f"relay refused login: {exc.smtp_code} {exc.smtp_error!r}"
+            ) from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            raise TransportError(f"relay {s.host}:{s.port}: {exc}") from exc
+        except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
+            raise TransportError(f"relay {s.host}:{s.port}: {exc}") from exc
+        return conn
+
+    def send(self, item: OutboxItem, envelope_from: str) -> None:
+        if self._conn is None:
+            self._conn = self._connect()
+        try:
+            refused = self._conn.sendmail(envelope_from, list(item.recipients), item.raw)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise TransportError(
+                f"recipients refused: {exc.recipients}", permanent=all(c >= 500 for c in codes)
+            ) from exc
+        except smtplib.SMTPResponseException as exc:
+            self._drop()
+            raise TransportError(
+                f"{exc.smtp_code} {exc.smtp_error!r}", permanent=exc.smtp_code >= 500
+            ) from exc
+        except (TimeoutError, OSError, smtplib.SMTPException) as exc:
+            self._drop()
+            raise TransportError(f"relay connection: {exc}") from exc
+        if refused:  # some recipients refused, others accepted: it was delivered
+            return
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self._conn.quit()
+            self._conn = None
