@@ -29,6 +29,7 @@ class HelpdeskSettings:
     name: str = "IT Help Desk"
     tag_prefix: str = "HD"
     default_language: str = "en"
+    timezone: str = "Europe/Warsaw"  # how times are shown in mail
 
     @property
     def domain(self) -> str:
@@ -239,6 +240,16 @@ def _is_db_url(v: Any) -> str | None:
     if not isinstance(v, str) or not re.match(r"^(sqlite|postgresql)(\+\w+)?://", v):
         return "must be a sqlite:/// or postgresql+psycopg:// URL"
     return None
+
+
+def _is_zone(v: Any) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(v) if isinstance(v, str) else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"{v!r} is not a known time zone"
+    return None if isinstance(v, str) else 'must be a time zone name such as "Europe/Warsaw"'
 
 
 _SECRET = object()  # marks a key that also accepts *_env and *_file

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from daemon import sla
 from daemon.config import Settings
 from daemon.domain import (
     Channel,
@@ -25,6 +24,7 @@ from daemon.domain import (
 from daemon.notify import Composer, Thread
 from daemon.ports import Tx
 from daemon.rules import Decision, Rules
+from daemon.slaclock import set_deadlines
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +68,6 @@ def record_event(
         ticket.number,
         Event(at=now, actor=actor.address, type=type_, detail=detail, channel=actor.channel),
     )
-
-
-def set_deadlines(ticket: Ticket, rules: Rules) -> None:
-    """SLA targets of the ticket's priority, counted from its creation."""
-    policy = rules.sla.get(ticket.priority)
-    if policy is None:
-        return
-    start = ticket.created_at
-    shift = ticket.paused_seconds
-    if ticket.first_responded_at is None:
-        ticket.first_response_due = sla.retarget(policy.calendar, start, policy.response, shift)
-    ticket.resolution_due = sla.retarget(policy.calendar, start, policy.resolution, shift)
 
 
 def open_ticket(

@@ -1,0 +1,229 @@
+"""The `spocd` command line.
+
+Heavy imports (SQLAlchemy, aiosmtpd, the pipeline) happen inside the commands
+that need them, so `spocd ingest --queue-only -` from an MTA pipe starts fast.
+Exit codes follow sysexits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from daemon.config import Settings, find_config, load_settings
+from daemon.errors import ConfigError
+
+EX_OK, EX_USAGE, EX_DATAERR, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 70, 75, 78
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def parse_moment(text: str) -> datetime:
+    """ISO 8601; a moment without offset is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 moment: {text!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _common(p: argparse.ArgumentParser, *, now: bool = False, json: bool = False) -> None:
+    p.add_argument(
+        "-c",
+        "--config",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="configuration file (default: $SPOCD_CONFIG or ./spocd.toml)",
+    )
+    if now:
+        p.add_argument(
+            "--now",
+            type=parse_moment,
+            default=argparse.SUPPRESS,
+            metavar="ISO8601",
+            help="act as if at this moment",
+        )
+    if json:
+        p.add_argument("--json", action="store_true", help="output for programs")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="spocd", description="Email-driven IT service desk daemon.")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser("run", help="run the daemon in the foreground")
+    _common(p)
+
+    p = sub.add_parser("init", help="write starter spocd.toml, rules.yaml and templates")
+    p.add_argument("dir", nargs="?", default=".")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    _common(p)
+
+    p = sub.add_parser("ingest", help="ingest mail once (.eml, -, mbox, Maildir)")
+    p.add_argument("paths", nargs="*", default=["-"], metavar="PATH")
+    p.add_argument("--escalation", action="store_true", help="first-line escalations")
+    p.add_argument(
+        "--queue-only",
+        action="store_true",
+        help="store durably and leave the rest to the running daemon",
+    )
+    _common(p, now=True, json=True)
+
+    p = sub.add_parser("tick", help="process the queue, run due jobs, send due mail, exit")
+    _common(p, now=True, json=True)
+
+    p = sub.add_parser("tickets", help="list tickets")
+    p.add_argument("--status", default="open", help="a state, 'open' or 'all'")
+    _common(p, now=True, json=True)
+
+    p = sub.add_parser("show", help="one ticket with its messages and events")
+    p.add_argument("ticket")
+    _common(p, now=True, json=True)
+
+    p = sub.add_parser("db", help="database maintenance")
+    dbsub = p.add_subparsers(dest="db_command", required=True, parser_class=Parser)
+    q = dbsub.add_parser("upgrade", help="apply database migrations")
+    _common(q)
+    _common(p)
+
+    p = sub.add_parser("queue", help="the inbound queue: failed and quarantined mail")
+    p.add_argument("action", choices=["list", "retry", "raw"])
+    p.add_argument("ids", nargs="*", type=int)
+    p.add_argument("--state", default="failed,quarantined")
+    _common(p, now=True, json=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except UsageError as exc:
+        print(f"spocd: {exc}", file=sys.stderr)
+        return EX_USAGE
+    except ConfigError as exc:
+        print("spocd: configuration refused:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EX_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    return load_settings(find_config(getattr(args, "config", None), os.environ))
+
+
+def open_app(args: argparse.Namespace) -> Any:
+    """The wired application, or exit 75 when the database is unreachable."""
+    from daemon.ports import FixedClock, SystemClock
+    from daemon.service import App
+
+    settings = settings_of(args)
+    now = getattr(args, "now", None)
+    clock = FixedClock(now) if now else SystemClock()
+    try:
+        return App(settings, clock)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        if type(exc).__module__.startswith("sqlalchemy"):
+            print(f"spocd: database unavailable: {exc}", file=sys.stderr)
+            raise SystemExit(EX_TEMPFAIL) from exc
+        raise
+
+
+def ticket_number(text: str, prefix: str) -> int:
+    cleaned = text.strip().strip("[]")
+    head, _, tail = cleaned.rpartition("-")
+    if head and head.lower() != prefix.lower():
+        raise UsageError(f"{text!r} is not a ticket of this desk ({prefix}-N)")
+    try:
+        number = int(tail if head else cleaned)
+    except ValueError as exc:
+        raise UsageError(f"{text!r} is not a ticket id such as {prefix}-42") from exc
+    if number <= 0:
+        raise UsageError(f"{text!r} is not a ticket id such as {prefix}-42")
+    return number
+
+
+# --- commands ------------------------------------------------------------------
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    if args.queue_only:
+        return _queue_only(args)
+    from daemon.ingest_cli import ingest
+
+    app = open_app(args)
+    try:
+        return ingest(app, args.paths, escalation=args.escalation, as_json=args.json)
+    finally:
+        app.close()
+
+
+def _queue_only(args: argparse.Namespace) -> int:
+    """The MTA-pipe path: spool the bytes durably; no database driver loaded."""
+    from daemon.spool import spool_message
+
+    settings = settings_of(args)
+    for path in args.paths:
+        try:
+            raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        except OSError as exc:
+            print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+            return EX_DATAERR
+        if not raw.strip():
+            print(f"{path}: empty input, nothing queued", file=sys.stderr)
+            return EX_DATAERR
+        try:
+            final = spool_message(settings.paths.spool, raw, escalation=args.escalation)
+        except OSError as exc:
+            print(f"{path}: cannot spool: {exc.strerror or exc}", file=sys.stderr)
+            return EX_TEMPFAIL
+        print(f"{path}: queued {final.name}")
+    return EX_OK
+
+
+def cmd_passthrough(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(module), function)(args))
+
+    return run
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "ingest": cmd_ingest,
+    "run": cmd_passthrough("daemon.cli_commands", "cmd_run"),
+    "init": cmd_passthrough("daemon.cli_commands", "cmd_init"),
+    "tick": cmd_passthrough("daemon.cli_commands", "cmd_tick"),
+    "tickets": cmd_passthrough("daemon.cli_commands", "cmd_tickets"),
+    "show": cmd_passthrough("daemon.cli_commands", "cmd_show"),
+    "db": cmd_passthrough("daemon.cli_commands", "cmd_db"),
+    "queue": cmd_passthrough("daemon.cli_commands", "cmd_queue"),
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""The `spocd` commands that need the whole application (imported lazily)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from daemon import logs
+from daemon.cli import (
+    EX_CONFIG,
+    EX_DATAERR,
+    EX_OK,
+    UsageError,
+    open_app,
+    settings_of,
+    ticket_number,
+)
+from daemon.config import find_config
+from daemon.domain import OPEN_STATES, Status
+from daemon.service import starter_root
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import os
+
+    from daemon.runner import Daemon
+
+    settings = settings_of(args)
+    logs.setup(settings.logging.format, settings.logging.level)
+    config_path = find_config(getattr(args, "config", None), os.environ)
+    app = open_app(args)
+    daemon = Daemon(app, config_path, jobs=_jobs(app))
+    daemon.install_signals()
+    daemon.start()
+    daemon.serve()
+    return EX_OK
+
+
+def _jobs(app: Any) -> Any:
+    """The scheduled sweeps, if this build has them."""
+    try:
+        from daemon.jobs import run_due
+    except ImportError:
+        return None
+    return lambda now: run_due(app.store, lambda: app.runtime, now)
+
+
+def cmd_tick(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    logs.setup(settings.logging.format, "WARNING")
+    app = open_app(args)
+    try:
+        report = app.tick(_jobs(app))
+    finally:
+        app.close()
+    summary = {
+        "spooled": report.spooled,
+        "processed": len(report.processed),
+        "outcomes": _count(o.outcome for _, o in report.processed),
+        "jobs": report.jobs,
+        "sent": report.sent.sent,
+        "deferred": report.sent.deferred,
+        "failed": report.sent.failed,
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        jobs = ", ".join(f"{k} {v}" for k, v in report.jobs.items()) or "none due"
+        print(
+            f"processed {summary['processed']} message(s); jobs: {jobs}; "
+            f"mail sent {summary['sent']}, deferred {summary['deferred']}, "
+            f"failed {summary['failed']}"
+        )
+    return EX_OK
+
+
+def _count(values: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def _statuses(text: str) -> list[str] | None:
+    if text == "all":
+        return None
+    if text == "open":
+        return [str(s) for s in OPEN_STATES]
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    valid = {str(s) for s in Status}
+    bad = [n for n in names if n not in valid]
+    if bad:
+        raise UsageError(
+            f"unknown status {bad[0]!r}; use one of {', '.join(sorted(valid))}, open or all"
+        )
+    return names
+
+
+def cmd_tickets(args: argparse.Namespace) -> int:
+    from daemon.views import ticket_json, ticket_line
+
+    statuses = _statuses(args.status)
+    app = open_app(args)
+    try:
+        rt = app.runtime
+        now = app.clock.now()
+        with app.store.reading() as tx:
+            tickets = tx.tickets.listing(statuses)
+        data = [ticket_json(t, rt.prefix, rt.rules, now) for t in tickets]
+    finally:
+        app.close()
+    if args.json:
+        _print_json(data)
+    else:
+        for item in data:
+            print(ticket_line(item))
+        if not data:
+            print("no tickets", file=sys.stderr)
+    return EX_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from daemon.views import event_json, message_json, ticket_json, ticket_text
+
+    app = open_app(args)
+    try:
+        rt = app.runtime
+        number = ticket_number(args.ticket, rt.prefix)
+        with app.store.reading() as tx:
+            ticket = tx.tickets.get(number)
+            if ticket is None:
+                print(f"spocd: no ticket {rt.ticket_id(number)}", file=sys.stderr)
+                return EX_DATAERR
+            messages = [message_json(m) for m in tx.messages.of_ticket(number)]
+            events = [event_json(e) for e in tx.events.of_ticket(number)]
+        data = ticket_json(ticket, rt.prefix, rt.rules, app.clock.now())
+    finally:
+        app.close()
+    if args.json:
+        _print_json({**data, "messages": messages, "events": events})
+    else:
+        print(ticket_text(data, messages, events))
+    return EX_OK
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from daemon.storage import migrate
+    from daemon.storage.engine import make_engine
+
+    settings = settings_of(args)
+    engine = make_engine(settings.database.url)
+    try:
+        before = migrate.current_revision(engine)
+        migrate.upgrade(engine)
+        after = migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+    print(
+        f"database at {after}"
+        + (
+            " (was empty)"
+            if before is None
+            else f" (was {before})"
+            if before != after
+            else " (up to date)"
+        )
+    )
+    return EX_OK
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    app = open_app(args)
+    try:
+        if args.action == "list":
+            states = [s.strip() for s in args.state.split(",") if s.strip()]
+            with app.store.reading() as tx:
+                entries = tx.inbound.entries(states, 200)
+            rows = [
+                {
+                    "id": e.id,
+                    "state": e.state,
+                    "intake": e.intake,
+                    "received_at": e.received_at.isoformat(),
+                    "size": e.size,
+                    "stage": e.stage,
+                    "reason": e.reason,
+                    "attempts": e.attempts,
+                }
+                for e in entries
+            ]
+            if args.json:
+                _print_json(rows)
+            else:
+                for r in rows:
+                    print(
+                        f"{r['id']:>7} {r['state']:<11} {r['received_at']} {r['size']:>9}B "
+                        f"{r['stage'] or '-'}: {r['reason'] or ''}"
+                    )
+            return EX_OK
+        if not args.ids:
+            raise UsageError(f"queue {args.action} needs at least one id")
+        if args.action == "raw":
+            with app.store.reading() as tx:
+                raw = tx.inbound.raw(args.ids[0])
+            if raw is None:
+                print(f"spocd: no inbound item {args.ids[0]}", file=sys.stderr)
+                return EX_DATAERR
+            sys.stdout.buffer.write(raw)
+            return EX_OK
+        now = app.clock.now()
+        for item_id in args.ids:
+            with app.store.transaction() as tx:
+                requeued = tx.inbound.requeue(item_id, now)
+            if not requeued:
+                print(f"{item_id}: not failed or quarantined; left alone")
+                continue
+            outcome = app.inbound.process_item(item_id)
+            print(
+                f"{item_id}: {outcome.outcome}"
+                + (f" {app.runtime.ticket_id(outcome.ticket)}" if outcome.ticket else "")
+                + (f": {outcome.detail}" if outcome.detail else "")
+            )
+        app.sender.send_due()
+        return EX_OK
+    finally:
+        app.close()
+
+
+STARTER_CONFIG = "spocd.example.toml"
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    target = Path(args.dir)
+    target.mkdir(parents=True, exist_ok=True)
+    root = starter_root()
+    plan = [
+        (root / STARTER_CONFIG, target / "spocd.toml"),
+        (root / "rules.yaml", target / "rules.yaml"),
+    ]
+    templates = root / "templates"
+    for src in sorted(templates.rglob("*")):
+        if src.is_file():
+            plan.append((src, target / "templates" / src.relative_to(templates)))
+    kept, written = [], []
+    for src, dst in plan:
+        if not src.is_file():
+            print(f"spocd: starter file missing from this installation: {src}", file=sys.stderr)
+            return EX_CONFIG
+        if dst.exists() and not args.force:
+            kept.append(dst)
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        written.append(dst)
+    for dst in written:
+        print(f"wrote {dst}")
+    for dst in kept:
+        print(f"kept  {dst} (exists; --force overwrites)")
+    return EX_OK

@@ -1,0 +1,139 @@
+"""`spocd ingest`: queue each message durably, process it, send what results.
+
+Sources: an .eml file, `-` (stdin, the MTA pipe), an mbox file, a Maildir.
+One line per message names the ticket it went to, or why none.
+"""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from daemon.domain import Intake
+from daemon.ports import QueuedRaw
+from daemon.service import App
+
+EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
+BATCH = 200
+
+
+def read_sources(paths: Sequence[str]) -> Iterator[tuple[str, bytes | None, str]]:
+    """(label, raw bytes or None, problem) for every message in the sources."""
+    for path in paths:
+        if path == "-":
+            yield "-", sys.stdin.buffer.read(), ""
+            continue
+        p = Path(path)
+        if p.is_dir():
+            if not all((p / sub).is_dir() for sub in ("cur", "new", "tmp")):
+                yield path, None, "a folder that is not a Maildir (no cur/new/tmp)"
+                continue
+            box = mailbox.Maildir(str(p), factory=None, create=False)
+            for key in sorted(box.keys()):
+                yield f"{path}/{key}", box.get_bytes(key), ""
+            continue
+        try:
+            with open(p, "rb") as fh:
+                head = fh.read(5)
+        except OSError as exc:
+            yield path, None, f"cannot read: {exc.strerror or exc}"
+            continue
+        if head == b"From ":
+            box_m = mailbox.mbox(str(p), factory=None, create=False)
+            for index, key in enumerate(box_m.keys(), start=1):
+                yield f"{path}#{index}", box_m.get_bytes(key), ""
+            continue
+        yield path, p.read_bytes(), ""
+
+
+def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -> int:
+    code = EX_OK
+    pending: list[tuple[str, bytes]] = []
+    results: list[dict[str, object]] = []
+
+    def flush() -> None:
+        nonlocal code
+        if not pending:
+            return
+        try:
+            now = app.clock.now()
+            with app.store.transaction() as tx:
+                ids = [
+                    tx.inbound.add(
+                        QueuedRaw(raw=raw, intake=Intake.INGEST, escalation=escalation), now
+                    )
+                    for _, raw in pending
+                ]
+        except Exception as exc:
+            for label, _ in pending:
+                results.append({"source": label, "outcome": "not-queued", "detail": str(exc)})
+            code = EX_TEMPFAIL
+            pending.clear()
+            return
+        for (label, _), item_id in zip(pending, ids, strict=True):
+            assert item_id is not None
+            outcome = app.inbound.process_item(item_id)
+            if outcome.outcome == "quarantined" and outcome.detail.startswith("not mail"):
+                code = max(code, EX_DATAERR) if code != EX_TEMPFAIL else code
+            if outcome.outcome == "failed":
+                code = EX_TEMPFAIL
+            results.append(
+                {
+                    "source": label,
+                    "inbound": item_id,
+                    "outcome": outcome.outcome,
+                    "ticket": f"{app.runtime.prefix}-{outcome.ticket}" if outcome.ticket else None,
+                    "message_id": outcome.message_id,
+                    "detail": outcome.detail,
+                }
+            )
+        pending.clear()
+
+    for label, raw, problem in read_sources(paths):
+        if raw is None:
+            results.append({"source": label, "outcome": "unreadable", "detail": problem})
+            code = EX_DATAERR if code == EX_OK else code
+            continue
+        if not raw.strip():
+            results.append(
+                {"source": label, "outcome": "empty", "detail": "0 bytes: nothing to queue"}
+            )
+            code = EX_DATAERR if code == EX_OK else code
+            continue
+        pending.append((label, raw))
+        if len(pending) >= BATCH:
+            flush()
+    flush()
+    sent = app.sender.send_due()
+    for line in results:
+        if as_json:
+            print(json.dumps(line, ensure_ascii=False))
+        else:
+            print(_line(line))
+    if sent.deferred or sent.failed:
+        print(
+            f"outbox: {sent.sent} sent, {sent.deferred} deferred, {sent.failed} failed",
+            file=sys.stderr,
+        )
+    return code
+
+
+def _line(r: dict[str, object]) -> str:
+    outcome = r["outcome"]
+    ticket = r.get("ticket")
+    detail = r.get("detail") or ""
+    if outcome in ("created", "appended") and ticket:
+        verb = "new ticket" if outcome == "created" else "added to"
+        return f"{r['source']}: {verb} {ticket}"
+    if outcome == "duplicate":
+        return f"{r['source']}: duplicate of a message on {ticket or 'no ticket'}; nothing changed"
+    if outcome == "bounce":
+        return (
+            f"{r['source']}: bounce recorded on {ticket}"
+            if ticket
+            else (f"{r['source']}: bounce matching no ticket; kept in the queue")
+        )
+    return f"{r['source']}: {outcome}" + (f": {detail}" if detail else "")

@@ -1,0 +1,137 @@
+"""Tickets, messages and events as data (ticket JSON of SPEC §3) and as text."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from daemon import slaclock
+from daemon.domain import Event, StoredMessage, Ticket
+from daemon.rules import Rules
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def ticket_json(ticket: Ticket, prefix: str, rules: Rules, now: datetime) -> dict[str, Any]:
+    return {
+        "id": f"{prefix}-{ticket.number}",
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "requester": ticket.requester,
+        "cc": list(ticket.cc),
+        "channel": str(ticket.channel),
+        "escalated_by": ticket.escalated_by,
+        "external_ref": ticket.external_ref,
+        "status": str(ticket.status),
+        "impact": ticket.impact,
+        "urgency": ticket.urgency,
+        "priority": ticket.priority,
+        "category": ticket.category,
+        "group": ticket.group,
+        "assignee": ticket.assignee,
+        "language": ticket.language,
+        "tags": list(ticket.tags),
+        "created_at": iso(ticket.created_at),
+        "first_response_due": iso(ticket.first_response_due),
+        "resolution_due": iso(ticket.resolution_due),
+        "first_responded_at": iso(ticket.first_responded_at),
+        "resolved_at": iso(ticket.resolved_at),
+        "closed_at": iso(ticket.closed_at),
+        "sla_state": slaclock.state(ticket, rules, now),
+        "escalation_level": ticket.escalation_level,
+        "closure": ticket.closure,
+        "message_count": ticket.message_count,
+        "merged_into": f"{prefix}-{ticket.merged_into}" if ticket.merged_into else None,
+        "linked_to": f"{prefix}-{ticket.linked_to}" if ticket.linked_to else None,
+        "resolution_code": ticket.resolution_code,
+        "rules_version": ticket.rules_version,
+    }
+
+
+def message_json(message: StoredMessage) -> dict[str, Any]:
+    return {
+        "direction": message.direction,
+        "kind": message.kind,
+        "from": message.sender,
+        "to": list(message.recipients),
+        "subject": message.subject,
+        "message_id": message.message_id,
+        "at": iso(message.at),
+        "internal": message.internal,
+        "body": message.body,
+        "inbound_id": message.inbound_id,
+    }
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return {
+        "at": iso(event.at),
+        "actor": event.actor,
+        "channel": event.channel,
+        "type": event.type,
+        "detail": dict(event.detail),
+    }
+
+
+def ticket_line(data: dict[str, Any]) -> str:
+    assignee = data["assignee"] or "-"
+    return (
+        f"{data['id']:<9} {data['status']:<11} {data['priority']:<3} "
+        f"{data['sla_state']:<8} {(data['group'] or '-'):<14} {assignee:<24} "
+        f"{data['subject'][:60]}"
+    )
+
+
+def ticket_text(
+    data: dict[str, Any], messages: list[dict[str, Any]], events: list[dict[str, Any]]
+) -> str:
+    lines = [f"{data['id']}  {data['subject']}", ""]
+    for key in (
+        "status",
+        "priority",
+        "impact",
+        "urgency",
+        "sla_state",
+        "category",
+        "group",
+        "assignee",
+        "requester",
+        "cc",
+        "channel",
+        "escalated_by",
+        "external_ref",
+        "created_at",
+        "first_response_due",
+        "first_responded_at",
+        "resolution_due",
+        "resolved_at",
+        "closed_at",
+        "closure",
+        "escalation_level",
+        "linked_to",
+        "merged_into",
+    ):
+        value = data.get(key)
+        if value in (None, [], ""):
+            continue
+        lines.append(f"  {key:<19} {', '.join(value) if isinstance(value, list) else value}")
+    lines += ["", f"Messages ({len(messages)}):"]
+    for m in messages:
+        arrow = "<-" if m["direction"] == "in" else "->"
+        flag = " [internal]" if m["internal"] else ""
+        lines.append(
+            f"  {m['at']} {arrow} {m['kind']}{flag} from {m['from']} to {', '.join(m['to']) or '-'}"
+        )
+        lines.append(f"      {m['subject']}")
+        for body_line in (m["body"] or "").strip().splitlines()[:12]:
+            lines.append(f"      | {body_line}")
+    lines += ["", f"History ({len(events)}):"]
+    for e in events:
+        detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items() if v not in (None, "", []))
+        lines.append(
+            f"  {e['at']} {e['actor']} ({e['channel']}) {e['type']}"
+            + (f": {detail}" if detail else "")
+        )
+    return "\n".join(lines)
