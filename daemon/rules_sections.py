@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import regex
-from yaml.nodes import Node
+from yaml.nodes import MappingNode, Node
 
 from daemon.rules_match import Always, Condition, compile_regex, compile_when
 from daemon.rules_model import (
@@ -379,7 +379,7 @@ class Sections:
         if None in values.values():
             return None
         policy = ClosurePolicy(**values)  # type: ignore[arg-type]
-        both = set(policy.yes_words) & set(policy.no_words)
+        both = ", ".join(sorted(set(policy.yes_words) & set(policy.no_words)))
         if both:
             self.reader.error(node, "closure", f"words in both yes_words and no_words: {both}")
             return None
@@ -443,7 +443,7 @@ class Sections:
         fields = self.reader.mapping(node, path, optional=ACTION_KEYS)
         if fields is None:
             return None
-        if not fields:
+        if isinstance(node, MappingNode) and not node.value:
             self.reader.error(node, path, "set needs at least one action")
             return None
         values = {
