@@ -19,21 +19,7 @@ from daemon.ports import Rendered
 
 LANGUAGES = ("en", "pl")
 #: Every template a complete language folder has (checked at load and in tests).
-KINDS = (
-    "ack",
-    "agent_new",
-    "agent_reply",
-    "assigned",
-    "escalation_notice",
-    "status_update",
-    "verification",
-    "verification_reminder",
-    "auto_closed",
-    "closed",
-    "reopened",
-    "command_result",
-    "reply",
-)
+KINDS = ("ack",)
 
 
 class TemplateRenderer:

@@ -469,9 +469,16 @@ class SqlOutbox(_Repo):
                 recipients=tuple(r.recipients),
                 raw=r.raw,
                 attempts=r.attempts,
+                created_at=r.created_at,
             )
             for r in self.conn.execute(self._locked(stmt))
         ]
+
+    def lease(self, item_ids: Sequence[int], until: datetime) -> None:
+        if item_ids:
+            self.conn.execute(
+                update(OUTBOX).where(OUTBOX.c.id.in_(list(item_ids))).values(next_attempt_at=until)
+            )
 
     def mark_sent(self, item_id: int, now: datetime) -> None:
         self.conn.execute(
