@@ -176,7 +176,7 @@ def _join(kept: Sequence[str | None]) -> str:
     out: list[str] = []
     gap = False
     for line in kept:
-        if line is None:
+        if line is None:  # _GAP
             while out and _blank(out[-1]):
                 out.pop()
             gap = bool(out)
