@@ -1,0 +1,293 @@
+"""What a person actually wrote in a reply, and what their answer to "is it fixed?" is.
+
+Mail clients append the whole thread and a signature to every reply. The ticket
+should keep only the words the author wrote (for an agent's reply mailed to the
+requester, for the resolution note, for the verification answer), so this module
+recognises the quoting styles of the clients our users have, in English and Polish:
+`>` quotes and their "On ... wrote:" lines, Outlook's header blocks and separators,
+forwards, the `-- ` signature delimiter and mobile footers.
+
+The cut is conservative where it matters: the author's lines are returned exactly
+as written (only blank lines around removed parts and trailing whitespace go).
+Pure string work on the decoded text body: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+# --- quoted history -----------------------------------------------------------------
+
+_QUOTED = re.compile(r"^[ \t]*>")
+
+# "-----Original Message-----" (Outlook), "-------- Forwarded Message --------"
+# (Thunderbird), "---------- Forwarded message ---------" (Gmail), and the Polish ones.
+_SEPARATOR = re.compile(
+    r"^\s*-{2,}\s*(?:original message|forwarded message|oryginalna wiadomość"
+    r"|wiadomość oryginalna|wiadomość przekazana dalej|przekazana wiadomość"
+    r"|wiadomość przekazana)\s*-{2,}\s*$"
+    r"|^\s*(?:begin forwarded message|początek przekazywanej wiadomości)\s*:\s*$"
+    r"|^\s*_{10,}\s*$",  # Outlook on the web / mobile, before its header block
+    re.IGNORECASE,
+)
+
+# Outlook's header block: From/Od followed closely by Sent/Date/Wysłano/Data.
+# Labels may be bolded by an HTML-to-text conversion ("*From:*", "**Od:**").
+_HEADER_FROM = re.compile(r"^\s*\*{0,2}(?:from|od)\s*:", re.IGNORECASE)
+_HEADER_DATE = re.compile(r"^\s*\*{0,2}(?:sent|date|wysłano|wysłane|data)\s*:", re.IGNORECASE)
+_HEADER_WINDOW = 6  # lines after From: in which a Sent:/Date: must follow
+
+# Attribution lines, possibly wrapped over up to three lines:
+# "On Mon, 3 Nov 2026 at 10:00, Jan Kowalski <jan@x.pl> wrote:" (Gmail, Apple Mail,
+# Thunderbird), "W dniu 3.11.2026 o 10:00, Jan Kowalski pisze:" (Thunderbird PL),
+# "Dnia 3.11.2026 ... napisał(a):", "pt., 3 lis 2026 o 10:00 Jan <jan@x.pl> napisał(a):"
+# (Gmail PL), and Apple Mail PL "Wiadomość napisana przez Jan ... w dniu ..., o godz. 10:00:".
+_ATTRIBUTION_VERB = re.compile(
+    r"\b(?:wrote|napisał\(a\)|napisała|napisał|pisze)\s*:$", re.IGNORECASE
+)
+_ATTRIBUTION_OPENER = re.compile(
+    r"^(?:on|w dniu|dnia|wiadomość napisana przez)\s|^(?:pon|wt|śr|czw|pt|sob|niedz|nd)\.,?\s"
+    r"|^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}\b|^\d{1,2}\s+\w+\.?\s+\d{4}\b",  # 3.11.2026, 3 lis 2026
+    re.IGNORECASE,
+)
+_ATTRIBUTION_MAX_LINES = 3
+
+# Footers that mail apps on phones add by themselves; matched as whole lines,
+# optionally followed by a link (Outlook mobile writes "Get Outlook for iOS<https://...>").
+_LINK = r"(?:\s*<https?://[^>\s]*>)?"
+_MOBILE_FOOTER = re.compile(
+    r"^\s*(?:"
+    r"sent from my [^,;:!?]{1,40}"
+    r"|sent (?:from|with|using) (?:outlook|mail|yahoo|aol|gmail|samsung|proton|blackberry"
+    r"|my mobile)\b[^,;:!?]{0,40}"
+    r"|get outlook for (?:ios|android)"
+    r"|wysłan[eoa] (?:z|ze) (?:mojego |mojej )?(?:iphone|ipad|smartfon|telefon|urządzeni"
+    r"|aplikacj|outlook|poczt|samsung|galaxy|huawei|xiaomi|android|tablet|komórki)"
+    r"[^,;:!?]{0,40}"
+    r"|pobierz (?:aplikację )?outlook dla (?:systemu )?(?:android|ios)"
+    rf"){_LINK}\s*$",
+    re.IGNORECASE,
+)
+
+
+def _blank(line: str) -> bool:
+    return not line.strip()
+
+
+def _is_signature_delimiter(line: str) -> bool:
+    # "-- " per RFC 3676; many clients and converters drop the trailing space.
+    return line.rstrip() == "--"
+
+
+def _is_outlook_header(lines: Sequence[str], i: int) -> bool:
+    if not _HEADER_FROM.match(lines[i]):
+        return False
+    window = lines[i + 1 : i + 1 + _HEADER_WINDOW]
+    return any(_HEADER_DATE.match(line) for line in window)
+
+
+def _is_history_start(lines: Sequence[str], i: int) -> bool:
+    """True when lines[i] starts text the author did not write, down to the end."""
+    line = lines[i]
+    return bool(
+        _is_signature_delimiter(line)
+        or _SEPARATOR.match(line)
+        or _MOBILE_FOOTER.match(line)
+        or _is_outlook_header(lines, i)
+    )
+
+
+def _next_nonblank(lines: Sequence[str], i: int) -> int:
+    while i < len(lines) and _blank(lines[i]):
+        i += 1
+    return i
+
+
+def _is_apple_pl_attribution(joined: str) -> bool:
+    low = joined.casefold()
+    return low.startswith("wiadomość napisana przez ") and " w dniu " in low and low.endswith(":")
+
+
+def _attribution_length(lines: Sequence[str], i: int) -> int:
+    """How many lines an attribution starting at lines[i] spans; 0 if it is none.
+
+    A line ending in "wrote:"/"napisał(a):"/"pisze:" counts when it opens like a
+    client's attribution ("On", "W dniu", "Dnia", a date or a Polish weekday), or
+    when a `>` quote follows it. Only such an opening line may wrap onto the next
+    ones, so a sentence of one's own ending in "wrote:" above unquoted text stays.
+    """
+    for length in range(1, _ATTRIBUTION_MAX_LINES + 1):
+        part = lines[i : i + length]
+        if len(part) < length or any(_blank(line) or _QUOTED.match(line) for line in part):
+            return 0
+        joined = " ".join(line.strip() for line in part)
+        opener = bool(_ATTRIBUTION_OPENER.match(joined))
+        if _is_apple_pl_attribution(joined):
+            return length
+        if _ATTRIBUTION_VERB.search(joined):
+            after = _next_nonblank(lines, i + length)
+            quoted_next = after < len(lines) and bool(_QUOTED.match(lines[after]))
+            return length if opener or quoted_next else 0
+        if not opener:
+            return 0
+    return 0
+
+
+_GAP = None  # marks where a quote was removed, so the blank lines around it collapse
+
+
+def own_text(body: str) -> str:
+    """The part of a reply its author wrote: quoted history and signatures cut.
+
+    Top-posted replies keep the text above the history; bottom-posted and inline
+    replies keep every unquoted line, with each removed quote (and its "wrote:"
+    line) collapsed to a single blank line. Everything from a signature delimiter,
+    a mobile footer, a forward/original-message separator or an Outlook header
+    block on is history. An attribution that is not followed by `>` lines (an HTML
+    reply turned into text) also starts history down to the end.
+    """
+    lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    kept: list[str | None] = []
+    i = 0
+    while i < len(lines):
+        if _is_history_start(lines, i):
+            break
+        length = _attribution_length(lines, i)
+        if length:
+            after = _next_nonblank(lines, i + length)
+            if after >= len(lines) or not _QUOTED.match(lines[after]):
+                break
+            kept.append(_GAP)
+            i = after
+            continue
+        if _QUOTED.match(lines[i]):
+            kept.append(_GAP)
+            while i < len(lines) and _QUOTED.match(lines[i]):
+                i += 1
+            continue
+        kept.append(lines[i])
+        i += 1
+    return _join(kept)
+
+
+def _join(kept: Sequence[str | None]) -> str:
+    out: list[str] = []
+    gap = False
+    for line in kept:
+        if line is None:  # _GAP
+            while out and _blank(out[-1]):
+                out.pop()
+            gap = bool(out)
+            continue
+        if gap:
+            if _blank(line):
+                continue
+            out.append("")
+            gap = False
+        out.append(line)
+    start = 0
+    while start < len(out) and _blank(out[start]):
+        start += 1
+    return "\n".join(out[start:]).rstrip()
+
+
+def first_own_line(body: str) -> str:
+    """The first non-blank line the author wrote, stripped; "" if there is none."""
+    for line in own_text(body).split("\n"):
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+# --- verification answers -----------------------------------------------------------
+
+Answer = Literal["yes", "no"]
+
+# Greetings people put before their answer. One is skipped: alone on its line
+# ("Hi Anna," then "yes, works") or before the answer ("Dzień dobry, tak działa").
+_GREETING = re.compile(
+    r"^\s*(?:hi|hello|hey|dear|greetings|good (?:morning|afternoon|evening|day)"
+    r"|dzień dobry|dzien dobry|dobry wieczór|dobry wieczor|cześć|czesc|witam|witaj|hej"
+    r"|szanown\w*)(?![\w'’-])",
+    re.IGNORECASE,
+)
+_GREETING_PUNCT = re.compile(r"\s*[,!.:;]+\s*")
+_GREETING_NAME = re.compile(r"\s+[^,!.:;?]{1,40}?[,!.:;]+\s*")
+_GREETING_NAME_MAX_WORDS = 4
+_WORD_CHARS = "_-'’"
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _starts_with(text: str, words: Sequence[tuple[str, Answer]]) -> Answer | None:
+    """The answer whose word or phrase `text` starts with, as a whole word."""
+    norm = _normalise(text)
+    # "**Yes**", "- tak", "„Tak”": decoration before the word does not hide it
+    start = 0
+    while start < len(norm) and not norm[start].isalnum():
+        start += 1
+    norm = norm[start:]
+    for word, answer in words:
+        if not norm.startswith(word):
+            continue
+        following = norm[len(word) : len(word) + 1]
+        if not following or not (following.isalnum() or following in _WORD_CHARS):
+            return answer
+    return None
+
+
+def _candidates(yes_words: Sequence[str], no_words: Sequence[str]) -> list[tuple[str, Answer]]:
+    """All words, longest first so "not fixed" is tried before "no"; "no" wins ties."""
+    pairs: list[tuple[str, Answer]] = [(_normalise(w), "no") for w in no_words]
+    pairs += [(_normalise(w), "yes") for w in yes_words]
+    pairs = [(w, a) for w, a in pairs if w]
+    return sorted(pairs, key=lambda p: (-len(p[0]), p[1] != "no"))
+
+
+def verification_answer(
+    body: str, yes_words: Sequence[str], no_words: Sequence[str]
+) -> Answer | None:
+    """The requester's answer to the closure question, or None when unclear.
+
+    SPEC §4: the first own (unquoted) line starting with a yes-word confirms the
+    fix, with a no-word rejects it. Matching ignores case, needs a whole word or
+    phrase ("nothing" is not "no", "okay" is not "ok", "takie" is not "tak"),
+    allows punctuation after it ("OK, thanks", "Tak!") and tries the longest word
+    first. A single leading greeting is skipped, on its own line or before the
+    answer on the same line ("Hi Anna, yes it works"), since people answer that
+    way. Any other first line is unclear: the caller keeps it as a reply and the
+    question stands.
+    """
+    words = _candidates(yes_words, no_words)
+    lines = [line for line in own_text(body).split("\n") if line.strip()]
+    if not lines:
+        return None
+    first = lines[0]
+    answer = _starts_with(first, words)
+    if answer is not None:
+        return answer
+    greeting = _GREETING.match(first)
+    if not greeting:
+        return None
+    after = first[greeting.end() :]
+    punct = _GREETING_PUNCT.match(after)
+    if punct:  # "Hi, yes" / "Dzień dobry! Tak" / "Hello," alone
+        rest = after[punct.end() :]
+    else:
+        answer = _starts_with(after, words)  # "Hi yes it works"
+        if answer is not None:
+            return answer
+        name = _GREETING_NAME.match(after)
+        if name:  # "Hi Anna, yes" / "Dear Support Team,"
+            rest = after[name.end() :]
+        elif len(after.split()) <= _GREETING_NAME_MAX_WORDS:  # "Hi Anna"
+            rest = ""
+        else:
+            return None
+    if rest.strip():
+        return _starts_with(rest, words)
+    return _starts_with(lines[1], words) if len(lines) > 1 else None
