@@ -1,0 +1,103 @@
+"""The core pipeline end to end: mail in, ticket and acknowledgement out.
+
+Runs on SQLite and PostgreSQL; outgoing mail goes over real SMTP to a relay
+started by the test.
+"""
+
+from __future__ import annotations
+
+from daemon.domain import Intake
+from daemon.ports import QueuedRaw
+from tests.support.mail import make_mail
+
+
+def ingest(app, raw: bytes, *, escalation: bool = False):  # type: ignore[no-untyped-def]
+    with app.store.transaction() as tx:
+        item_id = tx.inbound.add(
+            QueuedRaw(raw=raw, intake=Intake.INGEST, escalation=escalation), app.clock.now()
+        )
+    outcome = app.inbound.process_item(item_id)
+    app.sender.send_due()
+    return outcome
+
+
+def test_a_new_mail_opens_a_ticket_and_the_requester_gets_an_acknowledgement(relay_app, relay):
+    outcome = ingest(relay_app, make_mail(subject="Printer on floor 2 jams"))
+
+    assert outcome.outcome == "created"
+    assert outcome.ticket == 1
+    [ack] = relay.caught
+    assert ack.rcpt_tos == ["jan.kowalski@example.org"]
+    msg = ack.message
+    assert msg["Subject"].startswith("[HD-1] ")
+    assert "Printer on floor 2 jams" in msg["Subject"]
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert msg["Message-ID"].endswith("@example.com>")
+    assert msg["In-Reply-To"]
+    assert {p.get_content_type() for p in msg.walk()} >= {"text/plain", "text/html"}
+
+
+def test_a_reply_with_the_tag_joins_the_ticket(app):
+    ingest(app, make_mail(subject="VPN does not connect"))
+    outcome = ingest(
+        app,
+        make_mail(
+            subject="RE: [hd-0001] VPN does not connect",
+            body="It works from home, not from the office.",
+        ),
+    )
+    assert (outcome.outcome, outcome.ticket) == ("appended", 1)
+    with app.store.reading() as tx:
+        assert [t.number for t in tx.tickets.listing(None)] == [1]
+        kinds = [m.kind for m in tx.messages.of_ticket(1)]
+    assert kinds == ["request", "ack", "reply"]
+
+
+def test_a_reply_by_reference_to_our_acknowledgement_joins_the_ticket(app):
+    ingest(app, make_mail(subject="Outlook crashes"))
+    with app.store.reading() as tx:
+        ack = [m for m in tx.messages.of_ticket(1) if m.kind == "ack"][0]
+    outcome = ingest(app, make_mail(subject="Outlook crashes (no tag)", in_reply_to=ack.message_id))
+    assert (outcome.outcome, outcome.ticket) == ("appended", 1)
+
+
+def test_a_forged_own_reference_is_not_trusted(app):
+    ingest(app, make_mail(subject="Outlook crashes"))
+    forged = "spocd.1.deadbeef.00000000000000000000@example.com"
+    outcome = ingest(app, make_mail(subject="hello", in_reply_to=forged))
+    assert (outcome.outcome, outcome.ticket) == ("created", 2)
+
+
+def test_the_same_message_twice_changes_nothing(app):
+    raw = make_mail(message_id="once@client.example.org")
+    first = ingest(app, raw)
+    second = ingest(app, raw)
+    assert first.outcome == "created"
+    assert (second.outcome, second.ticket) == ("duplicate", 1)
+    with app.store.reading() as tx:
+        assert len(tx.tickets.listing(None)) == 1
+        assert tx.outbox.count("sent") == 1
+
+
+def test_a_stranger_using_a_tag_opens_a_new_ticket_that_notes_it(app):
+    ingest(app, make_mail(subject="Laptop broken"))
+    outcome = ingest(
+        app, make_mail(sender="mallory@evil.example", subject="Re: [HD-1] Laptop broken")
+    )
+    assert (outcome.outcome, outcome.ticket) == ("created", 2)
+    with app.store.reading() as tx:
+        events = tx.events.of_ticket(2)
+        assert [m.sender for m in tx.messages.of_ticket(1) if m.direction == "in"] == [
+            "jan.kowalski@example.org"
+        ]
+    assert any(e.type == "tag_not_honoured" and e.detail["tag"] == "HD-1" for e in events)
+
+
+def test_input_that_is_not_mail_is_quarantined_whole(app):
+    garbage = b"\x00\x01\x02 this is not mail \xff\xfe"
+    outcome = ingest(app, garbage)
+    assert outcome.outcome == "quarantined"
+    with app.store.reading() as tx:
+        [entry] = tx.inbound.entries(["quarantined"], 10)
+        assert "not mail" in (entry.reason or "")
+        assert tx.inbound.raw(entry.id) == garbage

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: clocks, mail builders, a capturing SMTP relay."""
