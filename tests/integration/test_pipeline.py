@@ -56,7 +56,7 @@ def test_a_reply_with_the_tag_joins_the_ticket(app):
 def test_a_reply_by_reference_to_our_acknowledgement_joins_the_ticket(app):
     ingest(app, make_mail(subject="Outlook crashes"))
     with app.store.reading() as tx:
-        ack = [m for m in tx.messages.of_ticket(1) if m.kind == "ack"][0]
+        ack = next(m for m in tx.messages.of_ticket(1) if m.kind == "ack")
     outcome = ingest(app, make_mail(subject="Outlook crashes (no tag)", in_reply_to=ack.message_id))
     assert (outcome.outcome, outcome.ticket) == ("appended", 1)
 
