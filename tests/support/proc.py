@@ -1,0 +1,83 @@
+"""Run spocd as a real process, from this source tree."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def env(**extra: str) -> dict[str, str]:
+    """The environment of a child spocd: this tree first on its path."""
+    result = dict(os.environ)
+    result["PYTHONPATH"] = str(ROOT) + os.pathsep + result.get("PYTHONPATH", "")
+    result.pop("SPOCD_CONFIG", None)
+    result.update(extra)
+    return result
+
+
+def spocd(
+    *args: str,
+    config: Path | None = None,
+    input: bytes | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    **extra: str,
+) -> subprocess.CompletedProcess[bytes]:
+    """One spocd command to completion; output captured."""
+    cmd = [sys.executable, "-m", "daemon", *args]
+    if config is not None:
+        cmd += ["-c", str(config)]
+    return subprocess.run(
+        cmd,
+        input=input,
+        capture_output=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=env(**extra),
+        check=False,
+    )
+
+
+def start_daemon(
+    config: Path, *, log: Path, cwd: Path | None = None, **extra: str
+) -> subprocess.Popen[bytes]:
+    """`spocd run` in the background; its log goes to `log`."""
+    handle = open(log, "ab")  # noqa: SIM115 - the child owns it
+    return subprocess.Popen(
+        [sys.executable, "-m", "daemon", "run", "-c", str(config)],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env=env(**extra),
+    )
+
+
+def wait_for_port(
+    host: str, port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"spocd exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+    """Poll until `predicate()` is true (a condition, not a clock: no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout}s")
