@@ -69,9 +69,13 @@ _OPTIONAL = (
 # -- the compiled rules --------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Rules:
-    """A validated, compiled rules.yaml; immutable, safe to share between threads."""
+    """A validated, compiled rules.yaml; immutable, safe to share between threads.
+
+    Compared and hashed by identity: two loads of one text are told apart by
+    `version`, not by ==.
+    """
 
     version: str  # first 12 hex digits of the sha256 of the text
     default_language: str
@@ -294,20 +298,31 @@ def _build(reader: Reader, f: dict[str, Node], text: str) -> Rules | None:
     strangers = s.strangers(f.get("strangers"))
     max_per_hour = s.auto_replies(f.get("auto_replies"))
     rule_list = s.rules(f.get("rules"), groups)
-    parts = (version, matrix, groups, defaults, calendars, sla, escalation, closure)
-    if reader.issues or any(part is None for part in parts) or rule_list is None:
+    if (
+        reader.issues
+        or version is None
+        or matrix is None
+        or groups is None
+        or defaults is None
+        or calendars is None
+        or sla is None
+        or escalation is None
+        or closure is None
+        or rule_list is None
+    ):
         return None
-    assert matrix and groups and defaults and calendars and sla and closure is not None
     return Rules(
         version=hashlib.sha256(text.encode("utf-8")).hexdigest()[:12],
         default_language=default_language,
         languages_by_domain=MappingProxyType(by_domain),
-        priority_matrix=MappingProxyType(matrix),
+        priority_matrix=MappingProxyType(
+            {impact: MappingProxyType(row) for impact, row in matrix.items()}
+        ),
         defaults=defaults,
         groups=MappingProxyType(groups),
         calendars=MappingProxyType(calendars),
         sla=MappingProxyType(sla),
-        escalation=escalation or (),
+        escalation=escalation,
         closure=closure,
         external_ref=external_ref,
         strangers=strangers,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -95,18 +96,20 @@ class MessageView:
 
     def values(self, source: str) -> tuple[str, ...]:
         """The texts a pattern on `source` is tried against (any may match)."""
-        if source.startswith("header:"):
-            return tuple(v[:MAX_TEXT] for v in self.message.header_all(source[7:]))
-        single = {
-            "subject": self.subject,
-            "body": self.body,
-            "from": self.sender,
-            "from_domain": self.sender_domain,
-        }
-        if source == "to":
-            return self.recipients
-        value = single[source]
-        return (value,) if value is not None else ()
+        match source.partition(":"):
+            case ("header", ":", name):
+                return tuple(value[:MAX_TEXT] for value in self.message.header_all(name))
+            case ("to", _, _):
+                return self.recipients
+            case ("subject", _, _):
+                return (self.subject,)
+            case ("body", _, _):
+                return (self.body,)
+            case ("from", _, _):
+                return (self.sender,) if self.sender else ()
+            case ("from_domain", _, _):
+                return (self.sender_domain,) if self.sender_domain else ()
+        raise ValueError(f"unknown message part {source!r}")
 
 
 @dataclass(slots=True)
@@ -139,7 +142,10 @@ class Evaluation:
 
 
 class Condition(Protocol):
-    path: str
+    """A compiled condition: where it is in the file, what it tests, and its test."""
+
+    @property
+    def path(self) -> str: ...
 
     def describe(self) -> str: ...
 
@@ -163,7 +169,7 @@ class SafePattern:
             return Result.TIMEOUT, f"search stopped after {timeout:.2f} s"
         if found is None:
             return Result.NOT_MATCHED, None
-        return Result.MATCHED, _snippet(found.group(0))
+        return Result.MATCHED, _snippet(" ".join(found.group(0).split()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +286,9 @@ class Not:
         return _combine(self, ev, lambda results: flipped.get(results[0], Result.TIMEOUT))
 
 
-def _combine(cond: AllOf | AnyOf | Not, ev: Evaluation, verdict: Any) -> Result:
+def _combine(
+    cond: AllOf | AnyOf | Not, ev: Evaluation, verdict: Callable[[list[Result]], Result]
+) -> Result:
     """Evaluate every part (a complete trace), then record the verdict before them."""
     slot = len(ev.trace)
     ev.record(cond, Result.NOT_MATCHED)  # placeholder, replaced below

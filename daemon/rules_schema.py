@@ -10,7 +10,7 @@ stopping at the first one, so an admin fixes a file in one round.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -197,6 +197,22 @@ class Reader:
         if any(value is None for value in parsed):
             return None
         return [value for value in parsed if value is not None]
+
+    def optional(
+        self,
+        fields: Mapping[str, Node],
+        key: str,
+        path: str,
+        parse: Callable[[Node, str], T | None],
+        default: T | None = None,
+    ) -> T | None:
+        """parse(fields[key]) with its path, or `default` when the key is absent.
+
+        None means "invalid" only when the key is present: the caller checks
+        `key in fields` where the difference matters.
+        """
+        node = fields.get(key)
+        return default if node is None else parse(node, child_path(path, key))
 
     # -- scalars --------------------------------------------------------------
 
