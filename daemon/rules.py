@@ -6,7 +6,24 @@ and YAML path, or returns an immutable `Rules`. `decide` runs the compiled
 rules over a parsed message: first match wins unless a rule says
 `continue: true`; later matches override earlier ones field by field and tags
 accumulate. Conditions and the regex safety net live in `rules_match`, the
-value formats (durations, calendars) in `rules_values`.
+value formats (durations, calendars) in `rules_values`, the YAML node reader
+in `rules_schema`, the section parsers in `rules_sections`.
+
+Choices where SPEC is silent:
+- `channel` takes exact names (`escalation`, or a list `[email, cli]`),
+  checked at load: three fixed values gain nothing from a regex.
+- `from`, `from_domain` and `to` see lower-cased addresses; `to` is any of
+  To and Cc; a `header` condition matches if any value of that header does.
+- `languages.by_domain` keys match their domain and its subdomains label by
+  label; the longest key wins (`pl` covers every .pl domain).
+- A rule without `when` matches every message; `when: {}`, `all: []` and
+  `any: []` are errors (more likely a mistake than a wish).
+- The trace holds every condition of every evaluated rule (no
+  short-circuit, so it answers "which parts matched"); rules after the one
+  that stopped evaluation are not evaluated and not traced.
+- An assignee must be a lead or member of some group, and of the group the
+  same rule sets, if it sets one.
+- Issue paths count list items from 0: `rules[0]` is the first rule.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ MAX_TEXT = 64 * 1024
 #: Deepest nesting of all/any/not accepted in a `when`.
 MAX_DEPTH = 16
 
+_HEADER_NAME = regex.compile(r"[!-9;-~]+")  # RFC 5322 field name: printable ASCII, no colon
 TEXT_FIELDS = ("subject", "body", "from", "from_domain", "to")
 CONDITION_KEYS = (*TEXT_FIELDS, "header", "channel", "has_attachment", "all", "any", "not")
 
@@ -397,8 +398,12 @@ def _compile_headers(reader: Reader, node: Node, path: str) -> Condition | None:
         reader.error(node, path, "name at least one header")
         return None
     parts: list[Condition | None] = []
-    for name, _key_node, value in entries:
+    for name, key_node, value in entries:
         name_path = child_path(path, name)
+        if not _HEADER_NAME.fullmatch(name):
+            reader.error(key_node, name_path, f"'{name}' is not a header name")
+            parts.append(None)
+            continue
         pattern = compile_regex(reader, value, name_path)
         parts.append(PatternCondition(name_path, f"header:{name}", pattern) if pattern else None)
     done = [part for part in parts if part is not None]

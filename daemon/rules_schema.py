@@ -233,7 +233,7 @@ class Reader:
         if not isinstance(node, ScalarNode) or node.tag != _BOOL:
             self.error(node, path, f"expected true or false, got {describe_node(node)}")
             return None
-        return node.value.lower() in {"true", "yes", "on", "y"}
+        return node.value.lower() in {"true", "yes", "on"}
 
     def integer(self, node: Node, path: str, minimum: int = 0) -> int | None:
         if not isinstance(node, ScalarNode) or node.tag != _INT:
