@@ -6,7 +6,24 @@ and YAML path, or returns an immutable `Rules`. `decide` runs the compiled
 rules over a parsed message: first match wins unless a rule says
 `continue: true`; later matches override earlier ones field by field and tags
 accumulate. Conditions and the regex safety net live in `rules_match`, the
-value formats (durations, calendars) in `rules_values`.
+value formats (durations, calendars) in `rules_values`, the YAML node reader
+in `rules_schema`, the section parsers in `rules_sections`.
+
+Choices where SPEC is silent:
+- `channel` takes exact names (`escalation`, or a list `[email, cli]`),
+  checked at load: three fixed values gain nothing from a regex.
+- `from`, `from_domain` and `to` see lower-cased addresses; `to` is any of
+  To and Cc; a `header` condition matches if any value of that header does.
+- `languages.by_domain` keys match their domain and its subdomains label by
+  label; the longest key wins (`pl` covers every .pl domain).
+- A rule without `when` matches every message; `when: {}`, `all: []` and
+  `any: []` are errors (more likely a mistake than a wish).
+- The trace holds every condition of every evaluated rule (no
+  short-circuit, so it answers "which parts matched"); rules after the one
+  that stopped evaluation are not evaluated and not traced.
+- An assignee must be a lead or member of some group, and of the group the
+  same rule sets, if it sets one.
+- Issue paths count list items from 0: `rules[0]` is the first rule.
 """
 
 from __future__ import annotations
@@ -69,9 +86,13 @@ _OPTIONAL = (
 # -- the compiled rules --------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Rules:
-    """A validated, compiled rules.yaml; immutable, safe to share between threads."""
+    """A validated, compiled rules.yaml; immutable, safe to share between threads.
+
+    Compared and hashed by identity: two loads of one text are told apart by
+    `version`, not by ==.
+    """
 
     version: str  # first 12 hex digits of the sha256 of the text
     default_language: str
@@ -294,20 +315,31 @@ def _build(reader: Reader, f: dict[str, Node], text: str) -> Rules | None:
     strangers = s.strangers(f.get("strangers"))
     max_per_hour = s.auto_replies(f.get("auto_replies"))
     rule_list = s.rules(f.get("rules"), groups)
-    parts = (version, matrix, groups, defaults, calendars, sla, escalation, closure)
-    if reader.issues or any(part is None for part in parts) or rule_list is None:
+    if (
+        reader.issues
+        or version is None
+        or matrix is None
+        or groups is None
+        or defaults is None
+        or calendars is None
+        or sla is None
+        or escalation is None
+        or closure is None
+        or rule_list is None
+    ):
         return None
-    assert matrix and groups and defaults and calendars and sla and closure is not None
     return Rules(
         version=hashlib.sha256(text.encode("utf-8")).hexdigest()[:12],
         default_language=default_language,
         languages_by_domain=MappingProxyType(by_domain),
-        priority_matrix=MappingProxyType(matrix),
+        priority_matrix=MappingProxyType(
+            {impact: MappingProxyType(row) for impact, row in matrix.items()}
+        ),
         defaults=defaults,
         groups=MappingProxyType(groups),
         calendars=MappingProxyType(calendars),
         sla=MappingProxyType(sla),
-        escalation=escalation or (),
+        escalation=escalation,
         closure=closure,
         external_ref=external_ref,
         strangers=strangers,

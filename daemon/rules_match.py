@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ MAX_TEXT = 64 * 1024
 #: Deepest nesting of all/any/not accepted in a `when`.
 MAX_DEPTH = 16
 
+_HEADER_NAME = regex.compile(r"[!-9;-~]+")  # RFC 5322 field name: printable ASCII, no colon
 TEXT_FIELDS = ("subject", "body", "from", "from_domain", "to")
 CONDITION_KEYS = (*TEXT_FIELDS, "header", "channel", "has_attachment", "all", "any", "not")
 
@@ -95,18 +97,20 @@ class MessageView:
 
     def values(self, source: str) -> tuple[str, ...]:
         """The texts a pattern on `source` is tried against (any may match)."""
-        if source.startswith("header:"):
-            return tuple(v[:MAX_TEXT] for v in self.message.header_all(source[7:]))
-        single = {
-            "subject": self.subject,
-            "body": self.body,
-            "from": self.sender,
-            "from_domain": self.sender_domain,
-        }
-        if source == "to":
-            return self.recipients
-        value = single[source]
-        return (value,) if value is not None else ()
+        match source.partition(":"):
+            case ("header", ":", name):
+                return tuple(value[:MAX_TEXT] for value in self.message.header_all(name))
+            case ("to", _, _):
+                return self.recipients
+            case ("subject", _, _):
+                return (self.subject,)
+            case ("body", _, _):
+                return (self.body,)
+            case ("from", _, _):
+                return (self.sender,) if self.sender else ()
+            case ("from_domain", _, _):
+                return (self.sender_domain,) if self.sender_domain else ()
+        raise ValueError(f"unknown message part {source!r}")
 
 
 @dataclass(slots=True)
@@ -139,7 +143,10 @@ class Evaluation:
 
 
 class Condition(Protocol):
-    path: str
+    """A compiled condition: where it is in the file, what it tests, and its test."""
+
+    @property
+    def path(self) -> str: ...
 
     def describe(self) -> str: ...
 
@@ -163,7 +170,7 @@ class SafePattern:
             return Result.TIMEOUT, f"search stopped after {timeout:.2f} s"
         if found is None:
             return Result.NOT_MATCHED, None
-        return Result.MATCHED, _snippet(found.group(0))
+        return Result.MATCHED, _snippet(" ".join(found.group(0).split()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +287,9 @@ class Not:
         return _combine(self, ev, lambda results: flipped.get(results[0], Result.TIMEOUT))
 
 
-def _combine(cond: AllOf | AnyOf | Not, ev: Evaluation, verdict: Any) -> Result:
+def _combine(
+    cond: AllOf | AnyOf | Not, ev: Evaluation, verdict: Callable[[list[Result]], Result]
+) -> Result:
     """Evaluate every part (a complete trace), then record the verdict before them."""
     slot = len(ev.trace)
     ev.record(cond, Result.NOT_MATCHED)  # placeholder, replaced below
@@ -389,8 +398,12 @@ def _compile_headers(reader: Reader, node: Node, path: str) -> Condition | None:
         reader.error(node, path, "name at least one header")
         return None
     parts: list[Condition | None] = []
-    for name, _key_node, value in entries:
+    for name, key_node, value in entries:
         name_path = child_path(path, name)
+        if not _HEADER_NAME.fullmatch(name):
+            reader.error(key_node, name_path, f"'{name}' is not a header name")
+            parts.append(None)
+            continue
         pattern = compile_regex(reader, value, name_path)
         parts.append(PatternCondition(name_path, f"header:{name}", pattern) if pattern else None)
     done = [part for part in parts if part is not None]

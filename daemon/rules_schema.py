@@ -10,7 +10,7 @@ stopping at the first one, so an admin fixes a file in one round.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -198,6 +198,22 @@ class Reader:
             return None
         return [value for value in parsed if value is not None]
 
+    def optional(
+        self,
+        fields: Mapping[str, Node],
+        key: str,
+        path: str,
+        parse: Callable[[Node, str], T | None],
+        default: T | None = None,
+    ) -> T | None:
+        """parse(fields[key]) with its path, or `default` when the key is absent.
+
+        None means "invalid" only when the key is present: the caller checks
+        `key in fields` where the difference matters.
+        """
+        node = fields.get(key)
+        return default if node is None else parse(node, child_path(path, key))
+
     # -- scalars --------------------------------------------------------------
 
     def string(self, node: Node, path: str) -> str | None:
@@ -217,7 +233,7 @@ class Reader:
         if not isinstance(node, ScalarNode) or node.tag != _BOOL:
             self.error(node, path, f"expected true or false, got {describe_node(node)}")
             return None
-        return node.value.lower() in {"true", "yes", "on", "y"}
+        return node.value.lower() in {"true", "yes", "on"}
 
     def integer(self, node: Node, path: str, minimum: int = 0) -> int | None:
         if not isinstance(node, ScalarNode) or node.tag != _INT:

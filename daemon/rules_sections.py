@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import regex
 from yaml.nodes import MappingNode, Node
@@ -62,18 +64,15 @@ class Sections:
 
     def languages(self, node: Node | None) -> tuple[str, dict[str, str]]:
         """`languages: {default: en|pl, by_domain: {domain: en|pl}}`; default en."""
-        fields = (
-            self.reader.mapping(node, "languages", optional=("default", "by_domain"))
-            if (node is not None)
-            else {}
-        )
+        if node is None:
+            return "en", {}
+        fields = self.reader.mapping(node, "languages", optional=("default", "by_domain"))
         if fields is None:
             return "en", {}
-        default = "en"
-        if "default" in fields:
-            default = self.reader.choice(fields["default"], "languages.default", LANGUAGES) or "en"
+        language = partial(self.reader.choice, allowed=LANGUAGES)
+        default = self.reader.optional(fields, "default", "languages", language, "en")
         by_domain = self._by_domain(fields.get("by_domain"), "languages.by_domain")
-        return default, by_domain
+        return default or "en", by_domain
 
     def _by_domain(self, node: Node | None, path: str) -> dict[str, str]:
         """Domain keys are lower-cased; a leading `.` or `*.` is dropped."""
@@ -119,15 +118,11 @@ class Sections:
 
     def auto_replies(self, node: Node | None) -> int:
         """`auto_replies: {max_per_hour: N}`: automatic answers to one sender an hour."""
-        fields = (
-            self.reader.mapping(node, "auto_replies", optional=("max_per_hour",))
-            if (node is not None)
-            else {}
-        )
-        if not fields or "max_per_hour" not in fields:
+        if node is None:
             return 10
-        path = "auto_replies.max_per_hour"
-        return self.reader.integer(fields["max_per_hour"], path, minimum=1) or 10
+        fields = self.reader.mapping(node, "auto_replies", optional=("max_per_hour",)) or {}
+        count = partial(self.reader.integer, minimum=1)
+        return self.reader.optional(fields, "max_per_hour", "auto_replies", count, 10) or 10
 
     def external_ref(self, node: Node | None) -> regex.Pattern[str] | None:
         if node is None:
@@ -165,14 +160,9 @@ class Sections:
         fields = self.reader.mapping(node, path, required=("lead",), optional=("members",))
         if fields is None:
             return None
-        lead = (
-            parse_address(self.reader, fields["lead"], f"{path}.lead")
-            if ("lead" in fields)
-            else None
-        )
-        members: list[str] | None = []
-        if "members" in fields:
-            members = self._addresses(fields["members"], f"{path}.members")
+        lead = self.reader.optional(fields, "lead", path, partial(parse_address, self.reader))
+        no_members: list[str] = []
+        members = self.reader.optional(fields, "members", path, self._addresses, no_members)
         if lead is None or members is None:
             return None
         return Group(name=name, lead=lead, members=tuple(members))
@@ -213,22 +203,16 @@ class Sections:
         )
         if fields is None:
             return None
-        impact = self._level(fields.get("impact"), "defaults.impact")
-        urgency = self._level(fields.get("urgency"), "defaults.urgency")
-        group = (
-            self.group_ref(fields["group"], "defaults.group", groups)
-            if ("group" in fields)
-            else None
+        level = partial(self.reader.choice, allowed=LEVELS)
+        impact = self.reader.optional(fields, "impact", "defaults", level)
+        urgency = self.reader.optional(fields, "urgency", "defaults", level)
+        group = self.reader.optional(
+            fields, "group", "defaults", partial(self.group_ref, groups=groups)
         )
-        category = None
-        if "category" in fields:
-            category = self.reader.string(fields["category"], "defaults.category")
+        category = self.reader.optional(fields, "category", "defaults", self.reader.string)
         if impact is None or urgency is None or group is None:
             return None
         return Defaults(impact=impact, urgency=urgency, group=group, category=category)
-
-    def _level(self, node: Node | None, path: str) -> str | None:
-        return self.reader.choice(node, path, LEVELS) if node is not None else None
 
     # -- time: calendars, SLA, escalation, closure ----------------------------
 
@@ -271,17 +255,16 @@ class Sections:
         fields = self.reader.mapping(node, path, required=keys)
         if fields is None:
             return None
-        calendar = None
-        if "calendar" in fields:
-            calendar = self._calendar_ref(fields["calendar"], f"{path}.calendar", calendars)
-        durations = {
-            key: parse_duration(self.reader, fields[key], f"{path}.{key}")
-            for key in keys[1:]
-            if key in fields
-        }
-        if calendar is None or len(durations) != 3 or None in durations.values():
+        calendar = self.reader.optional(
+            fields, "calendar", path, partial(self._calendar_ref, calendars=calendars)
+        )
+        duration = partial(parse_duration, self.reader)
+        response, resolution, update_every = (
+            self.reader.optional(fields, key, path, duration) for key in keys[1:]
+        )
+        if calendar is None or response is None or resolution is None or update_every is None:
             return None
-        return SlaPolicy(calendar=calendar, **durations)  # type: ignore[arg-type]
+        return SlaPolicy(calendar, response, resolution, update_every)
 
     def _calendar_ref(
         self, node: Node, path: str, calendars: Mapping[str, Calendar] | None
@@ -325,24 +308,23 @@ class Sections:
         fields = self.reader.mapping(node, path, required=("at",), optional=optional)
         if fields is None:
             return None
-        at = parse_share(self.reader, fields["at"], f"{path}.at") if "at" in fields else None
-        notify: list[str] | None = []
-        if "notify" in fields:
-            notify = self.reader.each(fields["notify"], f"{path}.notify", self._recipient)
-        flags = {
-            key: self.reader.boolean(fields[key], f"{path}.{key}")
-            for key in ("raise_level", "raise_priority")
-            if key in fields
-        }
-        reassign = None
-        if "reassign" in fields:
-            reassign = self.group_ref(fields["reassign"], f"{path}.reassign", groups)
-        if at is None or notify is None or None in flags.values():
+        read = partial(self.reader.optional, fields, path=path)
+        at = read("at", parse=partial(parse_share, self.reader))
+        nobody: list[str] = []
+        notify = read(
+            "notify", parse=partial(self.reader.each, parse=self._recipient), default=nobody
+        )
+        raise_level = read("raise_level", parse=self.reader.boolean, default=False)
+        raise_priority = read("raise_priority", parse=self.reader.boolean, default=False)
+        reassign = read("reassign", parse=partial(self.group_ref, groups=groups))
+        if at is None or notify is None or raise_level is None or raise_priority is None:
             return None
-        if not (notify or reassign or any(flags.values())):
+        if "reassign" in fields and reassign is None:
+            return None
+        if not (notify or reassign or raise_level or raise_priority):
             self.reader.error(node, path, "the step does nothing: add notify, reassign or raise_*")
             return None
-        return EscalationStep(at, tuple(notify), reassign=reassign, **flags)  # type: ignore[arg-type]
+        return EscalationStep(at, tuple(notify), raise_level, reassign, raise_priority)
 
     def _recipient(self, node: Node, path: str) -> str | None:
         """`assignee`, `group_lead`, or a mail address."""
@@ -365,20 +347,17 @@ class Sections:
         fields = self.reader.mapping(node, "closure", optional=keys)
         if fields is None:
             return None
-        values: dict[str, object] = {}
-        for key in ("auto_close_after", "remind_every"):
-            if key in fields:
-                values[key] = parse_duration(self.reader, fields[key], f"closure.{key}")
-        if "reopen_days" in fields:
-            values["reopen_days"] = self.reader.integer(
-                fields["reopen_days"], "closure.reopen_days"
-            )
-        for key in ("yes_words", "no_words"):
-            if key in fields:
-                values[key] = self._words(fields[key], f"closure.{key}")
-        if None in values.values():
+        spec = ClosurePolicy()
+        read = partial(self.reader.optional, fields, path="closure")
+        duration = partial(parse_duration, self.reader)
+        auto_close = read("auto_close_after", parse=duration, default=spec.auto_close_after)
+        remind = read("remind_every", parse=duration, default=spec.remind_every)
+        reopen = read("reopen_days", parse=self.reader.integer, default=spec.reopen_days)
+        yes = read("yes_words", parse=self._words, default=spec.yes_words)
+        no = read("no_words", parse=self._words, default=spec.no_words)
+        if auto_close is None or remind is None or reopen is None or yes is None or no is None:
             return None
-        policy = ClosurePolicy(**values)  # type: ignore[arg-type]
+        policy = ClosurePolicy(auto_close, remind, reopen, yes, no)
         both = ", ".join(sorted(set(policy.yes_words) & set(policy.no_words)))
         if both:
             self.reader.error(node, "closure", f"words in both yes_words and no_words: {both}")
@@ -415,21 +394,18 @@ class Sections:
         )
         if fields is None:
             return None
-        name = self._rule_name(fields.get("name"), f"{path}.name", names)
-        condition: Condition | None = Always(f"{path}.when")
-        if "when" in fields:
-            condition = compile_when(self.reader, fields["when"], f"{path}.when")
-        actions = self._actions(fields["set"], f"{path}.set", groups) if "set" in fields else None
-        continues: bool | None = False
-        if "continue" in fields:
-            continues = self.reader.boolean(fields["continue"], f"{path}.continue")
+        read = partial(self.reader.optional, fields, path=path)
+        name = read("name", parse=partial(self._rule_name, names=names))
+        always: Condition = Always(f"{path}.when")
+        condition = read("when", parse=partial(compile_when, self.reader), default=always)
+        actions = read("set", parse=partial(self._actions, groups=groups))
+        continues = read("continue", parse=self.reader.boolean, default=False)
         if name is None or condition is None or actions is None or continues is None:
             return None
         return Rule(name, condition, actions, continues=continues, path=path)
 
-    def _rule_name(self, node: Node | None, path: str, names: dict[str, int]) -> str | None:
-        if node is None:
-            return None
+    def _rule_name(self, node: Node, path: str, names: dict[str, int]) -> str | None:
+        """A rule name, unique in the file (the trace and events refer to it)."""
         name = self.reader.string(node, path)
         if name is None:
             return None
@@ -446,7 +422,7 @@ class Sections:
         if isinstance(node, MappingNode) and not node.value:
             self.reader.error(node, path, "set needs at least one action")
             return None
-        values = {
+        values: dict[str, Any] = {
             key: self._action(key, value, f"{path}.{key}", groups) for key, value in fields.items()
         }
         if None in values.values():
@@ -459,7 +435,7 @@ class Sections:
             groups,
         ):
             return None
-        return Actions(**values)  # type: ignore[arg-type]
+        return Actions(**values)
 
     def _action(
         self, key: str, node: Node, path: str, groups: Mapping[str, Group] | None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from datetime import date
+from functools import partial
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
@@ -106,11 +107,7 @@ def calendar(reader: Reader, name: str, node: Node, path: str) -> Calendar | Non
     fields = reader.mapping(node, path, required=("timezone", "hours"), optional=("holidays",))
     if fields is None:
         return None
-    zone = (
-        timezone(reader, fields["timezone"], child_path(path, "timezone"))
-        if ("timezone" in fields)
-        else None
-    )
+    zone = reader.optional(fields, "timezone", path, partial(timezone, reader))
     holidays = _holidays(reader, fields.get("holidays"), child_path(path, "holidays"))
     hours_node = fields.get("hours")
     if hours_node is None or zone is None or holidays is None:

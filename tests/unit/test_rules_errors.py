@@ -862,6 +862,19 @@ SECTION_ERRORS = [
     pytest.param(
         """
         rules:
+          - name: Bulk
+            when: {header: {"List Id": '.'}}
+            set: {ignore: true}
+        """,
+        3,
+        21,
+        'rules[0].when.header["List Id"]',
+        "'List Id' is not a header name",
+        id="condition-bad-header-name",
+    ),
+    pytest.param(
+        """
+        rules:
           - name: SMS
             when: {channel: sms}
             set: {category: sms}
