@@ -24,6 +24,7 @@ import nh3
 
 from daemon.domain import Address, Attachment, ParsedMessage
 from daemon.errors import NotMail
+from daemon.mimecut import TOKEN_PREFIX, CutPart, cut_large_parts
 
 # mail-parser logs a warning for every content type it does not handle
 # (rfc822-headers, pgp-encrypted, ...): those are ours to judge, not log noise.
@@ -32,7 +33,7 @@ logging.getLogger("mailparser").setLevel(logging.ERROR)
 #: Charsets tried, in order, for raw 8-bit header bytes that declare none.
 #: Polish mail from old clients is windows-1250 or iso-8859-2 far more often
 #: than latin-1, and cp1250 decodes every iso-8859-2 letter of Polish but two.
-FALLBACK_CHARSETS = ("utf-8", "cp1250", "iso-8859-2", "latin-1")
+FALLBACK_CHARSETS = ("utf-8", "cp1250", "iso-8859-2", "latin-1")  # for bodies
 
 _MSGID_RE = re.compile(r"<([^<>\s]+)>")
 _BARE_MSGID_RE = re.compile(r"^\s*([^<>\s@]+@[^<>\s@]+)\s*$")
@@ -42,23 +43,24 @@ _HEADER_LIMIT = 998 * 4  # longest header value we keep, in characters
 _BODY_LIMIT = 2_000_000  # longest text body we keep, in characters
 _SENDER_HEADERS = ("from", "sender", "return-path", "reply-to")
 
-#: A leaf part bigger than this (encoded) has its payload computed here and
-#: then removed before mail-parser walks the tree, so memory stays bounded.
-LARGE_PART = 512 * 1024
+#: A leaf body bigger than this (encoded) is measured from the raw bytes and
+#: cut out before parsing (`mimecut`), so memory stays bounded.
+LARGE_PART = 1024 * 1024
 
 
 def parse_message(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> ParsedMessage:
     """Decode one message; raise NotMail when the bytes are not mail at all."""
     if not raw or not raw.strip():
         raise NotMail("empty input")
-    msg = email.message_from_bytes(raw)
+    skeleton, cut = cut_large_parts(raw, LARGE_PART, max_attachment_bytes)
+    msg = email.message_from_bytes(skeleton)
     keys = [k.lower() for k in msg]
     if not keys:
         raise NotMail("no header fields: not an RFC 5322 message")
     if not any(k in _SENDER_HEADERS for k in keys):
         raise NotMail("no From, Sender or Return-Path header: nobody to answer")
 
-    attachments = _take_attachments(msg, max_attachment_bytes)
+    attachments = _take_attachments(msg, max_attachment_bytes, cut)
     _repair_charsets(msg)
     mp = mailparser.MailParser(msg)
     headers = _headers(msg)
@@ -129,7 +131,7 @@ def derived_message_id(raw: bytes) -> str:
     return f"{digest.hexdigest()[:40]}@derived.invalid"
 
 
-def decode_header_value(value: str | email.header.Header | None) -> str:
+def decode_header_value(value: str | email.header.Header | None, hint: str | None = None) -> str:
     """RFC 2047 words and raw 8-bit bytes, both to text; never raises."""
     if value is None:
         return ""
@@ -137,7 +139,7 @@ def decode_header_value(value: str | email.header.Header | None) -> str:
         value = str(value)
     raw8 = _surrogate_bytes(value)
     if raw8 is not None:
-        return _decode_8bit(raw8)
+        return _decode_8bit(raw8, hint)
     try:
         parts = email.header.decode_header(value)
     except (email.errors.HeaderParseError, ValueError):
@@ -157,13 +159,33 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
     return _decode_8bit(data)
 
 
-def _decode_8bit(data: bytes) -> str:
-    for charset in FALLBACK_CHARSETS:
+def _decode_8bit(data: bytes, hint: str | None = None) -> str:
+    """Undeclared 8-bit text: UTF-8, the message's own charset, or the
+    Polish code page its bytes point to."""
+    for charset in ("utf-8", hint, _polish_guess(data)):
+        if not charset:
+            continue
         try:
             return data.decode(charset)
-        except UnicodeDecodeError:
+        except (UnicodeDecodeError, LookupError):
             continue
-    return data.decode("latin-1")  # unreachable: latin-1 decodes every byte
+    return data.decode("latin-1")
+
+
+#: Bytes where windows-1250 and iso-8859-2 differ on Polish letters:
+#: 0x8c-0x9f are letters in cp1250 (ś, ź, Ś, Ź) and controls in iso-8859-2;
+#: 0xa1 0xa6 0xac 0xb1 0xb6 0xbc are letters in iso-8859-2 (Ą Ś Ź ą ś ź).
+_CP1250_ONLY = frozenset(range(0x80, 0xA0))
+_ISO_8859_2_ONLY = frozenset((0xA1, 0xA6, 0xAC, 0xB1, 0xB6, 0xBC))
+
+
+def _polish_guess(data: bytes) -> str:
+    present = set(data)
+    if present & _CP1250_ONLY:
+        return "cp1250"
+    if present & _ISO_8859_2_ONLY:
+        return "iso-8859-2"
+    return "cp1250"
 
 
 def _surrogate_bytes(value: str) -> bytes | None:
@@ -180,12 +202,21 @@ def _one_line(value: str) -> str:
 
 def _headers(msg: email.message.Message) -> dict[str, tuple[str, ...]]:
     out: dict[str, list[str]] = {}
+    hint = _charset_hint(msg)
     for name, value in msg.raw_items():
         key = _one_line(str(name)).lower()
         if not key:
             continue
-        out.setdefault(key, []).append(_one_line(decode_header_value(value)))
+        out.setdefault(key, []).append(_one_line(decode_header_value(value, hint)))
     return {k: tuple(v) for k, v in out.items()}
+
+
+def _charset_hint(msg: email.message.Message) -> str | None:
+    """The charset of the first text part: raw 8-bit headers are usually in it."""
+    for part in _walk_outer(msg):
+        if part.get_content_maintype() == "text":
+            return part.get_content_charset()
+    return None
 
 
 def _addresses(
@@ -195,7 +226,8 @@ def _addresses(
     seen: set[str] = set()
     raw_values = msg.get_all(name) or []
     if any(_surrogate_bytes(str(v)) is not None for v in raw_values):
-        pairs = email.utils.getaddresses([decode_header_value(str(v)) for v in raw_values])
+        hint = _charset_hint(msg)
+        pairs = email.utils.getaddresses([decode_header_value(str(v), hint) for v in raw_values])
     else:
         pairs = [(n, a) for n, a in (mp._header_value(name) or []) if a]
     for display, addr in pairs:
@@ -283,11 +315,14 @@ def _is_attachment(part: email.message.Message) -> bool:
     return part.get_content_type() not in ("text/plain", "text/html")
 
 
-def _take_attachments(msg: email.message.Message, limit: int) -> tuple[Attachment, ...]:
-    """Collect attachments (and embedded messages) as bytes; shrink large parts.
+def _take_attachments(
+    msg: email.message.Message, limit: int, cut: dict[str, CutPart]
+) -> tuple[Attachment, ...]:
+    """Collect attachments (and embedded messages) as bytes.
 
     Embedded `message/rfc822` parts are kept whole as an attachment, because a
-    first-line escalation carries the original incident that way.
+    first-line escalation carries the original incident that way. Parts cut
+    before parsing (`mimecut`) are taken from their measurements.
     """
     found: list[Attachment] = []
     for index, part in enumerate(_walk_outer(msg)):
@@ -297,13 +332,32 @@ def _take_attachments(msg: email.message.Message, limit: int) -> tuple[Attachmen
             data = b"\n".join(_as_bytes(block) for block in blocks)
             found.append(_attachment(part, index, data, limit, ctype))
             continue
+        elided = _elided(part, cut)
+        if elided is not None:
+            found.append(
+                Attachment(
+                    filename=safe_filename(part.get_filename(), index, ctype),
+                    content_type=ctype,
+                    size=elided.size,
+                    sha256=elided.sha256,
+                    content=elided.content,
+                )
+            )
+            part.set_payload("")
+            continue
         if not _is_attachment(part):
             continue
-        data = _leaf_bytes(part)
-        found.append(_attachment(part, index, data, limit, ctype))
-        if len(data) > LARGE_PART:
-            part.set_payload("")  # drop the bytes from memory; they stay in raw
+        found.append(_attachment(part, index, _leaf_bytes(part), limit, ctype))
     return tuple(found)
+
+
+def _elided(part: email.message.Message, cut: dict[str, CutPart]) -> CutPart | None:
+    if not cut or part.is_multipart():
+        return None
+    payload = part.get_payload()
+    if isinstance(payload, str) and payload.startswith(TOKEN_PREFIX):
+        return cut.get(payload.strip())
+    return None
 
 
 def _walk_outer(msg: email.message.Message):  # type: ignore[no-untyped-def]
