@@ -100,6 +100,17 @@ def build_parser() -> Parser:
     _common(q)
     _common(p)
 
+    p = sub.add_parser("rules", help="check or try out rules.yaml")
+    rsub = p.add_subparsers(dest="rules_command", required=True, parser_class=Parser)
+    q = rsub.add_parser("check", help="validate rules (the configured file, or FILE)")
+    q.add_argument("file", nargs="?")
+    _common(q)
+    q = rsub.add_parser("test", help="what the rules would decide for a message")
+    q.add_argument("message", metavar="MESSAGE.eml")
+    q.add_argument("--escalation", action="store_true", help="decide as for an escalation")
+    _common(q, json=True)
+    _common(p)
+
     p = sub.add_parser("queue", help="the inbound queue: failed and quarantined mail")
     p.add_argument("action", choices=["list", "retry", "raw"])
     p.add_argument("ids", nargs="*", type=int)
@@ -222,6 +233,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "show": cmd_passthrough("daemon.cli_commands", "cmd_show"),
     "db": cmd_passthrough("daemon.cli_commands", "cmd_db"),
     "queue": cmd_passthrough("daemon.cli_commands", "cmd_queue"),
+    "rules": cmd_passthrough("daemon.cli_rules", "cmd_rules"),
 }
 
 
