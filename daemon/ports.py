@@ -184,6 +184,9 @@ class OutboxRepo(Protocol):
     def lease(self, item_ids: Sequence[int], until: datetime) -> None:
         """Hide rows being sent from other senders until `until`."""
 
+    def release_leases(self) -> int:
+        """Make every in-flight row due again (a lone instance after a crash)."""
+
     def mark_sent(self, item_id: int, now: datetime) -> None: ...
 
     def mark_retry(self, item_id: int, error: str, next_at: datetime) -> None: ...

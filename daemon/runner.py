@@ -139,6 +139,14 @@ class Daemon:
 
     def start(self) -> None:
         settings = self.app.settings
+        if self.app.store.engine.dialect.name == "sqlite":
+            # A lone instance (SQLite allows one): rows left in flight by a crash
+            # are ours, so they are due now rather than when their lease ends.
+            released = self.app.sender.release_leases()
+            if released:
+                log.info(
+                    "outbox rows in flight at the last stop are due again", extra={"rows": released}
+                )
         if settings.smtp.enabled:
             self.smtp = SmtpIntake(
                 settings, self.app.store, self.app.clock.now, on_commit=self.inbound_wake.set

@@ -109,6 +109,7 @@ class App:
             self.clock,
             settings.helpdesk.address,
             retry_for=timedelta(hours=settings.outgoing.retry_for_hours),
+            lease=timedelta(seconds=2 * settings.outgoing.timeout_seconds),
         )
 
     @property

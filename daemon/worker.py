@@ -110,13 +110,14 @@ class SendReport:
 class OutboxSender:
     """Sends due outbox rows; a row is leased while it is in flight.
 
-    The lease (moving `next_attempt_at` forward in a short transaction before
-    sending) keeps a second sender (another instance, `spocd tick`) off a row
-    without holding a database lock during network I/O. A crash mid-send leaves
-    the row to be sent again after the lease: the same Message-ID, once more.
+    The lease (`leased_until`, set in a short transaction before sending) keeps
+    a second sender (another instance, `spocd tick`) off a row without holding
+    a database lock during network I/O. A crash mid-send leaves the row to be
+    sent again when the lease ends (or at once, when a lone instance restarts):
+    the same Message-ID, once more.
     """
 
-    LEASE = timedelta(minutes=5)
+    BATCH = 20
 
     def __init__(
         self,
@@ -125,25 +126,34 @@ class OutboxSender:
         clock: Clock,
         envelope_from: str,
         retry_for: timedelta = timedelta(hours=48),
+        lease: timedelta = timedelta(seconds=60),
     ) -> None:
+        self.lease = lease
         self.store = store
         self.transport_factory = transport
         self.clock = clock
         self.envelope_from = envelope_from
         self.retry_for = retry_for
 
-    def send_due(self, limit: int = 100) -> SendReport:
+    def send_due(self, limit: int | None = None) -> SendReport:
+        """Send everything due (or up to `limit` rows), a small leased batch at a time."""
         report = SendReport()
-        while True:
+        taken = 0
+        while limit is None or taken < limit:
+            size = self.BATCH if limit is None else min(self.BATCH, limit - taken)
             now = self.clock.now()
             with self.store.transaction() as tx:
-                batch = tx.outbox.due(now, limit)
-                tx.outbox.lease([i.id for i in batch], now + self.LEASE)
+                batch = tx.outbox.due(now, size)
+                tx.outbox.lease([i.id for i in batch], now + self.lease)
             if not batch:
-                return report
+                break
+            taken += len(batch)
             self._send_batch(batch, report)
-            if len(batch) < limit:
-                return report
+        return report
+
+    def release_leases(self) -> int:
+        with self.store.transaction() as tx:
+            return tx.outbox.release_leases()
 
     def _send_batch(self, batch: list[OutboxItem], report: SendReport) -> None:
         transport = self.transport_factory()

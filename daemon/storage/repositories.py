@@ -456,7 +456,11 @@ class SqlOutbox(_Repo):
     def due(self, now: datetime, limit: int) -> list[OutboxItem]:
         stmt = (
             select(OUTBOX)
-            .where(OUTBOX.c.state == "pending", OUTBOX.c.next_attempt_at <= now)
+            .where(
+                OUTBOX.c.state == "pending",
+                OUTBOX.c.next_attempt_at <= now,
+                or_(OUTBOX.c.leased_until.is_(None), OUTBOX.c.leased_until <= now),
+            )
             .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id)
             .limit(limit)
         )
@@ -477,14 +481,27 @@ class SqlOutbox(_Repo):
     def lease(self, item_ids: Sequence[int], until: datetime) -> None:
         if item_ids:
             self.conn.execute(
-                update(OUTBOX).where(OUTBOX.c.id.in_(list(item_ids))).values(next_attempt_at=until)
+                update(OUTBOX).where(OUTBOX.c.id.in_(list(item_ids))).values(leased_until=until)
             )
+
+    def release_leases(self) -> int:
+        return self.conn.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.state == "pending", OUTBOX.c.leased_until.is_not(None))
+            .values(leased_until=None)
+        ).rowcount
 
     def mark_sent(self, item_id: int, now: datetime) -> None:
         self.conn.execute(
             update(OUTBOX)
             .where(OUTBOX.c.id == item_id)
-            .values(state="sent", sent_at=now, attempts=OUTBOX.c.attempts + 1, last_error=None)
+            .values(
+                state="sent",
+                sent_at=now,
+                attempts=OUTBOX.c.attempts + 1,
+                last_error=None,
+                leased_until=None,
+            )
         )
 
     def mark_retry(self, item_id: int, error: str, next_at: datetime) -> None:
@@ -492,7 +509,10 @@ class SqlOutbox(_Repo):
             update(OUTBOX)
             .where(OUTBOX.c.id == item_id)
             .values(
-                attempts=OUTBOX.c.attempts + 1, last_error=error[:2000], next_attempt_at=next_at
+                attempts=OUTBOX.c.attempts + 1,
+                last_error=error[:2000],
+                next_attempt_at=next_at,
+                leased_until=None,
             )
         )
 
@@ -505,6 +525,7 @@ class SqlOutbox(_Repo):
                 attempts=OUTBOX.c.attempts + 1,
                 last_error=error[:2000],
                 sent_at=None,
+                leased_until=None,
             )
         )
 

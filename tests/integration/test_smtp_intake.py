@@ -58,7 +58,8 @@ def test_250_means_the_message_is_already_committed(intake: SmtpIntake, store: S
 
 
 def test_mail_to_an_escalation_address_is_marked_as_an_escalation(
-        intake: SmtpIntake, store: SqlStore) -> None:
+    intake: SmtpIntake, store: SqlStore
+) -> None:
     with smtplib.SMTP("127.0.0.1", intake.port) as client:
         client.sendmail("sd@example.com", ["escalations@example.com"], make_mail())
     with store.reading() as tx:
@@ -95,8 +96,9 @@ def test_a_message_over_the_size_limit_gets_552(settings: Settings, store: SqlSt
     assert queued(store) == 0
 
 
-def test_clients_outside_the_accepted_networks_are_refused(settings: Settings,
-                                                           store: SqlStore) -> None:
+def test_clients_outside_the_accepted_networks_are_refused(
+    settings: Settings, store: SqlStore
+) -> None:
     server = start(settings, store, accept_from_networks=("10.0.0.0/8",))
     try:
         with smtplib.SMTP("127.0.0.1", server.port) as client:
@@ -110,13 +112,16 @@ def test_clients_outside_the_accepted_networks_are_refused(settings: Settings,
 
 
 def test_a_storage_failure_answers_451_and_the_sender_can_retry(
-        intake: SmtpIntake, store: SqlStore) -> None:
+    intake: SmtpIntake, store: SqlStore
+) -> None:
     with store.engine.begin() as conn:
         conn.execute(text("ALTER TABLE inbound RENAME TO inbound_away"))
     raw = make_mail(message_id="retry-me@example.org")
     try:
-        with smtplib.SMTP("127.0.0.1", intake.port) as client, pytest.raises(
-                smtplib.SMTPDataError) as refused:
+        with (
+            smtplib.SMTP("127.0.0.1", intake.port) as client,
+            pytest.raises(smtplib.SMTPDataError) as refused,
+        ):
             client.sendmail("jan@example.org", ["helpdesk@example.com"], raw)
         assert refused.value.smtp_code == 451
     finally:
@@ -128,7 +133,8 @@ def test_a_storage_failure_answers_451_and_the_sender_can_retry(
 
 
 def test_sixteen_concurrent_clients_each_get_250_and_each_message_is_stored_once(
-        intake: SmtpIntake, store: SqlStore) -> None:
+    intake: SmtpIntake, store: SqlStore
+) -> None:
     per_client = 10
     errors: list[BaseException] = []
 
@@ -136,8 +142,11 @@ def test_sixteen_concurrent_clients_each_get_250_and_each_message_is_stored_once
         try:
             with smtplib.SMTP("127.0.0.1", intake.port) as smtp:
                 for i in range(per_client):
-                    smtp.sendmail("jan@example.org", ["helpdesk@example.com"],
-                                  make_mail(message_id=f"c{n}-{i}@example.org"))
+                    smtp.sendmail(
+                        "jan@example.org",
+                        ["helpdesk@example.com"],
+                        make_mail(message_id=f"c{n}-{i}@example.org"),
+                    )
         except BaseException as exc:  # reported below
             errors.append(exc)
 

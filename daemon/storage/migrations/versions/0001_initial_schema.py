@@ -95,6 +95,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("next_attempt_at", models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("leased_until", models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("sent_at", models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
