@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daemon.errors import ConfigError
 
@@ -243,13 +244,13 @@ def _is_db_url(v: Any) -> str | None:
 
 
 def _is_zone(v: Any) -> str | None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
+    if not isinstance(v, str):
+        return 'must be a time zone name such as "Europe/Warsaw"'
     try:
-        ZoneInfo(v) if isinstance(v, str) else None
+        ZoneInfo(v)
     except (ZoneInfoNotFoundError, ValueError):
         return f"{v!r} is not a known time zone"
-    return None if isinstance(v, str) else 'must be a time zone name such as "Europe/Warsaw"'
+    return None
 
 
 _SECRET = object()  # marks a key that also accepts *_env and *_file
@@ -260,6 +261,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "name": _is_str,
         "tag_prefix": _is_prefix,
         "default_language": _one_of("en", "pl"),
+        "timezone": _is_zone,
     },
     "database": {"url": _is_db_url},
     "smtp": {
@@ -304,7 +306,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "username": _is_str,
         "password": _SECRET,
         "timeout_seconds": _is_positive,
-        "max_attempts": _is_positive,
+        "retry_for_hours": _is_positive,
     },
     "paths": {"rules": _is_str, "templates": _is_str, "spool": _is_str},
     "agents": {
@@ -428,7 +430,8 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str]) -> Setting
                 if key not in schema and schema.get(secret_base) is _SECRET and key != secret_base:
                     secret, problem = _read_secret(key, value, environ, base)
                     if problem:
-                        problems.append(f"{spot}: {label}: {problem}")
+                        if _in_use(name, table):
+                            problems.append(f"{spot}: {label}: {problem}")
                     else:
                         out[secret_base] = secret
                     continue
@@ -452,6 +455,15 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str]) -> Setting
     if problems:
         raise ConfigError(problems)
     return _build(resolved, path, base)
+
+
+def _in_use(section: str, table: dict[str, Any]) -> bool:
+    """A disabled mailbox or an unused relay may name a secret that is absent."""
+    if section == "imap":
+        return table.get("enabled") is True
+    if section == "outgoing":
+        return table.get("transport") == "smtp"
+    return True
 
 
 def _read_secret(

@@ -32,8 +32,11 @@ def read_sources(paths: Sequence[str]) -> Iterator[tuple[str, bytes | None, str]
                 yield path, None, "a folder that is not a Maildir (no cur/new/tmp)"
                 continue
             box = mailbox.Maildir(str(p), factory=None, create=False)
-            for key in sorted(box.keys()):
-                yield f"{path}/{key}", box.get_bytes(key), ""
+            try:
+                for key in sorted(box.keys()):
+                    yield f"{path}/{key}", box.get_bytes(key), ""
+            finally:
+                box.close()
             continue
         try:
             with open(p, "rb") as fh:
@@ -43,8 +46,11 @@ def read_sources(paths: Sequence[str]) -> Iterator[tuple[str, bytes | None, str]
             continue
         if head == b"From ":
             box_m = mailbox.mbox(str(p), factory=None, create=False)
-            for index, key in enumerate(box_m.keys(), start=1):
-                yield f"{path}#{index}", box_m.get_bytes(key), ""
+            try:
+                for index, key in enumerate(box_m.keys(), start=1):
+                    yield f"{path}#{index}", box_m.get_bytes(key), ""
+            finally:
+                box_m.close()
             continue
         yield path, p.read_bytes(), ""
 

@@ -1,0 +1,150 @@
+"""The command line as a user runs it: real processes, real files."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_config
+from tests.support.mail import make_mail
+from tests.support.proc import spocd
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "parsing"
+
+
+@pytest.fixture
+def config(tmp_path: Path, sqlite_url: str) -> Path:
+    return write_config(tmp_path, sqlite_url)
+
+
+def out(result) -> str:  # type: ignore[no-untyped-def]
+    return result.stdout.decode()
+
+
+def test_ingest_an_eml_file_prints_the_ticket(config: Path, tmp_path: Path) -> None:
+    eml = tmp_path / "one.eml"
+    eml.write_bytes(make_mail(subject="Monitor flickers"))
+    result = spocd("ingest", str(eml), config=config)
+    assert result.returncode == 0, result.stderr
+    assert out(result).strip() == f"{eml}: new ticket HD-1"
+    sent = list((tmp_path / "sent" / "new").iterdir())
+    assert len(sent) == 1 and b"[HD-1]" in sent[0].read_bytes()
+
+
+def test_config_option_may_come_before_or_after_the_command_words(
+    config: Path, tmp_path: Path
+) -> None:
+    eml = tmp_path / "one.eml"
+    eml.write_bytes(make_mail())
+    before = spocd("-c", str(config), "ingest", str(eml))
+    after = spocd("ingest", "-c", str(config), "--json", str(eml))
+    assert before.returncode == 0 and after.returncode == 0
+    assert json.loads(out(after))["outcome"] == "duplicate"
+
+
+def test_ingest_from_stdin_like_an_mta_pipe(config: Path) -> None:
+    result = spocd("ingest", "-", config=config, input=make_mail(subject="From a pipe"))
+    assert result.returncode == 0
+    assert out(result).strip() == "-: new ticket HD-1"
+
+
+def test_ingest_an_mbox_and_a_maildir(config: Path, tmp_path: Path) -> None:
+    box = mailbox.mbox(str(tmp_path / "in.mbox"))
+    for n in range(3):
+        box.add(make_mail(subject=f"mbox {n}"))
+    box.close()
+    maildir = mailbox.Maildir(str(tmp_path / "Maildir"))
+    maildir.add(make_mail(subject="maildir 1"))
+    maildir.add(make_mail(subject="maildir 2"))
+    result = spocd("ingest", str(tmp_path / "in.mbox"), str(tmp_path / "Maildir"), config=config)
+    assert result.returncode == 0, result.stderr
+    lines = out(result).splitlines()
+    assert len(lines) == 5
+    assert all("new ticket HD-" in line for line in lines)
+    listing = spocd("tickets", "--json", config=config)
+    assert len(json.loads(out(listing))) == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "says"),
+    [
+        ("empty.eml", 65, "0 bytes"),
+        ("garbage.bin", 65, "quarantined: not mail"),
+    ],
+)
+def test_bad_input_gets_a_clear_answer_and_exit_65(
+    config: Path, name: str, code: int, says: str
+) -> None:
+    result = spocd("ingest", str(DATA / name), config=config)
+    assert result.returncode == code
+    assert says in out(result)
+    assert b"Traceback" not in result.stderr
+
+
+def test_an_unreachable_database_is_a_temporary_failure(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    result = spocd("ingest", "-", config=config, input=make_mail())
+    assert result.returncode == 75
+    assert b"database unavailable" in result.stderr
+
+
+def test_a_bad_config_is_refused_with_every_problem_and_exit_78(tmp_path: Path) -> None:
+    config = tmp_path / "spocd.toml"
+    config.write_text('[helpdesk]\naddress = "nope"\n[smtp]\nport = 99999\nfoo = 1\n')
+    result = spocd("tickets", config=config)
+    assert result.returncode == 78
+    err = result.stderr.decode()
+    assert f"{config}:2: helpdesk.address: must be an email address" in err
+    assert f"{config}:4: smtp.port" in err
+    assert f"{config}:5: smtp.foo: unknown key" in err
+
+
+def test_queue_only_spools_and_the_next_tick_processes(config: Path, tmp_path: Path) -> None:
+    result = spocd(
+        "ingest", "--queue-only", "-", config=config, input=make_mail(subject="Queued by the MTA")
+    )
+    assert result.returncode == 0
+    assert len(list((tmp_path / "spool" / "new").iterdir())) == 1
+    tick = spocd("tick", "--json", config=config)
+    assert tick.returncode == 0, tick.stderr
+    assert json.loads(out(tick))["processed"] == 1
+    assert list((tmp_path / "spool" / "new").iterdir()) == []
+    [ticket] = json.loads(out(spocd("tickets", "--json", config=config)))
+    assert ticket["subject"] == "Queued by the MTA"
+
+
+def test_show_prints_messages_and_history(config: Path) -> None:
+    spocd("ingest", "-", config=config, input=make_mail(subject="Scanner offline"))
+    data = json.loads(out(spocd("show", "hd-1", "--json", config=config)))
+    assert data["id"] == "HD-1"
+    assert [m["kind"] for m in data["messages"]] == ["request", "ack"]
+    assert data["events"][0]["type"] == "created"
+    text = out(spocd("show", "1", config=config))
+    assert "Scanner offline" in text and "History" in text
+    missing = spocd("show", "HD-99", config=config)
+    assert missing.returncode == 65
+
+
+def test_usage_errors_exit_64(config: Path) -> None:
+    assert spocd("frobnicate", config=config).returncode == 64
+    assert spocd("show", "XY-1", config=config).returncode == 64
+
+
+def test_init_writes_starter_files_and_keeps_existing_ones(tmp_path: Path) -> None:
+    target = tmp_path / "desk"
+    first = spocd("init", str(target))
+    assert first.returncode == 0
+    assert (target / "spocd.toml").is_file() and (target / "rules.yaml").is_file()
+    assert (target / "templates" / "pl" / "ack.txt").is_file()
+    (target / "rules.yaml").write_text("# mine\n")
+    second = spocd("init", str(target))
+    assert second.returncode == 0
+    assert "kept" in out(second) and (target / "rules.yaml").read_text() == "# mine\n"
+    check = spocd("rules", "check", config=target / "spocd.toml")
+    assert check.returncode == 65  # my edit is not valid rules; init kept it anyway
+    forced = spocd("init", str(target), "--force")
+    assert forced.returncode == 0
+    assert spocd("rules", "check", config=target / "spocd.toml").returncode == 0

@@ -1,0 +1,199 @@
+"""One storage contract, run on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import inspect
+
+from daemon.domain import (
+    Attachment,
+    Channel,
+    Event,
+    Intake,
+    OutgoingMail,
+    Status,
+    StoredMessage,
+    Ticket,
+)
+from daemon.ports import QueuedRaw
+from daemon.storage import migrate
+from daemon.storage.models import Base
+from daemon.storage.store import SqlStore
+
+NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[SqlStore]:
+    s = SqlStore.open(db_url)
+    yield s
+    s.close()
+
+
+def new_ticket(**overrides: object) -> Ticket:
+    values: dict[str, object] = dict(
+        number=0,
+        subject="Printer jams",
+        requester="jan@example.org",
+        status=Status.NEW,
+        impact="medium",
+        urgency="medium",
+        priority="P3",
+        language="en",
+        created_at=NOW,
+        channel=Channel.EMAIL,
+        cc=["ewa@example.org"],
+        tags=["printer"],
+    )
+    values.update(overrides)
+    return Ticket(**values)  # type: ignore[arg-type]
+
+
+def test_ticket_numbers_are_sequential_and_a_ticket_reads_back_whole(store: SqlStore) -> None:
+    with store.transaction() as tx:
+        first = tx.tickets.create(new_ticket())
+        second = tx.tickets.create(new_ticket(subject="VPN", first_response_due=NOW))
+    assert (first.number, second.number) == (1, 2)
+    with store.reading() as tx:
+        back = tx.tickets.get(2)
+    assert back is not None
+    assert back.subject == "VPN"
+    assert back.first_response_due == NOW and back.first_response_due.tzinfo is not None
+    assert back.cc == ["ewa@example.org"] and back.tags == ["printer"]
+    assert back.status is Status.NEW and back.channel is Channel.EMAIL
+
+
+def test_a_rolled_back_transaction_leaves_nothing(store: SqlStore) -> None:
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.tickets.create(new_ticket())
+        raise RuntimeError("boom")
+    with store.reading() as tx:
+        assert tx.tickets.listing(None) == []
+
+
+def test_the_inbound_queue_keeps_raw_bytes_and_refuses_a_repeated_source(store: SqlStore) -> None:
+    raw = b"From: a@example.org\r\n\r\n\xff\x00 binary-safe"
+    with store.transaction() as tx:
+        first = tx.inbound.add(QueuedRaw(raw, Intake.IMAP, source_key="imap:box:1:7"), NOW)
+        again = tx.inbound.add(QueuedRaw(raw, Intake.IMAP, source_key="imap:box:1:7"), NOW)
+    assert first is not None and again is None
+    with store.transaction() as tx:
+        [item] = tx.inbound.claim(NOW, 10)
+        assert item.raw == raw
+        tx.inbound.fail(
+            item.id, stage="act", reason="boom", now=NOW, retry_at=NOW + timedelta(minutes=1)
+        )
+    with store.transaction() as tx:
+        assert tx.inbound.claim(NOW, 10) == []  # not due yet
+        [item] = tx.inbound.claim(NOW + timedelta(minutes=1), 10)
+        assert item.attempts == 1
+        tx.inbound.quarantine(item.id, reason="not mail", now=NOW)
+        assert tx.inbound.raw(item.id) == raw
+        assert tx.inbound.requeue(item.id, NOW)
+
+
+def test_messages_attachments_events_and_threading_lookups(store: SqlStore) -> None:
+    with store.transaction() as tx:
+        ticket = tx.tickets.create(new_ticket())
+        tx.messages.add(
+            StoredMessage(
+                ticket_number=1,
+                direction="in",
+                kind="request",
+                sender="jan@example.org",
+                recipients=("helpdesk@example.com",),
+                subject="Printer jams",
+                message_id="m1@example.org",
+                at=NOW,
+                body="text",
+                attachments=(Attachment("a.pdf", "application/pdf", 3, "ab", b"pdf"),),
+            )
+        )
+        tx.events.add(
+            ticket.number,
+            Event(at=NOW, actor="jan@example.org", type="created", detail={"priority": "P3"}),
+        )
+    with store.reading() as tx:
+        assert tx.messages.ticket_of("m1@example.org") == 1
+        assert tx.messages.ticket_of("unknown@x") is None
+        [message] = tx.messages.of_ticket(1)
+        assert message.body == "text"
+        [event] = tx.events.of_ticket(1)
+        assert event.detail == {"priority": "P3"}
+        assert tx.tickets.get(1).message_count == 1  # type: ignore[union-attr]
+
+
+def test_outbox_due_lease_and_results(store: SqlStore) -> None:
+    mail = OutgoingMail(
+        message_id="o1@example.com",
+        recipients=("jan@example.org",),
+        raw=b"x",
+        kind="ack",
+        ticket_number=None,
+    )
+    with store.transaction() as tx:
+        item_id = tx.outbox.add(mail, NOW)
+    with store.transaction() as tx:
+        [due] = tx.outbox.due(NOW, 10)
+        tx.outbox.lease([due.id], NOW + timedelta(seconds=60))
+    with store.transaction() as tx:
+        assert tx.outbox.due(NOW, 10) == []  # leased: another sender keeps off
+        assert tx.outbox.release_leases() == 1
+        assert [d.id for d in tx.outbox.due(NOW, 10)] == [item_id]
+        tx.outbox.mark_retry(item_id, "451 later", NOW + timedelta(minutes=2))
+    with store.transaction() as tx:
+        assert tx.outbox.due(NOW + timedelta(minutes=1), 10) == []
+        tx.outbox.mark_sent(item_id, NOW)
+        assert tx.outbox.count("sent") == 1
+        assert tx.outbox.count_automatic_to("JAN@example.org", NOW - timedelta(hours=1)) == 1
+
+
+def test_timers_fire_once(store: SqlStore) -> None:
+    with store.transaction() as tx:
+        tx.tickets.create(new_ticket())
+        tx.timers.set(1, "sla", "resolution:0", NOW)
+        tx.timers.set(1, "sla", "resolution:0", NOW + timedelta(hours=1))  # moved, not doubled
+    with store.transaction() as tx:
+        assert tx.timers.due(NOW, 10) == []
+        [timer] = tx.timers.due(NOW + timedelta(hours=1), 10)
+        tx.timers.done(timer.id, NOW)
+        tx.timers.set(1, "sla", "resolution:0", NOW)  # a fired timer stays fired
+    with store.reading() as tx:
+        assert tx.timers.due(NOW + timedelta(days=1), 10) == []
+
+
+def test_the_signing_key_is_made_once_and_kept(store: SqlStore) -> None:
+    key = store.signing_key()
+    assert len(key) == 32
+    assert store.signing_key() == key
+
+
+def test_every_migration_walks_down_and_back_up(db_url: str) -> None:
+    store = SqlStore.open(db_url)
+    engine = store.engine
+    try:
+        head = migrate.head_revision(engine)
+        migrate.downgrade(engine, "base")
+        assert migrate.current_revision(engine) is None
+        assert not set(inspect(engine).get_table_names()) & set(Base.metadata.tables)
+        migrate.upgrade(engine)
+        assert migrate.current_revision(engine) == head
+        assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
+    finally:
+        store.close()
+
+
+def test_the_migrations_create_exactly_the_models(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    store = SqlStore.open(db_url)
+    try:
+        with store.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    finally:
+        store.close()
+    assert diff == []

@@ -1,0 +1,112 @@
+"""spocd.toml: found as SPEC §2 says, every error named with key and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.config import find_config, load_settings, parse_settings
+from daemon.errors import ConfigError
+
+
+def settings_from(text: str, tmp_path: Path, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    path = tmp_path / "spocd.toml"
+    path.write_text(text)
+    return parse_settings(text, path, env or {})
+
+
+def problems(text: str, tmp_path: Path, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as refused:
+        settings_from(text, tmp_path, env)
+    return refused.value.problems
+
+
+def test_no_config_gives_the_embedded_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert find_config(None, {}) is None
+    settings = load_settings(None)
+    assert settings.database.url == f"sqlite:///{tmp_path}/var/spocd.db"
+    assert (settings.smtp.host, settings.smtp.port) == ("127.0.0.1", 2525)
+    assert settings.imap == ()
+    assert settings.outgoing.transport == "maildir"
+    assert settings.outgoing.maildir == tmp_path / "var" / "sent"
+
+
+def test_config_is_found_by_option_then_environment_then_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spocd.toml").write_text("")
+    assert find_config("/etc/x.toml", {"SPOCD_CONFIG": "/y.toml"}) == Path("/etc/x.toml")
+    assert find_config(None, {"SPOCD_CONFIG": "/y.toml"}) == Path("/y.toml")
+    assert find_config(None, {}) == Path("spocd.toml")
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    s = settings_from(
+        '[database]\nurl = "sqlite:///data/d.db"\n[paths]\nrules = "r.yaml"\n', tmp_path
+    )
+    assert s.database.url == f"sqlite:///{tmp_path}/data/d.db"
+    assert s.paths.rules == tmp_path / "r.yaml"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[helpdesk]\nadress = "x@y.pl"\n', ":2: helpdesk.adress: unknown key"),
+        ('[smtp]\nport = "2525"\n', ":2: smtp.port: must be a port number"),
+        ('[smtp]\n\naccept_from_networks = ["10.0.0.300/8"]\n', ":3: smtp.accept_from_networks"),
+        ('[outgoing]\ntransport = "pigeon"\n', ':2: outgoing.transport: must be one of "smtp"'),
+        ('[helpdesk]\ntag_prefix = "H D"\n', ":2: helpdesk.tag_prefix"),
+        ('[helpdesk]\ntimezone = "Mars/Olympus"\n', ":2: helpdesk.timezone: 'Mars/Olympus' is not"),
+        ('[database]\nurl = "mysql://x"\n', ":2: database.url"),
+        ("[nonsense]\nx = 1\n", ":1: nonsense: unknown section"),
+        ("[smtp\n", "spocd.toml: "),
+    ],
+)
+def test_each_error_names_the_key_and_the_line(text: str, expected: str, tmp_path: Path) -> None:
+    [problem] = problems(text, tmp_path)
+    assert expected in problem
+
+
+def test_all_errors_are_reported_at_once(tmp_path: Path) -> None:
+    found = problems('[smtp]\nport = -1\nfoo = 2\n[agents]\ntrust = "maybe"\n', tmp_path)
+    assert len(found) == 3
+
+
+def test_secrets_come_from_the_environment_or_a_file(tmp_path: Path) -> None:
+    (tmp_path / "relay.pw").write_text("s3cret\n")
+    s = settings_from(
+        '[outgoing]\ntransport = "smtp"\nusername = "u"\npassword_file = "relay.pw"\n'
+        '[imap]\nenabled = true\npassword_env = "IMAP_PW"\n',
+        tmp_path,
+        {"IMAP_PW": "pw2"},
+    )
+    assert s.outgoing.password == "s3cret"
+    assert s.imap[0].password == "pw2"
+
+
+def test_a_missing_secret_is_an_error_only_where_it_is_used(tmp_path: Path) -> None:
+    text = '[imap]\nenabled = {}\npassword_env = "NOT_SET"\n'
+    assert settings_from(text.format("false"), tmp_path).imap[0].password is None
+    [problem] = problems(text.format("true"), tmp_path)
+    assert ":3: imap.password_env: environment variable NOT_SET is not set" in problem
+
+
+def test_several_mailboxes_need_distinct_names(tmp_path: Path) -> None:
+    s = settings_from('[[imap]]\nname = "a"\n[[imap]]\nname = "b"\nescalation = true\n', tmp_path)
+    assert [m.name for m in s.imap] == ["a", "b"]
+    assert s.imap[1].escalation
+    [problem] = problems('[[imap]]\nname = "a"\n[[imap]]\nname = "a"\n', tmp_path)
+    assert "unique" in problem
+
+
+def test_peers_are_checked_against_the_accepted_networks(tmp_path: Path) -> None:
+    s = settings_from('[smtp]\naccept_from_networks = ["10.0.0.0/8", "::1/128"]\n', tmp_path)
+    assert s.smtp.accepts_peer("10.1.2.3")
+    assert s.smtp.accepts_peer("::1")
+    assert not s.smtp.accepts_peer("192.168.0.1")
+    assert not s.smtp.accepts_peer("not-an-ip")
