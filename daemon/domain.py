@@ -134,6 +134,7 @@ class InboundItem:
     envelope_to: tuple[str, ...] = ()
     mailbox: str | None = None
     attempts: int = 0
+    state: str = "queued"
 
 
 @dataclass(slots=True)

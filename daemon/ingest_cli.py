@@ -79,9 +79,8 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
             code = EX_TEMPFAIL
             pending.clear()
             return
-        for (label, _), item_id in zip(pending, ids, strict=True):
-            assert item_id is not None
-            outcome = app.inbound.process_item(item_id)
+        outcomes = app.inbound.process_items([i for i in ids if i is not None])
+        for (label, _), item_id, outcome in zip(pending, ids, outcomes, strict=True):
             if outcome.outcome == "quarantined" and outcome.detail.startswith("not mail"):
                 code = max(code, EX_DATAERR) if code != EX_TEMPFAIL else code
             if outcome.outcome == "failed":

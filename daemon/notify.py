@@ -7,14 +7,14 @@ mail, a loop header, and a text part plus an HTML part.
 
 from __future__ import annotations
 
-import email.policy
+import binascii
 import email.utils
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.headerregistry import Address as HeaderAddress
-from email.message import EmailMessage
+from email.charset import BASE64, Charset
+from email.header import Header
 from typing import Any
 
 from daemon import msgid
@@ -23,7 +23,10 @@ from daemon.mailthread import format_tag
 from daemon.ports import Renderer
 
 LOOP_HEADER = "X-Spocd-Loop"
-_POLICY = email.policy.SMTP.clone(max_line_length=998)
+#: Encoded words in base64: choosing the shorter of Q and B per header (the
+#: email package's default for UTF-8) costs more than the whole rest of a mail.
+_UTF8_B64 = Charset("utf-8")
+_UTF8_B64.header_encoding = BASE64
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,38 +92,100 @@ class Composer:
         }
         rendered = self.renderer.render(lang, template, full_context)
         message_id = self.new_message_id(number)
-        msg = EmailMessage(policy=_POLICY)
-        msg["From"] = HeaderAddress(self.identity.name, addr_spec=self.identity.address)
-        msg["Reply-To"] = self.identity.address
-        msg["To"] = ", ".join(to)
-        if cc:
-            msg["Cc"] = ", ".join(cc)
-        msg["Subject"] = one_line(rendered.subject)
-        msg["Date"] = email.utils.format_datetime(now)
-        msg["Message-ID"] = f"<{message_id}>"
-        if thread.in_reply_to:
-            msg["In-Reply-To"] = f"<{thread.in_reply_to}>"
-        if thread.references:
-            msg["References"] = " ".join(f"<{r}>" for r in thread.references)
-        if auto_submitted:
-            msg["Auto-Submitted"] = auto_submitted
-            msg["X-Auto-Response-Suppress"] = "All"
-            msg["Precedence"] = "auto_reply" if auto_submitted == "auto-replied" else "bulk"
-        msg[LOOP_HEADER] = self.identity.domain
-        msg["Content-Language"] = lang
-        msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-        msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+        headers = [
+            (
+                "From",
+                email.utils.formataddr(
+                    (self.identity.name, self.identity.address), charset="utf-8"
+                ),
+            ),
+            ("Reply-To", self.identity.address),
+            ("To", ", ".join(to)),
+            ("Cc", ", ".join(cc) if cc else None),
+            ("Subject", one_line(rendered.subject)),
+            ("Date", email.utils.format_datetime(now)),
+            ("Message-ID", f"<{message_id}>"),
+            ("In-Reply-To", f"<{thread.in_reply_to}>" if thread.in_reply_to else None),
+            ("References", " ".join(f"<{r}>" for r in thread.references) or None),
+            ("Auto-Submitted", auto_submitted),
+            ("X-Auto-Response-Suppress", "All" if auto_submitted else None),
+            (
+                "Precedence",
+                ("auto_reply" if auto_submitted == "auto-replied" else "bulk")
+                if auto_submitted
+                else None,
+            ),
+            (LOOP_HEADER, self.identity.domain),
+            ("Content-Language", lang),
+        ]
+        raw = build_mime(headers, rendered.text, rendered.html)
         recipients = tuple(dict.fromkeys(a.lower() for a in (*to, *cc)))
         return OutgoingMail(
             message_id=message_id,
             recipients=recipients,
-            raw=msg.as_bytes(policy=_POLICY),
+            raw=raw,
             kind=kind,
             ticket_number=number,
             automatic=auto_submitted is not None,
-            subject=str(msg["Subject"]),
+            subject=one_line(rendered.subject),
             text=rendered.text,
         )
+
+
+def build_mime(headers: Sequence[tuple[str, str | None]], text: str, html: str) -> bytes:
+    """multipart/alternative with a text and an HTML part, UTF-8 quoted-printable,
+    CRLF line ends.
+
+    Written out directly: every header value is a single line we built, so the
+    email package's generic folding (the slowest part of composing) is not
+    needed; non-ASCII values become RFC 2047 words. The boundary starts with
+    "=_", which quoted-printable output can never contain.
+    """
+    boundary = f"=_spocd_{secrets.token_hex(12)}"
+    lines = [
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+        "MIME-Version: 1.0",
+    ]
+    for name, value in headers:
+        if value is None:
+            continue
+        lines.append(f"{name}: {_header_value(name, value)}")
+    head = "\r\n".join(lines).encode("ascii")
+    parts = [head, b"", b""]
+    for subtype, body in (("plain", text), ("html", html)):
+        parts += [
+            f"--{boundary}".encode(),
+            f'Content-Type: text/{subtype}; charset="utf-8"'.encode(),
+            b"Content-Transfer-Encoding: quoted-printable",
+            b"",
+            _quoted_printable(body),
+        ]
+    parts.append(f"--{boundary}--".encode())
+    return b"\r\n".join(parts) + b"\r\n"
+
+
+def _header_value(name: str, value: str) -> str:
+    if value.isascii():
+        return value if len(value) <= 900 else _fold(value)
+    return Header(value, _UTF8_B64, header_name=name).encode(linesep="\r\n")
+
+
+def _fold(value: str) -> str:
+    """Fold a long ASCII value (References) at spaces, lines under 998 octets."""
+    out, line = [], ""
+    for word in value.split(" "):
+        if line and len(line) + 1 + len(word) > 900:
+            out.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    out.append(line)
+    return "\r\n ".join(out)
+
+
+def _quoted_printable(text: str) -> bytes:
+    data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    return binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
 
 
 def one_line(text: str) -> str:

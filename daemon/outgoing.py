@@ -18,6 +18,10 @@ from daemon.ports import OutboxItem, TransportError
 
 
 class MaildirTransport:
+    #: Sending a row twice writes the same file once: results may be recorded
+    #: for a whole batch after `flush()`.
+    idempotent = True
+
     def __init__(self, root: Path) -> None:
         self.root = root
         for sub in ("tmp", "new", "cur"):
@@ -29,7 +33,7 @@ class MaildirTransport:
 
     def send(self, item: OutboxItem, envelope_from: str) -> None:
         name = self._name(item)
-        if (self.root / "new" / name).exists() or any((self.root / "cur").glob(name + "*")):
+        if (self.root / "new" / name).exists() or (self.root / "cur" / f"{name}:2,").exists():
             return  # delivered before a crash kept us from recording it
         tmp = self.root / "tmp" / name
         try:
@@ -40,6 +44,12 @@ class MaildirTransport:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.rename(tmp, self.root / "new" / name)
+        except OSError as exc:
+            raise TransportError(f"maildir {self.root}: {exc.strerror or exc}") from exc
+
+    def flush(self) -> None:
+        """Make the renames of this batch durable: one folder fsync for all."""
+        try:
             dir_fd = os.open(self.root / "new", os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
@@ -54,6 +64,8 @@ class MaildirTransport:
 
 class SmtpTransport:
     """Delivers through a relay; one connection per batch, opened lazily."""
+
+    idempotent = False  # each accepted row is recorded at once: none sent twice
 
     def __init__(self, settings: OutgoingSettings, local_hostname: str | None = None) -> None:
         self.settings = settings
@@ -119,6 +131,9 @@ class SmtpTransport:
             raise TransportError(f"relay connection: {exc}") from exc
         if refused:  # some recipients refused, others accepted: it was delivered
             return
+
+    def flush(self) -> None:
+        pass
 
     def _drop(self) -> None:
         if self._conn is not None:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from daemon import loops, mailthread, rules
 from daemon.domain import Channel, InboundItem, ParsedMessage, Status, Ticket
 from daemon.errors import Disposition, Duplicate, Ignored, NotMail, Quarantined
+from daemon.notify import Thread
 from daemon.parsing import parse_message
 from daemon.ports import Tx
 from daemon.tickets import (
@@ -23,7 +24,6 @@ from daemon.tickets import (
     queue_mail,
     record_event,
     record_inbound,
-    thread_of,
 )
 
 
@@ -269,7 +269,8 @@ class Pipeline:
                 reason=f"{incoming.automatic.kind}: {incoming.automatic.reason}",
             )
             return
-        thread = thread_of(tx, ticket)
+        # The request is the whole thread so far: answer it without a lookup.
+        thread = Thread(references=incoming.msg.references[-20:]).after(incoming.msg.message_id)
         cc = (
             [incoming.escalated_by]
             if incoming.escalated_by and (incoming.escalated_by != ticket.requester)

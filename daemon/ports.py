@@ -195,6 +195,9 @@ class OutboxRepo(Protocol):
 
     def count_automatic_to(self, address: str, since: datetime) -> int: ...
 
+    def automatic_budget(self, address: str, since: datetime) -> tuple[bool, int]:
+        """(is the address failing, automatic mails to it since `since`), in one go."""
+
     def count(self, state: str) -> int: ...
 
     def next_due(self) -> datetime | None: ...
@@ -247,6 +250,9 @@ class Tx(Protocol):
     settings: SettingRepo
     addresses: AddressRepo
 
+    def savepoint(self) -> AbstractContextManager[Any]:
+        """A nested transaction: leaving it by an exception undoes only it."""
+
 
 class Store(Protocol):
     def transaction(self) -> AbstractContextManager[Tx]:
@@ -257,9 +263,17 @@ class Store(Protocol):
 
 
 class Transport(Protocol):
-    """Delivers one rendered mail; raises TransportError when it cannot."""
+    """Delivers one rendered mail; raises TransportError when it cannot.
+
+    An `idempotent` transport delivers a re-sent row only once, so its
+    results may be recorded for a batch after `flush()`.
+    """
+
+    idempotent: bool
 
     def send(self, item: OutboxItem, envelope_from: str) -> None: ...
+
+    def flush(self) -> None: ...
 
     def close(self) -> None: ...
 

@@ -221,9 +221,10 @@ def queue_mail(
         rules_limit = getattr(rt.rules, "auto_reply_max_per_hour", None)
         if rules_limit:
             limit = rules_limit
-        if tx.addresses.is_failing(rcpt):
+        failing, recent = tx.outbox.automatic_budget(rcpt, now - timedelta(hours=1))
+        if failing:
             state, reason = "suppressed", f"{rcpt} is failing (bounced)"
-        elif tx.outbox.count_automatic_to(rcpt, now - timedelta(hours=1)) >= limit:
+        elif recent >= limit:
             state, reason = "suppressed", f"more than {limit} automatic mails to {rcpt} in an hour"
     outbox_id = tx.outbox.add(mail, now, state=state)
     if ticket is None:

@@ -135,7 +135,6 @@ class TicketRow(Base):
     merged_into: Mapped[int | None] = mapped_column(Id)
     linked_to: Mapped[int | None] = mapped_column(Id)
     last_public_at: Mapped[datetime | None]
-    message_count: Mapped[int] = mapped_column(Integer, default=0)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     __table_args__ = (

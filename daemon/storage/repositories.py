@@ -13,7 +13,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from daemon.domain import (
@@ -51,10 +51,79 @@ SETTINGS = Setting.__table__
 ADDRESSES = AddressRow.__table__
 
 
+_INSERTS: dict[str, Any] = {}
+_UPDATES: dict[str, Any] = {}
+
+
+def _insert_stmt(table: Any) -> Any:
+    """One INSERT per table, reused: its compiled form is cached once, where
+    building a statement per call would cost more than running it."""
+    stmt = _INSERTS.get(table.name)
+    if stmt is None:
+        stmt = _INSERTS[table.name] = insert(table)
+    return stmt
+
+
+def _update_stmt(table: Any) -> Any:
+    """UPDATE ... WHERE id = :_pk, its SET taken from the parameters given."""
+    stmt = _UPDATES.get(table.name)
+    if stmt is None:
+        stmt = _UPDATES[table.name] = update(table).where(table.c.id == bindparam("_pk"))
+    return stmt
+
+
+#: Tickets are read with their message count, counted by the messages index.
+_MESSAGE_COUNT = (
+    select(func.count())
+    .select_from(MESSAGES)
+    .where(MESSAGES.c.ticket_id == TICKETS.c.id)
+    .correlate(TICKETS)
+    .scalar_subquery()
+    .label("message_count")
+)
+_TICKETS = select(TICKETS, _MESSAGE_COUNT)
+_MARK_SENT = (
+    update(OUTBOX).where(OUTBOX.c.id == bindparam("_pk")).values(attempts=OUTBOX.c.attempts + 1)
+)
+_TICKET_OF_MESSAGE = (
+    select(MESSAGES.c.ticket_id).where(MESSAGES.c.message_id == bindparam("mid")).limit(1)
+)
+_AUTOMATIC_BUDGET = select(
+    select(func.count())
+    .select_from(ADDRESSES)
+    .where(ADDRESSES.c.address == bindparam("rcpt"), ADDRESSES.c.failing_since.is_not(None))
+    .scalar_subquery()
+    .label("failing"),
+    select(func.count())
+    .select_from(OUTBOX)
+    .where(
+        OUTBOX.c.primary_rcpt == bindparam("rcpt"),
+        OUTBOX.c.created_at >= bindparam("since"),
+        OUTBOX.c.automatic.is_(True),
+        OUTBOX.c.state != "suppressed",
+    )
+    .scalar_subquery()
+    .label("sent"),
+)
+_TICKET_BY_ID = _TICKETS.where(TICKETS.c.id == bindparam("_pk"))
+_INBOUND_BY_ID = select(INBOUND).where(INBOUND.c.id == bindparam("_pk"))
+_LEASE = (
+    update(OUTBOX)
+    .where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(leased_until=bindparam("until"))
+)
+
+
 class _Repo:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.locking = conn.dialect.name == "postgresql"
+
+    def _insert(self, table: Any, values: dict[str, Any]) -> int:
+        return self.conn.execute(_insert_stmt(table), values).inserted_primary_key[0]
+
+    def _update(self, table: Any, pk: int, values: dict[str, Any]) -> int:
+        return self.conn.execute(_update_stmt(table), {"_pk": pk, **values}).rowcount
 
     def _locked(self, stmt: Any) -> Any:
         """FOR UPDATE SKIP LOCKED on PostgreSQL, so instances never take the
@@ -88,10 +157,10 @@ class SqlInbound(_Repo):
                 return None
             try:
                 with self.conn.begin_nested():
-                    return self.conn.execute(insert(INBOUND).values(values)).inserted_primary_key[0]
+                    return self._insert(INBOUND, values)
             except IntegrityError:
                 return None  # a concurrent instance queued the same source first
-        return self.conn.execute(insert(INBOUND).values(values)).inserted_primary_key[0]
+        return self._insert(INBOUND, values)
 
     def claim(self, now: datetime, limit: int) -> list[InboundItem]:
         stmt = (
@@ -103,7 +172,7 @@ class SqlInbound(_Repo):
         return [_inbound_item(row) for row in self.conn.execute(self._locked(stmt))]
 
     def get_item(self, item_id: int) -> InboundItem | None:
-        row = self.conn.execute(select(INBOUND).where(INBOUND.c.id == item_id)).first()
+        row = self.conn.execute(_INBOUND_BY_ID, {"_pk": item_id}).first()
         return _inbound_item(row) if row else None
 
     def finish(
@@ -115,10 +184,10 @@ class SqlInbound(_Repo):
         ticket_number: int | None = None,
         message_id: str | None = None,
     ) -> None:
-        self.conn.execute(
-            update(INBOUND)
-            .where(INBOUND.c.id == item_id)
-            .values(
+        self._update(
+            INBOUND,
+            item_id,
+            dict(
                 state="done",
                 outcome=outcome,
                 processed_at=now,
@@ -126,7 +195,7 @@ class SqlInbound(_Repo):
                 message_id=message_id,
                 stage=None,
                 reason=None,
-            )
+            ),
         )
 
     def fail(
@@ -228,6 +297,7 @@ def _inbound_item(row: Any) -> InboundItem:
         envelope_to=tuple(row.envelope_to or ()),
         mailbox=row.mailbox,
         attempts=row.attempts,
+        state=row.state,
     )
 
 
@@ -250,6 +320,7 @@ def _ticket_values(ticket: Ticket) -> dict[str, Any]:
             value = dict(value)
         values[_TICKET_COLUMNS[name]] = value
     values["updated_at"] = ticket.updated_at or ticket.created_at
+    del values["message_count"]  # counted from the messages, not stored
     return values
 
 
@@ -266,24 +337,21 @@ def _ticket(row: Any) -> Ticket:
 class SqlTickets(_Repo):
     def create(self, ticket: Ticket) -> Ticket:
         values = _ticket_values(ticket)
-        number = self.conn.execute(insert(TICKETS).values(values)).inserted_primary_key[0]
+        number = self._insert(TICKETS, values)
         ticket.number = number
         return ticket
 
     def get(self, number: int, *, for_update: bool = False) -> Ticket | None:
-        stmt = select(TICKETS).where(TICKETS.c.id == number)
-        if for_update and self.locking:
-            stmt = stmt.with_for_update()
-        row = self.conn.execute(stmt).first()
+        stmt = _TICKET_BY_ID.with_for_update() if for_update and self.locking else _TICKET_BY_ID
+        row = self.conn.execute(stmt, {"_pk": number}).first()
         return _ticket(row) if row else None
 
     def save(self, ticket: Ticket) -> None:
         values = _ticket_values(ticket)
-        del values["message_count"]  # kept by the message repository
-        self.conn.execute(update(TICKETS).where(TICKETS.c.id == ticket.number).values(values))
+        self._update(TICKETS, ticket.number, values)
 
     def listing(self, statuses: Iterable[str] | None, limit: int | None = None) -> list[Ticket]:
-        stmt = select(TICKETS).order_by(TICKETS.c.id)
+        stmt = _TICKETS.order_by(TICKETS.c.id)
         if statuses is not None:
             stmt = stmt.where(TICKETS.c.status.in_(list(statuses)))
         if limit:
@@ -293,7 +361,7 @@ class SqlTickets(_Repo):
     def all_between(self, since: datetime | None, until: datetime | None) -> list[Ticket]:
         """Tickets alive in the period: created before its end and not closed
         before its start (the report counts backlog and breaches from these)."""
-        stmt = select(TICKETS).order_by(TICKETS.c.id)
+        stmt = _TICKETS.order_by(TICKETS.c.id)
         if until is not None:
             stmt = stmt.where(TICKETS.c.created_at < until)
         if since is not None:
@@ -328,8 +396,9 @@ class SqlMessages(_Repo):
         html: str | None = None,
         headers: dict[str, Any] | None = None,
     ) -> int:
-        row_id = self.conn.execute(
-            insert(MESSAGES).values(
+        row_id = self._insert(
+            MESSAGES,
+            dict(
                 ticket_id=message.ticket_number,
                 direction=message.direction,
                 kind=message.kind,
@@ -346,12 +415,7 @@ class SqlMessages(_Repo):
                 inbound_id=message.inbound_id,
                 outbox_id=message.outbox_id,
                 headers=headers or {},
-            )
-        ).inserted_primary_key[0]
-        self.conn.execute(
-            update(TICKETS)
-            .where(TICKETS.c.id == message.ticket_number)
-            .values(message_count=TICKETS.c.message_count + 1)
+            ),
         )
         if message.attachments:
             self.add_attachments(row_id, message.attachments)
@@ -374,9 +438,7 @@ class SqlMessages(_Repo):
         )
 
     def ticket_of(self, message_id: str) -> int | None:
-        return self.conn.execute(
-            select(MESSAGES.c.ticket_id).where(MESSAGES.c.message_id == message_id).limit(1)
-        ).scalar()
+        return self.conn.execute(_TICKET_OF_MESSAGE, {"mid": message_id}).scalar()
 
     def exists(self, message_id: str) -> bool:
         return self.ticket_of(message_id) is not None
@@ -398,33 +460,23 @@ class SqlMessages(_Repo):
         ]
 
     def move(self, source: int, target: int) -> int:
-        moved = self.conn.execute(
+        return self.conn.execute(
             update(MESSAGES).where(MESSAGES.c.ticket_id == source).values(ticket_id=target)
         ).rowcount
-        for number in (source, target):
-            count = (
-                select(func.count())
-                .select_from(MESSAGES)
-                .where(MESSAGES.c.ticket_id == number)
-                .scalar_subquery()
-            )
-            self.conn.execute(
-                update(TICKETS).where(TICKETS.c.id == number).values(message_count=count)
-            )
-        return moved
 
 
 class SqlEvents(_Repo):
     def add(self, ticket_number: int, event: Event) -> None:
-        self.conn.execute(
-            insert(EVENTS).values(
+        self._insert(
+            EVENTS,
+            dict(
                 ticket_id=ticket_number,
                 at=event.at,
                 actor=event.actor,
                 channel=event.channel,
                 type=event.type,
                 detail=dict(event.detail),
-            )
+            ),
         )
 
     def of_ticket(self, number: int) -> list[Event]:
@@ -437,8 +489,9 @@ class SqlEvents(_Repo):
 
 class SqlOutbox(_Repo):
     def add(self, mail: OutgoingMail, now: datetime, *, state: str = "pending") -> int:
-        return self.conn.execute(
-            insert(OUTBOX).values(
+        return self._insert(
+            OUTBOX,
+            dict(
                 ticket_id=mail.ticket_number,
                 kind=mail.kind,
                 message_id=mail.message_id,
@@ -450,8 +503,8 @@ class SqlOutbox(_Repo):
                 attempts=0,
                 created_at=now,
                 next_attempt_at=now,
-            )
-        ).inserted_primary_key[0]
+            ),
+        )
 
     def due(self, now: datetime, limit: int) -> list[OutboxItem]:
         stmt = (
@@ -480,9 +533,7 @@ class SqlOutbox(_Repo):
 
     def lease(self, item_ids: Sequence[int], until: datetime) -> None:
         if item_ids:
-            self.conn.execute(
-                update(OUTBOX).where(OUTBOX.c.id.in_(list(item_ids))).values(leased_until=until)
-            )
+            self.conn.execute(_LEASE, {"ids": list(item_ids), "until": until})
 
     def release_leases(self) -> int:
         return self.conn.execute(
@@ -493,15 +544,14 @@ class SqlOutbox(_Repo):
 
     def mark_sent(self, item_id: int, now: datetime) -> None:
         self.conn.execute(
-            update(OUTBOX)
-            .where(OUTBOX.c.id == item_id)
-            .values(
-                state="sent",
-                sent_at=now,
-                attempts=OUTBOX.c.attempts + 1,
-                last_error=None,
-                leased_until=None,
-            )
+            _MARK_SENT,
+            {
+                "_pk": item_id,
+                "state": "sent",
+                "sent_at": now,
+                "last_error": None,
+                "leased_until": None,
+            },
         )
 
     def mark_retry(self, item_id: int, error: str, next_at: datetime) -> None:
@@ -545,6 +595,10 @@ class SqlOutbox(_Repo):
         return self.conn.execute(
             select(func.count()).select_from(OUTBOX).where(OUTBOX.c.state == state)
         ).scalar_one()
+
+    def automatic_budget(self, address: str, since: datetime) -> tuple[bool, int]:
+        row = self.conn.execute(_AUTOMATIC_BUDGET, {"rcpt": address.lower(), "since": since}).one()
+        return bool(row.failing), int(row.sent)
 
     def next_due(self) -> datetime | None:
         return self.conn.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -37,6 +38,9 @@ class SqlTx:
         self.timers = SqlTimers(conn)
         self.settings = SqlSettings(conn)
         self.addresses = SqlAddresses(conn)
+
+    def savepoint(self) -> Any:
+        return self.conn.begin_nested()
 
 
 class SqlStore:

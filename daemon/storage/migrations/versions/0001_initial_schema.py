@@ -154,7 +154,6 @@ def upgrade() -> None:
         ),
         sa.Column("linked_to", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("last_public_at", models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("message_count", sa.Integer(), nullable=False),
         sa.Column("extra", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )

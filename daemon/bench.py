@@ -1,0 +1,259 @@
+"""`spocd bench`: a synthetic mail load through the real code, measured.
+
+Modes (each in a fresh temporary folder and database, so figures compare):
+- ingest: `spocd ingest` of a Maildir as one process, end to end (queue,
+  pipeline, acknowledgement written to the Maildir outbox);
+- pipe:   `spocd ingest --queue-only -` once per message, as an MTA pipe runs it;
+- smtp:   `spocd run` as a process, 16 clients sending over SMTP; counts the
+  250s (each after a durable commit) per second.
+Peak memory is the largest resident set of the measured process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mailbox
+import random
+import resource
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+WORDS = [
+    "drukarka",
+    "nie",
+    "drukuje",
+    "komputer",
+    "serwer",
+    "sieć",
+    "hasło",
+    "konto",
+    "outlook",
+    "excel",
+    "faktura",
+    "printer",
+    "does",
+    "not",
+    "work",
+    "error",
+    "screen",
+    "laptop",
+    "password",
+    "account",
+    "invoice",
+    "please",
+    "help",
+    "urgent",
+    "today",
+    "meeting",
+    "office",
+    "floor",
+    "room",
+    "user",
+    "system",
+    "update",
+    "restart",
+]
+
+
+def synthetic_mail(n: int, rng: random.Random, opened: list[str]) -> bytes:
+    """A ~3 KB mail; some with an HTML part, some with an attachment; about a
+    third are replies by a requester to their own earlier ticket (tagged).
+
+    `opened` lists the requesters of the tickets opened so far, in ticket
+    order; a new (non-reply) mail appends its sender to it.
+    """
+    msg = EmailMessage()
+    subject = " ".join(rng.choice(WORDS) for _ in range(6)).capitalize()
+    if opened and rng.random() < 0.3:
+        number = rng.randint(1, len(opened))
+        sender = opened[number - 1]
+        subject = f"Re: [HD-{number}] {subject}"
+    else:
+        sender = f"user{n}@client{n % 7}.example.pl"
+        opened.append(sender)
+    msg["From"] = f"User {n} <{sender}>"
+    msg["To"] = "helpdesk@example.com"
+    msg["Subject"] = subject
+    msg["Message-ID"] = f"<bench-{n}-{rng.getrandbits(40):x}@client.example.pl>"
+    msg["Date"] = "Wed, 25 Nov 2026 10:00:00 +0100"
+    body = "\n".join(" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(32))
+    msg.set_content(body)
+    if rng.random() < 0.3:
+        html = "<html><body><p>" + body.replace("\n", "</p><p>") + "</p></body></html>"
+        msg.add_alternative(html, subtype="html")
+    if rng.random() < 0.1:
+        msg.add_attachment(
+            rng.randbytes(2048), maintype="application", subtype="pdf", filename=f"skan-{n}.pdf"
+        )
+    return msg.as_bytes()
+
+
+def write_config(folder: Path, database: str | None, port: int = 0) -> Path:
+    db = database or f"sqlite:///{folder / 'spocd.db'}"
+    config = folder / "spocd.toml"
+    root = Path(__file__).resolve().parent
+    starter = root / "starter" if (root / "starter").is_dir() else root.parent
+    config.write_text(
+        f'[database]\nurl = "{db}"\n'
+        f"[smtp]\nport = {port}\n"
+        f'[outgoing]\ntransport = "maildir"\nmaildir = "{folder / "sent"}"\n'
+        f'[paths]\nrules = "{starter / "rules.yaml"}"\ntemplates = "{starter / "templates"}"\n'
+        f'spool = "{folder / "spool"}"\n[limits]\nauto_replies_per_hour = 1000000\n'
+        f'[logging]\nlevel = "WARNING"\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+def _spocd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "daemon", *args]
+
+
+def _child_peak_mb(before_kb: int) -> float:
+    """Peak RSS of the largest child so far (Linux reports kilobytes)."""
+    return max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before_kb) / 1024
+
+
+def bench_ingest(count: int, database: str | None) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="spocd-bench-") as tmp:
+        folder = Path(tmp)
+        config = write_config(folder, database)
+        box = mailbox.Maildir(str(folder / "load"))
+        rng = random.Random(7)
+        opened: list[str] = []
+        for n in range(count):
+            box.add(synthetic_mail(n, rng, opened))
+        box.close()
+        subprocess.run(_spocd("db", "upgrade", "-c", str(config)), check=True, capture_output=True)
+        started = time.perf_counter()
+        result = subprocess.run(
+            _spocd("ingest", "-c", str(config), str(folder / "load")),
+            capture_output=True,
+            check=False,
+        )
+        elapsed = time.perf_counter() - started
+        if result.returncode != 0:
+            raise SystemExit(f"ingest failed: {result.stderr.decode()[-2000:]}")
+        return {
+            "messages": count,
+            "seconds": round(elapsed, 2),
+            "messages_per_s": round(count / elapsed, 1),
+            "peak_rss_mb": round(_child_peak_mb(0), 1),
+        }
+
+
+def bench_pipe(count: int, database: str | None) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="spocd-bench-") as tmp:
+        folder = Path(tmp)
+        config = write_config(folder, database)
+        rng = random.Random(11)
+        times = []
+        for n in range(count):
+            raw = synthetic_mail(n, rng, [])
+            started = time.perf_counter()
+            subprocess.run(
+                _spocd("ingest", "--queue-only", "-c", str(config), "-"),
+                input=raw,
+                capture_output=True,
+                check=True,
+            )
+            times.append(time.perf_counter() - started)
+        return {
+            "processes": count,
+            "median_ms": round(statistics.median(times) * 1000, 1),
+            "max_ms": round(max(times) * 1000, 1),
+            "messages_per_s_one_at_a_time": round(count / sum(times), 1),
+        }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bench_smtp(count: int, database: str | None, clients: int = 16) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="spocd-bench-") as tmp:
+        folder = Path(tmp)
+        port = _free_port()
+        config = write_config(folder, database, port)
+        proc = subprocess.Popen(
+            _spocd("run", "-c", str(config)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            _wait_port(port, proc)
+            rng = random.Random(13)
+            mails = [synthetic_mail(n, rng, []) for n in range(count)]
+            accepted = [0] * clients
+
+            def client(index: int) -> None:
+                with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
+                    for raw in mails[index::clients]:
+                        smtp.sendmail("bench@example.pl", ["helpdesk@example.com"], raw)
+                        accepted[index] += 1
+
+            threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+            started = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - started
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+        return {
+            "clients": clients,
+            "accepted": sum(accepted),
+            "seconds": round(elapsed, 2),
+            "accepted_per_s": round(sum(accepted) / elapsed, 1),
+            "daemon_peak_rss_mb": round(_child_peak_mb(0), 1),
+        }
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("spocd run exited before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("spocd run did not listen within 30 s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spocd bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=["ingest", "pipe", "smtp", "all"], default="all")
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--database", help="a PostgreSQL URL instead of a temporary SQLite file")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    results: dict[str, dict[str, float]] = {}
+    if args.mode in ("ingest", "all"):
+        results["ingest"] = bench_ingest(args.messages, args.database)
+    if args.mode in ("pipe", "all"):
+        results["pipe"] = bench_pipe(min(args.messages, 50), args.database)
+    if args.mode in ("smtp", "all"):
+        results["smtp"] = bench_smtp(args.messages, args.database)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for mode, figures in results.items():
+            print(f"{mode:<7} " + "  ".join(f"{k}={v}" for k, v in figures.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
