@@ -137,6 +137,8 @@ def decode_header_value(value: str | email.header.Header | None, hint: str | Non
         return ""
     if isinstance(value, email.header.Header):
         value = str(value)
+    if "=?" not in value and value.isascii():
+        return value  # the common case: nothing to decode
     raw8 = _surrogate_bytes(value)
     if raw8 is not None:
         return _decode_8bit(raw8, hint)
@@ -190,7 +192,7 @@ def _polish_guess(data: bytes) -> str:
 
 def _surrogate_bytes(value: str) -> bytes | None:
     """compat32 carries raw 8-bit header bytes as surrogate escapes."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+    if value.isascii() or not any("\udc80" <= ch <= "\udcff" for ch in value):
         return None
     return value.encode("ascii", "surrogateescape")
 
