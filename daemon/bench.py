@@ -15,6 +15,7 @@ import argparse
 import json
 import mailbox
 import random
+import re
 import resource
 import smtplib
 import socket
@@ -98,16 +99,23 @@ def synthetic_mail(n: int, rng: random.Random, opened: list[str]) -> bytes:
 
 
 def write_config(folder: Path, database: str | None, port: int = 0) -> Path:
+    """A config with the starter rules, except that every synthetic sender may
+    get any number of acknowledgements (the real limit would hold most back)."""
     db = database or f"sqlite:///{folder / 'spocd.db'}"
     config = folder / "spocd.toml"
     root = Path(__file__).resolve().parent
     starter = root / "starter" if (root / "starter").is_dir() else root.parent
+    rules = (starter / "rules.yaml").read_text(encoding="utf-8")
+    rules = re.sub(r"(?m)^auto_replies:.*$", "", rules)
+    (folder / "rules.yaml").write_text(
+        rules + "\nauto_replies: {max_per_hour: 1000000}\n", encoding="utf-8"
+    )
     config.write_text(
         f'[database]\nurl = "{db}"\n'
         f"[smtp]\nport = {port}\n"
         f'[outgoing]\ntransport = "maildir"\nmaildir = "{folder / "sent"}"\n'
-        f'[paths]\nrules = "{starter / "rules.yaml"}"\ntemplates = "{starter / "templates"}"\n'
-        f'spool = "{folder / "spool"}"\n[limits]\nauto_replies_per_hour = 1000000\n'
+        f'[paths]\nrules = "{folder / "rules.yaml"}"\ntemplates = "{starter / "templates"}"\n'
+        f'spool = "{folder / "spool"}"\n'
         f'[logging]\nlevel = "WARNING"\n',
         encoding="utf-8",
     )

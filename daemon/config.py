@@ -119,7 +119,6 @@ class AgentsSettings:
 @dataclass(frozen=True, slots=True)
 class LimitsSettings:
     max_attachment_bytes: int = 10 * 1024 * 1024
-    auto_replies_per_hour: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +312,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "trust": _one_of("authentication-results", "none"),
         "trusted_authserv_ids": _is_str_list,
     },
-    "limits": {"max_attachment_bytes": _is_positive, "auto_replies_per_hour": _is_positive},
+    "limits": {"max_attachment_bytes": _is_positive},
     "logging": {
         "format": _one_of("logfmt", "json"),
         "level": _one_of("DEBUG", "INFO", "WARNING", "ERROR"),

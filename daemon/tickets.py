@@ -206,21 +206,20 @@ def queue_mail(
     now: datetime,
     *,
     public: bool = True,
+    internal: bool = False,
 ) -> bool:
     """Store an outgoing mail in the outbox and on the ticket.
 
-    Automatic mail is held back (stored as `suppressed`, recorded as an event)
-    when its recipient is failing or has had too many automatic answers this
-    hour: that is what stops mail loops with auto-responders.
+    Automatic mail to a correspondent is held back (stored as `suppressed`,
+    recorded as an event) when the address is failing or has had too many
+    automatic mails this hour (rules.yaml `auto_replies`): that is what stops
+    mail loops with auto-responders. Mail to our own agents is not limited.
     """
     state = "pending"
     reason = None
-    if mail.automatic:
-        rcpt = mail.recipients[0]
-        limit = rt.settings.limits.auto_replies_per_hour
-        rules_limit = getattr(rt.rules, "auto_reply_max_per_hour", None)
-        if rules_limit:
-            limit = rules_limit
+    rcpt = mail.recipients[0]
+    if mail.automatic and not rt.is_agent(rcpt):
+        limit = rt.rules.auto_reply_max_per_hour
         failing, recent = tx.outbox.automatic_budget(rcpt, now - timedelta(hours=1))
         if failing:
             state, reason = "suppressed", f"{rcpt} is failing (bounced)"
@@ -240,7 +239,7 @@ def queue_mail(
             message_id=mail.message_id,
             at=now,
             body=mail.text,
-            internal=mail.internal,
+            internal=internal or mail.internal,
             outbox_id=outbox_id,
         )
     )
@@ -255,6 +254,6 @@ def queue_mail(
             to=list(mail.recipients),
             reason=reason,
         )
-    elif public and not mail.internal:
+    elif public and not (internal or mail.internal):
         ticket.last_public_at = now
     return state == "pending"
