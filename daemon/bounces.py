@@ -271,7 +271,7 @@ def _from_mail_system(msg: ParsedMessage) -> bool:
         or (return_path and is_mail_system_address(return_path))
         or msg.header("x-failed-recipients") is not None
         or msg.header("x-ms-exchange-message-is-ndr") is not None
-        or (auto and not auto.startswith("no") and _BOUNCE_SUBJECT.match(msg.subject))
+        or (auto and not re.match(r"no\b", auto) and _BOUNCE_SUBJECT.match(msg.subject))
     )
 
 
