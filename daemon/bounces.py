@@ -210,8 +210,8 @@ _MTA_TEXTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "sendmail",
         re.compile(
-            r"-{3,} The following addresses had (?:permanent fatal|transient non-fatal) errors"
-            r"|-{3,} Transcript of session follows",
+            r"The following addresses had (?:permanent fatal|transient non-fatal) errors"
+            r"|----- Transcript of session follows -----",
             re.I,
         ),
     ),
@@ -275,6 +275,44 @@ def _from_mail_system(msg: ParsedMessage) -> bool:
     )
 
 
+# --- addresses in free text -------------------------------------------------------------
+
+_LOCAL_EXTRA = frozenset(".!#$%&'*+/=?^`{|}~-_")
+_DOMAIN_AT = re.compile(r"[\w-]+(?:\.[\w-]+)+")
+
+
+def address_spans(text: str) -> list[tuple[int, int]]:
+    """Where mail addresses stand in free text, in linear time.
+
+    A regular expression for addresses searched over text restarts at every
+    position and rescans each run of letters: quadratic on the long hostile
+    lines a bounce or forward may carry. Here each `@` is expanded once, at most
+    64 characters to the left (RFC 5321's local-part limit) and 255 to the right.
+    """
+    spans: list[tuple[int, int]] = []
+    at = text.find("@")
+    while at != -1:
+        start = at
+        while (
+            at - start < 64
+            and start > 0
+            and (text[start - 1].isalnum() or text[start - 1] in _LOCAL_EXTRA)
+        ):
+            start -= 1
+        while start < at and text[start] == ".":
+            start += 1
+        domain = _DOMAIN_AT.match(text, at + 1, min(len(text), at + 256))
+        if start < at and domain:
+            spans.append((start, domain.end()))
+        at = text.find("@", at + 1)
+    return spans
+
+
+def find_addresses(text: str) -> list[str]:
+    """The mail addresses in free text, lower-cased, in order of appearance."""
+    return [text[a:b].lower() for a, b in address_spans(text)]
+
+
 # --- the text of non-report bounces -------------------------------------------------------
 
 _ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
@@ -285,7 +323,7 @@ _EXIM_FAILED = re.compile(
     r"|address(?:es)? to which the message has not yet been delivered (?:is|are))[^\n]*:\s*\n",
     re.I,
 )
-_SENDMAIL_FAILED = re.compile(r"-{3,} The following addresses had [^\n]*errors -{3,}\s*\n", re.I)
+_SENDMAIL_FAILED = re.compile(r"The following addresses had [^\n]*\n", re.I)
 _EXCHANGE_FAILED = re.compile(
     r"(?:Delivery has failed to these recipients or groups|Dostarczanie nie powiodło się"
     r"[^\n:]*|Your message (?:couldn't|could not) be delivered to)[^\n]*\n?",
@@ -293,14 +331,13 @@ _EXCHANGE_FAILED = re.compile(
 )
 _GMAIL_FAILED = re.compile(
     rf"(?:Your message wasn't delivered to\s+({_ADDR})"
-    rf"|Delivery to the following recipients? failed[^\n]*\n\s*\n?\s*({_ADDR}))",
+    rf"|Delivery to the following recipients? failed[^\n]*\n\s*({_ADDR}))",
     re.I,
 )
 _EXCHANGE_DIAG = re.compile(
     r"(?:Remote server returned|Remote Server returned|Serwer zdalny zwrócił)\s*'?([^\n]+)", re.I
 )
 _SMTP_REPLY = re.compile(r"\b[45]\d\d[ -][^\n]*")
-_ANY_ADDR = re.compile(_ADDR)
 
 
 def _text_details(msg: ParsedMessage, mta: str | None) -> tuple[list[str], str]:
@@ -375,14 +412,14 @@ def _read_exchange(text: str) -> tuple[list[str], str]:
     recipients: list[str] = []
     match = _EXCHANGE_FAILED.search(text)
     if match:
-        inline = _ANY_ADDR.search(match.group(0))
+        inline = find_addresses(match.group(0))
         if inline:
-            recipients.append(inline.group(0))
+            recipients.append(inline[0])
         else:
-            for line in text[match.end() :].split("\n")[:12]:
-                found = _ANY_ADDR.search(line)
+            for line in text[match.end() :].split("\n", 12)[:12]:
+                found = find_addresses(line)
                 if found:
-                    recipients.append(found.group(0))
+                    recipients.append(found[0])
                     break
     diag = _EXCHANGE_DIAG.search(text)
     diagnostic = diag.group(1).strip().rstrip("'") if diag else ""
@@ -435,12 +472,12 @@ def _text_action(msg: ParsedMessage) -> str:
 
 def _header_recipients(msg: ParsedMessage) -> list[str]:
     values = ",".join(msg.header_all("x-failed-recipients"))
-    return _unique(a.lower() for a in _ANY_ADDR.findall(values))
+    return _unique(find_addresses(values))
 
 
 # --- the mail it reports on ---------------------------------------------------------------
 
-_QUOTED_MSGID = re.compile(r"^[ \t>]*Message-I[Dd][ \t]*:\s*<?([^<>\s]+@[^<>\s]+?)>?\s*$", re.M)
+_QUOTED_MSGID = re.compile(r"^[ \t>]*Message-I[Dd][ \t]*:\s*<?([^<>\s@]+@[^<>\s]+?)>?\s*$", re.M)
 _QUOTED_SUBJECT = re.compile(
     r"^[ \t>]*(?:Subject[ \t]*:|The subject of the message is:)[ \t]*(.*(?:\n[ \t]+\S.*)*)$",
     re.M | re.I,

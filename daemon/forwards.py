@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
+from daemon.bounces import address_spans
 from daemon.domain import Address, ParsedMessage
 
 #: Content types of an attached, whole original message.
@@ -197,13 +198,21 @@ def _find_inline(msg: ParsedMessage) -> Forwarded | None:
 
 
 def _first_block(lines: Sequence[str]) -> _Block | None:
-    for i, raw_line in enumerate(lines):
-        line = _unescape(raw_line.strip())
+    """The first forward block, scanning each line about once.
+
+    A bare `From:` block that lacks a date and a subject or recipient is not a
+    forward; neither is any block starting inside it (it reads a subset of the
+    same header lines), so the scan goes on after it.
+    """
+    i = 0
+    while i < len(lines):
+        line = _unescape(lines[i].strip())
+        i += 1
         if not line:
             continue
         style = _separator_style(line)
         if style is not None:
-            block = _read_headers(lines, i + 1, start=i, style=style)
+            block = _read_headers(lines, i, start=i - 1, style=style)
             if style != "rule":
                 return block
             if "from" in block.fields:  # a rule line only counts above a header block
@@ -211,10 +220,11 @@ def _first_block(lines: Sequence[str]) -> _Block | None:
                 return block
             continue
         if _label(line) == ("from", True):
-            block = _read_headers(lines, i, start=i, style="outlook")
+            block = _read_headers(lines, i - 1, start=i - 1, style="outlook")
             names = block.fields.keys()
             if "date" in names and ("subject" in names or "to" in names):
                 return block
+            i = max(i, block.end)
     return None
 
 
@@ -281,11 +291,11 @@ def _read_headers(lines: Sequence[str], i: int, *, start: int, style: str) -> _B
 
 # --- values ---------------------------------------------------------------------------
 
-_MD_LINK = re.compile(r"\[([^\]\n]*)\]\((?:mailto:)?[^)\s]*\)")
+_MD_LINK = re.compile(r"\[([^\[\]\n]*)\]\((?:mailto:)?[^()\s]*\)")
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|])")
-_MAILTO = re.compile(r"\[\s*mailto:\s*([^\]\s]+)\s*\]", re.IGNORECASE)
-_ANGLE = re.compile(r"<\s*([^<>\s]+@[^<>\s]+)\s*>")
-_BARE_ADDR = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+_MAILTO = re.compile(r"\[\s*mailto:\s*([^\[\]\s]+)\s*\]", re.IGNORECASE)
+_ANGLE = re.compile(r"<\s*([^<>\s@]+@[^<>\s]+)\s*>")
+_MAX_SENDER = 1_000  # characters of a sender line worth reading; real ones are short
 _VALID_ADDR = re.compile(r"^[^@\s<>\[\]()\",;:]+@[\w-]+(?:\.[\w-]+)+$")
 
 
@@ -301,7 +311,7 @@ def _clean_value(value: str) -> str:
 
 def _one_address(value: str) -> Address | None:
     """An Address from a sender line in any of the clients' notations."""
-    value = value.strip()
+    value = value.strip()[:_MAX_SENDER]
     for pattern in (_MAILTO, _ANGLE):
         match = pattern.search(value)
         if match:
@@ -309,11 +319,11 @@ def _one_address(value: str) -> Address | None:
             name = value[: match.start()].strip().strip("\"'").strip()
             break
     else:
-        match = _BARE_ADDR.search(value)
-        if not match:
+        spans = address_spans(value)
+        if not spans:
             return None
-        addr = match.group(0).lower()
-        name = value[: match.start()].strip().strip("\"'").strip()
+        addr = value[spans[0][0] : spans[0][1]].lower()
+        name = value[: spans[0][0]].strip().strip("\"'").strip()
     addr = addr.rstrip(".")
     if not _VALID_ADDR.match(addr):
         return None

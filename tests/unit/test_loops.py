@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daemon.bounces import parse_bounce
 from daemon.domain import Address, Attachment, ParsedMessage
+from daemon.forwards import unwrap
 from daemon.loops import Automatic, classify
 from daemon.parsing import parse_message
 
@@ -239,3 +241,29 @@ def test_classify_never_raises(
     )
     found = classify(msg, DOMAIN, OWN)
     assert found is None or found.kind in ("own", "bounce", "auto-reply", "list", "bulk")
+
+
+# --- bounded time on hostile lines ----------------------------------------------------------
+# Address and Message-ID patterns searched over long runs of letters go quadratic:
+# these inputs took over a minute before the scanners were made linear.
+
+_N = 200_000
+_HOSTILE = {
+    "letters": "a" * _N,
+    "sender-line": "From: " + "a" * _N + "\nSent: Monday\nSubject: x\n\nb",
+    "at-signs": "Message-ID: <" + "a@" * (_N // 2),
+    "exchange-dots": "Delivery has failed to these recipients or groups:\n" + "a." * (_N // 2),
+    "dashes": "-" * _N,
+    "brackets": "From: " + "[mailto:" * (_N // 8),
+    "from-flood": "Od: x\n" * (_N // 6),
+    "blank-flood": "Delivery to the following recipient failed permanently:\n" + " \n" * _N,
+}
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("text", _HOSTILE.values(), ids=_HOSTILE.keys())
+def test_hostile_long_lines_finish(text: str) -> None:
+    msg = _msg({"Return-Path": "<>"}, text=text, sender=Address("mailer-daemon@mx.example.org"))
+    unwrap(msg, parse_message)
+    parse_bounce(msg)
+    classify(msg, DOMAIN, OWN)
