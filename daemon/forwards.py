@@ -120,7 +120,7 @@ _APPLE_SEP = re.compile(
 )
 # Outlook on the web / mobile write a line of underscores; html2text renders an
 # <hr> as "* * *". Either only counts when a header block follows.
-_RULE_SEP = re.compile(r"^(?:_{10,}|(?:\\_){10,}|(?:\* ){2,}\*|-{20,})$")
+_RULE_SEP = re.compile(r"^(?:_{10,}|(?:\* ){2,}\*|-{20,})$")
 
 #: Header labels of forward blocks, by meaning.
 _LABELS: dict[str, str] = {
