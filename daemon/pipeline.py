@@ -1,18 +1,18 @@
 """One inbound message through its stages, inside one transaction.
 
-parse -> de-duplicate -> classify -> thread -> decide -> act. A stage ends the
-journey early by raising a `Disposition`; any other exception rolls the whole
-message back and the worker records the stage it failed in.
+parse -> de-duplicate -> classify (loops, escalations) -> thread -> act. A
+stage ends the journey early by raising a `Disposition`; any other exception
+rolls the message back and the worker records the stage it failed in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from daemon import loops, mailthread, rules
-from daemon.domain import Channel, InboundItem, ParsedMessage, Status, Ticket
+from daemon import actions, conversation, forwards, loops, mailthread, rules
+from daemon.domain import Channel, InboundItem, Intake, ParsedMessage, Status, Ticket
 from daemon.errors import Disposition, Duplicate, Ignored, NotMail, Quarantined
 from daemon.notify import Thread
 from daemon.parsing import parse_message
@@ -31,7 +31,7 @@ from daemon.tickets import (
 class Outcome:
     """What became of one message (one line of `spocd ingest`)."""
 
-    outcome: str  # created | appended | duplicate | ignored | quarantined | bounce
+    outcome: str  # created | appended | duplicate | ignored | quarantined | bounce | failed
     ticket: int | None = None
     message_id: str | None = None
     detail: str = ""
@@ -57,11 +57,18 @@ class Incoming:
     requester: str = ""
     escalated_by: str | None = None
     external_ref: str | None = None
-    rules_msg: ParsedMessage | None = None  # what rules see (the original of a forward)
+    original: ParsedMessage | None = None  # the incident inside an escalation
+    note: str = ""  # first line's own words
+    forward_style: str = ""
 
     @property
     def sender(self) -> str:
         return self.msg.sender.addr if self.msg.sender else ""
+
+    @property
+    def incident(self) -> ParsedMessage:
+        """What rules and the ticket's subject come from."""
+        return self.original or self.msg
 
 
 class Pipeline:
@@ -69,14 +76,17 @@ class Pipeline:
         self._runtime = runtime
         self.key = key
 
+    def parse(self, raw: bytes) -> ParsedMessage:
+        return parse_message(
+            raw, max_attachment_bytes=self._runtime().settings.limits.max_attachment_bytes
+        )
+
     def process(self, tx: Tx, item: InboundItem, now: datetime) -> Outcome:
         rt = self._runtime()
         stage = "parse"
         try:
             try:
-                msg = parse_message(
-                    item.raw, max_attachment_bytes=rt.settings.limits.max_attachment_bytes
-                )
+                msg = self.parse(item.raw)
             except NotMail as exc:
                 tx.inbound.quarantine(item.id, reason=f"not mail: {exc}", now=now)
                 return Outcome("quarantined", detail=f"not mail: {exc}")
@@ -90,14 +100,19 @@ class Pipeline:
                 domain=rt.settings.helpdesk.domain,
                 lookup=tx.messages.ticket_of,
             )
-            ticket = self._existing(tx, match.ticket)
+            if match.ticket is None and incoming.original is not None:
+                # An escalation of an incident the requester also mailed us.
+                found = tx.messages.ticket_of(incoming.original.message_id)
+                match = mailthread.ThreadMatch(found, "escalated-original") if found else match
             stage = "act"
-            if incoming.automatic and incoming.automatic.kind == "bounce":
-                outcome = self._bounce(tx, rt, incoming, ticket, now)
-            elif ticket is not None:
-                outcome = self._to_ticket(tx, rt, incoming, ticket, match, now)
+            if incoming.automatic is not None and incoming.automatic.kind == "bounce":
+                outcome = self._bounce(tx, rt, incoming, match.ticket, now)
             else:
-                outcome = self._new(tx, rt, incoming, now, tagged=match.tagged)
+                ticket = self._existing(tx, match.ticket)
+                if ticket is not None:
+                    outcome = self._to_ticket(tx, rt, incoming, ticket, match, now)
+                else:
+                    outcome = self._new(tx, rt, incoming, now)
         except Disposition as disposition:
             return self._dispose(tx, item, disposition, now)
         except Exception as exc:
@@ -111,21 +126,39 @@ class Pipeline:
         )
         return outcome
 
-    # --- stages --------------------------------------------------------------
+    # --- stages ----------------------------------------------------------------------------
 
     def _classify(self, tx: Tx, rt: Runtime, item: InboundItem, msg: ParsedMessage) -> Incoming:
         if tx.messages.exists(msg.message_id):
             raise Duplicate(msg.message_id, tx.messages.ticket_of(msg.message_id))
         incoming = Incoming(item=item, msg=msg, requester=msg.sender.addr if msg.sender else "")
-        incoming.automatic = loops.classify(
-            msg, rt.settings.helpdesk.domain, rt.settings.own_addresses
-        )
-        escalation_rcpts = set(rt.settings.smtp.escalation_addresses)
-        if item.escalation or any(a.addr in escalation_rcpts for a in (*msg.to, *msg.cc)):
-            incoming.channel = Channel.ESCALATION
-            incoming.escalated_by = incoming.sender
-            incoming.external_ref = rt.rules.find_external_ref(msg.subject)
+        settings = rt.settings
+        incoming.automatic = loops.classify(msg, settings.helpdesk.domain, settings.own_addresses)
+        if incoming.automatic is None and item.intake == Intake.SMTP and item.envelope_from == "":
+            incoming.automatic = loops.Automatic(
+                "auto-reply", "null envelope sender (MAIL FROM:<>)"
+            )
+        escalation_rcpts = set(settings.smtp.escalation_addresses)
+        if incoming.automatic is None and (
+            item.escalation or any(a.addr in escalation_rcpts for a in (*msg.to, *msg.cc))
+        ):
+            self._unwrap(rt, incoming)
         return incoming
+
+    def _unwrap(self, rt: Runtime, incoming: Incoming) -> None:
+        """A first-line escalation: the requester is the original sender."""
+        msg = incoming.msg
+        forwarded = forwards.unwrap(msg, self.parse)
+        incoming.channel = Channel.ESCALATION
+        incoming.escalated_by = incoming.sender
+        incoming.forward_style = forwarded.style
+        incoming.note = forwarded.note
+        if forwarded.requester is not None and forwarded.requester.addr != incoming.sender:
+            incoming.requester = forwarded.requester.addr
+            incoming.original = forwarded.original
+        incoming.external_ref = rt.rules.find_external_ref(msg.subject) or (
+            rt.rules.find_external_ref(forwarded.original.subject) if forwarded.original else None
+        )
 
     def _existing(self, tx: Tx, number: int | None) -> Ticket | None:
         """The ticket a match names, following merges to the survivor."""
@@ -152,14 +185,17 @@ class Pipeline:
         note: str | None = None,
     ) -> Outcome:
         msg = incoming.msg
-        decision = rules.decide(rt.rules, incoming.rules_msg or msg, str(incoming.channel))
+        decision = rules.decide(rt.rules, incoming.incident, str(incoming.channel))
         if decision.ignore:
             raise Ignored(", ".join(decision.matched))
-        cc = [a.addr for a in (*msg.to, *msg.cc) if a.addr not in rt.settings.own_addresses]
+        own = rt.settings.own_addresses
+        cc = [a.addr for a in (*incoming.incident.to, *incoming.incident.cc) if a.addr not in own]
+        if incoming.original is not None:
+            cc = [a for a in cc if a != incoming.escalated_by]
         ticket = open_ticket(
             tx,
             rt,
-            msg=incoming.rules_msg or msg,
+            msg=incoming.incident,
             decision=decision,
             requester=incoming.requester,
             now=now,
@@ -169,19 +205,84 @@ class Pipeline:
             cc=cc,
             linked_to=linked_to,
         )
-        if tagged is not None and tagged != linked_to:
+        actor = Actor(incoming.sender)
+        if tagged is not None:
             record_event(
                 tx,
                 ticket,
                 now,
-                Actor(incoming.sender),
+                actor,
                 "tag_not_honoured",
                 tag=rt.ticket_id(tagged),
                 reason=note or "sender is not on that ticket",
             )
-        record_inbound(tx, ticket, msg, kind="request", inbound_id=incoming.item.id, now=now)
+        if linked_to is not None:
+            old = tx.tickets.get(linked_to)
+            if old is not None:
+                record_event(
+                    tx, old, now, actor, "follow_up_ticket", ticket=rt.ticket_id(ticket.number)
+                )
+        if incoming.channel == Channel.ESCALATION:
+            self._record_escalation(tx, rt, incoming, ticket, now)
+        else:
+            record_inbound(tx, ticket, msg, kind="request", inbound_id=incoming.item.id, now=now)
         self._acknowledge(tx, rt, incoming, ticket, now)
+        self._tell_agents(tx, rt, incoming, ticket, now)
         return Outcome("created", ticket.number, msg.message_id)
+
+    def _tell_agents(
+        self, tx: Tx, rt: Runtime, incoming: Incoming, ticket: Ticket, now: datetime
+    ) -> None:
+        """The assignee, or else the whole group, hears of a new ticket."""
+        group = rt.rules.groups.get(ticket.group or "")
+        if ticket.assignee:
+            to = [ticket.assignee]
+        elif group is not None:
+            to = [group.lead, *group.members]
+        else:
+            return
+        ctx = actions.Ctx(tx, rt, now, Actor("spocd", "system"), ticket)
+        actions.notify_agents(ctx, "agent_new", to, {"request_text": incoming.incident.text[:8000]})
+
+    def _record_escalation(
+        self, tx: Tx, rt: Runtime, incoming: Incoming, ticket: Ticket, now: datetime
+    ) -> None:
+        """Both first line's note and the original incident stay on the ticket."""
+        msg, original = incoming.msg, incoming.original
+        record_inbound(
+            tx,
+            ticket,
+            msg,
+            kind="escalation",
+            inbound_id=incoming.item.id,
+            now=now,
+            body=incoming.note if original is not None else msg.text,
+        )
+        if original is not None and not tx.messages.exists(original.message_id):
+            record_inbound(
+                tx, ticket, original, kind="request", inbound_id=incoming.item.id, now=now
+            )
+        record_event(
+            tx,
+            ticket,
+            now,
+            Actor(incoming.sender),
+            "escalated_by_first_line",
+            by=incoming.escalated_by,
+            external_ref=incoming.external_ref,
+            forward_style=incoming.forward_style,
+            requester_found=original is not None,
+        )
+        if original is None:
+            record_event(
+                tx,
+                ticket,
+                now,
+                Actor("spocd", "system"),
+                "requester_unknown",
+                reason="the original sender was not found in the escalation; the "
+                "first-line sender is the requester",
+            )
 
     def _to_ticket(
         self,
@@ -192,67 +293,40 @@ class Pipeline:
         match: mailthread.ThreadMatch,
         now: datetime,
     ) -> Outcome:
-        sender = incoming.sender
+        sender, msg = incoming.sender, incoming.msg
         role = _role(rt, ticket, sender)
         if role == "stranger":
             if rt.rules.strangers == "quarantine":
                 raise Quarantined(f"{sender} is not on {rt.ticket_id(ticket.number)}")
             return self._new(tx, rt, incoming, now, tagged=ticket.number)
-        if ticket.status in (Status.CLOSED, Status.CANCELLED) and role != "agent":
-            reopen_until = (ticket.closed_at or ticket.updated_at or now) + timedelta(
-                days=rt.rules.closure.reopen_days
-            )
-            if now > reopen_until:
-                return self._new(
-                    tx,
-                    rt,
-                    incoming,
-                    now,
-                    linked_to=ticket.number,
-                    tagged=ticket.number,
-                    note="reply after reopen_days",
-                )
-        kind = "reply" if role != "agent" else "agent_reply"
-        if incoming.automatic:
-            kind = "auto_reply"
-        record_inbound(tx, ticket, incoming.msg, kind=kind, inbound_id=incoming.item.id, now=now)
-        record_event(
-            tx,
-            ticket,
-            now,
-            Actor(sender),
-            "message_received",
-            role=role,
-            kind=kind,
-            via=match.via,
-            message_id=incoming.msg.message_id,
+        if role == "agent":
+            conversation.agent_mail(tx, rt, ticket, msg, incoming.item.id, now)
+            return Outcome("appended", ticket.number, msg.message_id)
+        closed_for_good = ticket.status == Status.CANCELLED or (
+            ticket.status == Status.CLOSED and not conversation.reopen_window_open(rt, ticket, now)
         )
-        ticket.updated_at = now
-        tx.tickets.save(ticket)
-        return Outcome("appended", ticket.number, incoming.msg.message_id)
+        if closed_for_good and incoming.automatic is None:
+            return self._new(
+                tx,
+                rt,
+                incoming,
+                now,
+                linked_to=ticket.number,
+                note="a reply to a closed ticket after reopen_days",
+            )
+        conversation.requester_mail(
+            tx, rt, ticket, msg, incoming.item.id, now, automatic=incoming.automatic is not None
+        )
+        return Outcome("appended", ticket.number, msg.message_id)
 
     def _bounce(
-        self, tx: Tx, rt: Runtime, incoming: Incoming, ticket: Ticket | None, now: datetime
+        self, tx: Tx, rt: Runtime, incoming: Incoming, threaded: int | None, now: datetime
     ) -> Outcome:
+        number, report = conversation.bounce_ticket(tx, rt, incoming.msg, threaded, self.key)
+        ticket = self._existing(tx, number)
         if ticket is None:
             return Outcome("bounce", None, incoming.msg.message_id, "matched no ticket")
-        record_inbound(
-            tx,
-            ticket,
-            incoming.msg,
-            kind="bounce",
-            inbound_id=incoming.item.id,
-            now=now,
-            internal=True,
-        )
-        record_event(
-            tx,
-            ticket,
-            now,
-            Actor(incoming.sender),
-            "bounce_received",
-            reason=incoming.automatic.reason if incoming.automatic else "",
-        )
+        conversation.record_bounce(tx, rt, ticket, incoming.msg, report, incoming.item.id, now)
         return Outcome("bounce", ticket.number, incoming.msg.message_id)
 
     def _acknowledge(

@@ -19,7 +19,18 @@ from daemon.ports import Rendered
 
 LANGUAGES = ("en", "pl")
 #: Every template a complete language folder has (checked at load and in tests).
-KINDS = ("ack",)
+KINDS = (
+    "ack",
+    "agent_new",
+    "agent_reply",
+    "assigned",
+    "auto_closed",
+    "closed",
+    "command_result",
+    "reopened",
+    "verification",
+    "verification_reminder",
+)
 
 
 class TemplateRenderer:

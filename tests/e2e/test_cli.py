@@ -30,8 +30,9 @@ def test_ingest_an_eml_file_prints_the_ticket(config: Path, tmp_path: Path) -> N
     result = spocd("ingest", str(eml), config=config)
     assert result.returncode == 0, result.stderr
     assert out(result).strip() == f"{eml}: new ticket HD-1"
-    sent = list((tmp_path / "sent" / "new").iterdir())
-    assert len(sent) == 1 and b"[HD-1]" in sent[0].read_bytes()
+    sent = [p.read_bytes() for p in (tmp_path / "sent" / "new").iterdir()]
+    acks = [raw for raw in sent if b"\r\nTo: jan.kowalski@example.org" in raw]
+    assert len(acks) == 1 and b"[HD-1]" in acks[0]
 
 
 def test_config_option_may_come_before_or_after_the_command_words(
@@ -120,7 +121,7 @@ def test_show_prints_messages_and_history(config: Path) -> None:
     spocd("ingest", "-", config=config, input=make_mail(subject="Scanner offline"))
     data = json.loads(out(spocd("show", "hd-1", "--json", config=config)))
     assert data["id"] == "HD-1"
-    assert [m["kind"] for m in data["messages"]] == ["request", "ack"]
+    assert [m["kind"] for m in data["messages"]] == ["request", "ack", "agent_new"]
     assert data["events"][0]["type"] == "created"
     text = out(spocd("show", "1", config=config))
     assert "Scanner offline" in text and "History" in text

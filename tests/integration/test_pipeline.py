@@ -26,7 +26,7 @@ def test_a_new_mail_opens_a_ticket_and_the_requester_gets_an_acknowledgement(rel
 
     assert outcome.outcome == "created"
     assert outcome.ticket == 1
-    [ack] = relay.caught
+    [ack] = relay.to("jan.kowalski@example.org")
     assert ack.rcpt_tos == ["jan.kowalski@example.org"]
     msg = ack.message
     assert msg["Subject"].startswith("[HD-1] ")
@@ -50,7 +50,7 @@ def test_a_reply_with_the_tag_joins_the_ticket(app):
     with app.store.reading() as tx:
         assert [t.number for t in tx.tickets.listing(None)] == [1]
         kinds = [m.kind for m in tx.messages.of_ticket(1)]
-    assert kinds == ["request", "ack", "reply"]
+    assert kinds == ["request", "ack", "agent_new", "reply"]
 
 
 def test_a_reply_by_reference_to_our_acknowledgement_joins_the_ticket(app):
@@ -76,7 +76,7 @@ def test_the_same_message_twice_changes_nothing(app):
     assert (second.outcome, second.ticket) == ("duplicate", 1)
     with app.store.reading() as tx:
         assert len(tx.tickets.listing(None)) == 1
-        assert tx.outbox.count("sent") == 1
+        assert tx.outbox.count("sent") == 2  # the ack, and the notice to the group
 
 
 def test_a_stranger_using_a_tag_opens_a_new_ticket_that_notes_it(app):
