@@ -421,6 +421,7 @@ def merge(ctx: Ctx, target_number: int) -> Ticket:
         source.closed_at = ctx.now
     ctx.tx.timers.cancel(source.number, (VERIFY_REMINDER, AUTO_CLOSE))
     ctx.event("merged", into=tid, messages=moved)
+    ctx.save()  # the caller goes on with the survivor
     return target
 
 

@@ -94,6 +94,39 @@ def build_parser() -> Parser:
     p.add_argument("ticket")
     _common(p, now=True, json=True)
 
+    p = sub.add_parser("ticket", help="act on a ticket as an agent")
+    p.add_argument("ticket")
+    p.add_argument(
+        "action",
+        choices=[
+            "assign",
+            "status",
+            "priority",
+            "impact",
+            "urgency",
+            "category",
+            "group",
+            "reply",
+            "note",
+            "pending",
+            "resolve",
+            "close",
+            "cancel",
+            "reopen",
+            "merge",
+        ],
+    )
+    p.add_argument("args", nargs="*", help="the action's argument (an agent, a state, text)")
+    p.add_argument(
+        "--as",
+        dest="actor",
+        metavar="ADDRESS",
+        help="who acts (default: the lead of the ticket's group)",
+    )
+    p.add_argument("--code", help="resolution code (resolve)")
+    p.add_argument("--note", help="resolution note (resolve) or a note (close, cancel)")
+    _common(p, now=True, json=True)
+
     p = sub.add_parser("db", help="database maintenance")
     dbsub = p.add_subparsers(dest="db_command", required=True, parser_class=Parser)
     q = dbsub.add_parser("upgrade", help="apply database migrations")
@@ -243,6 +276,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "db": cmd_passthrough("daemon.cli_commands", "cmd_db"),
     "queue": cmd_passthrough("daemon.cli_commands", "cmd_queue"),
     "rules": cmd_passthrough("daemon.cli_rules", "cmd_rules"),
+    "ticket": cmd_passthrough("daemon.cli_ticket", "cmd_ticket"),
 }
 
 

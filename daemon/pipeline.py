@@ -220,7 +220,7 @@ class Pipeline:
             old = tx.tickets.get(linked_to)
             if old is not None:
                 record_event(
-                    tx, old, now, actor, "follow_up_ticket", ticket=rt.ticket_id(ticket.number)
+                    tx, old, now, actor, "follow_up_ticket", follow_up=rt.ticket_id(ticket.number)
                 )
         if incoming.channel == Channel.ESCALATION:
             self._record_escalation(tx, rt, incoming, ticket, now)

@@ -6,19 +6,8 @@ started by the test.
 
 from __future__ import annotations
 
-from daemon.domain import Intake
-from daemon.ports import QueuedRaw
+from tests.support.flow import ingest
 from tests.support.mail import make_mail
-
-
-def ingest(app, raw: bytes, *, escalation: bool = False):  # type: ignore[no-untyped-def]
-    with app.store.transaction() as tx:
-        item_id = tx.inbound.add(
-            QueuedRaw(raw=raw, intake=Intake.INGEST, escalation=escalation), app.clock.now()
-        )
-    outcome = app.inbound.process_item(item_id)
-    app.sender.send_due()
-    return outcome
 
 
 def test_a_new_mail_opens_a_ticket_and_the_requester_gets_an_acknowledgement(relay_app, relay):

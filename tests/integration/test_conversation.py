@@ -1,0 +1,264 @@
+"""Agents working tickets by mail, requesters confirming fixes (SPEC §4).
+
+Every outgoing mail goes over real SMTP to the test's relay, so the tests can
+check who received what.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from daemon.config import Settings
+from daemon.service import App
+from tests.support.clock import ManualClock
+from tests.support.flow import events, ingest, last_out, messages, ticket
+from tests.support.mail import make_mail
+from tests.support.relay import Relay
+
+REQUESTER = "jan.kowalski@example.org"
+AGENT = "anna@example.com"
+OTHER_AGENT = "piotr@example.com"
+LEAD = "lead@example.com"
+
+
+def open_ticket(app: Any, subject: str = "Printer on floor 2 jams") -> int:
+    outcome = ingest(app, make_mail(subject=subject, body="It jams on every page.\n"))
+    assert outcome.outcome == "created"
+    return outcome.ticket
+
+
+def agent_says(
+    app: Any, number: int, body: str, *, sender: str = AGENT, headers: dict[str, str] | None = None
+) -> Any:
+    notice = (
+        last_out(app, number, "agent_new")
+        if any(m.kind == "agent_new" for m in messages(app, number))
+        else None
+    )
+    return ingest(
+        app,
+        make_mail(
+            sender=sender,
+            subject=f"Re: [HD-{number}] something",
+            body=body,
+            in_reply_to=notice.message_id if notice else None,
+            headers=headers,
+        ),
+    )
+
+
+def requester_says(app: Any, number: int, body: str, subject: str | None = None) -> Any:
+    return ingest(app, make_mail(subject=subject or f"Re: [HD-{number}] Printer", body=body))
+
+
+def bodies_to(relay: Relay, address: str) -> list[str]:
+    out = []
+    for caught in relay.to(address):
+        msg = caught.message
+        out.append(msg.get_body(("plain",)).get_content())
+    return out
+
+
+def test_an_agent_reply_with_commands_is_applied_and_the_rest_reaches_the_requester(
+    relay_app: App, relay: Relay
+) -> None:
+    number = open_ticket(relay_app)
+    agent_says(
+        relay_app,
+        number,
+        "#assign me\n#priority P2\n\nWe are sending a technician.\n\n> quoted history\n> more\n",
+    )
+    t = ticket(relay_app, number)
+    assert (t.assignee, t.priority, str(t.status)) == (AGENT, "P2", "in_progress")
+    assert t.first_responded_at == relay_app.clock.now()
+    [reply] = [b for b in bodies_to(relay, REQUESTER) if "technician" in b]
+    assert "We are sending a technician." in reply
+    assert "quoted history" not in reply and "#assign" not in reply
+    types = [e.type for e in events(relay_app, number)]
+    assert {"assigned", "priority_changed", "first_response", "replied"} <= set(types)
+
+
+def test_an_internal_note_never_reaches_the_requester(relay_app: App, relay: Relay) -> None:
+    number = open_ticket(relay_app)
+    agent_says(relay_app, number, "#internal\nThe password is hunter2, do not tell anyone.\n")
+    for caught in relay.caught:
+        assert b"hunter2" not in caught.raw or REQUESTER not in caught.rcpt_tos
+    assert not any("hunter2" in body for body in bodies_to(relay, REQUESTER))
+    notes = [e for e in events(relay_app, number) if e.type == "note"]
+    assert "hunter2" in notes[0].detail["text"]
+    assert ticket(relay_app, number).first_responded_at is None  # a note is no response
+
+
+def test_an_unknown_command_applies_nothing_and_tells_the_agent_why(
+    relay_app: App, relay: Relay
+) -> None:
+    number = open_ticket(relay_app)
+    before = len(relay.to(REQUESTER))
+    agent_says(relay_app, number, "#assign me\n#frobnicate now\n\nDone.\n")
+    t = ticket(relay_app, number)
+    assert t.assignee is None and str(t.status) == "new"
+    assert len(relay.to(REQUESTER)) == before  # nothing to the requester
+    [answer] = [c for c in relay.to(AGENT) if "Not applied" in str(c.message["Subject"])]
+    assert "unknown command #frobnicate" in answer.message.get_body(("plain",)).get_content()
+
+
+def test_a_refused_action_rolls_back_the_commands_before_it(relay_app: App, relay: Relay) -> None:
+    number = open_ticket(relay_app)
+    agent_says(relay_app, number, "#priority P1\n#close\n")  # close needs resolve first
+    t = ticket(relay_app, number)
+    assert t.priority != "P1"
+    assert any(e.type == "commands_refused" for e in events(relay_app, number))
+
+
+@pytest.fixture
+def strict_app(settings: Settings, clock: ManualClock, relay: Relay) -> Any:
+    """Commands only with a DKIM/DMARC pass from mx.example.com."""
+    strict = replace(
+        settings,
+        agents=replace(
+            settings.agents,
+            trust="authentication-results",
+            trusted_authserv_ids=("mx.example.com",),
+        ),
+        outgoing=replace(settings.outgoing, transport="smtp", host="127.0.0.1", port=relay.port),
+    )
+    application = App(strict, clock)
+    yield application
+    application.close()
+
+
+@pytest.mark.parametrize(
+    ("header", "obeyed"),
+    [
+        ("mx.example.com; dkim=pass header.d=example.com", True),
+        ("mx.example.com; dmarc=pass header.from=example.com", True),
+        (None, False),
+        ("mx.attacker.example; dkim=pass header.d=example.com", False),
+        ("mx.example.com; dkim=fail header.d=example.com", False),
+    ],
+)
+def test_commands_need_a_trusted_authentication_result(
+    strict_app: App, relay: Relay, header: str | None, obeyed: bool
+) -> None:
+    number = open_ticket(strict_app)
+    headers = {"Authentication-Results": header} if header else None
+    agent_says(strict_app, number, "#priority P1\n\nOn it.\n", headers=headers)
+    t = ticket(strict_app, number)
+    assert (t.priority == "P1") is obeyed
+    reached_requester = any("On it." in body for body in bodies_to(relay, REQUESTER))
+    assert reached_requester is obeyed
+    kinds = {e.type for e in events(strict_app, number)}
+    assert ("untrusted_commands" in kinds) is not obeyed
+
+
+def test_a_stranger_cannot_command_a_ticket(relay_app: App) -> None:
+    number = open_ticket(relay_app)
+    outcome = agent_says(relay_app, number, "#close\n#priority P1\n", sender="x@evil.example")
+    assert outcome.ticket != number
+    assert ticket(relay_app, number).priority != "P1"
+
+
+@pytest.mark.parametrize(
+    ("answer", "closure"),
+    [
+        ("Yes, it works now, thanks!", "verified"),
+        ("ok", "verified"),
+        ("Tak, działa.", "verified"),
+        ("Potwierdzam", "verified"),
+    ],
+)
+def test_a_yes_answer_closes_the_ticket_as_verified(
+    relay_app: App, relay: Relay, answer: str, closure: str
+) -> None:
+    number = open_ticket(relay_app)
+    agent_says(
+        relay_app,
+        number,
+        "#assign me\n#resolve HW-JAM\nRemoved a torn page from the "
+        "fuser and cleaned the rollers.\n",
+    )
+    t = ticket(relay_app, number)
+    assert str(t.status) == "resolved" and t.resolution_code == "HW-JAM"
+    [request] = [
+        b
+        for b in bodies_to(relay, REQUESTER)
+        if "please confirm" in b.lower() or "confirm" in b.lower()
+    ]
+    assert "cleaned the rollers" in request
+    requester_says(relay_app, number, f"{answer}\n\nOn Wed, X wrote:\n> Resolved\n")
+    t = ticket(relay_app, number)
+    assert (str(t.status), t.closure) == ("closed", closure)
+    assert any("is now closed" in b for b in bodies_to(relay, REQUESTER))
+
+
+def test_a_no_answer_reopens_to_the_assignee_who_is_told(relay_app: App, relay: Relay) -> None:
+    number = open_ticket(relay_app)
+    agent_says(relay_app, number, "#assign me\n#resolve HW-JAM\nCleaned the rollers.\n")
+    requester_says(relay_app, number, "Not fixed, it still jams on page 2.\n")
+    t = ticket(relay_app, number)
+    assert (str(t.status), t.assignee, t.closure) == ("in_progress", AGENT, None)
+    reopened = [c for c in relay.to(AGENT) if "Reopened" in str(c.message["Subject"])]
+    assert reopened and "still jams" in reopened[0].message.get_body(("plain",)).get_content()
+
+
+def test_an_unclear_answer_is_kept_and_the_question_stands(relay_app: App) -> None:
+    number = open_ticket(relay_app)
+    agent_says(relay_app, number, "#resolve HW-JAM\nCleaned the rollers.\n")
+    requester_says(relay_app, number, "I will check tomorrow when I am in the office.\n")
+    assert str(ticket(relay_app, number).status) == "resolved"
+    assert any(e.type == "verification_unclear" for e in events(relay_app, number))
+
+
+def test_a_reply_to_a_closed_ticket_reopens_it_within_reopen_days(relay_app: App) -> None:
+    number = open_ticket(relay_app)
+    agent_says(relay_app, number, "#assign me\n#resolve HW-JAM\nCleaned.\n")
+    requester_says(relay_app, number, "yes\n")
+    assert str(ticket(relay_app, number).status) == "closed"
+    relay_app.clock.advance(timedelta(days=13))
+    outcome = requester_says(relay_app, number, "It jams again since this morning.\n")
+    assert outcome.ticket == number
+    assert str(ticket(relay_app, number).status) == "in_progress"
+
+
+def test_a_reply_after_reopen_days_opens_a_linked_ticket(relay_app: App) -> None:
+    number = open_ticket(relay_app)
+    agent_says(relay_app, number, "#resolve HW-JAM\nCleaned.\n")
+    requester_says(relay_app, number, "yes\n")
+    relay_app.clock.advance(timedelta(days=15))
+    outcome = requester_says(relay_app, number, "It jams again.\n")
+    assert outcome.outcome == "created" and outcome.ticket != number
+    assert ticket(relay_app, outcome.ticket).linked_to == number
+    assert str(ticket(relay_app, number).status) == "closed"
+
+
+def test_merge_moves_messages_and_later_mail_lands_on_the_survivor(relay_app: App) -> None:
+    first = open_ticket(relay_app, "Printer jams")
+    second = ingest(
+        relay_app, make_mail(sender="ewa@example.org", subject="Printer on floor 2 broken")
+    ).ticket
+    agent_says(relay_app, second, f"#merge HD-{first}\n")
+    survivor, merged = ticket(relay_app, first), ticket(relay_app, second)
+    assert merged.merged_into == first and str(merged.status) == "cancelled"
+    assert "ewa@example.org" in survivor.cc
+    assert any(m.sender == "ewa@example.org" for m in messages(relay_app, first))
+    outcome = ingest(
+        relay_app, make_mail(sender="ewa@example.org", subject=f"Re: [HD-{second}] still broken")
+    )
+    assert outcome.ticket == first
+
+
+def test_pending_pauses_and_the_requester_answer_resumes(relay_app: App) -> None:
+    number = open_ticket(relay_app)
+    agent_says(relay_app, number, "#pending\nWhich printer model is it?\n")
+    t = ticket(relay_app, number)
+    assert str(t.status) == "pending" and t.paused_at is not None
+    due_before = t.resolution_due
+    relay_app.clock.advance(timedelta(hours=2))
+    requester_says(relay_app, number, "It is an HP LaserJet 4250.\n")
+    t = ticket(relay_app, number)
+    assert str(t.status) == "in_progress" and t.paused_at is None
+    assert t.resolution_due > due_before  # the paused business time was added
