@@ -157,6 +157,25 @@ class Daemon:
             thread = threading.Thread(target=target, name=f"spocd-{name}", daemon=True)
             thread.start()
             self.threads.append(thread)
+        if settings.agents.trust == "none":
+            log.warning(
+                "[agents] trust = none: mail commands are obeyed on the From address "
+                "alone, which anyone can forge"
+            )
+        rules_path, templates = resolve_paths(settings)
+        log.info(
+            "spocd started",
+            extra={
+                "config": str(self.config_path) if self.config_path else "embedded default",
+                "database": _safe_url(settings.database.url),
+                "rules": str(rules_path),
+                "rules_version": self.app.runtime.rules.version,
+                "templates": str(templates),
+                "outgoing": settings.outgoing.transport
+                if settings.outgoing.transport == "smtp"
+                else f"maildir {settings.outgoing.maildir}",
+            },
+        )
         self._watched = self._snapshot()
         self.scheduler.every(30).seconds.do(self._run_jobs)
         self.scheduler.every(2).seconds.do(self._check_files)
@@ -185,6 +204,15 @@ class Daemon:
             thread.join(timeout=60)
         self.app.close()
         log.info("stopped")
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for the log."""
+    head, at, tail = url.rpartition("@")
+    if not at or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, credentials = head.partition("//")
+    return f"{scheme}//{credentials.split(':', 1)[0]}:***@{tail}"
 
 
 def _reloadable(old: Settings, new: Settings) -> bool:
