@@ -13,7 +13,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from daemon.domain import (
@@ -236,7 +236,8 @@ _RENAMED = {"number": "id", "group": "group_name"}
 _TICKET_COLUMNS = {name: _RENAMED.get(name, name) for name in _TICKET_FIELDS}
 
 
-def _ticket_values(ticket: Ticket) -> dict[str, Any]:
+def ticket_values(ticket: Ticket) -> dict[str, Any]:
+    """The `tickets` row of a ticket, without its id (bulk loads use it too)."""
     values: dict[str, Any] = {}
     for name in _TICKET_FIELDS:
         if name == "number":
@@ -263,10 +264,21 @@ def _ticket(row: Any) -> Ticket:
     return Ticket(**data)
 
 
+# Statements built once and executed with parameters: SQLAlchemy then reuses
+# the compiled form instead of coercing every value into a new clause (the
+# sweeps and the pipeline write these on every ticket they touch).
+_SAVE_TICKET = update(TICKETS).where(TICKETS.c.id == bindparam("ticket_number"))
+_COUNT_MESSAGE = (
+    update(TICKETS)
+    .where(TICKETS.c.id == bindparam("ticket_number"))
+    .values(message_count=TICKETS.c.message_count + 1)
+)
+
+
 class SqlTickets(_Repo):
     def create(self, ticket: Ticket) -> Ticket:
-        values = _ticket_values(ticket)
-        number = self.conn.execute(insert(TICKETS).values(values)).inserted_primary_key[0]
+        values = ticket_values(ticket)
+        number = self.conn.execute(insert(TICKETS), values).inserted_primary_key[0]
         ticket.number = number
         return ticket
 
@@ -278,9 +290,9 @@ class SqlTickets(_Repo):
         return _ticket(row) if row else None
 
     def save(self, ticket: Ticket) -> None:
-        values = _ticket_values(ticket)
+        values = ticket_values(ticket)
         del values["message_count"]  # kept by the message repository
-        self.conn.execute(update(TICKETS).where(TICKETS.c.id == ticket.number).values(values))
+        self.conn.execute(_SAVE_TICKET, {**values, "ticket_number": ticket.number})
 
     def listing(self, statuses: Iterable[str] | None, limit: int | None = None) -> list[Ticket]:
         stmt = select(TICKETS).order_by(TICKETS.c.id)
@@ -329,7 +341,8 @@ class SqlMessages(_Repo):
         headers: dict[str, Any] | None = None,
     ) -> int:
         row_id = self.conn.execute(
-            insert(MESSAGES).values(
+            insert(MESSAGES),
+            dict(
                 ticket_id=message.ticket_number,
                 direction=message.direction,
                 kind=message.kind,
@@ -346,13 +359,9 @@ class SqlMessages(_Repo):
                 inbound_id=message.inbound_id,
                 outbox_id=message.outbox_id,
                 headers=headers or {},
-            )
+            ),
         ).inserted_primary_key[0]
-        self.conn.execute(
-            update(TICKETS)
-            .where(TICKETS.c.id == message.ticket_number)
-            .values(message_count=TICKETS.c.message_count + 1)
-        )
+        self.conn.execute(_COUNT_MESSAGE, {"ticket_number": message.ticket_number})
         if message.attachments:
             self.add_attachments(row_id, message.attachments)
         return row_id
@@ -417,28 +426,42 @@ class SqlMessages(_Repo):
 class SqlEvents(_Repo):
     def add(self, ticket_number: int, event: Event) -> None:
         self.conn.execute(
-            insert(EVENTS).values(
+            insert(EVENTS),
+            dict(
                 ticket_id=ticket_number,
                 at=event.at,
                 actor=event.actor,
                 channel=event.channel,
                 type=event.type,
                 detail=dict(event.detail),
-            )
+            ),
         )
 
     def of_ticket(self, number: int) -> list[Event]:
         stmt = select(EVENTS).where(EVENTS.c.ticket_id == number).order_by(EVENTS.c.id)
-        return [
-            Event(at=r.at, actor=r.actor, type=r.type, detail=r.detail or {}, channel=r.channel)
-            for r in self.conn.execute(stmt)
-        ]
+        return [_event(r) for r in self.conn.execute(stmt)]
+
+    def of_types(
+        self, types: Iterable[str], since: datetime | None, until: datetime | None
+    ) -> list[tuple[int, Event]]:
+        stmt = select(EVENTS).where(EVENTS.c.type.in_(list(types)))
+        if since is not None:
+            stmt = stmt.where(EVENTS.c.at >= since)
+        if until is not None:
+            stmt = stmt.where(EVENTS.c.at < until)
+        stmt = stmt.order_by(EVENTS.c.at, EVENTS.c.id)
+        return [(r.ticket_id, _event(r)) for r in self.conn.execute(stmt)]
+
+
+def _event(r: Any) -> Event:
+    return Event(at=r.at, actor=r.actor, type=r.type, detail=r.detail or {}, channel=r.channel)
 
 
 class SqlOutbox(_Repo):
     def add(self, mail: OutgoingMail, now: datetime, *, state: str = "pending") -> int:
         return self.conn.execute(
-            insert(OUTBOX).values(
+            insert(OUTBOX),
+            dict(
                 ticket_id=mail.ticket_number,
                 kind=mail.kind,
                 message_id=mail.message_id,
@@ -450,7 +473,7 @@ class SqlOutbox(_Repo):
                 attempts=0,
                 created_at=now,
                 next_attempt_at=now,
-            )
+            ),
         ).inserted_primary_key[0]
 
     def due(self, now: datetime, limit: int) -> list[OutboxItem]:
@@ -576,6 +599,12 @@ class SqlTimers(_Repo):
     def done(self, timer_id: int, now: datetime) -> None:
         self.conn.execute(update(TIMERS).where(TIMERS.c.id == timer_id).values(done_at=now))
 
+    def done_many(self, timer_ids: Sequence[int], now: datetime) -> None:
+        if timer_ids:
+            self.conn.execute(
+                update(TIMERS).where(TIMERS.c.id.in_(list(timer_ids))).values(done_at=now)
+            )
+
     def pending(self, ticket_number: int) -> list[Timer]:
         stmt = (
             select(TIMERS)
@@ -583,6 +612,37 @@ class SqlTimers(_Repo):
             .order_by(TIMERS.c.due_at)
         )
         return [_timer(r) for r in self.conn.execute(stmt)]
+
+    def of_ticket(self, ticket_number: int, kinds: Iterable[str] | None = None) -> list[Timer]:
+        stmt = select(TIMERS).where(TIMERS.c.ticket_id == ticket_number)
+        if kinds is not None:
+            stmt = stmt.where(TIMERS.c.kind.in_(list(kinds)))
+        return [_timer(r) for r in self.conn.execute(stmt.order_by(TIMERS.c.id))]
+
+    def claim(self, timer_id: int, now: datetime) -> Timer | None:
+        stmt = select(TIMERS).where(
+            TIMERS.c.id == timer_id, TIMERS.c.done_at.is_(None), TIMERS.c.due_at <= now
+        )
+        row = self.conn.execute(self._locked(stmt)).first()
+        return _timer(row) if row else None
+
+    def discard(self, timer_ids: Sequence[int]) -> None:
+        if timer_ids:
+            self.conn.execute(
+                delete(TIMERS).where(TIMERS.c.id.in_(list(timer_ids)), TIMERS.c.done_at.is_(None))
+            )
+
+    def postpone(self, timer_id: int, due_at: datetime, error: str) -> None:
+        row = self.conn.execute(select(TIMERS.c.detail).where(TIMERS.c.id == timer_id)).first()
+        if row is None:
+            return
+        detail = {**(row.detail or {}), "last_error": error[:500]}
+        detail["failures"] = int(detail.get("failures", 0)) + 1
+        self.conn.execute(
+            update(TIMERS)
+            .where(TIMERS.c.id == timer_id, TIMERS.c.done_at.is_(None))
+            .values(due_at=due_at, detail=detail)
+        )
 
 
 def _timer(row: Any) -> Timer:
@@ -593,6 +653,7 @@ def _timer(row: Any) -> Timer:
         key=row.key,
         due_at=row.due_at,
         detail=dict(row.detail or {}),
+        done_at=row.done_at,
     )
 
 
