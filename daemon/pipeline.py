@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from daemon import loops, mailthread, rules
+from daemon import loops, mailthread, rules, slaclock
 from daemon.domain import Channel, InboundItem, ParsedMessage, Status, Ticket
 from daemon.errors import Disposition, Duplicate, Ignored, NotMail, Quarantined
 from daemon.parsing import parse_message
@@ -227,6 +227,8 @@ class Pipeline:
             via=match.via,
             message_id=incoming.msg.message_id,
         )
+        if role in ("requester", "cc") and not incoming.automatic:
+            slaclock.requester_replied(tx, ticket, rt.rules, now, sender)
         ticket.updated_at = now
         tx.tickets.save(ticket)
         return Outcome("appended", ticket.number, incoming.msg.message_id)

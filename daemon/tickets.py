@@ -24,7 +24,7 @@ from daemon.domain import (
 from daemon.notify import Composer, Thread
 from daemon.ports import Tx
 from daemon.rules import Decision, Rules
-from daemon.slaclock import set_deadlines
+from daemon.slaclock import align_clock, set_deadlines, store_timers
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +114,9 @@ def open_ticket(
         extra=dict(extra or {}),
     )
     set_deadlines(ticket, rt.rules)
+    align_clock(ticket, rt.rules, now)  # notes the priority the deadlines are for
     tx.tickets.create(ticket)
+    store_timers(tx, ticket, rt.rules)
     actor = Actor(escalated_by or requester, "email")
     record_event(
         tx,
@@ -206,12 +208,14 @@ def queue_mail(
     now: datetime,
     *,
     public: bool = True,
+    rate_limited: bool = True,
 ) -> bool:
     """Store an outgoing mail in the outbox and on the ticket.
 
     Automatic mail is held back (stored as `suppressed`, recorded as an event)
     when its recipient is failing or has had too many automatic answers this
-    hour: that is what stops mail loops with auto-responders.
+    hour: that is what stops mail loops with auto-responders. Notices to
+    agents (escalations) answer nobody and pass `rate_limited=False`.
     """
     state = "pending"
     reason = None
@@ -223,7 +227,7 @@ def queue_mail(
             limit = rules_limit
         if tx.addresses.is_failing(rcpt):
             state, reason = "suppressed", f"{rcpt} is failing (bounced)"
-        elif tx.outbox.count_automatic_to(rcpt, now - timedelta(hours=1)) >= limit:
+        elif rate_limited and tx.outbox.count_automatic_to(rcpt, now - timedelta(hours=1)) >= limit:
             state, reason = "suppressed", f"more than {limit} automatic mails to {rcpt} in an hour"
     outbox_id = tx.outbox.add(mail, now, state=state)
     if ticket is None:
