@@ -19,7 +19,7 @@ from daemon.ports import Rendered
 
 LANGUAGES = ("en", "pl")
 #: Every template a complete language folder has (checked at load and in tests).
-KINDS = ("ack",)
+KINDS = ("ack", "escalation_notice", "status_update")
 
 
 class TemplateRenderer:
