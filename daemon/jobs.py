@@ -122,13 +122,15 @@ def fire(tx: Tx, rt: Runtime, timer: Timer, now: datetime, fired: list[int] | No
         return "skipped"
     before = replace(ticket, cc=list(ticket.cc), tags=list(ticket.tags), extra=dict(ticket.extra))
     result = HANDLERS[timer.kind](tx, rt, ticket, plan, now)
-    mark_done()
+    # Most steps only notify. A new priority, or a status update sent or held
+    # back, changes what follows: only then is the ticket planned again, after
+    # this timer is marked fired (so the new plan keeps it as fired).
+    if slaclock.clock_inputs(ticket) != slaclock.clock_inputs(before):
+        tx.timers.done(timer.id, now)
+        slaclock.reschedule(tx, ticket, rt.rules, now)
+    else:
+        mark_done()
     if ticket != before:
-        # Most steps only notify; a new priority, a status update sent or held
-        # back, a new level or group change what follows, so only then is the
-        # ticket planned and saved again.
-        if slaclock.clock_inputs(ticket) != slaclock.clock_inputs(before):
-            slaclock.reschedule(tx, ticket, rt.rules, now)
         tx.tickets.save(ticket)
     return result
 
@@ -320,7 +322,7 @@ def _update(tx: Tx, rt: Runtime, ticket: Ticket, plan: slaclock.PlannedTimer, no
             tx, ticket, now, SYSTEM, "status_update", to=list(mail.recipients), items=len(happened)
         )
         return "status_updates"
-    ticket.extra["update_tried_at"] = now.isoformat()  # the next try is a full interval on
+    ticket.extra["update_tried_at"] = slaclock.utc_iso(now)  # the next try is a full interval on
     return "status_updates_held"
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from daemon import lifecycle, sla
@@ -118,7 +118,7 @@ def resume(ticket: Ticket, rules: Rules, now: datetime) -> float:
         return 0.0
     spent = _move_deadlines(ticket, rules, ticket.paused_at, now)
     ticket.paused_at = None
-    ticket.extra[_RESUMED_KEY] = now.isoformat()
+    ticket.extra[_RESUMED_KEY] = utc_iso(now)
     return spent
 
 
@@ -148,13 +148,13 @@ def align_clock(ticket: Ticket, rules: Rules, now: datetime) -> list[tuple[str, 
         resolved_at = ticket.resolved_at
         spent = _move_deadlines(ticket, rules, resolved_at, now)
         ticket.resolved_at = None
-        ticket.extra[_RESUMED_KEY] = now.isoformat()
+        ticket.extra[_RESUMED_KEY] = utc_iso(now)
         changes.append(
             (
                 "sla_resumed",
                 {
                     "reason": "reopened",
-                    "since": resolved_at.isoformat(),
+                    "since": utc_iso(resolved_at),
                     "paused_business_s": round(spent),
                     **_deadlines(ticket),
                 },
@@ -171,7 +171,7 @@ def align_clock(ticket: Ticket, rules: Rules, now: datetime) -> list[tuple[str, 
                 "sla_resumed",
                 {
                     "reason": str(ticket.status),
-                    "since": since.isoformat(),
+                    "since": utc_iso(since),
                     "paused_business_s": round(spent),
                     **_deadlines(ticket),
                 },
@@ -188,7 +188,13 @@ def _deadlines(ticket: Ticket) -> dict[str, str | None]:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+    return utc_iso(moment) if moment else None
+
+
+def utc_iso(moment: datetime) -> str:
+    """A moment as stored text: always in UTC, so the same moment is the same
+    timer key whether it came from the database or from a `--now` with an offset."""
+    return moment.astimezone(UTC).isoformat()
 
 
 # --- timers --------------------------------------------------------------------
@@ -311,19 +317,17 @@ def plan_timers(
         moments = _Thresholds(
             cal, ticket.created_at, due, lambda t=target: target_seconds(policy, ticket, t)
         )
-        base = {"target": target, "due": due.isoformat()}
+        base = {"target": target, "due": utc_iso(due)}
         for key, share, extra in steps:
             planned.append(
                 PlannedTimer(SLA, key, moments.at(share), {**base, **extra, "share": share})
             )
-    basis = update_basis(ticket)
-    if only is None or only == (UPDATE, basis.isoformat()):
+    key = utc_iso(update_basis(ticket))
+    if only is None or only == (UPDATE, key):
+        basis = datetime.fromisoformat(key)
         planned.append(
             PlannedTimer(
-                UPDATE,
-                basis.isoformat(),
-                sla.add_business(cal, basis, policy.update_every),
-                {"after": basis.isoformat()},
+                UPDATE, key, sla.add_business(cal, basis, policy.update_every), {"after": key}
             )
         )
     return planned
