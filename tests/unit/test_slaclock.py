@@ -288,3 +288,13 @@ def test_what_happened_keeps_what_a_requester_may_know_in_order() -> None:
         {"type": "priority", "old": "P2", "new": "P1"},
         {"type": "status", "to": "in_progress"},
     ]
+
+
+def test_timer_keys_and_details_are_utc_whatever_zone_a_moment_came_in(rules: Rules) -> None:
+    """`--now` may carry an offset; the database gives UTC back: both must
+    name the same timer, or an update could fire twice."""
+    ticket = new_ticket(rules, "2026-11-25 10:00")
+    [update] = [p for p in slaclock.plan_timers(ticket, rules) if p.kind == slaclock.UPDATE]
+    assert update.key == "2026-11-25T09:00:00+00:00" == update.detail["after"]
+    [breach] = slaclock.plan_timers(ticket, rules, only=(slaclock.SLA, "response:breach"))
+    assert breach.detail["due"] == "2026-11-25T10:00:00+00:00"
