@@ -43,7 +43,9 @@ MAX_HAPPENED = 20
 Handler = Callable[[Tx, Runtime, Ticket, slaclock.PlannedTimer, datetime], str]
 
 
-def run_due(store: Store, runtime: Callable[[], Runtime], now: datetime) -> dict[str, int]:
+def run_due(
+    store: Store, runtime: Callable[[], Runtime], now: datetime, *, batch: int = BATCH
+) -> dict[str, int]:
     """Run every due sweep once at `now`; returns how many of each thing it did
     (only what happened: an empty dict when nothing was due)."""
     counts: Counter[str] = Counter()
@@ -52,7 +54,7 @@ def run_due(store: Store, runtime: Callable[[], Runtime], now: datetime) -> dict
         timers: list[Timer] = []
         try:
             with store.transaction() as tx:
-                timers = tx.timers.due(now, BATCH, HANDLERS)
+                timers = tx.timers.due(now, batch, HANDLERS)
                 done = _fire_batch(tx, rt, timers, now)
         except Exception as exc:
             if not timers:

@@ -205,9 +205,14 @@ def target_due(ticket: Ticket, target: str) -> datetime | None:
 
 
 def live_targets(ticket: Ticket) -> list[str]:
-    """Targets whose clock runs now: none while paused, pending or no longer open;
-    the response target until the first response."""
-    if not ticket.is_open or ticket.status == Status.PENDING or ticket.paused_at is not None:
+    """Targets whose clock runs now: none while paused, pending, no longer open
+    or merged into another ticket; the response target until the first response."""
+    if (
+        not ticket.is_open
+        or ticket.status == Status.PENDING
+        or ticket.paused_at is not None
+        or ticket.merged_into is not None
+    ):
         return []
     live = []
     if ticket.first_responded_at is None and ticket.first_response_due is not None:

@@ -14,8 +14,10 @@ Wednesday 2026-11-25 10:00 Warsaw (conftest T0), its deadlines are: response
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ from daemon import msgid, slaclock
 from daemon.config import Settings, load_settings
 from daemon.domain import Event, Status
 from daemon.jobs import run_due
+from daemon.notify import Composer
+from daemon.ports import Rendered, Renderer
 from daemon.service import App, TickReport
 from daemon.views import ticket_json
 from tests.conftest import DATA, write_config
@@ -479,3 +483,94 @@ def test_the_sweep_drops_a_timer_the_ticket_no_longer_warrants(desk: App, relay:
     assert escalations(relay) == []
     with desk.store.reading() as tx:
         assert all(not t.key.startswith("response") for t in tx.timers.pending(1))
+
+
+# --- failures and concurrency ------------------------------------------------------------
+
+
+@dataclass
+class BrokenFor:
+    """A renderer that fails for one ticket's escalation notices (a template
+    error, say); everything else renders normally."""
+
+    inner: Renderer
+    ticket: int
+
+    def render(self, language: str, name: str, context: dict[str, Any]) -> Rendered:
+        if name == "escalation_notice" and context["ticket"]["number"] == self.ticket:
+            raise RuntimeError("template exploded")
+        return self.inner.render(language, name, context)
+
+
+def test_a_failing_step_is_postponed_and_blocks_nothing(desk: App, relay: Relay) -> None:
+    open_ticket(desk)
+    open_ticket(desk, subject="Print server down", sender="ewa.nowak@example.org")
+    good = desk.runtime
+    composer = Composer(good.composer.identity, BrokenFor(good.composer.renderer, 1))
+    broken = replace(good, composer=composer)
+
+    desk.clock.set(at("2026-11-25 10:45"))  # type: ignore[attr-defined]
+    done = run_due(desk.store, lambda: broken, desk.clock.now())
+    assert done == {"sla_warnings": 2, "escalations": 1, "failed": 1}
+    assert steps(desk, number=1) == []
+    assert steps(desk, number=2) == [("response", 0)]
+    with desk.store.reading() as tx:
+        [stuck] = [t for t in tx.timers.pending(1) if t.key == "response:0"]
+    assert stuck.due_at == at("2026-11-25 10:50")
+    assert stuck.detail["failures"] == 1
+    assert "template exploded" in stuck.detail["last_error"]
+
+    assert tick(desk, "2026-11-25 10:49").jobs == {}
+    assert tick(desk, "2026-11-25 10:50").jobs == {"escalations": 1}  # fixed: it goes out
+    assert steps(desk, number=1) == [("response", 0)]
+
+
+def test_two_instances_sweeping_at_once_fire_every_step_once(
+    desk_settings: Settings, clock: ManualClock, relay: Relay
+) -> None:
+    apps = [App(desk_settings, clock) for _ in range(2)]
+    try:
+        tickets = [
+            open_ticket(apps[0], subject=f"Mail server {i} down", sender=f"user{i}@example.org")
+            for i in range(8)
+        ]
+        clock.set(at("2026-11-26 14:00"))
+        now = clock.now()
+        start = threading.Barrier(len(apps))
+        results: list[dict[str, int]] = []
+
+        def sweep(app: App) -> None:
+            start.wait()
+            results.append(run_due(app.store, lambda: app.runtime, now, batch=3))
+
+        threads = [threading.Thread(target=sweep, args=(app,)) for app in apps]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        total: Counter[str] = Counter()
+        for result in results:
+            total.update(result)
+        assert len(results) == 2
+        assert (total["escalations"], total["sla_breaches"], total["status_updates"]) == (
+            6 * len(tickets),
+            2 * len(tickets),
+            len(tickets),
+        )
+        for number in tickets:
+            assert sorted(steps(apps[0], number)) == [
+                ("resolution", 0), ("resolution", 1), ("resolution", 2),
+                ("response", 0), ("response", 1), ("response", 2),
+            ]  # fmt: skip
+        with apps[0].store.reading() as tx:
+            assert tx.outbox.count("pending") == sum(
+                len(
+                    [e for e in events(apps[0], "sla_escalation", number=n) if e.detail["notified"]]
+                )
+                + 1  # the status update
+                for n in tickets
+            )
+        assert run_due(apps[1].store, lambda: apps[1].runtime, now) == {}
+    finally:
+        for app in apps:
+            app.close()

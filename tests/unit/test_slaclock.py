@@ -107,6 +107,7 @@ def test_a_friday_evening_ticket_escalates_on_monday_morning_not_at_night(rules:
         ("status", Status.RESOLVED),
         ("status", Status.CLOSED),
         ("status", Status.CANCELLED),
+        ("merged_into", 3),
     ],
 )
 def test_no_timers_while_paused_or_once_no_longer_open(
