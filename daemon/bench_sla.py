@@ -23,17 +23,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import text
 
 from daemon import jobs, slaclock
 from daemon.config import Settings
-from daemon.domain import Status, Ticket
+from daemon.domain import OutgoingMail, Status, Ticket
+from daemon.notify import Composer
 from daemon.service import load_runtime, starter_root
 from daemon.storage.models import TicketRow, TimerRow
 from daemon.storage.repositories import ticket_values
 from daemon.storage.store import SqlStore
 from daemon.tickets import Runtime
 
+TICKETS = TicketRow.__table__
+TIMERS = TimerRow.__table__
 #: Wednesday 13:00 in Warsaw: office hours, so office-calendar steps can be due.
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 CHUNK = 20_000
@@ -48,8 +51,27 @@ class Result:
     query_s: float
     sweep_s: float
     empty_sweep_s: float
+    compose_s: float
+    mails: int
     done: dict[str, int]
     plan: str
+
+
+class TimedComposer(Composer):
+    """The real composer, keeping count of the time spent composing mail."""
+
+    def __init__(self, inner: Composer) -> None:
+        super().__init__(inner.identity, inner.renderer)
+        self.seconds = 0.0
+        self.mails = 0
+
+    def compose(self, **kwargs: Any) -> OutgoingMail:
+        started = time.perf_counter()
+        try:
+            return super().compose(**kwargs)
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.mails += 1
 
 
 def _runtime() -> Runtime:
@@ -59,7 +81,8 @@ def _runtime() -> Runtime:
         settings,
         paths=replace(settings.paths, rules=root / "rules.yaml", templates=root / "templates"),
     )
-    return load_runtime(settings, b"\x00" * 32)
+    runtime = load_runtime(settings, b"\x00" * 32)
+    return replace(runtime, composer=TimedComposer(runtime.composer))
 
 
 def _ticket(number: int, created: datetime, priority: str) -> Ticket:
@@ -102,44 +125,63 @@ def _cohorts(runtime: Runtime, count: int, due_share: float) -> list[tuple[Ticke
 
 
 def build(store: SqlStore, runtime: Runtime, count: int, due_share: float) -> int:
-    """Bulk-insert `count` tickets and their timers; returns the number of timers."""
-    ticket_rows: list[dict[str, Any]] = []
-    timer_rows: list[dict[str, Any]] = []
+    """Bulk-insert `count` tickets and their timers; returns the number of timers.
+
+    The tickets of a cohort differ only in id and subject, so each column's
+    value goes through SQLAlchemy's bind processing once per cohort, and rows
+    go to the driver's executemany as plain tuples.
+    """
+    dialect = store.engine.dialect
     timers = 0
     number = 0
-
-    def flush(conn: Any) -> None:
-        if ticket_rows:
-            conn.execute(insert(TicketRow.__table__), ticket_rows)
-            conn.execute(insert(TimerRow.__table__), timer_rows)
-        ticket_rows.clear()
-        timer_rows.clear()
-
     with store.engine.begin() as conn:
         for template, n in _cohorts(runtime, count, due_share):
-            row = ticket_values(template)
-            planned = slaclock.plan_timers(template, runtime.rules)
-            for _ in range(n):
-                number += 1
-                ticket_rows.append({**row, "id": number, "subject": f"Synthetic ticket {number}"})
-                timer_rows.extend(
-                    {
-                        "ticket_id": number,
-                        "kind": p.kind,
-                        "key": p.key,
-                        "due_at": p.due_at,
-                        "done_at": None,
-                        "detail": p.detail,
-                    }
-                    for p in planned
+            ticket_row = _bound(TICKETS, ticket_values(template), dialect)
+            ticket_cols = ["subject", *(c for c in ticket_row if c != "subject")]
+            planned = [
+                _bound(
+                    TIMERS,
+                    {"kind": p.kind, "key": p.key, "due_at": p.due_at, "detail": p.detail},
+                    dialect,
                 )
-                timers += len(planned)
-                if len(ticket_rows) >= CHUNK:
-                    flush(conn)
-        flush(conn)
+                for p in slaclock.plan_timers(template, runtime.rules)
+            ]
+            ticket_sql = _insert_sql("tickets", ["id", *ticket_cols])
+            timer_sql = _insert_sql("timers", ["ticket_id", "kind", "key", "due_at", "detail"])
+            first = number + 1
+            for chunk in range(first, first + n, CHUNK):
+                ids = range(chunk, min(chunk + CHUNK, first + n))
+                fixed = [ticket_row[c] for c in ticket_cols[1:]]
+                conn.exec_driver_sql(
+                    ticket_sql, [(i, f"Synthetic ticket {i}", *fixed) for i in ids]
+                )
+                conn.exec_driver_sql(
+                    timer_sql,
+                    [
+                        (i, t["kind"], t["key"], t["due_at"], t["detail"])
+                        for i in ids
+                        for t in planned
+                    ],
+                )
+            number += n
+            timers += n * len(planned)
     with store.engine.begin() as conn:
-        conn.execute(text("ANALYZE"))
+        conn.exec_driver_sql("ANALYZE")
     return timers
+
+
+def _bound(table: Any, row: dict[str, Any], dialect: Any) -> dict[str, Any]:
+    """Column values as the driver receives them (UTC text times, JSON text)."""
+    out = {}
+    for name, value in row.items():
+        process = table.c[name].type.bind_processor(dialect)
+        out[name] = process(value) if process is not None and value is not None else value
+    return out
+
+
+def _insert_sql(table: str, columns: list[str]) -> str:
+    names = ", ".join(f'"{c}"' for c in columns)
+    return f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
 
 
 def run(count: int = 100_000, due_share: float = 0.01, keep: Path | None = None) -> Result:
@@ -168,7 +210,21 @@ def run(count: int = 100_000, due_share: float = 0.01, keep: Path | None = None)
             empty_s = time.perf_counter() - started
         finally:
             store.close()
-    return Result(count, timers, len(due), build_s, query_s, sweep_s, empty_s, done, plan)
+    composer = runtime.composer
+    assert isinstance(composer, TimedComposer)
+    return Result(
+        count,
+        timers,
+        len(due),
+        build_s,
+        query_s,
+        sweep_s,
+        empty_s,
+        composer.seconds,
+        composer.mails,
+        done,
+        plan,
+    )
 
 
 def _query_plan(tx: Any) -> str:
@@ -197,6 +253,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"build             {result.build_s:>10.2f} s (bulk inserts)")
     print(f"due query         {result.query_s * 1000:>10.1f} ms ({result.plan})")
     print(f"sweep             {result.sweep_s:>10.3f} s ({done})")
+    per_mail = result.compose_s / result.mails * 1000 if result.mails else 0.0
+    rest = result.sweep_s - result.compose_s
+    per_timer = rest / max(result.due, 1) * 1000
+    mails = f"{result.mails} mails, {per_mail:.2f} ms each"
+    print(f"  composing mail  {result.compose_s:>10.3f} s ({mails})")
+    print(f"  everything else {rest:>10.3f} s ({per_timer:.2f} ms per due timer)")
     print(f"sweep, none due   {result.empty_sweep_s * 1000:>10.1f} ms")
     return 0
 
