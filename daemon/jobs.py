@@ -113,6 +113,13 @@ def fire(tx: Tx, rt: Runtime, timer: Timer, now: datetime, fired: list[int] | No
         else:
             fired.append(timer.id)
 
+    def flush_done() -> None:
+        """Before the ticket's timers are written again, every timer fired so
+        far must read as fired, so the new plan keeps it fired."""
+        if fired:
+            tx.timers.done_many(fired, now)
+            fired.clear()
+
     ticket = tx.tickets.get(timer.ticket_number, for_update=True)
     if ticket is None:
         mark_done()
@@ -120,18 +127,17 @@ def fire(tx: Tx, rt: Runtime, timer: Timer, now: datetime, fired: list[int] | No
     found = slaclock.plan_timers(ticket, rt.rules, only=(timer.kind, timer.key))
     plan = found[0] if found else None
     if plan is None or plan.due_at > now:
+        flush_done()
         slaclock.store_timers(tx, ticket, rt.rules)
         return "skipped"
     before = replace(ticket, cc=list(ticket.cc), tags=list(ticket.tags), extra=dict(ticket.extra))
     result = HANDLERS[timer.kind](tx, rt, ticket, plan, now)
+    mark_done()
     # Most steps only notify. A new priority, or a status update sent or held
-    # back, changes what follows: only then is the ticket planned again, after
-    # this timer is marked fired (so the new plan keeps it as fired).
+    # back, changes what follows: only then is the ticket planned again.
     if slaclock.clock_inputs(ticket) != slaclock.clock_inputs(before):
-        tx.timers.done(timer.id, now)
+        flush_done()
         slaclock.reschedule(tx, ticket, rt.rules, now)
-    else:
-        mark_done()
     if ticket != before:
         tx.tickets.save(ticket)
     return result

@@ -450,6 +450,11 @@ def test_a_step_that_raises_the_priority_retargets_the_ticket(
         [retarget] = events(app, "sla_retargeted")
         assert retarget.detail["resolution_due"] == data["resolution_due"]
         assert [c.rcpt_tos for c in escalations(relay)] == [["lead@example.com"]]
+        with app.store.reading() as tx:
+            fired = {t.key: t.due_at for t in tx.timers.of_ticket(1) if t.done_at}
+        # fired in the same sweep as the raise, and kept as they fired
+        assert fired["response:warning"] == at("2026-11-25 13:00")
+        assert fired["response:0"] == at("2026-11-25 14:00")
         assert tick(app, "2026-11-25 14:00").jobs == {}
         # the resolution's 100% step now comes at the P2 deadline
         later = tick(app, "2026-11-26 09:00").jobs
