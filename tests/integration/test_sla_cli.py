@@ -12,11 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.conftest import DATA, write_config
 from tests.support.mail import make_mail
-from tests.support.proc import spocd
+from tests.support.proc import spocd, start_daemon, wait_until
 from tests.support.relay import Relay
 
 RULES = DATA / "rules" / "sla_desk.yaml"
@@ -98,3 +100,35 @@ def test_report_refuses_a_period_that_ends_before_it_starts(tmp_path: Path, db_u
     done = spocd("report", "--since", "2026-11-25", "--until", "2026-11-20", config=config)
     assert done.returncode == 64
     assert b"must come before --until" in done.stderr
+
+
+def test_spocd_run_sweeps_what_is_due_and_mails_it(
+    tmp_path: Path, sqlite_url: str, relay: Relay
+) -> None:
+    """The daemon's scheduler: a P1 ticket (24x7, response 15m) opened an
+    hour ago has its whole response ladder due when `spocd run` starts."""
+    config = write_config(
+        tmp_path,
+        sqlite_url,
+        smtp={"enabled": False},  # the scheduler is what is under test
+        paths={"rules": str(RULES)},
+        outgoing={"transport": "smtp", "host": "127.0.0.1", "port": relay.port},
+    )
+    eml = tmp_path / "request.eml"
+    eml.write_bytes(make_mail(subject="All phones down"))
+    opened = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    assert "new ticket HD-1" in run("ingest", str(eml), "--now", opened, config=config)
+
+    daemon = start_daemon(config, log=tmp_path / "run.log")
+    try:
+        wait_until(lambda: len([c for c in relay.caught if "SLA " in c.message["Subject"]]) >= 3)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+    notices = [c for c in relay.caught if "SLA " in c.message["Subject"]]
+    assert [sorted(c.rcpt_tos) for c in notices] == [
+        ["piotr@example.com"],
+        ["lead@example.com", "piotr@example.com"],
+        ["duty-manager@example.com", "lead@example.com", "vendor-lead@example.com"],
+    ]
+    assert daemon.returncode == 0
