@@ -79,7 +79,7 @@ def test_an_agent_reply_with_commands_is_applied_and_the_rest_reaches_the_reques
     assert "We are sending a technician." in reply
     assert "quoted history" not in reply and "#assign" not in reply
     types = [e.type for e in events(relay_app, number)]
-    assert {"assigned", "priority_changed", "first_response", "replied"} <= set(types)
+    assert {"assignee_changed", "priority_changed", "first_response", "replied"} <= set(types)
 
 
 def test_an_internal_note_never_reaches_the_requester(relay_app: App, relay: Relay) -> None:
