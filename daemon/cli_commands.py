@@ -16,6 +16,7 @@ from daemon.cli import (
     EX_CONFIG,
     EX_DATAERR,
     EX_OK,
+    EX_TEMPFAIL,
     UsageError,
     open_app,
     parse_moment,
@@ -34,7 +35,7 @@ def _print_json(data: Any) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     import os
 
-    from daemon.runner import Daemon
+    from daemon.runner import Daemon, InstanceLocked
 
     settings = settings_of(args)
     logs.setup(settings.logging.format, settings.logging.level)
@@ -42,7 +43,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     app = open_app(args)
     daemon = Daemon(app, config_path, jobs=_jobs(app))
     daemon.install_signals()
-    daemon.start()
+    try:
+        daemon.start()
+    except InstanceLocked as exc:
+        print(f"spocd: {exc}", file=sys.stderr)
+        app.close()
+        return EX_TEMPFAIL
+    except OSError as exc:  # the SMTP or HTTP port is taken, say
+        print(f"spocd: cannot start: {exc}", file=sys.stderr)
+        app.close()
+        return EX_TEMPFAIL
     daemon.serve()
     return EX_OK
 

@@ -8,22 +8,35 @@ once and nothing depends on sleeping.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 import schedule
 
 from daemon.config import Settings, load_settings
-from daemon.errors import ConfigError
+from daemon.domain import InboundItem
+from daemon.errors import ConfigError, SpocdError
+from daemon.observability import HealthServer, Heartbeat, Metrics
+from daemon.pipeline import Outcome
 from daemon.service import App, resolve_paths
 from daemon.smtp_intake import SmtpIntake
+from daemon.storage.stats import ping, read_stats
+from daemon.systemd import Notifier
 
 log = logging.getLogger("spocd.run")
+
+
+class InstanceLocked(SpocdError):
+    """Another `spocd run` serves this SQLite database."""
 
 
 class Daemon:
@@ -44,6 +57,13 @@ class Daemon:
         self.threads: list[threading.Thread] = []
         self.scheduler = schedule.Scheduler()
         self._watched: dict[Path, float] = {}
+        self.notifier = Notifier()
+        self.heartbeat = Heartbeat()
+        self.metrics = Metrics(lambda: read_stats(app.store.engine))
+        self.http: HealthServer | None = None
+        self._lock_file: IO[bytes] | None = None
+        self._last_watchdog = 0.0
+        app.inbound.observer = self._observe
 
     # --- signals ---------------------------------------------------------------
 
@@ -81,10 +101,18 @@ class Daemon:
             self.outbox_wake.wait(1.0)
             self.outbox_wake.clear()
             try:
-                self.app.sender.send_due()
+                report = self.app.sender.send_due()
             except Exception as exc:
                 log.error("outbox sender error", extra={"error": str(exc)})
                 self.stop_event.wait(2.0)
+                continue
+            for result in ("sent", "deferred", "failed"):
+                if getattr(report, result):
+                    self.metrics.sent.labels(result).inc(getattr(report, result))
+
+    def _observe(self, item: InboundItem, outcome: Outcome, now: datetime) -> None:
+        self.metrics.received.labels(str(item.intake), outcome.outcome).inc()
+        self.metrics.latency.observe(max((now - item.received_at).total_seconds(), 0.0))
 
     def _run_jobs(self) -> None:
         if self.jobs is None:
@@ -94,6 +122,8 @@ class Daemon:
         except Exception as exc:
             log.error("scheduled jobs failed", extra={"error": str(exc)})
             return
+        for kind, count in done.items():
+            self.metrics.jobs.labels(kind).inc(count)
         if any(done.values()):
             log.info("scheduled jobs", extra=done)
             self.outbox_wake.set()
@@ -137,8 +167,33 @@ class Daemon:
 
     # --- life cycle --------------------------------------------------------------
 
+    def _lock_instance(self) -> None:
+        """SQLite allows one writer process: a second `spocd run` on the same
+        file refuses to start instead of fighting over it."""
+        database = self.app.store.engine.url.database or ""
+        if self.app.store.engine.dialect.name != "sqlite" or database in ("", ":memory:"):
+            return
+        path = Path(database + ".lock")
+        handle = open(path, "a+b")  # noqa: SIM115 - held for the life of the daemon
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().decode(errors="replace").strip() or "another process"
+            handle.close()
+            raise InstanceLocked(
+                f"another spocd run ({holder}) already serves {database}; SQLite allows one "
+                "instance per database (use PostgreSQL to run several)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}".encode())
+        handle.flush()
+        self._lock_file = handle
+
     def start(self) -> None:
         settings = self.app.settings
+        self._lock_instance()
         if self.app.store.engine.dialect.name == "sqlite":
             # A lone instance (SQLite allows one): rows left in flight by a crash
             # are ours, so they are due now rather than when their lease ends.
@@ -179,22 +234,73 @@ class Daemon:
         self._watched = self._snapshot()
         self.scheduler.every(30).seconds.do(self._run_jobs)
         self.scheduler.every(2).seconds.do(self._check_files)
+        self.scheduler.every(10).seconds.do(self._report_status)
+        if settings.http.enabled:
+            self.http = HealthServer(
+                settings.http.host,
+                settings.http.port,
+                self.metrics,
+                self.heartbeat.alive,
+                self._ready,
+            )
+            self.http.start()
+            log.info("http listening", extra={"host": settings.http.host, "port": self.http.port})
         self.inbound_wake.set()
+        self.notifier.ready(self._status_line())
+
+    def _ready(self) -> tuple[bool, str]:
+        try:
+            ping(self.app.store.engine)
+        except Exception as exc:
+            return False, f"database unreachable: {exc}"
+        return True, "ready"
+
+    def _status_line(self) -> str:
+        try:
+            stats = read_stats(self.app.store.engine)
+        except Exception as exc:
+            return f"database unavailable: {exc}"
+        line = (
+            f"queue {stats.inbound.get('queued', 0)}, failed {stats.inbound.get('failed', 0)}"
+            f", outbox {stats.outbox.get('pending', 0)} pending "
+            f"{stats.outbox.get('failed', 0)} failed"
+        )
+        boxes = [
+            f"{b['mailbox']}:{'up' if b.get('connected') else 'down'}" for b in stats.mailboxes
+        ]
+        return line + (f", imap {' '.join(boxes)}" if boxes else "")
+
+    def _report_status(self) -> None:
+        self.notifier.status(self._status_line())
+
+    def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval
+        now = time.monotonic()
+        if interval and now - self._last_watchdog >= interval:
+            self.notifier.watchdog()
+            self._last_watchdog = now
 
     def serve(self) -> None:
         """Block until SIGTERM; then finish the work in hand and return."""
         self._run_jobs()
         while not self.stop_event.is_set():
+            self.heartbeat.beat()
+            self._watchdog()
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 log.info("SIGHUP: reloading")
+                self.notifier.reloading()
                 self.reload()
+                self.notifier.ready(self._status_line())
             self.scheduler.run_pending()
             self.stop_event.wait(0.5)
         self.shutdown()
 
     def shutdown(self) -> None:
         log.info("stopping")
+        self.notifier.stopping()
+        if self.http is not None:
+            self.http.stop()
         if self.smtp is not None:
             self.smtp.stop()
         self.stop_event.set()
@@ -203,6 +309,8 @@ class Daemon:
         for thread in self.threads:
             thread.join(timeout=60)
         self.app.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
         log.info("stopped")
 
 
