@@ -141,6 +141,10 @@ def build_parser() -> Parser:
     dbsub = p.add_subparsers(dest="db_command", required=True, parser_class=Parser)
     q = dbsub.add_parser("upgrade", help="apply database migrations")
     _common(q)
+    q = dbsub.add_parser("copy", help="copy every row to another (empty) database and verify")
+    q.add_argument("source", metavar="SRC", help="database URL to copy from")
+    q.add_argument("target", metavar="DST", help="database URL to copy to (must be empty)")
+    _common(q)
     _common(p)
 
     p = sub.add_parser("rules", help="check or try out rules.yaml")

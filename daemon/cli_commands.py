@@ -221,6 +221,8 @@ def cmd_db(args: argparse.Namespace) -> int:
     from daemon.storage import migrate
     from daemon.storage.engine import make_engine
 
+    if args.db_command == "copy":
+        return _db_copy(args.source, args.target)
     settings = settings_of(args)
     engine = make_engine(settings.database.url)
     try:
@@ -239,6 +241,24 @@ def cmd_db(args: argparse.Namespace) -> int:
             else " (up to date)"
         )
     )
+    return EX_OK
+
+
+def _db_copy(source_url: str, target_url: str) -> int:
+    from daemon.storage.copy import CopyError, copy_database
+    from daemon.storage.engine import make_engine
+
+    source, target = make_engine(source_url), make_engine(target_url)
+    try:
+        counts = copy_database(source, target)
+    except CopyError as exc:
+        print(f"spocd: db copy refused: {exc}", file=sys.stderr)
+        return EX_DATAERR
+    finally:
+        source.dispose()
+        target.dispose()
+    for table, count in counts.items():
+        print(f"{table:<14} {count:>9} rows copied and verified")
     return EX_OK
 
 

@@ -30,9 +30,19 @@ def test_the_units_verify(analyze: str, tmp_path: Path) -> None:
         text = (UNITS / name).read_text().replace("/opt/spocd/bin/spocd", str(spocd))
         (tmp_path / name).write_text(text)
     result = subprocess.run(
-        [analyze, "verify", *(str(tmp_path / n) for n in
-                              ("spocd.service", "spocd-tick.service", "spocd-tick.timer"))],
-        capture_output=True, text=True, check=False, cwd=tmp_path)
+        [
+            analyze,
+            "verify",
+            *(
+                str(tmp_path / n)
+                for n in ("spocd.service", "spocd-tick.service", "spocd-tick.timer")
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
     ours = [line for line in result.stderr.splitlines() if str(tmp_path) in line]
     assert result.returncode == 0, result.stderr
     assert ours == [], result.stderr
@@ -40,10 +50,18 @@ def test_the_units_verify(analyze: str, tmp_path: Path) -> None:
 
 def test_the_service_is_hardened_and_notifies() -> None:
     text = (UNITS / "spocd.service").read_text()
-    for line in ("Type=notify", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID",
-                 "User=spocd", "ProtectSystem=strict", "ReadWritePaths=/var/lib/spocd",
-                 "NoNewPrivileges=yes", "PrivateTmp=yes", "CapabilityBoundingSet=\n",
-                 "LoadCredential="):
+    for line in (
+        "Type=notify",
+        "WatchdogSec=",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "User=spocd",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/spocd",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=\n",
+        "LoadCredential=",
+    ):
         assert line in text
     port25 = (UNITS / "spocd.service.d" / "port25.conf").read_text()
     assert "CapabilityBoundingSet=CAP_NET_BIND_SERVICE" in port25
