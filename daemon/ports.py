@@ -220,6 +220,14 @@ class TimerRepo(Protocol):
     ) -> None:
         """Create or move a timer; one that already fired stays fired."""
 
+    def add_many(
+        self, ticket_number: int, timers: Sequence[tuple[str, str, datetime, dict[str, Any]]]
+    ) -> None:
+        """Insert new timers (kind, key, due_at, detail) that do not exist yet."""
+
+    def move(self, timer_id: int, due_at: datetime, detail: dict[str, Any]) -> None:
+        """Change an unfired timer's moment."""
+
     def cancel(self, ticket_number: int, kinds: Iterable[str]) -> None:
         """Drop the ticket's unfired timers of these kinds."""
 

@@ -366,14 +366,15 @@ def store_timers(
         planned = plan_timers(ticket, rules)
     existing = {(t.kind, t.key): t for t in tx.timers.of_ticket(ticket.number, KINDS)}
     wanted = set()
+    new: list[tuple[str, str, datetime, dict[str, Any]]] = []
     for p in planned:
         wanted.add((p.kind, p.key))
         old = existing.get((p.kind, p.key))
-        if old is not None and (
-            old.done_at is not None or (old.due_at == p.due_at and old.detail == p.detail)
-        ):
-            continue
-        tx.timers.set(ticket.number, p.kind, p.key, p.due_at, p.detail)
+        if old is None:
+            new.append((p.kind, p.key, p.due_at, p.detail))
+        elif old.done_at is None and (old.due_at != p.due_at or old.detail != p.detail):
+            tx.timers.move(old.id, p.due_at, p.detail)
+    tx.timers.add_many(ticket.number, new)
     tx.timers.discard(
         [t.id for key, t in existing.items() if key not in wanted and t.done_at is None]
     )

@@ -645,6 +645,29 @@ class SqlTimers(_Repo):
                 .values(due_at=due_at, detail=detail or {})
             )
 
+    def add_many(
+        self, ticket_number: int, timers: Sequence[tuple[str, str, datetime, dict[str, Any]]]
+    ) -> None:
+        """New timers in one statement (the caller knows none of them exists)."""
+        if timers:
+            self.conn.execute(
+                _insert_stmt(TIMERS),
+                [
+                    dict(
+                        ticket_id=ticket_number,
+                        kind=kind,
+                        key=key,
+                        due_at=due_at,
+                        detail=detail,
+                        done_at=None,
+                    )
+                    for kind, key, due_at, detail in timers
+                ],
+            )
+
+    def move(self, timer_id: int, due_at: datetime, detail: dict[str, Any]) -> None:
+        self._update(TIMERS, timer_id, {"due_at": due_at, "detail": detail})
+
     def cancel(self, ticket_number: int, kinds: Iterable[str]) -> None:
         self.conn.execute(
             delete(TIMERS).where(
