@@ -29,6 +29,7 @@ from daemon.observability import HealthServer, Heartbeat, Metrics
 from daemon.pipeline import Outcome
 from daemon.service import App, resolve_paths
 from daemon.smtp_intake import SmtpIntake
+from daemon.storage.leader import Leadership
 from daemon.storage.stats import ping, read_stats
 from daemon.systemd import Notifier
 
@@ -58,6 +59,7 @@ class Daemon:
         self.scheduler = schedule.Scheduler()
         self._watched: dict[Path, float] = {}
         self.notifier = Notifier()
+        self.leader = Leadership(app.store.engine)
         self.heartbeat = Heartbeat()
         self.metrics = Metrics(lambda: read_stats(app.store.engine))
         self.http: HealthServer | None = None
@@ -117,6 +119,8 @@ class Daemon:
     def _run_jobs(self) -> None:
         if self.jobs is None:
             return
+        if not self.leader.holds("sweeps"):
+            return  # another instance on this PostgreSQL database runs them
         try:
             done = self.jobs(self.app.clock.now())
         except Exception as exc:
@@ -308,6 +312,7 @@ class Daemon:
         self.outbox_wake.set()
         for thread in self.threads:
             thread.join(timeout=60)
+        self.leader.release_all()
         self.app.close()
         if self._lock_file is not None:
             self._lock_file.close()
