@@ -116,6 +116,12 @@ class Daemon:
         self.metrics.received.labels(str(item.intake), outcome.outcome).inc()
         self.metrics.latency.observe(max((now - item.received_at).total_seconds(), 0.0))
 
+    def _claim_sweeps(self) -> None:
+        """Take over the sweeps within seconds when their holder is gone (and
+        catch up at once on what came due meanwhile)."""
+        if self.leader.shared and "sweeps" not in self.leader.held and self.leader.holds("sweeps"):
+            self._run_jobs()
+
     def _run_jobs(self) -> None:
         if self.jobs is None:
             return
@@ -237,6 +243,7 @@ class Daemon:
         )
         self._watched = self._snapshot()
         self.scheduler.every(30).seconds.do(self._run_jobs)
+        self.scheduler.every(3).seconds.do(self._claim_sweeps)
         self.scheduler.every(2).seconds.do(self._check_files)
         self.scheduler.every(10).seconds.do(self._report_status)
         if settings.http.enabled:

@@ -34,6 +34,11 @@ class Leadership:
         self._held: set[str] = set()
         self._lock = threading.Lock()
 
+    @property
+    def held(self) -> frozenset[str]:
+        """Locks taken on the shared database (empty on SQLite, where all is ours)."""
+        return frozenset(self._held)
+
     def holds(self, name: str) -> bool:
         """Hold (or take, if free) the lock `name`; False while another has it."""
         if not self.shared:
