@@ -58,7 +58,7 @@ class InboundWorker:
         now = self.clock.now()
         try:
             with self.store.transaction() as tx:
-                item = tx.inbound.get_item(item_id)
+                item = tx.inbound.get_item(item_id, for_update=True)
                 entry = tx.inbound.entry(item_id)
                 if item is None or entry is None:
                     return Outcome("failed", detail=f"no inbound item {item_id}")

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine
 
 from daemon.storage import migrate
 from daemon.storage.engine import make_engine
+from daemon.storage.mailboxes import SqlMailboxes
 from daemon.storage.repositories import (
     SqlAddresses,
     SqlEvents,
@@ -37,6 +38,7 @@ class SqlTx:
         self.timers = SqlTimers(conn)
         self.settings = SqlSettings(conn)
         self.addresses = SqlAddresses(conn)
+        self.mailboxes = SqlMailboxes(conn)
 
 
 class SqlStore:
