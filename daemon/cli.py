@@ -100,6 +100,14 @@ def build_parser() -> Parser:
     _common(q)
     _common(p)
 
+    p = sub.add_parser(
+        "status",
+        help="mailbox health, queue depth, outbox; exit 0 when healthy, 1 when not",
+        description="Exit 0 when every enabled IMAP mailbox had a success within 3 "
+        "of its poll intervals, else 1.",
+    )
+    _common(p, json=True)
+
     p = sub.add_parser("queue", help="the inbound queue: failed and quarantined mail")
     p.add_argument("action", choices=["list", "retry", "raw"])
     p.add_argument("ids", nargs="*", type=int)
@@ -222,6 +230,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "show": cmd_passthrough("daemon.cli_commands", "cmd_show"),
     "db": cmd_passthrough("daemon.cli_commands", "cmd_db"),
     "queue": cmd_passthrough("daemon.cli_commands", "cmd_queue"),
+    "status": cmd_passthrough("daemon.cli_commands", "cmd_status"),
 }
 
 
