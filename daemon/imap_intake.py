@@ -458,7 +458,8 @@ class _Session:
         # skips them and the next expunge by a mail client removes them.
 
     def _key(self, uid: int) -> str:
-        return source_key(self.m.name, self.m.folder, self.uidvalidity, uid)
+        account = f"{self.m.username}@{self.m.host}:{self.m.port}"
+        return source_key(self.m.name, account, self.m.folder, self.uidvalidity, uid)
 
     # --- waiting ---------------------------------------------------------------------
 

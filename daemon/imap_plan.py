@@ -9,6 +9,7 @@ server (the way imapclient keeps its parsing pieces apart from its I/O).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,13 +33,24 @@ MAX_BATCH_BYTES = 32 * 1024 * 1024
 HEALTHY_INTERVALS = 3
 
 
-def source_key(mailbox: str, folder: str, uidvalidity: int, uid: int) -> str:
+#: The inbound queue's source_key column is this long.
+SOURCE_KEY_LIMIT = 400
+
+
+def source_key(mailbox: str, account: str, folder: str, uidvalidity: int, uid: int) -> str:
     """The inbound queue's idempotence key of one message on one server.
 
     getmail6's idea: (UIDVALIDITY, UID) names a message for good, so taking
     it again (a crash before the move, a second instance) queues nothing new.
+    The account (user@host:port) is part of it: a mailbox re-pointed to
+    another account, whose folder may well have the same UIDVALIDITY, must
+    not mistake that account's messages for ones already taken.
     """
-    return f"imap:{mailbox}:{folder}:{uidvalidity}:{uid}"
+    key = f"imap:{mailbox}:{account}:{folder}:{uidvalidity}:{uid}"
+    if len(key) <= SOURCE_KEY_LIMIT:
+        return key
+    digest = hashlib.sha256(f"{account}\0{folder}".encode()).hexdigest()
+    return f"imap:{mailbox[:200]}:{digest}:{uidvalidity}:{uid}"
 
 
 def destination(outcome: str) -> str:
@@ -109,30 +121,41 @@ class Backoff:
         self.failures = 0
 
 
+#: Faults of the transport are one family: a server restart shows as a
+#: dropped connection, then refused connects, then maybe a timeout, and is
+#: still one outage. Login, token, TLS, storage and internal faults each
+#: need a different fix, so each is a family of its own.
+FAULT_FAMILIES = {"connection": "transport", "network": "transport", "timeout": "transport"}
+
+
 @dataclass(slots=True)
 class FaultLog:
     """Decides which faults are worth a log line: the first of each streak.
 
-    A streak is a run of failures of one kind ("connect", "login", ...); a
-    mailbox that stays unreachable for a night logs one error, not one per
-    retry. A different kind of failure starts a new streak and is logged.
+    A streak is a run of failures of one family until a success; a mailbox
+    that stays unreachable for a night logs one error, not one per retry.
+    A failure of another family (the server is back but refuses the login)
+    starts a new streak and is logged.
     """
 
-    kind: str | None = None
+    family: str | None = None
     count: int = 0
+    total: int = 0
 
     def failed(self, kind: str) -> bool:
         """Record a failure; True when it should be logged."""
-        first = kind != self.kind
-        self.kind = kind
-        self.count = self.count + 1 if not first else 1
+        family = FAULT_FAMILIES.get(kind, kind)
+        first = family != self.family
+        self.family = family
+        self.count = 1 if first else self.count + 1
+        self.total += 1
         return first
 
     def recovered(self) -> int:
         """Record a success; returns how many failures it ends (0: none)."""
-        count = self.count if self.kind is not None else 0
-        self.kind, self.count = None, 0
-        return count
+        total = self.total
+        self.family, self.count, self.total = None, 0, 0
+        return total
 
 
 @dataclass(frozen=True, slots=True)

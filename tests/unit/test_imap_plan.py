@@ -23,9 +23,18 @@ from daemon.imap_plan import (
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
-def test_the_source_key_names_mailbox_folder_uidvalidity_and_uid() -> None:
-    assert source_key("desk", "INBOX", 17, 42) == "imap:desk:INBOX:17:42"
-    assert source_key("desk", "INBOX", 18, 42) != source_key("desk", "INBOX", 17, 42)
+def test_the_source_key_names_mailbox_account_folder_uidvalidity_and_uid() -> None:
+    key = source_key("desk", "hd@imap.example.com:993", "INBOX", 17, 42)
+    assert key == "imap:desk:hd@imap.example.com:993:INBOX:17:42"
+    assert source_key("desk", "hd@imap.example.com:993", "INBOX", 18, 42) != key
+    assert source_key("desk", "hd@other.example.com:993", "INBOX", 17, 42) != key
+
+
+def test_a_long_source_key_fits_its_column_and_stays_distinct() -> None:
+    long = source_key("desk", "hd@example.com:993", "x" * 500, 1, 2)
+    other = source_key("desk", "hd@example.com:993", "x" * 499 + "y", 1, 2)
+    assert len(long) <= 400 and long.endswith(":1:2")
+    assert long != other
 
 
 @pytest.mark.parametrize(
@@ -101,14 +110,21 @@ def test_backoff_doubles_up_to_its_cap_and_resets() -> None:
     assert backoff.next_delay() == 1
 
 
-def test_a_streak_of_one_fault_is_logged_once_and_a_new_kind_starts_another() -> None:
+def test_a_streak_of_one_fault_is_logged_once_and_another_family_starts_another() -> None:
     faults = FaultLog()
     assert [faults.failed("login") for _ in range(4)] == [True, False, False, False]
     assert faults.failed("network") is True
     assert faults.failed("network") is False
-    assert faults.recovered() == 2
+    assert faults.recovered() == 6
     assert faults.recovered() == 0
     assert faults.failed("network") is True
+
+
+def test_a_server_restart_is_one_streak_of_transport_faults() -> None:
+    faults = FaultLog()
+    logged = [faults.failed(k) for k in ("connection", "network", "network", "timeout")]
+    assert logged == [True, False, False, False]
+    assert faults.failed("login") is True
 
 
 @pytest.mark.parametrize(
