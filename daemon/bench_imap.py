@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run(
             args.messages, args.batch_size, args.body_bytes, args.database, args.intake_only
         )
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, PermissionError) as exc:
         print(f"bench_imap: {exc}", file=sys.stderr)
         return EX_UNAVAILABLE
     if args.json:

@@ -11,16 +11,13 @@ Facts about Dovecot 2.3 run as root that this relies on: the login and
 internal users must be the packaged `dovenull`/`dovecot`; the userdb must
 return a non-root uid whose mail folder it owns; the runtime and state
 folders need world-readable parents; `dovecot -c CONF` daemonizes and
-`kill $(cat BASE/master.pid)` stops it. As another user it runs everything
-as that user.
+`kill $(cat BASE/master.pid)` stops it. Only root starts one here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import grp
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -35,6 +32,7 @@ from imapclient import IMAPClient
 
 PASSWORD = "s3cret"
 MISSING = "Dovecot is not installed (Debian package dovecot-imapd)"
+NOT_ROOT = "a private Dovecot is started as root here (it switches to its dovecot users)"
 
 
 def find_dovecot() -> str | None:
@@ -70,6 +68,8 @@ class Dovecot:
         found = binary or find_dovecot()
         if found is None:
             raise FileNotFoundError(MISSING)
+        if os.geteuid() != 0:
+            raise PermissionError(NOT_ROOT)
         self.binary = found
         self.root = Path(tempfile.mkdtemp(prefix="spocd-dovecot-"))
         self.root.chmod(0o755)
@@ -81,12 +81,7 @@ class Dovecot:
         self.log_file = self.root / "dovecot.log"
         self.base_dir = self.root / "run"
         self.home = self.root / "home"
-        if os.geteuid() == 0:
-            self.user, self.group, self.login_user = "dovecot", "dovecot", "dovenull"
-        else:
-            self.user = pwd.getpwuid(os.geteuid()).pw_name
-            self.group = grp.getgrgid(os.getegid()).gr_name
-            self.login_user = self.user
+        self.user, self.group, self.login_user = "dovecot", "dovecot", "dovenull"
         self.home.mkdir()
         shutil.chown(self.home, self.user, self.group)
         (self.root / "state").mkdir()
@@ -110,7 +105,10 @@ class Dovecot:
             pid = int(pid_file.read_text().strip())
         except (OSError, ValueError):
             return
+        children = _children(pid)
         _signal(pid, signal.SIGTERM)
+        for child in children:  # an imap process may serve on for seconds after its master
+            _signal(child, signal.SIGTERM)
         deadline = time.monotonic() + 15
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -154,6 +152,20 @@ class Dovecot:
                 return 0
             client.select_folder(folder, readonly=True)
             return len(client.search(["NOT", "DELETED"]))
+
+    def sessions(self, user: str, command: str = "") -> list[int]:
+        """Process ids of the imap processes serving `user` (to kill or stop
+        one: a dropped or hung connection, as a network or a server makes);
+        with `command` ("IDLE"), only those running it now."""
+        pids = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                title = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if title.startswith("dovecot/imap ") and f"[{user} " in title and command in title:
+                pids.append(int(cmdline.parent.name))
+        return pids
 
     def log(self) -> str:
         try:
@@ -206,6 +218,7 @@ default_login_user = {self.login_user}
 default_internal_user = {self.user}
 default_internal_group = {self.group}
 first_valid_uid = 1
+verbose_proctitle = yes
 {ssl_lines}disable_plaintext_auth = no
 auth_mechanisms = plain login xoauth2
 auth_failure_delay = 0
@@ -227,6 +240,14 @@ service imap-login {{
     {imaps}
   }}
 }}
+service anvil {{
+  # mode 0: the auth process cannot reach the penalty socket, which turns
+  # off Dovecot's growing delay of logins after failed ones (tests fail on
+  # purpose)
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 service pop3-login {{
   inet_listener pop3 {{
     port = 0
@@ -243,6 +264,19 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 1 and fields[1] == str(pid):
+            found.append(int(stat.parent.name))
+    return found
 
 
 def _signal(pid: int, sig: int) -> None:

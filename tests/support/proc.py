@@ -48,14 +48,14 @@ def start_daemon(
     config: Path, *, log: Path, cwd: Path | None = None, **extra: str
 ) -> subprocess.Popen[bytes]:
     """`spocd run` in the background; its log goes to `log`."""
-    handle = open(log, "ab")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen(
-        [sys.executable, "-m", "daemon", "run", "-c", str(config)],
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        cwd=cwd,
-        env=env(**extra),
-    )
+    with open(log, "ab") as handle:  # the child has its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "daemon", "run", "-c", str(config)],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env(**extra),
+        )
 
 
 def wait_for_port(
