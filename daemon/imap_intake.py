@@ -139,7 +139,7 @@ class MailboxIntake:
             session = _Session(self, client)
             report = session.cycle(stop)
         except Exception as exc:
-            self._fault(exc)
+            self._fault(exc, retrying=False)
             return PollReport(error=f"{type(exc).__name__}: {exc}")
         finally:
             if client is not None:
@@ -184,7 +184,7 @@ class MailboxIntake:
         if failures:
             log.info("imap recovered", extra={**self._fields, "failures": failures})
 
-    def _fault(self, exc: BaseException) -> None:
+    def _fault(self, exc: BaseException, *, retrying: bool = True) -> None:
         kind = fault_kind(exc)
         text = f"{kind}: {type(exc).__name__}: {exc}"
         self._record(
@@ -193,10 +193,12 @@ class MailboxIntake:
             )
         )
         if self.faults.failed(kind):
-            message = "imap login refused" if kind == "login" else "imap mailbox unavailable"
+            fields = {**self._fields, "fault": kind, "error": f"{type(exc).__name__}: {exc}"}
+            if retrying:
+                fields["retry"] = "with backoff; not logged again until it recovers"
             log.error(
-                message + "; retrying with backoff (logged once until it recovers)",
-                extra={**self._fields, "fault": kind, "error": f"{type(exc).__name__}: {exc}"},
+                "imap login refused" if kind == "login" else "imap mailbox unavailable",
+                extra=fields,
                 exc_info=exc if kind == "internal" else None,
             )
         else:
