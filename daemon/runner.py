@@ -1,9 +1,10 @@
 """`spocd run`: the daemon in the foreground.
 
 Threads: the SMTP listener (aiosmtpd's own loop), the inbound worker, the
-outbox sender; the main thread handles signals and runs the scheduler. Every
-loop waits on an event with a timeout, so a commit wakes the next step at
-once and nothing depends on sleeping.
+outbox sender, one IMAP intake per enabled mailbox; the main thread handles
+signals and runs the scheduler. Every loop waits on an event with a timeout,
+so a commit wakes the next step at once, SIGTERM ends an IMAP IDLE within
+about a second, and nothing depends on sleeping.
 """
 
 from __future__ import annotations
@@ -204,6 +205,8 @@ class Daemon:
     def start(self) -> None:
         settings = self.app.settings
         self._lock_instance()
+        # Before anything listens: a file changed from here on is a change to apply.
+        self._watched = self._snapshot()
         if self.app.store.engine.dialect.name == "sqlite":
             # A lone instance (SQLite allows one): rows left in flight by a crash
             # are ours, so they are due now rather than when their lease ends.
@@ -241,7 +244,20 @@ class Daemon:
                 else f"maildir {settings.outgoing.maildir}",
             },
         )
-        self._watched = self._snapshot()
+        for intake in self.app.mailbox_intakes(on_processed=self.outbox_wake.set):
+            # One thread per mailbox: a server that hangs stalls only its own.
+            thread = threading.Thread(
+                target=intake.run,
+                args=(self.stop_event,),
+                name=f"spocd-imap-{intake.mailbox.name}",
+                daemon=True,
+            )
+            thread.start()
+            self.threads.append(thread)
+            log.info(
+                "imap intake started",
+                extra={"mailbox": intake.mailbox.name, "host": intake.mailbox.host},
+            )
         self.scheduler.every(30).seconds.do(self._run_jobs)
         self.scheduler.every(3).seconds.do(self._claim_sweeps)
         self.scheduler.every(2).seconds.do(self._check_files)

@@ -171,9 +171,20 @@ class SqlInbound(_Repo):
         )
         return [_inbound_item(row) for row in self.conn.execute(self._locked(stmt))]
 
-    def get_item(self, item_id: int) -> InboundItem | None:
-        row = self.conn.execute(_INBOUND_BY_ID, {"_pk": item_id}).first()
+    def get_item(self, item_id: int, *, for_update: bool = False) -> InboundItem | None:
+        stmt = _INBOUND_BY_ID.with_for_update() if for_update and self.locking else _INBOUND_BY_ID
+        row = self.conn.execute(stmt, {"_pk": item_id}).first()  # waits for a worker holding it
         return _inbound_item(row) if row else None
+
+    def ids_by_source(self, keys: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        keys = list(keys)
+        for start in range(0, len(keys), 500):
+            stmt = select(INBOUND.c.source_key, INBOUND.c.id).where(
+                INBOUND.c.source_key.in_(keys[start : start + 500])
+            )
+            found.update({row.source_key: row.id for row in self.conn.execute(stmt)})
+        return found
 
     def finish(
         self,
