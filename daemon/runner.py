@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 import schedule
 
@@ -64,6 +64,7 @@ class Daemon:
         self.heartbeat = Heartbeat()
         self.metrics = Metrics(lambda: read_stats(app.store.engine))
         self.http: HealthServer | None = None
+        self.mailboxes: dict[str, _MailboxRunner] = {}
         self._lock_file: IO[bytes] | None = None
         self._last_watchdog = 0.0
         app.inbound.observer = self._observe
@@ -116,6 +117,19 @@ class Daemon:
     def _observe(self, item: InboundItem, outcome: Outcome, now: datetime) -> None:
         self.metrics.received.labels(str(item.intake), outcome.outcome).inc()
         self.metrics.latency.observe(max((now - item.received_at).total_seconds(), 0.0))
+
+    def _supervise_mailboxes(self) -> None:
+        """Each mailbox is worked by the one instance holding its lock; a
+        survivor starts it within seconds of its holder's death."""
+        for name, runner in self.mailboxes.items():
+            if self.stop_event.is_set():
+                return
+            ours = self.leader.holds(f"mailbox:{name}")
+            if ours and not runner.running:
+                runner.start()
+            elif not ours and runner.running:
+                log.warning("imap mailbox lock lost; stopping its intake", extra={"mailbox": name})
+                runner.stop()
 
     def _claim_sweeps(self) -> None:
         """Take over the sweeps within seconds when their holder is gone (and
@@ -244,20 +258,12 @@ class Daemon:
                 else f"maildir {settings.outgoing.maildir}",
             },
         )
-        for intake in self.app.mailbox_intakes(on_processed=self.outbox_wake.set):
-            # One thread per mailbox: a server that hangs stalls only its own.
-            thread = threading.Thread(
-                target=intake.run,
-                args=(self.stop_event,),
-                name=f"spocd-imap-{intake.mailbox.name}",
-                daemon=True,
-            )
-            thread.start()
-            self.threads.append(thread)
-            log.info(
-                "imap intake started",
-                extra={"mailbox": intake.mailbox.name, "host": intake.mailbox.host},
-            )
+        self.mailboxes = {
+            intake.mailbox.name: _MailboxRunner(intake)
+            for intake in self.app.mailbox_intakes(on_processed=self.outbox_wake.set)
+        }
+        self._supervise_mailboxes()
+        self.scheduler.every(3).seconds.do(self._supervise_mailboxes)
         self.scheduler.every(30).seconds.do(self._run_jobs)
         self.scheduler.every(3).seconds.do(self._claim_sweeps)
         self.scheduler.every(2).seconds.do(self._check_files)
@@ -333,13 +339,52 @@ class Daemon:
         self.stop_event.set()
         self.inbound_wake.set()
         self.outbox_wake.set()
+        for runner in self.mailboxes.values():
+            runner.stop()
         for thread in self.threads:
             thread.join(timeout=60)
+        for runner in self.mailboxes.values():
+            runner.join(timeout=60)
         self.leader.release_all()
         self.app.close()
         if self._lock_file is not None:
             self._lock_file.close()
         log.info("stopped")
+
+
+class _MailboxRunner:
+    """One IMAP intake in a thread of its own (a server that hangs stalls only
+    its own mailbox), started and stopped as its lock comes and goes."""
+
+    def __init__(self, intake: Any) -> None:
+        self.intake = intake
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self) -> None:
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(
+            target=self.intake.run,
+            args=(self.stop_event,),
+            name=f"spocd-imap-{self.intake.mailbox.name}",
+            daemon=True,
+        )
+        self.thread.start()
+        log.info(
+            "imap intake started",
+            extra={"mailbox": self.intake.mailbox.name, "host": self.intake.mailbox.host},
+        )
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def join(self, timeout: float) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout=timeout)
 
 
 def _safe_url(url: str) -> str:
