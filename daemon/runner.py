@@ -30,6 +30,7 @@ from daemon.observability import HealthServer, Heartbeat, Metrics
 from daemon.pipeline import Outcome
 from daemon.service import App, resolve_paths
 from daemon.smtp_intake import SmtpIntake
+from daemon.status import status_report
 from daemon.storage.leader import Leadership
 from daemon.storage.stats import ping, read_stats
 from daemon.systemd import Notifier
@@ -282,11 +283,20 @@ class Daemon:
         self.notifier.ready(self._status_line())
 
     def _ready(self) -> tuple[bool, str]:
+        """Ready: the database answers and every enabled mailbox succeeded
+        within 3 of its poll intervals (the rule of `spocd status`)."""
         try:
             ping(self.app.store.engine)
+            with self.app.store.reading() as tx:
+                report = status_report(self.app.settings, tx, self.app.clock.now())
         except Exception as exc:
             return False, f"database unreachable: {exc}"
-        return True, "ready"
+        problems = [
+            f"mailbox {m['name']}: {m['problem']}"
+            for m in report["mailboxes"]
+            if m["enabled"] and not m["healthy"]
+        ]
+        return (False, "; ".join(problems)) if problems else (True, "ready")
 
     def _status_line(self) -> str:
         try:
