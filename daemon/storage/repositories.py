@@ -105,6 +105,12 @@ _AUTOMATIC_BUDGET = select(
     .scalar_subquery()
     .label("sent"),
 )
+_TIMERS_OF_TICKET = (
+    select(TIMERS).where(TIMERS.c.ticket_id == bindparam("ticket")).order_by(TIMERS.c.id)
+)
+_TIMERS_OF_TICKET_KINDS = _TIMERS_OF_TICKET.where(
+    TIMERS.c.kind.in_(bindparam("kinds", expanding=True))
+)
 _TICKET_BY_ID = _TICKETS.where(TICKETS.c.id == bindparam("_pk"))
 _INBOUND_BY_ID = select(INBOUND).where(INBOUND.c.id == bindparam("_pk"))
 _LEASE = (
@@ -713,10 +719,13 @@ class SqlTimers(_Repo):
         return [_timer(r) for r in self.conn.execute(stmt)]
 
     def of_ticket(self, ticket_number: int, kinds: Iterable[str] | None = None) -> list[Timer]:
-        stmt = select(TIMERS).where(TIMERS.c.ticket_id == ticket_number)
-        if kinds is not None:
-            stmt = stmt.where(TIMERS.c.kind.in_(list(kinds)))
-        return [_timer(r) for r in self.conn.execute(stmt.order_by(TIMERS.c.id))]
+        if kinds is None:
+            rows = self.conn.execute(_TIMERS_OF_TICKET, {"ticket": ticket_number})
+        else:
+            rows = self.conn.execute(
+                _TIMERS_OF_TICKET_KINDS, {"ticket": ticket_number, "kinds": list(kinds)}
+            )
+        return [_timer(r) for r in rows]
 
     def claim(self, timer_id: int, now: datetime) -> Timer | None:
         stmt = select(TIMERS).where(
