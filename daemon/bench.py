@@ -68,26 +68,29 @@ WORDS = [
 ]
 
 
-def synthetic_mail(n: int, rng: random.Random, opened: list[str]) -> bytes:
+def synthetic_mail(n: int, rng: random.Random, opened: list[tuple[str, str, str]]) -> bytes:
     """A ~3 KB mail; some with an HTML part, some with an attachment; about a
-    third are replies by a requester to their own earlier ticket (tagged).
+    third are replies by a requester to one of their earlier mails, threaded by
+    In-Reply-To as mail clients do.
 
-    `opened` lists the requesters of the tickets opened so far, in ticket
-    order; a new (non-reply) mail appends its sender to it.
+    `opened` lists (sender, Message-ID, subject) of the new requests so far; a
+    new (non-reply) mail appends itself to it.
     """
     msg = EmailMessage()
-    subject = " ".join(rng.choice(WORDS) for _ in range(6)).capitalize()
+    message_id = f"bench-{n}-{rng.getrandbits(40):x}@client.example.pl"
     if opened and rng.random() < 0.3:
-        number = rng.randint(1, len(opened))
-        sender = opened[number - 1]
-        subject = f"Re: [HD-{number}] {subject}"
+        sender, parent, subject = opened[rng.randrange(len(opened))]
+        msg["In-Reply-To"] = f"<{parent}>"
+        msg["References"] = f"<{parent}>"
+        subject = f"Re: {subject}"
     else:
         sender = f"user{n}@client{n % 7}.example.pl"
-        opened.append(sender)
+        subject = " ".join(rng.choice(WORDS) for _ in range(6)).capitalize()
+        opened.append((sender, message_id, subject))
     msg["From"] = f"User {n} <{sender}>"
     msg["To"] = "helpdesk@example.com"
     msg["Subject"] = subject
-    msg["Message-ID"] = f"<bench-{n}-{rng.getrandbits(40):x}@client.example.pl>"
+    msg["Message-ID"] = f"<{message_id}>"
     msg["Date"] = "Wed, 25 Nov 2026 10:00:00 +0100"
     body = "\n".join(" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(32))
     msg.set_content(body)
@@ -140,7 +143,7 @@ def bench_ingest(count: int, database: str | None) -> dict[str, float]:
         config = write_config(folder, url)
         box = mailbox.Maildir(str(folder / "load"))
         rng = random.Random(7)
-        opened: list[str] = []
+        opened: list[tuple[str, str, str]] = []
         for n in range(count):
             box.add(synthetic_mail(n, rng, opened))
         box.close()

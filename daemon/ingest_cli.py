@@ -6,13 +6,17 @@ One line per message names the ticket it went to, or why none.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import mailbox
+import multiprocessing
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from daemon.domain import Intake
+from daemon.parsing import parse_many
 from daemon.ports import QueuedRaw
 from daemon.service import App
 
@@ -55,15 +59,40 @@ def read_sources(paths: Sequence[str]) -> Iterator[tuple[str, bytes | None, str]
         yield path, p.read_bytes(), ""
 
 
+class _Parser:
+    """Parses the next batch in a second process while this one stores the
+    current batch: a machine with two cores then does both at once. Small
+    runs (a pipe, one file) parse in process, with no pool to start."""
+
+    POOL_FROM = 50
+
+    def __init__(self, max_attachment_bytes: int) -> None:
+        self.limit = max_attachment_bytes
+        self.pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def submit(self, raws: list[bytes]) -> concurrent.futures.Future[list[Any]]:
+        if len(raws) < self.POOL_FROM:
+            done: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
+            done.set_result(parse_many(raws, self.limit))
+            return done
+        if self.pool is None:
+            context = multiprocessing.get_context("fork")
+            self.pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
+        return self.pool.submit(parse_many, raws, self.limit)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
 def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -> int:
     code = EX_OK
-    pending: list[tuple[str, bytes]] = []
     results: list[dict[str, object]] = []
+    parser = _Parser(app.settings.limits.max_attachment_bytes)
+    waiting: tuple[list[tuple[str, int | None]], Any] | None = None  # queued, being parsed
 
-    def flush() -> None:
+    def queue(batch: list[tuple[str, bytes]]) -> tuple[list[tuple[str, int | None]], Any] | None:
         nonlocal code
-        if not pending:
-            return
         try:
             now = app.clock.now()
             with app.store.transaction() as tx:
@@ -71,16 +100,25 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
                     tx.inbound.add(
                         QueuedRaw(raw=raw, intake=Intake.INGEST, escalation=escalation), now
                     )
-                    for _, raw in pending
+                    for _, raw in batch
                 ]
         except Exception as exc:
-            for label, _ in pending:
+            for label, _ in batch:
                 results.append({"source": label, "outcome": "not-queued", "detail": str(exc)})
             code = EX_TEMPFAIL
-            pending.clear()
+            return None
+        future = parser.submit([raw for _, raw in batch])
+        return [(label, item_id) for (label, _), item_id in zip(batch, ids, strict=True)], future
+
+    def process(queued: tuple[list[tuple[str, int | None]], Any] | None) -> None:
+        nonlocal code
+        if queued is None:
             return
-        outcomes = app.inbound.process_items([i for i in ids if i is not None])
-        for (label, _), item_id, outcome in zip(pending, ids, outcomes, strict=True):
+        entries, future = queued
+        ids = [item_id for _, item_id in entries if item_id is not None]
+        parsed = dict(zip(ids, future.result(), strict=True))
+        outcomes = app.inbound.process_items(ids, parsed=parsed)
+        for (label, item_id), outcome in zip(entries, outcomes, strict=True):
             if outcome.outcome == "quarantined" and outcome.detail.startswith("not mail"):
                 code = max(code, EX_DATAERR) if code != EX_TEMPFAIL else code
             if outcome.outcome == "failed":
@@ -95,23 +133,33 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
                     "detail": outcome.detail,
                 }
             )
-        pending.clear()
+        app.sender.send_due()
 
-    for label, raw, problem in read_sources(paths):
-        if raw is None:
-            results.append({"source": label, "outcome": "unreadable", "detail": problem})
-            code = EX_DATAERR if code == EX_OK else code
-            continue
-        if not raw.strip():
-            results.append(
-                {"source": label, "outcome": "empty", "detail": "0 bytes: nothing to queue"}
-            )
-            code = EX_DATAERR if code == EX_OK else code
-            continue
-        pending.append((label, raw))
-        if len(pending) >= BATCH:
-            flush()
-    flush()
+    batch: list[tuple[str, bytes]] = []
+    try:
+        for label, raw, problem in read_sources(paths):
+            if raw is None:
+                results.append({"source": label, "outcome": "unreadable", "detail": problem})
+                code = EX_DATAERR if code == EX_OK else code
+                continue
+            if not raw.strip():
+                results.append(
+                    {"source": label, "outcome": "empty", "detail": "0 bytes: nothing to queue"}
+                )
+                code = EX_DATAERR if code == EX_OK else code
+                continue
+            batch.append((label, raw))
+            if len(batch) >= BATCH:
+                queued, batch = queue(batch), []
+                process(waiting)  # the previous batch, while this one is parsed
+                waiting = queued
+        if batch:
+            queued = queue(batch)
+            process(waiting)
+            waiting = queued
+        process(waiting)
+    finally:
+        parser.close()
     sent = app.sender.send_due()
     for line in results:
         if as_json:

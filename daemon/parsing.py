@@ -100,6 +100,18 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -
     )
 
 
+def parse_many(raws: list[bytes], max_attachment_bytes: int) -> list[ParsedMessage | NotMail]:
+    """Parse a batch; input that is not mail gives its NotMail instead of raising
+    (a worker process returns both kinds to the caller)."""
+    out: list[ParsedMessage | NotMail] = []
+    for raw in raws:
+        try:
+            out.append(parse_message(raw, max_attachment_bytes=max_attachment_bytes))
+        except NotMail as exc:
+            out.append(exc)
+    return out
+
+
 def html_to_text(html: str) -> str:
     """A readable plain-text rendering of an HTML-only body."""
     converter = html2text.HTML2Text()

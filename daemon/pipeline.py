@@ -81,12 +81,22 @@ class Pipeline:
             raw, max_attachment_bytes=self._runtime().settings.limits.max_attachment_bytes
         )
 
-    def process(self, tx: Tx, item: InboundItem, now: datetime) -> Outcome:
+    def process(
+        self,
+        tx: Tx,
+        item: InboundItem,
+        now: datetime,
+        parsed: ParsedMessage | NotMail | None = None,
+    ) -> Outcome:
+        """`parsed`: the message parsed ahead (batch ingest parses in another
+        process), or the NotMail that parsing it gave."""
         rt = self._runtime()
         stage = "parse"
         try:
             try:
-                msg = self.parse(item.raw)
+                if isinstance(parsed, NotMail):
+                    raise parsed
+                msg = parsed if parsed is not None else self.parse(item.raw)
             except NotMail as exc:
                 tx.inbound.quarantine(item.id, reason=f"not mail: {exc}", now=now)
                 return Outcome("quarantined", detail=f"not mail: {exc}")

@@ -7,9 +7,10 @@ then returns, so the daemon, `spocd tick` and the tests share them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from daemon.domain import Event, InboundItem
 from daemon.pipeline import Outcome, Pipeline, StageError
@@ -44,9 +45,13 @@ class InboundWorker:
         self.observer = observer  # metrics: called after the commit, per message
 
     def process_group(
-        self, item_ids: Sequence[int] | None = None, limit: int = GROUP
+        self,
+        item_ids: Sequence[int] | None = None,
+        limit: int = GROUP,
+        parsed: Mapping[int, Any] | None = None,
     ) -> list[tuple[int, Outcome]]:
-        """Process the oldest due messages (or the given ones) in one commit."""
+        """Process the oldest due messages (or the given ones) in one commit;
+        `parsed` holds messages already parsed elsewhere, by item id."""
         now = self.clock.now()
         results: list[tuple[int, Outcome]] = []
         with self.store.transaction() as tx:
@@ -73,7 +78,10 @@ class InboundWorker:
                             ),
                         )
                     )
-            processed = [(item, self._process(tx, item, now)) for item in items]
+            parsed = parsed or {}
+            processed = [
+                (item, self._process(tx, item, now, parsed.get(item.id))) for item in items
+            ]
         results.extend((item.id, outcome) for item, outcome in processed)
         if item_ids is not None:  # in the order asked for
             order = {item_id: n for n, item_id in enumerate(item_ids)}
@@ -93,10 +101,10 @@ class InboundWorker:
             )
         return results
 
-    def _process(self, tx: Tx, item: InboundItem, now: datetime) -> Outcome:
+    def _process(self, tx: Tx, item: InboundItem, now: datetime, parsed: Any = None) -> Outcome:
         try:
             with tx.savepoint():
-                return self.pipeline.process(tx, item, now)
+                return self.pipeline.process(tx, item, now, parsed)
         except StageError as exc:
             retries = PROCESS_RETRIES
             retry_at = now + retries[item.attempts] if item.attempts < len(retries) else None
@@ -118,11 +126,13 @@ class InboundWorker:
         [(_, outcome)] = self.process_group([item_id])
         return outcome
 
-    def process_items(self, item_ids: Sequence[int]) -> list[Outcome]:
+    def process_items(
+        self, item_ids: Sequence[int], parsed: Mapping[int, Any] | None = None
+    ) -> list[Outcome]:
         outcomes: list[Outcome] = []
         for start in range(0, len(item_ids), self.GROUP):
             group = item_ids[start : start + self.GROUP]
-            outcomes.extend(o for _, o in self.process_group(group))
+            outcomes.extend(o for _, o in self.process_group(group, parsed=parsed))
         return outcomes
 
     def drain(
