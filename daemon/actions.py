@@ -440,7 +440,9 @@ def merge(ctx: Ctx, target_number: int) -> Ticket:
 # --- mail to agents ------------------------------------------------------------------------
 
 
-def notify_agents(ctx: Ctx, template: str, to: list[str], context: dict[str, Any]) -> None:
+def notify_agents(
+    ctx: Ctx, template: str, to: list[str], context: dict[str, Any], thread: Thread | None = None
+) -> None:
     """Ticket mail to agents: tagged and with a signed Message-ID, so a reply
     threads; never rate-limited like answers to strangers, never to requesters."""
     recipients = [a for a in dict.fromkeys(to) if a]
@@ -455,7 +457,7 @@ def notify_agents(ctx: Ctx, template: str, to: list[str], context: dict[str, Any
         context=context,
         now=ctx.now,
         language=ctx.rt.settings.helpdesk.default_language,
-        thread=thread_of(ctx.tx, ticket),
+        thread=thread if thread is not None else thread_of(ctx.tx, ticket),
         auto_submitted="auto-generated",
     )
     queue_mail(ctx.tx, ctx.rt, ticket, mail, ctx.now, public=False, internal=True)

@@ -252,7 +252,9 @@ class Pipeline:
         else:
             return
         ctx = actions.Ctx(tx, rt, now, Actor("spocd", "system"), ticket)
-        actions.notify_agents(ctx, "agent_new", to, {"request_text": incoming.incident.text[:8000]})
+        thread = Thread(references=incoming.msg.references[-20:]).after(incoming.msg.message_id)
+        context = {"request_text": incoming.incident.text[:8000]}
+        actions.notify_agents(ctx, "agent_new", to, context, thread)
 
     def _record_escalation(
         self, tx: Tx, rt: Runtime, incoming: Incoming, ticket: Ticket, now: datetime

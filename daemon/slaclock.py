@@ -357,14 +357,22 @@ def clock_inputs(ticket: Ticket) -> tuple[Any, ...]:
 
 
 def store_timers(
-    tx: Tx, ticket: Ticket, rules: Rules, planned: list[PlannedTimer] | None = None
+    tx: Tx,
+    ticket: Ticket,
+    rules: Rules,
+    planned: list[PlannedTimer] | None = None,
+    *,
+    fresh: bool = False,
 ) -> None:
     """Write the planned timers: new ones added, moved ones moved, ones the
     ticket no longer warrants dropped; fired ones are left as they are.
-    `planned` saves planning again when the caller already has the plan."""
+    `planned` saves planning again when the caller already has the plan;
+    `fresh` says the ticket was just created, so it has no timers to read."""
     if planned is None:
         planned = plan_timers(ticket, rules)
-    existing = {(t.kind, t.key): t for t in tx.timers.of_ticket(ticket.number, KINDS)}
+    existing = (
+        {} if fresh else {(t.kind, t.key): t for t in tx.timers.of_ticket(ticket.number, KINDS)}
+    )
     wanted = set()
     new: list[tuple[str, str, datetime, dict[str, Any]]] = []
     for p in planned:

@@ -116,7 +116,7 @@ def open_ticket(
     set_deadlines(ticket, rt.rules)
     align_clock(ticket, rt.rules, now)  # notes the priority the deadlines are for
     tx.tickets.create(ticket)
-    store_timers(tx, ticket, rt.rules)
+    store_timers(tx, ticket, rt.rules, fresh=True)
     actor = Actor(escalated_by or requester, "email")
     record_event(
         tx,
