@@ -316,3 +316,71 @@ def test_after_downtime_the_auto_close_wins_over_missed_reminders(
     before = len(relay.to(REQUESTER))
     assert tick_at(relay_app, "2026-12-10T09:00:00+00:00").get("auto_closed") == 1
     assert len(relay.to(REQUESTER)) == before + 1  # the closure notice only
+
+
+# Every command, each as a trusted agent (applied), an untrusted agent and a
+# stranger (neither applied). Each row: the commands, and what the ticket shows
+# when they were obeyed.
+COMMANDS = [
+    ("#assign piotr@example.com", lambda t: t.assignee == OTHER_AGENT),
+    ("#assign me", lambda t: t.assignee == AGENT),
+    ("#status in_progress", lambda t: str(t.status) == "in_progress"),
+    ("#priority P1", lambda t: t.priority == "P1" and t.priority_explicit),
+    ("#impact high", lambda t: t.impact == "high" and t.priority == "P2"),
+    ("#urgency low", lambda t: t.urgency == "low" and t.priority == "P5"),
+    ("#category printers", lambda t: t.category == "printers"),
+    ("#group telephony", lambda t: t.group == "telephony"),
+    ("#pending\n\nWhich model?", lambda t: str(t.status) == "pending"),
+    ("#internal\nnote to self", lambda t: t.first_responded_at is None and t.updated_at),
+    ("#resolve FIXED\nReplaced the fuser.", lambda t: str(t.status) == "resolved"),
+    (
+        "#resolve FIXED\n#close\nConfirmed by phone.",
+        lambda t: (str(t.status), t.closure) == ("closed", "agent"),
+    ),
+    ("#cancel\nDuplicate of a call.", lambda t: str(t.status) == "cancelled"),
+]
+
+
+@pytest.mark.parametrize("sender_kind", ["trusted", "untrusted", "stranger"])
+@pytest.mark.parametrize(("commands", "obeyed"), COMMANDS, ids=[c[0] for c in COMMANDS])
+def test_every_command_is_obeyed_only_from_a_trusted_agent(
+    strict_app: App, sender_kind: str, commands: str, obeyed: Any
+) -> None:
+    # The printer rule gives P4 (impact low, urgency medium).
+    number = open_ticket(strict_app, "Zepsuta drukarka")
+    before = ticket(strict_app, number)
+    headers = {"Authentication-Results": "mx.example.com; dkim=pass header.d=example.com"}
+    if sender_kind == "trusted":
+        agent_says(strict_app, number, commands + "\n", headers=headers)
+    elif sender_kind == "untrusted":
+        agent_says(
+            strict_app,
+            number,
+            commands + "\n",
+            headers={"Authentication-Results": "mx.example.com; dkim=fail"},
+        )
+    else:
+        agent_says(strict_app, number, commands + "\n", sender="mallory@evil.example")
+    after = ticket(strict_app, number)
+    if sender_kind == "trusted":
+        assert obeyed(after), after
+    else:
+        for field in (
+            "assignee",
+            "status",
+            "priority",
+            "impact",
+            "urgency",
+            "category",
+            "group",
+            "closure",
+        ):
+            assert getattr(after, field) == getattr(before, field), field
+
+
+def test_reopen_command_brings_a_resolved_ticket_back(strict_app: App) -> None:
+    number = open_ticket(strict_app)
+    headers = {"Authentication-Results": "mx.example.com; dkim=pass header.d=example.com"}
+    agent_says(strict_app, number, "#assign me\n#resolve FIXED\nDone.\n", headers=headers)
+    agent_says(strict_app, number, "#reopen\nThe requester called: not fixed.\n", headers=headers)
+    assert str(ticket(strict_app, number).status) == "in_progress"
