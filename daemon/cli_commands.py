@@ -156,7 +156,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     from daemon.storage.engine import make_engine
 
     settings = settings_of(args)
-    engine = make_engine(settings.database.url)
+    engine = make_engine(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
     try:
         before = migrate.current_revision(engine)
         migrate.upgrade(engine)

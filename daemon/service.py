@@ -97,7 +97,9 @@ class App:
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
-        self.store = store or SqlStore.open(settings.database.url)
+        self.store = store or SqlStore.open(
+            settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms
+        )
         self.key = self.store.signing_key()
         self._runtime = load_runtime(settings, self.key)
         self._lock = threading.Lock()
