@@ -72,7 +72,9 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -
         raise NotMail("no usable sender address in From, Sender or Return-Path")
 
     html_parts = [p for p in mp.text_html if p]
-    html = "\n".join(html_parts)[:_BODY_LIMIT] if html_parts else None
+    # Sanitised once, first: what is stored, shown and turned into text (which
+    # agents get forwarded) never carries scripts, handlers or javascript: links.
+    html = sanitize_html("\n".join(html_parts)[:_BODY_LIMIT]) if html_parts else None
     text = "\n".join(p for p in mp.text_plain if p)
     if not text.strip() and html:
         text = html_to_text(html)
@@ -92,7 +94,7 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -
         references=tuple(_ids(" ".join(headers.get("references", ())))),
         headers=headers,
         text=text,
-        html=sanitize_html(html) if html else None,
+        html=html,
         attachments=attachments,
         defects=_defects(mp),
         content_type=msg.get_content_type(),
