@@ -114,6 +114,17 @@ def test_the_line_length_limit_is_configurable(listen, store) -> None:  # type: 
     assert queued(store) == 1
 
 
+def test_recipients_past_the_limit_get_452(listen, store) -> None:  # type: ignore[no-untyped-def]
+    intake = listen(max_recipients=2)
+    with smtplib.SMTP("127.0.0.1", intake.port) as client:
+        client.ehlo()
+        client.mail("jan@example.org")
+        codes = [client.rcpt(r)[0] for r in (HELPDESK, "escalations@example.com", HELPDESK)]
+        assert codes == [250, 250, 452]
+        assert client.data(make_mail())[0] == 250  # delivered to the first two
+    assert queued(store) == 1
+
+
 # --- connections, timeouts ----------------------------------------------------------------
 
 
