@@ -50,7 +50,9 @@ class Ctx:
         record_event(self.tx, self.ticket, self.now, self.actor, type_, **detail)
 
     def save(self) -> None:
+        """Bring the SLA clock and timers in line with the change, then store it."""
         self.ticket.updated_at = self.now
+        slaclock.reschedule(self.tx, self.ticket, self.rt.rules, self.now)
         self.tx.tickets.save(self.ticket)
 
 
@@ -68,17 +70,14 @@ def _move(ctx: Ctx, target: Status, **detail: Any) -> None:
 
 
 def _set_status(ctx: Ctx, target: Status, **detail: Any) -> None:
-    ticket, rules = ctx.ticket, ctx.rt.rules
+    """The clock follows when the ticket is saved (`slaclock.reschedule`):
+    pending pauses it, leaving pending or reopening runs it again."""
+    ticket = ctx.ticket
     previous = ticket.status
     if previous == target:
         return
-    if target == Status.PENDING:
-        slaclock.pause(ticket, ctx.now)
-    elif previous == Status.PENDING:
-        spent = slaclock.resume(ticket, rules, ctx.now)
-        detail.setdefault("paused_business_seconds", round(spent))
     ticket.status = target
-    ctx.event("status_changed", old=str(previous), new=str(target), **detail)
+    ctx.event("status_changed", **{"from": str(previous), "to": str(target)}, **detail)
 
 
 def set_status(ctx: Ctx, status: str) -> None:
@@ -125,7 +124,7 @@ def assign(ctx: Ctx, address: str) -> None:
     group = ctx.rt.rules.group_of(address)
     if group is not None and ticket.group != group.name and not _member(ctx, ticket.group, address):
         ticket.group = group.name
-    ctx.event("assigned", old=old, new=address, group=ticket.group)
+    ctx.event("assignee_changed", **{"from": old, "to": address}, group=ticket.group)
     target = lifecycle.on_assign(ticket.status)
     if target != ticket.status:
         _set_status(ctx, target)
@@ -148,15 +147,19 @@ def set_group(ctx: Ctx, name: str) -> None:
         return
     old = ticket.group
     ticket.group = name
-    ctx.event("group_changed", old=old, new=name)
+    ctx.event("group_changed", **{"from": old, "to": name})
     if ticket.assignee and not _member(ctx, name, ticket.assignee):
-        ctx.event("assigned", old=ticket.assignee, new=None, reason=f"not in group {name}")
+        ctx.event(
+            "assignee_changed",
+            **{"from": ticket.assignee, "to": None},
+            reason=f"not in group {name}",
+        )
         ticket.assignee = None
 
 
 def set_category(ctx: Ctx, name: str) -> None:
     if ctx.ticket.category != name:
-        ctx.event("category_changed", old=ctx.ticket.category, new=name)
+        ctx.event("category_changed", **{"from": ctx.ticket.category, "to": name})
         ctx.ticket.category = name
 
 
@@ -176,7 +179,7 @@ def set_level(ctx: Ctx, which: str, level: str) -> None:
     if old == level:
         return
     setattr(ticket, which, level)
-    ctx.event(f"{which}_changed", old=old, new=level)
+    ctx.event(f"{which}_changed", **{"from": old, "to": level})
     if not ticket.priority_explicit:
         _reprioritise(
             ctx,
@@ -199,8 +202,7 @@ def _reprioritise(ctx: Ctx, priority: str, reason: str) -> None:
     slaclock.set_deadlines(ticket, ctx.rt.rules)
     ctx.event(
         "priority_changed",
-        old=old,
-        new=priority,
+        **{"from": old, "to": priority},
         reason=reason,
         first_response_due=_iso(ticket.first_response_due),
         resolution_due=_iso(ticket.resolution_due),
@@ -227,9 +229,7 @@ def reply(ctx: Ctx, text: str, *, pending_after: bool = False) -> None:
     ticket = ctx.ticket
     if not text.strip():
         raise ActionRefused(f"{ctx.tid}: an empty reply")
-    if ticket.first_responded_at is None:
-        ticket.first_responded_at = ctx.now
-        ctx.event("first_response", by=ctx.actor.address, due=_iso(ticket.first_response_due))
+    slaclock.record_response(ctx.tx, ticket, ctx.now)
     target = lifecycle.on_agent_reply(ticket.status, pending=pending_after)
     if target != ticket.status:
         _set_status(ctx, target)
@@ -305,10 +305,23 @@ def schedule_verification(ctx: Ctx) -> None:
     close_at = sla.add_business(policy.calendar, start, closure.auto_close_after)
     remind_at = sla.add_business(policy.calendar, start, closure.remind_every)
     ctx.tx.timers.cancel(ctx.ticket.number, (VERIFY_REMINDER, AUTO_CLOSE))
-    key = ctx.now.strftime("%Y%m%dT%H%M%S")
     if remind_at < close_at:
-        ctx.tx.timers.set(ctx.ticket.number, VERIFY_REMINDER, key, remind_at)
-    ctx.tx.timers.set(ctx.ticket.number, AUTO_CLOSE, key, close_at)
+        ctx.tx.timers.set(
+            ctx.ticket.number, VERIFY_REMINDER, slaclock.utc_iso(remind_at), remind_at
+        )
+    ctx.tx.timers.set(ctx.ticket.number, AUTO_CLOSE, slaclock.utc_iso(start), close_at)
+
+
+def schedule_next_reminder(ctx: Ctx, close_at: datetime | None) -> None:
+    """The next reminder `remind_every` after now, if it comes before the close."""
+    from daemon import sla
+
+    policy = slaclock.policy_of(ctx.ticket, ctx.rt.rules)
+    if policy is None:
+        return
+    nxt = sla.add_business(policy.calendar, ctx.now, ctx.rt.rules.closure.remind_every)
+    if close_at is None or nxt < close_at:
+        ctx.tx.timers.set(ctx.ticket.number, VERIFY_REMINDER, slaclock.utc_iso(nxt), nxt)
 
 
 def verified(ctx: Ctx, answer: str) -> None:
@@ -373,8 +386,7 @@ def reopen(ctx: Ctx, reason: str | None = None, *, notify: bool = False) -> None
     target = lifecycle.reopen_target(ticket.assignee is not None)
     _move(ctx, target, reason=reason)
     ticket.closure = None
-    ticket.closed_at = None
-    ticket.resolved_at = None
+    ticket.closed_at = None  # resolved_at stays: the clock gives back the time spent resolved
     ctx.tx.timers.cancel(ticket.number, (VERIFY_REMINDER, AUTO_CLOSE))
     ctx.event("reopened", reason=(reason or "")[:4000] or None)
     if notify:

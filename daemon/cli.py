@@ -127,9 +127,23 @@ def build_parser() -> Parser:
     p.add_argument("--note", help="resolution note (resolve) or a note (close, cancel)")
     _common(p, now=True, json=True)
 
+    p = sub.add_parser("report", help="KPIs: counts, SLA compliance, response and resolution times")
+    p.add_argument(
+        "--since", metavar="D", help="start: ISO date or moment (default: 30 days before --until)"
+    )
+    p.add_argument(
+        "--until", metavar="D", help="end: ISO date (inclusive) or moment (default: now)"
+    )
+    p.add_argument("--csv", action="store_true", help="KPI rows as CSV for spreadsheets")
+    _common(p, now=True, json=True)
+
     p = sub.add_parser("db", help="database maintenance")
     dbsub = p.add_subparsers(dest="db_command", required=True, parser_class=Parser)
     q = dbsub.add_parser("upgrade", help="apply database migrations")
+    _common(q)
+    q = dbsub.add_parser("copy", help="copy every row to another (empty) database and verify")
+    q.add_argument("source", metavar="SRC", help="database URL to copy from")
+    q.add_argument("target", metavar="DST", help="database URL to copy to (must be empty)")
     _common(q)
     _common(p)
 
@@ -304,6 +318,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "tick": cmd_passthrough("daemon.cli_commands", "cmd_tick"),
     "tickets": cmd_passthrough("daemon.cli_commands", "cmd_tickets"),
     "show": cmd_passthrough("daemon.cli_commands", "cmd_show"),
+    "report": cmd_passthrough("daemon.cli_commands", "cmd_report"),
     "db": cmd_passthrough("daemon.cli_commands", "cmd_db"),
     "queue": cmd_passthrough("daemon.cli_commands", "cmd_queue"),
     "rules": cmd_passthrough("daemon.cli_rules", "cmd_rules"),

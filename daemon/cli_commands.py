@@ -6,16 +6,20 @@ import argparse
 import json
 import shutil
 import sys
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from daemon import logs
 from daemon.cli import (
     EX_CONFIG,
     EX_DATAERR,
     EX_OK,
+    EX_TEMPFAIL,
     UsageError,
     open_app,
+    parse_moment,
     settings_of,
     ticket_number,
 )
@@ -31,7 +35,7 @@ def _print_json(data: Any) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     import os
 
-    from daemon.runner import Daemon
+    from daemon.runner import Daemon, InstanceLocked
 
     settings = settings_of(args)
     logs.setup(settings.logging.format, settings.logging.level)
@@ -39,7 +43,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     app = open_app(args)
     daemon = Daemon(app, config_path, jobs=_jobs(app))
     daemon.install_signals()
-    daemon.start()
+    try:
+        daemon.start()
+    except InstanceLocked as exc:
+        print(f"spocd: {exc}", file=sys.stderr)
+        app.close()
+        return EX_TEMPFAIL
+    except OSError as exc:  # the SMTP or HTTP port is taken, say
+        print(f"spocd: cannot start: {exc}", file=sys.stderr)
+        app.close()
+        return EX_TEMPFAIL
     daemon.serve()
     return EX_OK
 
@@ -151,10 +164,65 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+REPORT_DAYS = 30
+
+
+def report_bound(text: str, zone: str, *, end: bool) -> datetime:
+    """A report bound: an ISO date is a day of the desk's time zone (the start
+    of it for --since, the end of it for --until, so both days count); an ISO
+    moment is that moment (UTC when it names no offset, like --now)."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        day = None
+    if day is not None and len(text) <= 10:
+        start = datetime.combine(day + timedelta(days=1) if end else day, time(), ZoneInfo(zone))
+        return start.astimezone(UTC)
+    try:
+        return parse_moment(text)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"{exc}; use a date such as 2026-11-01 or a moment") from exc
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from daemon import report
+
+    if args.json and args.csv:
+        raise UsageError("choose one of --json and --csv")
+    app = open_app(args)
+    try:
+        rt = app.runtime
+        now = app.clock.now()
+        zone = rt.settings.helpdesk.timezone
+        until = report_bound(args.until, zone, end=True) if args.until else now
+        since = (
+            report_bound(args.since, zone, end=False)
+            if args.since
+            else until - timedelta(days=REPORT_DAYS)
+        )
+        if since >= until:
+            raise UsageError(f"--since ({since.isoformat()}) must come before --until")
+        with app.store.reading() as tx:
+            tickets = tx.tickets.all_between(since, until)
+            events = tx.events.of_types(report.EVENT_TYPES, since, until)
+        data = report.build(tickets, events, rt.rules, report.Period(since, until), now, rt.prefix)
+    finally:
+        app.close()
+    if args.json:
+        _print_json(data)
+    elif args.csv:
+        sys.stdout.write(report.format_csv(data))
+    else:
+        sys.stdout.write(report.format_text(data))
+    return EX_OK
+
+
 def cmd_db(args: argparse.Namespace) -> int:
     from daemon.storage import migrate
     from daemon.storage.engine import make_engine
 
+    if args.db_command == "copy":
+        return _db_copy(args.source, args.target)
     settings = settings_of(args)
     engine = make_engine(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
     try:
@@ -173,6 +241,24 @@ def cmd_db(args: argparse.Namespace) -> int:
             else " (up to date)"
         )
     )
+    return EX_OK
+
+
+def _db_copy(source_url: str, target_url: str) -> int:
+    from daemon.storage.copy import CopyError, copy_database
+    from daemon.storage.engine import make_engine
+
+    source, target = make_engine(source_url), make_engine(target_url)
+    try:
+        counts = copy_database(source, target)
+    except CopyError as exc:
+        print(f"spocd: db copy refused: {exc}", file=sys.stderr)
+        return EX_DATAERR
+    finally:
+        source.dispose()
+        target.dispose()
+    for table, count in counts.items():
+        print(f"{table:<14} {count:>9} rows copied and verified")
     return EX_OK
 
 

@@ -246,8 +246,12 @@ def requester_mail(
     record_inbound(
         tx, ticket, msg, kind="auto_reply" if automatic else "reply", inbound_id=inbound_id, now=now
     )
+    role = "requester" if sender == ticket.requester else "cc"
     ctx.event(
-        "message_received", kind="auto_reply" if automatic else "reply", message_id=msg.message_id
+        "message_received",
+        role=role,
+        kind="auto_reply" if automatic else "reply",
+        message_id=msg.message_id,
     )
     if automatic:
         ctx.save()

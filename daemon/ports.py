@@ -96,6 +96,7 @@ class Timer:
     key: str
     due_at: datetime
     detail: dict[str, Any]
+    done_at: datetime | None = None  # set once it fired: it never fires again
 
 
 class InboundRepo(Protocol):
@@ -175,6 +176,11 @@ class EventRepo(Protocol):
 
     def of_ticket(self, number: int) -> list[Event]: ...
 
+    def of_types(
+        self, types: Iterable[str], since: datetime | None, until: datetime | None
+    ) -> list[tuple[int, Event]]:
+        """(ticket number, event) of these types with since <= at < until, by time."""
+
 
 class OutboxRepo(Protocol):
     def add(self, mail: OutgoingMail, now: datetime, *, state: str = "pending") -> int: ...
@@ -215,6 +221,14 @@ class TimerRepo(Protocol):
     ) -> None:
         """Create or move a timer; one that already fired stays fired."""
 
+    def add_many(
+        self, ticket_number: int, timers: Sequence[tuple[str, str, datetime, dict[str, Any]]]
+    ) -> None:
+        """Insert new timers (kind, key, due_at, detail) that do not exist yet."""
+
+    def move(self, timer_id: int, due_at: datetime, detail: dict[str, Any]) -> None:
+        """Change an unfired timer's moment."""
+
     def cancel(self, ticket_number: int, kinds: Iterable[str]) -> None:
         """Drop the ticket's unfired timers of these kinds."""
 
@@ -222,7 +236,22 @@ class TimerRepo(Protocol):
 
     def done(self, timer_id: int, now: datetime) -> None: ...
 
+    def done_many(self, timer_ids: Sequence[int], now: datetime) -> None: ...
+
     def pending(self, ticket_number: int) -> list[Timer]: ...
+
+    def of_ticket(self, ticket_number: int, kinds: Iterable[str] | None = None) -> list[Timer]:
+        """Every timer of the ticket, fired ones too (`done_at` set)."""
+
+    def claim(self, timer_id: int, now: datetime) -> Timer | None:
+        """The timer if it is still unfired and due at `now`, locked for this
+        transaction; None when it fired, moved, vanished or another instance has it."""
+
+    def discard(self, timer_ids: Sequence[int]) -> None:
+        """Drop these timers unless they already fired."""
+
+    def postpone(self, timer_id: int, due_at: datetime, error: str) -> None:
+        """Move a timer whose action failed to a later try, noting the error."""
 
 
 class SettingRepo(Protocol):

@@ -30,6 +30,8 @@ KINDS = (
     "reopened",
     "verification",
     "verification_reminder",
+    "escalation_notice",
+    "status_update",
 )
 
 

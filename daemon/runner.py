@@ -8,22 +8,36 @@ once and nothing depends on sleeping.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 import schedule
 
 from daemon.config import Settings, load_settings
-from daemon.errors import ConfigError
+from daemon.domain import InboundItem
+from daemon.errors import ConfigError, SpocdError
+from daemon.observability import HealthServer, Heartbeat, Metrics
+from daemon.pipeline import Outcome
 from daemon.service import App, resolve_paths
 from daemon.smtp_intake import SmtpIntake
+from daemon.storage.leader import Leadership
+from daemon.storage.stats import ping, read_stats
+from daemon.systemd import Notifier
 
 log = logging.getLogger("spocd.run")
+
+
+class InstanceLocked(SpocdError):
+    """Another `spocd run` serves this SQLite database."""
 
 
 class Daemon:
@@ -44,6 +58,14 @@ class Daemon:
         self.threads: list[threading.Thread] = []
         self.scheduler = schedule.Scheduler()
         self._watched: dict[Path, float] = {}
+        self.notifier = Notifier()
+        self.leader = Leadership(app.store.engine)
+        self.heartbeat = Heartbeat()
+        self.metrics = Metrics(lambda: read_stats(app.store.engine))
+        self.http: HealthServer | None = None
+        self._lock_file: IO[bytes] | None = None
+        self._last_watchdog = 0.0
+        app.inbound.observer = self._observe
 
     # --- signals ---------------------------------------------------------------
 
@@ -81,19 +103,37 @@ class Daemon:
             self.outbox_wake.wait(1.0)
             self.outbox_wake.clear()
             try:
-                self.app.sender.send_due()
+                report = self.app.sender.send_due()
             except Exception as exc:
                 log.error("outbox sender error", extra={"error": str(exc)})
                 self.stop_event.wait(2.0)
+                continue
+            for result in ("sent", "deferred", "failed"):
+                if getattr(report, result):
+                    self.metrics.sent.labels(result).inc(getattr(report, result))
+
+    def _observe(self, item: InboundItem, outcome: Outcome, now: datetime) -> None:
+        self.metrics.received.labels(str(item.intake), outcome.outcome).inc()
+        self.metrics.latency.observe(max((now - item.received_at).total_seconds(), 0.0))
+
+    def _claim_sweeps(self) -> None:
+        """Take over the sweeps within seconds when their holder is gone (and
+        catch up at once on what came due meanwhile)."""
+        if self.leader.shared and "sweeps" not in self.leader.held and self.leader.holds("sweeps"):
+            self._run_jobs()
 
     def _run_jobs(self) -> None:
         if self.jobs is None:
             return
+        if not self.leader.holds("sweeps"):
+            return  # another instance on this PostgreSQL database runs them
         try:
             done = self.jobs(self.app.clock.now())
         except Exception as exc:
             log.error("scheduled jobs failed", extra={"error": str(exc)})
             return
+        for kind, count in done.items():
+            self.metrics.jobs.labels(kind).inc(count)
         if any(done.values()):
             log.info("scheduled jobs", extra=done)
             self.outbox_wake.set()
@@ -137,8 +177,33 @@ class Daemon:
 
     # --- life cycle --------------------------------------------------------------
 
+    def _lock_instance(self) -> None:
+        """SQLite allows one writer process: a second `spocd run` on the same
+        file refuses to start instead of fighting over it."""
+        database = self.app.store.engine.url.database or ""
+        if self.app.store.engine.dialect.name != "sqlite" or database in ("", ":memory:"):
+            return
+        path = Path(database + ".lock")
+        handle = open(path, "a+b")  # noqa: SIM115 - held for the life of the daemon
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().decode(errors="replace").strip() or "another process"
+            handle.close()
+            raise InstanceLocked(
+                f"another spocd run ({holder}) already serves {database}; SQLite allows one "
+                "instance per database (use PostgreSQL to run several)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}".encode())
+        handle.flush()
+        self._lock_file = handle
+
     def start(self) -> None:
         settings = self.app.settings
+        self._lock_instance()
         if self.app.store.engine.dialect.name == "sqlite":
             # A lone instance (SQLite allows one): rows left in flight by a crash
             # are ours, so they are due now rather than when their lease ends.
@@ -157,25 +222,96 @@ class Daemon:
             thread = threading.Thread(target=target, name=f"spocd-{name}", daemon=True)
             thread.start()
             self.threads.append(thread)
+        if settings.agents.trust == "none":
+            log.warning(
+                "[agents] trust = none: mail commands are obeyed on the From address "
+                "alone, which anyone can forge"
+            )
+        rules_path, templates = resolve_paths(settings)
+        log.info(
+            "spocd started",
+            extra={
+                "config": str(self.config_path) if self.config_path else "embedded default",
+                "database": _safe_url(settings.database.url),
+                "rules": str(rules_path),
+                "rules_version": self.app.runtime.rules.version,
+                "templates": str(templates),
+                "outgoing": settings.outgoing.transport
+                if settings.outgoing.transport == "smtp"
+                else f"maildir {settings.outgoing.maildir}",
+            },
+        )
         self._watched = self._snapshot()
         self.scheduler.every(30).seconds.do(self._run_jobs)
+        self.scheduler.every(3).seconds.do(self._claim_sweeps)
         self.scheduler.every(2).seconds.do(self._check_files)
+        self.scheduler.every(10).seconds.do(self._report_status)
+        if settings.http.enabled:
+            self.http = HealthServer(
+                settings.http.host,
+                settings.http.port,
+                self.metrics,
+                self.heartbeat.alive,
+                self._ready,
+            )
+            self.http.start()
+            log.info("http listening", extra={"host": settings.http.host, "port": self.http.port})
         self.inbound_wake.set()
+        self.notifier.ready(self._status_line())
+
+    def _ready(self) -> tuple[bool, str]:
+        try:
+            ping(self.app.store.engine)
+        except Exception as exc:
+            return False, f"database unreachable: {exc}"
+        return True, "ready"
+
+    def _status_line(self) -> str:
+        try:
+            stats = read_stats(self.app.store.engine)
+        except Exception as exc:
+            return f"database unavailable: {exc}"
+        line = (
+            f"queue {stats.inbound.get('queued', 0)}, failed {stats.inbound.get('failed', 0)}"
+            f", outbox {stats.outbox.get('pending', 0)} pending "
+            f"{stats.outbox.get('failed', 0)} failed"
+        )
+        boxes = [
+            f"{b['mailbox']}:{'up' if b.get('connected') else 'down'}" for b in stats.mailboxes
+        ]
+        return line + (f", imap {' '.join(boxes)}" if boxes else "")
+
+    def _report_status(self) -> None:
+        self.notifier.status(self._status_line())
+
+    def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval
+        now = time.monotonic()
+        if interval and now - self._last_watchdog >= interval:
+            self.notifier.watchdog()
+            self._last_watchdog = now
 
     def serve(self) -> None:
         """Block until SIGTERM; then finish the work in hand and return."""
         self._run_jobs()
         while not self.stop_event.is_set():
+            self.heartbeat.beat()
+            self._watchdog()
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 log.info("SIGHUP: reloading")
+                self.notifier.reloading()
                 self.reload()
+                self.notifier.ready(self._status_line())
             self.scheduler.run_pending()
             self.stop_event.wait(0.5)
         self.shutdown()
 
     def shutdown(self) -> None:
         log.info("stopping")
+        self.notifier.stopping()
+        if self.http is not None:
+            self.http.stop()
         if self.smtp is not None:
             self.smtp.stop()
         self.stop_event.set()
@@ -183,8 +319,20 @@ class Daemon:
         self.outbox_wake.set()
         for thread in self.threads:
             thread.join(timeout=60)
+        self.leader.release_all()
         self.app.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
         log.info("stopped")
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for the log."""
+    head, at, tail = url.rpartition("@")
+    if not at or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, credentials = head.partition("//")
+    return f"{scheme}//{credentials.split(':', 1)[0]}:***@{tail}"
 
 
 def _reloadable(old: Settings, new: Settings) -> bool:

@@ -24,7 +24,7 @@ from daemon.domain import (
 from daemon.notify import Composer, Thread
 from daemon.ports import Tx
 from daemon.rules import Decision, Rules
-from daemon.slaclock import set_deadlines
+from daemon.slaclock import align_clock, set_deadlines, store_timers
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +114,9 @@ def open_ticket(
         extra=dict(extra or {}),
     )
     set_deadlines(ticket, rt.rules)
+    align_clock(ticket, rt.rules, now)  # notes the priority the deadlines are for
     tx.tickets.create(ticket)
+    store_timers(tx, ticket, rt.rules)
     actor = Actor(escalated_by or requester, "email")
     record_event(
         tx,
@@ -207,13 +209,15 @@ def queue_mail(
     *,
     public: bool = True,
     internal: bool = False,
+    rate_limited: bool = True,
 ) -> bool:
     """Store an outgoing mail in the outbox and on the ticket.
 
     Automatic mail to a correspondent is held back (stored as `suppressed`,
     recorded as an event) when the address is failing or has had too many
     automatic mails this hour (rules.yaml `auto_replies`): that is what stops
-    mail loops with auto-responders. Mail to our own agents is not limited.
+    mail loops with auto-responders. Mail to our own agents is not limited,
+    nor is mail that answers nobody (`rate_limited=False`).
     """
     state = "pending"
     reason = None
@@ -223,7 +227,7 @@ def queue_mail(
         failing, recent = tx.outbox.automatic_budget(rcpt, now - timedelta(hours=1))
         if failing:
             state, reason = "suppressed", f"{rcpt} is failing (bounced)"
-        elif recent >= limit:
+        elif rate_limited and recent >= limit:
             state, reason = "suppressed", f"more than {limit} automatic mails to {rcpt} in an hour"
     outbox_id = tx.outbox.add(mail, now, state=state)
     if ticket is None:

@@ -35,11 +35,17 @@ class InboundWorker:
     GROUP_BYTES = 64 * 1024 * 1024
 
     def __init__(
-        self, store: Store, pipeline: Pipeline, clock: Clock, group_bytes: int = GROUP_BYTES
+        self,
+        store: Store,
+        pipeline: Pipeline,
+        clock: Clock,
+        observer: Callable[[InboundItem, Outcome, datetime], None] | None = None,
+        group_bytes: int = GROUP_BYTES,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
         self.clock = clock
+        self.observer = observer  # metrics: called after the commit, per message
         self.group_bytes = group_bytes
 
     def process_group(
@@ -72,8 +78,14 @@ class InboundWorker:
                             ),
                         )
                     )
-            for item in items:
-                results.append((item.id, self._process(tx, item, now)))
+            processed = [(item, self._process(tx, item, now)) for item in items]
+        results.extend((item.id, outcome) for item, outcome in processed)
+        if item_ids is not None:  # in the order asked for
+            order = {item_id: n for n, item_id in enumerate(item_ids)}
+            results.sort(key=lambda pair: order[pair[0]])
+        if self.observer is not None:
+            for item, outcome in processed:
+                self.observer(item, outcome, now)
         for item_id, outcome in results:
             log.info(
                 "processed",

@@ -318,7 +318,8 @@ _RENAMED = {"number": "id", "group": "group_name"}
 _TICKET_COLUMNS = {name: _RENAMED.get(name, name) for name in _TICKET_FIELDS}
 
 
-def _ticket_values(ticket: Ticket) -> dict[str, Any]:
+def ticket_values(ticket: Ticket) -> dict[str, Any]:
+    """The `tickets` row of a ticket, without its id (bulk loads use it too)."""
     values: dict[str, Any] = {}
     for name in _TICKET_FIELDS:
         if name == "number":
@@ -348,7 +349,7 @@ def _ticket(row: Any) -> Ticket:
 
 class SqlTickets(_Repo):
     def create(self, ticket: Ticket) -> Ticket:
-        values = _ticket_values(ticket)
+        values = ticket_values(ticket)
         number = self._insert(TICKETS, values)
         ticket.number = number
         return ticket
@@ -359,7 +360,7 @@ class SqlTickets(_Repo):
         return _ticket(row) if row else None
 
     def save(self, ticket: Ticket) -> None:
-        values = _ticket_values(ticket)
+        values = ticket_values(ticket)
         self._update(TICKETS, ticket.number, values)
 
     def listing(self, statuses: Iterable[str] | None, limit: int | None = None) -> list[Ticket]:
@@ -493,10 +494,22 @@ class SqlEvents(_Repo):
 
     def of_ticket(self, number: int) -> list[Event]:
         stmt = select(EVENTS).where(EVENTS.c.ticket_id == number).order_by(EVENTS.c.id)
-        return [
-            Event(at=r.at, actor=r.actor, type=r.type, detail=r.detail or {}, channel=r.channel)
-            for r in self.conn.execute(stmt)
-        ]
+        return [_event(r) for r in self.conn.execute(stmt)]
+
+    def of_types(
+        self, types: Iterable[str], since: datetime | None, until: datetime | None
+    ) -> list[tuple[int, Event]]:
+        stmt = select(EVENTS).where(EVENTS.c.type.in_(list(types)))
+        if since is not None:
+            stmt = stmt.where(EVENTS.c.at >= since)
+        if until is not None:
+            stmt = stmt.where(EVENTS.c.at < until)
+        stmt = stmt.order_by(EVENTS.c.at, EVENTS.c.id)
+        return [(r.ticket_id, _event(r)) for r in self.conn.execute(stmt)]
+
+
+def _event(r: Any) -> Event:
+    return Event(at=r.at, actor=r.actor, type=r.type, detail=r.detail or {}, channel=r.channel)
 
 
 class SqlOutbox(_Repo):
@@ -644,6 +657,29 @@ class SqlTimers(_Repo):
                 .values(due_at=due_at, detail=detail or {})
             )
 
+    def add_many(
+        self, ticket_number: int, timers: Sequence[tuple[str, str, datetime, dict[str, Any]]]
+    ) -> None:
+        """New timers in one statement (the caller knows none of them exists)."""
+        if timers:
+            self.conn.execute(
+                _insert_stmt(TIMERS),
+                [
+                    dict(
+                        ticket_id=ticket_number,
+                        kind=kind,
+                        key=key,
+                        due_at=due_at,
+                        detail=detail,
+                        done_at=None,
+                    )
+                    for kind, key, due_at, detail in timers
+                ],
+            )
+
+    def move(self, timer_id: int, due_at: datetime, detail: dict[str, Any]) -> None:
+        self._update(TIMERS, timer_id, {"due_at": due_at, "detail": detail})
+
     def cancel(self, ticket_number: int, kinds: Iterable[str]) -> None:
         self.conn.execute(
             delete(TIMERS).where(
@@ -663,6 +699,12 @@ class SqlTimers(_Repo):
     def done(self, timer_id: int, now: datetime) -> None:
         self.conn.execute(update(TIMERS).where(TIMERS.c.id == timer_id).values(done_at=now))
 
+    def done_many(self, timer_ids: Sequence[int], now: datetime) -> None:
+        if timer_ids:
+            self.conn.execute(
+                update(TIMERS).where(TIMERS.c.id.in_(list(timer_ids))).values(done_at=now)
+            )
+
     def pending(self, ticket_number: int) -> list[Timer]:
         stmt = (
             select(TIMERS)
@@ -670,6 +712,37 @@ class SqlTimers(_Repo):
             .order_by(TIMERS.c.due_at)
         )
         return [_timer(r) for r in self.conn.execute(stmt)]
+
+    def of_ticket(self, ticket_number: int, kinds: Iterable[str] | None = None) -> list[Timer]:
+        stmt = select(TIMERS).where(TIMERS.c.ticket_id == ticket_number)
+        if kinds is not None:
+            stmt = stmt.where(TIMERS.c.kind.in_(list(kinds)))
+        return [_timer(r) for r in self.conn.execute(stmt.order_by(TIMERS.c.id))]
+
+    def claim(self, timer_id: int, now: datetime) -> Timer | None:
+        stmt = select(TIMERS).where(
+            TIMERS.c.id == timer_id, TIMERS.c.done_at.is_(None), TIMERS.c.due_at <= now
+        )
+        row = self.conn.execute(self._locked(stmt)).first()
+        return _timer(row) if row else None
+
+    def discard(self, timer_ids: Sequence[int]) -> None:
+        if timer_ids:
+            self.conn.execute(
+                delete(TIMERS).where(TIMERS.c.id.in_(list(timer_ids)), TIMERS.c.done_at.is_(None))
+            )
+
+    def postpone(self, timer_id: int, due_at: datetime, error: str) -> None:
+        row = self.conn.execute(select(TIMERS.c.detail).where(TIMERS.c.id == timer_id)).first()
+        if row is None:
+            return
+        detail = {**(row.detail or {}), "last_error": error[:500]}
+        detail["failures"] = int(detail.get("failures", 0)) + 1
+        self.conn.execute(
+            update(TIMERS)
+            .where(TIMERS.c.id == timer_id, TIMERS.c.done_at.is_(None))
+            .values(due_at=due_at, detail=detail)
+        )
 
 
 def _timer(row: Any) -> Timer:
@@ -680,6 +753,7 @@ def _timer(row: Any) -> Timer:
         key=row.key,
         due_at=row.due_at,
         detail=dict(row.detail or {}),
+        done_at=row.done_at,
     )
 
 

@@ -79,7 +79,7 @@ def test_an_agent_reply_with_commands_is_applied_and_the_rest_reaches_the_reques
     assert "We are sending a technician." in reply
     assert "quoted history" not in reply and "#assign" not in reply
     types = [e.type for e in events(relay_app, number)]
-    assert {"assigned", "priority_changed", "first_response", "replied"} <= set(types)
+    assert {"assignee_changed", "priority_changed", "first_response", "replied"} <= set(types)
 
 
 def test_an_internal_note_never_reaches_the_requester(relay_app: App, relay: Relay) -> None:
@@ -262,3 +262,57 @@ def test_pending_pauses_and_the_requester_answer_resumes(relay_app: App) -> None
     t = ticket(relay_app, number)
     assert str(t.status) == "in_progress" and t.paused_at is None
     assert t.resolution_due > due_before  # the paused business time was added
+
+
+def tick_at(app: App, moment: str) -> dict[str, int]:
+    from datetime import datetime
+
+    from daemon.jobs import run_due
+
+    app.clock.set(datetime.fromisoformat(moment))  # type: ignore[attr-defined]
+    report = app.tick(lambda now: run_due(app.store, lambda: app.runtime, now))
+    return report.jobs
+
+
+@pytest.mark.parametrize(
+    ("sender", "words"),
+    [
+        (REQUESTER, ("please confirm", "Reminder", "Closed without answer")),
+        ("jan@firma.pl", ("prosimy o potwierdzenie", "Przypomnienie", "Zamknięte bez odpowiedzi")),
+    ],
+)
+def test_silence_brings_reminders_then_closes_the_ticket_itself(
+    relay_app: App, relay: Relay, sender: str, words: tuple[str, str, str]
+) -> None:
+    # Resolved on Wednesday 2026-11-25 10:00 in Warsaw (09:00 UTC): remind every
+    # business day, close after 3 business days (Monday 10:00).
+    number = ingest(relay_app, make_mail(sender=sender, subject="Drukarka")).ticket
+    agent_says(relay_app, number, "#assign me\n#resolve HW-JAM\nCleaned the rollers.\n")
+    mails = lambda: relay.to(sender)  # noqa: E731
+    assert words[0] in mails()[-1].message.get_body(("plain",)).get_content().lower() or (
+        words[0] in str(mails()[-1].message["Subject"]).lower()
+    )
+    sent_before = len(mails())
+    assert tick_at(relay_app, "2026-11-26T08:59:00+00:00") == {}
+    assert tick_at(relay_app, "2026-11-26T09:00:00+00:00") == {"verification_reminders": 1}
+    assert tick_at(relay_app, "2026-11-26T09:30:00+00:00") == {}  # the same tick again
+    assert words[1] in str(mails()[-1].message["Subject"])
+    assert tick_at(relay_app, "2026-11-27T09:00:00+00:00") == {"verification_reminders": 1}
+    assert len(mails()) == sent_before + 2
+    # Nothing at the weekend; Monday 10:00 in Warsaw closes it.
+    assert tick_at(relay_app, "2026-11-29T12:00:00+00:00") == {}
+    assert tick_at(relay_app, "2026-11-30T09:00:00+00:00") == {"auto_closed": 1}
+    t = ticket(relay_app, number)
+    assert (str(t.status), t.closure) == ("closed", "auto")
+    assert words[2] in str(mails()[-1].message["Subject"])
+    assert tick_at(relay_app, "2026-12-01T09:00:00+00:00") == {}
+
+
+def test_after_downtime_the_auto_close_wins_over_missed_reminders(
+    relay_app: App, relay: Relay
+) -> None:
+    number = open_ticket(relay_app)
+    agent_says(relay_app, number, "#resolve HW-JAM\nCleaned the rollers.\n")
+    before = len(relay.to(REQUESTER))
+    assert tick_at(relay_app, "2026-12-10T09:00:00+00:00").get("auto_closed") == 1
+    assert len(relay.to(REQUESTER)) == before + 1  # the closure notice only
