@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.config import load_settings
@@ -247,13 +247,13 @@ def read_or_refuse(raw: bytes) -> None:
     check_parsed(parsed)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None)
 @given(generated)
 def test_the_parser_reads_or_refuses_generated_mime(raw: bytes) -> None:
     read_or_refuse(raw)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None)
 @given(mutated)
 def test_the_parser_reads_or_refuses_mutated_real_mail(raw: bytes) -> None:
     read_or_refuse(raw)
@@ -290,13 +290,7 @@ def ends_well(app: App, raw: bytes) -> str:
     return outcome.outcome
 
 
-@settings(
-    max_examples=120,
-    deadline=None,
-    # The module's desk is shared on purpose (see `desk`); generation of the
-    # larger mutations is slow by hypothesis's measure, not by ours.
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@settings(max_examples=120, deadline=None)
 @given(hostile)
 def test_every_hostile_message_ends_on_a_ticket_or_in_quarantine(desk: App, raw: bytes) -> None:
     ends_well(desk, raw)
