@@ -218,7 +218,13 @@ class AuthUser:
 
 
 class Authenticator:
-    """aiosmtpd's authenticator for LOGIN and PLAIN against the users file."""
+    """aiosmtpd's authenticator for LOGIN and PLAIN against the users file.
+
+    aiosmtpd calls it on its event loop, so a check (one key derivation,
+    about 0.1 s with the default scrypt cost) holds up other sessions that
+    long; AUTH is reachable only from `accept_from_networks` and five times
+    per connection, which bounds what a client can make it cost.
+    """
 
     def __init__(self, users: dict[str, str]) -> None:
         self.users = users
@@ -226,8 +232,8 @@ class Authenticator:
     def __call__(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
     ) -> AuthResult:
-        if not isinstance(auth_data, LoginPassword):
-            return AuthResult(success=False, handled=False)
+        if not self.users or not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)  # nobody to log in as
         login = auth_data.login.decode("utf-8", "replace")
         password = auth_data.password.decode("utf-8", "replace")
         if passwords.verify_user(self.users, login, password):
@@ -388,9 +394,10 @@ class SmtpIntake:
         on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
+        smtp = settings.smtp
+        tls = tls_context(smtp)  # first: a bad certificate leaves no thread behind
         self.writer = QueueWriter(store, now, on_commit)
         self.handler = IntakeHandler(settings, self.writer)
-        smtp = settings.smtp
         if smtp.auth_users and smtp.auth_allow_plaintext:
             log.warning("smtp AUTH may carry passwords in clear text (auth_allow_plaintext)")
         self.controller = IntakeController(
@@ -404,7 +411,7 @@ class SmtpIntake:
             ident="spocd",
             timeout=smtp.command_timeout_seconds,
             ready_timeout=10.0,
-            tls_context=tls_context(smtp),
+            tls_context=tls,
             require_starttls=smtp.require_starttls,
             # auth_required is enforced at MAIL by the handler: aiosmtpd's own
             # check warns at every connection when AUTH may go in clear text.

@@ -302,3 +302,18 @@ def test_without_users_no_auth_is_offered_even_over_tls(listen) -> None:  # type
         client.ehlo()
         assert not client.has_extn("auth")
         assert client.docmd("AUTH", "PLAIN AHRvb2wAd3Jvbmc=")[0] == 535
+
+
+def test_a_certificate_that_does_not_load_is_a_configuration_error(
+    tmp_path: Path, sqlite_url: str, store: SqlStore
+) -> None:
+    from daemon.errors import ConfigError
+
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate\n")
+    settings = listener_settings(
+        tmp_path, sqlite_url, tls_cert_file=str(bad), tls_key_file=str(KEY)
+    )
+    with pytest.raises(ConfigError) as refused:
+        SmtpIntake(settings, store, lambda: datetime.now(UTC))
+    assert "smtp.tls_cert_file" in refused.value.problems[0]
