@@ -273,8 +273,8 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     app.close()
 
 
-def ends_well(app: App, raw: bytes) -> str:
-    outcome = ingest(app, raw)
+def ends_well(app: App, raw: bytes, escalation: bool = False) -> str:
+    outcome = ingest(app, raw, escalation=escalation)
     assert outcome.outcome in FINAL, outcome
     with app.store.reading() as tx:
         entry = tx.inbound.entries(["done", "quarantined", "failed", "queued"], 1)[0]
@@ -291,9 +291,11 @@ def ends_well(app: App, raw: bytes) -> str:
 
 
 @settings(max_examples=120, deadline=None)
-@given(hostile)
-def test_every_hostile_message_ends_on_a_ticket_or_in_quarantine(desk: App, raw: bytes) -> None:
-    ends_well(desk, raw)
+@given(hostile, st.booleans())
+def test_every_hostile_message_ends_on_a_ticket_or_in_quarantine(
+    desk: App, raw: bytes, escalation: bool
+) -> None:
+    ends_well(desk, raw, escalation)  # an escalation's attached incident is parsed too
 
 
 def deep(levels: int) -> bytes:
