@@ -12,11 +12,13 @@ Peak memory is the largest resident set of the measured process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import mailbox
 import random
 import re
 import resource
+import secrets
 import smtplib
 import socket
 import statistics
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -132,9 +135,9 @@ def _child_peak_mb(before_kb: int) -> float:
 
 
 def bench_ingest(count: int, database: str | None) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="spocd-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="spocd-bench-") as tmp, _scratch(database) as url:
         folder = Path(tmp)
-        config = write_config(folder, database)
+        config = write_config(folder, url)
         box = mailbox.Maildir(str(folder / "load"))
         rng = random.Random(7)
         opened: list[str] = []
@@ -160,9 +163,9 @@ def bench_ingest(count: int, database: str | None) -> dict[str, float]:
 
 
 def bench_pipe(count: int, database: str | None) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="spocd-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="spocd-bench-") as tmp, _scratch(database) as url:
         folder = Path(tmp)
-        config = write_config(folder, database)
+        config = write_config(folder, url)
         rng = random.Random(11)
         times = []
         for n in range(count):
@@ -189,21 +192,39 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def bench_smtp(count: int, database: str | None, clients: int = 16) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="spocd-bench-") as tmp:
-        folder = Path(tmp)
-        port = _free_port()
-        config = write_config(folder, database, port)
-        proc = subprocess.Popen(
-            _spocd("run", "-c", str(config)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+def bench_smtp(
+    count: int, database: str | None, clients: int = 16, instances: int = 1
+) -> dict[str, float]:
+    """`instances` daemons on one database (PostgreSQL for more than one), the
+    clients spread over their listeners. Counts the 250s per second, and the
+    time until every message is processed and acknowledged."""
+    if instances > 1 and not database:
+        raise SystemExit("--instances above 1 needs --database (PostgreSQL)")
+    with tempfile.TemporaryDirectory(prefix="spocd-bench-") as tmp, _scratch(database) as url:
+        procs, ports = [], []
+        for n in range(instances):
+            folder = Path(tmp) / f"i{n}"
+            folder.mkdir()
+            port = _free_port()
+            config = write_config(folder, url, port)
+            procs.append(
+                subprocess.Popen(
+                    _spocd("run", "-c", str(config)),
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            ports.append(port)
         try:
-            _wait_port(port, proc)
+            for proc, port in zip(procs, ports, strict=True):
+                _wait_port(port, proc)
             rng = random.Random(13)
-            mails = [synthetic_mail(n, rng, []) for n in range(count)]
+            # On the wire, lines end in CRLF (smtplib sends bytes as they are).
+            mails = [synthetic_mail(n, rng, []).replace(b"\n", b"\r\n") for n in range(count)]
             accepted = [0] * clients
 
             def client(index: int) -> None:
+                port = ports[index % len(ports)]
                 with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
                     for raw in mails[index::clients]:
                         smtp.sendmail("bench@example.pl", ["helpdesk@example.com"], raw)
@@ -216,16 +237,71 @@ def bench_smtp(count: int, database: str | None, clients: int = 16) -> dict[str,
             for t in threads:
                 t.join()
             elapsed = time.perf_counter() - started
+            done = _wait_processed(url or f"sqlite:///{Path(tmp) / 'i0' / 'spocd.db'}", count)
+            processed = time.perf_counter() - started
         finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=60)
         return {
+            "instances": instances,
             "clients": clients,
             "accepted": sum(accepted),
             "seconds": round(elapsed, 2),
             "accepted_per_s": round(sum(accepted) / elapsed, 1),
+            "processed": done,
+            "processed_per_s": round(done / processed, 1),
             "daemon_peak_rss_mb": round(_child_peak_mb(0), 1),
         }
+
+
+@contextlib.contextmanager
+def _scratch(database: str | None) -> Iterator[str | None]:
+    """A fresh database on the given PostgreSQL server, dropped afterwards, so
+    the benchmark never touches existing data."""
+    if not database:
+        yield None
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    name = f"spocd_bench_{secrets.token_hex(6)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _wait_processed(url: str, count: int, timeout: float = 600) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    deadline = time.monotonic() + timeout
+    done = 0
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                done = conn.execute(
+                    text("SELECT count(*) FROM inbound WHERE state <> 'queued'")
+                ).scalar_one()
+                pending = conn.execute(
+                    text("SELECT count(*) FROM outbox WHERE state = 'pending'")
+                ).scalar_one()
+            if done >= count and pending == 0:
+                break
+            time.sleep(0.1)
+    finally:
+        engine.dispose()
+    return done
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -251,7 +327,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spocd bench", description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["ingest", "pipe", "smtp", "all"], default="all")
     parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--database", help="a PostgreSQL URL instead of a temporary SQLite file")
+    parser.add_argument(
+        "--database",
+        help="a PostgreSQL server URL: the benchmark creates "
+        "and drops a database of its own there, instead of a temporary SQLite file",
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="smtp mode: this many `spocd run` on the one database",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
         "--sla",
@@ -265,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode in ("pipe", "all"):
         results["pipe"] = bench_pipe(min(args.messages, 50), args.database)
     if args.mode in ("smtp", "all"):
-        results["smtp"] = bench_smtp(args.messages, args.database)
+        results["smtp"] = bench_smtp(args.messages, args.database, instances=args.instances)
     if args.json:
         print(json.dumps(results, indent=2))
     else:

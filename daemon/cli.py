@@ -169,6 +169,14 @@ def build_parser() -> Parser:
     p.add_argument("user")
     p.add_argument("--scheme", choices=["scrypt", "pbkdf2_sha256"], default="scrypt")
 
+    p = sub.add_parser(
+        "status",
+        help="mailbox health, queue depth, outbox; exit 0 when healthy, 1 when not",
+        description="Exit 0 when every enabled IMAP mailbox had a success within 3 "
+        "of its poll intervals, else 1.",
+    )
+    _common(p, json=True)
+
     p = sub.add_parser("queue", help="the inbound queue: failed and quarantined mail")
     p.add_argument("action", choices=["list", "retry", "raw"])
     p.add_argument("ids", nargs="*", type=int)
@@ -323,6 +331,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "queue": cmd_passthrough("daemon.cli_commands", "cmd_queue"),
     "rules": cmd_passthrough("daemon.cli_rules", "cmd_rules"),
     "ticket": cmd_passthrough("daemon.cli_ticket", "cmd_ticket"),
+    "status": cmd_passthrough("daemon.cli_commands", "cmd_status"),
 }
 
 

@@ -74,10 +74,23 @@ def cmd_tick(args: argparse.Namespace) -> int:
         report = app.tick(_jobs(app))
     finally:
         app.close()
+    outcomes = _count(o.outcome for _, o in report.processed)
+    for polled in report.imap.values():
+        for outcome, count in polled.outcomes.items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + count
     summary = {
         "spooled": report.spooled,
-        "processed": len(report.processed),
-        "outcomes": _count(o.outcome for _, o in report.processed),
+        "imap": {
+            name: {
+                "taken": r.taken,
+                "processed": r.processed,
+                "failed": r.failed,
+                "error": r.error,
+            }
+            for name, r in report.imap.items()
+        },
+        "processed": sum(outcomes.values()),
+        "outcomes": outcomes,
         "jobs": report.jobs,
         "sent": report.sent.sent,
         "deferred": report.sent.deferred,
@@ -87,12 +100,18 @@ def cmd_tick(args: argparse.Namespace) -> int:
         _print_json(summary)
     else:
         jobs = ", ".join(f"{k} {v}" for k, v in report.jobs.items()) or "none due"
+        for name, r in report.imap.items():
+            print(
+                f"imap {name}: "
+                + (f"error: {r.error}" if r.error else f"taken {r.taken}, failed {r.failed}")
+            )
         print(
             f"processed {summary['processed']} message(s); jobs: {jobs}; "
             f"mail sent {summary['sent']}, deferred {summary['deferred']}, "
             f"failed {summary['failed']}"
         )
-    return EX_OK
+    # A mailbox that could not be polled is a temporary failure: retry later.
+    return EX_TEMPFAIL if any(r.error for r in report.imap.values()) else EX_OK
 
 
 def _count(values: Any) -> dict[str, int]:
@@ -318,6 +337,32 @@ def cmd_queue(args: argparse.Namespace) -> int:
         return EX_OK
     finally:
         app.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Health for monitoring: exit 0 healthy, 1 unhealthy (like `systemctl is-active`)."""
+    from daemon.ports import SystemClock
+    from daemon.status import status_report, status_text
+    from daemon.storage.store import SqlStore
+
+    settings = settings_of(args)
+    try:
+        store = SqlStore.open(settings.database.url)
+    except Exception as exc:
+        if type(exc).__module__.startswith("sqlalchemy"):
+            print(f"spocd: database unavailable: {exc}", file=sys.stderr)
+            return EX_TEMPFAIL
+        raise
+    try:
+        with store.reading() as tx:
+            report = status_report(settings, tx, SystemClock().now())
+    finally:
+        store.close()
+    if args.json:
+        _print_json(report)
+    else:
+        print(status_text(report))
+    return EX_OK if report["healthy"] else 1
 
 
 STARTER_CONFIG = "spocd.example.toml"

@@ -486,6 +486,10 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str]) -> Setting
                 out[key] = value
             resolved[name].append(out)
 
+    for index, table in enumerate(resolved.get("imap", [])):
+        label = "imap" if len(resolved["imap"]) == 1 else f"imap[{index}]"
+        for key, problem in _imap_problems(table, sections["imap"][index]):
+            problems.append(f"{where('imap', index, key)}: {label}.{key}: {problem}")
     names = [t.get("name", f"imap{i}") for i, t in enumerate(resolved.get("imap", []))]
     if len(set(names)) != len(names):
         problems.append(
@@ -557,6 +561,37 @@ def _in_use(section: str, table: dict[str, Any]) -> bool:
     if section == "outgoing":
         return table.get("transport") == "smtp"
     return True
+
+
+def _imap_problems(table: dict[str, Any], given: dict[str, Any]) -> list[tuple[str, str]]:
+    """What makes an enabled mailbox unusable, by the key to fix.
+
+    A disabled mailbox may be incomplete (the starter file has one), so a
+    missing password stops nothing until the mailbox is switched on.
+    """
+    if table.get("enabled") is not True:
+        return []
+    out: list[tuple[str, str]] = []
+    auth = table.get("auth", "password")
+    if auth == "password" and table.get("password") is None:
+        secret_keys = [k for k in ("password", "password_env", "password_file") if k in given]
+        if not secret_keys:
+            out.append(("password", 'required when auth = "password" (or password_env / _file)'))
+    if auth == "oauth2":
+        sources = [k for k in ("oauth2_token_file", "oauth2_token_command") if k in table]
+        if len(sources) != 1:
+            out.append(
+                (
+                    sources[-1] if sources else "auth",
+                    'auth = "oauth2" needs exactly one of oauth2_token_file, oauth2_token_command',
+                )
+            )
+    folder = table.get("folder", "INBOX")
+    for key in ("processed_folder", "failed_folder"):
+        default = getattr(ImapMailbox(), key)
+        if table.get(key, default).strip("/").lower() == folder.strip("/").lower():
+            out.append((key, f"must differ from folder ({folder!r}): messages are moved out of it"))
+    return out
 
 
 def _read_secret(

@@ -107,7 +107,11 @@ class InboundRepo(Protocol):
         """Queued items due at `now`, locked for this transaction; at most
         `max_bytes` of raw message in all (but always one, however large)."""
 
-    def get_item(self, item_id: int) -> InboundItem | None: ...
+    def get_item(self, item_id: int, *, for_update: bool = False) -> InboundItem | None:
+        """One item; `for_update` locks it so a concurrent worker cannot take it too."""
+
+    def ids_by_source(self, keys: Sequence[str]) -> dict[str, int]:
+        """The queued items these source keys name (those already queued)."""
 
     def finish(
         self,
@@ -268,6 +272,57 @@ class AddressRepo(Protocol):
     def clear(self, address: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class MailboxState:
+    """Progress and health of one IMAP mailbox folder (`spocd status`)."""
+
+    mailbox: str
+    folder: str
+    uidvalidity: int | None
+    last_uid: int
+    connected: bool
+    last_success_at: datetime | None
+    last_error_at: datetime | None
+    last_error: str | None
+    taken: int
+    failed: int
+    poll_seconds: int
+
+
+class MailboxRepo(Protocol):
+    """What the IMAP intake records per mailbox and folder.
+
+    The position (UIDVALIDITY, last UID taken) moves in the transaction that
+    queues the batch, so it never runs ahead of what is stored.
+    """
+
+    def get(self, mailbox: str, folder: str) -> MailboxState | None: ...
+
+    def listing(self) -> list[MailboxState]: ...
+
+    def advance(
+        self,
+        mailbox: str,
+        folder: str,
+        *,
+        uidvalidity: int,
+        last_uid: int,
+        taken: int,
+        now: datetime,
+    ) -> None:
+        """Move the position and count newly queued messages (a success)."""
+
+    def connected(self, mailbox: str, folder: str, *, poll_seconds: int, now: datetime) -> None: ...
+
+    def succeeded(self, mailbox: str, folder: str, *, failed: int, now: datetime) -> None:
+        """A complete poll; `failed` messages went to the failed folder."""
+
+    def errored(self, mailbox: str, folder: str, *, error: str, now: datetime) -> None:
+        """A fault: recorded, and the mailbox is no longer connected."""
+
+    def disconnected(self, mailbox: str, folder: str) -> None: ...
+
+
 class Tx(Protocol):
     """One unit of work: everything done through it commits or rolls back."""
 
@@ -279,6 +334,7 @@ class Tx(Protocol):
     timers: TimerRepo
     settings: SettingRepo
     addresses: AddressRepo
+    mailboxes: MailboxRepo
 
     def savepoint(self) -> AbstractContextManager[Any]:
         """A nested transaction: leaving it by an exception undoes only it."""

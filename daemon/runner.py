@@ -1,9 +1,10 @@
 """`spocd run`: the daemon in the foreground.
 
 Threads: the SMTP listener (aiosmtpd's own loop), the inbound worker, the
-outbox sender; the main thread handles signals and runs the scheduler. Every
-loop waits on an event with a timeout, so a commit wakes the next step at
-once and nothing depends on sleeping.
+outbox sender, one IMAP intake per enabled mailbox; the main thread handles
+signals and runs the scheduler. Every loop waits on an event with a timeout,
+so a commit wakes the next step at once, SIGTERM ends an IMAP IDLE within
+about a second, and nothing depends on sleeping.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 import schedule
 
@@ -29,6 +30,7 @@ from daemon.observability import HealthServer, Heartbeat, Metrics
 from daemon.pipeline import Outcome
 from daemon.service import App, resolve_paths
 from daemon.smtp_intake import SmtpIntake
+from daemon.status import status_report
 from daemon.storage.leader import Leadership
 from daemon.storage.stats import ping, read_stats
 from daemon.systemd import Notifier
@@ -63,6 +65,7 @@ class Daemon:
         self.heartbeat = Heartbeat()
         self.metrics = Metrics(lambda: read_stats(app.store.engine))
         self.http: HealthServer | None = None
+        self.mailboxes: dict[str, _MailboxRunner] = {}
         self._lock_file: IO[bytes] | None = None
         self._last_watchdog = 0.0
         app.inbound.observer = self._observe
@@ -115,6 +118,19 @@ class Daemon:
     def _observe(self, item: InboundItem, outcome: Outcome, now: datetime) -> None:
         self.metrics.received.labels(str(item.intake), outcome.outcome).inc()
         self.metrics.latency.observe(max((now - item.received_at).total_seconds(), 0.0))
+
+    def _supervise_mailboxes(self) -> None:
+        """Each mailbox is worked by the one instance holding its lock; a
+        survivor starts it within seconds of its holder's death."""
+        for name, runner in self.mailboxes.items():
+            if self.stop_event.is_set():
+                return
+            ours = self.leader.holds(f"mailbox:{name}")
+            if ours and not runner.running:
+                runner.start()
+            elif not ours and runner.running:
+                log.warning("imap mailbox lock lost; stopping its intake", extra={"mailbox": name})
+                runner.stop()
 
     def _claim_sweeps(self) -> None:
         """Take over the sweeps within seconds when their holder is gone (and
@@ -204,6 +220,8 @@ class Daemon:
     def start(self) -> None:
         settings = self.app.settings
         self._lock_instance()
+        # Before anything listens: a file changed from here on is a change to apply.
+        self._watched = self._snapshot()
         if self.app.store.engine.dialect.name == "sqlite":
             # A lone instance (SQLite allows one): rows left in flight by a crash
             # are ours, so they are due now rather than when their lease ends.
@@ -241,7 +259,12 @@ class Daemon:
                 else f"maildir {settings.outgoing.maildir}",
             },
         )
-        self._watched = self._snapshot()
+        self.mailboxes = {
+            intake.mailbox.name: _MailboxRunner(intake)
+            for intake in self.app.mailbox_intakes(on_processed=self.outbox_wake.set)
+        }
+        self._supervise_mailboxes()
+        self.scheduler.every(3).seconds.do(self._supervise_mailboxes)
         self.scheduler.every(30).seconds.do(self._run_jobs)
         self.scheduler.every(3).seconds.do(self._claim_sweeps)
         self.scheduler.every(2).seconds.do(self._check_files)
@@ -260,11 +283,20 @@ class Daemon:
         self.notifier.ready(self._status_line())
 
     def _ready(self) -> tuple[bool, str]:
+        """Ready: the database answers and every enabled mailbox succeeded
+        within 3 of its poll intervals (the rule of `spocd status`)."""
         try:
             ping(self.app.store.engine)
+            with self.app.store.reading() as tx:
+                report = status_report(self.app.settings, tx, self.app.clock.now())
         except Exception as exc:
             return False, f"database unreachable: {exc}"
-        return True, "ready"
+        problems = [
+            f"mailbox {m['name']}: {m['problem']}"
+            for m in report["mailboxes"]
+            if m["enabled"] and not m["healthy"]
+        ]
+        return (False, "; ".join(problems)) if problems else (True, "ready")
 
     def _status_line(self) -> str:
         try:
@@ -317,13 +349,52 @@ class Daemon:
         self.stop_event.set()
         self.inbound_wake.set()
         self.outbox_wake.set()
+        for runner in self.mailboxes.values():
+            runner.stop()
         for thread in self.threads:
             thread.join(timeout=60)
+        for runner in self.mailboxes.values():
+            runner.join(timeout=60)
         self.leader.release_all()
         self.app.close()
         if self._lock_file is not None:
             self._lock_file.close()
         log.info("stopped")
+
+
+class _MailboxRunner:
+    """One IMAP intake in a thread of its own (a server that hangs stalls only
+    its own mailbox), started and stopped as its lock comes and goes."""
+
+    def __init__(self, intake: Any) -> None:
+        self.intake = intake
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self) -> None:
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(
+            target=self.intake.run,
+            args=(self.stop_event,),
+            name=f"spocd-imap-{self.intake.mailbox.name}",
+            daemon=True,
+        )
+        self.thread.start()
+        log.info(
+            "imap intake started",
+            extra={"mailbox": self.intake.mailbox.name, "host": self.intake.mailbox.host},
+        )
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def join(self, timeout: float) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout=timeout)
 
 
 def _safe_url(url: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from daemon import rules as rules_mod
 from daemon.config import Settings
 from daemon.errors import ConfigError
+from daemon.imap_intake import MailboxIntake, PollReport
 from daemon.notify import Composer, Identity
 from daemon.outgoing import MaildirTransport, SmtpTransport
 from daemon.pipeline import Outcome, Pipeline
@@ -86,6 +87,7 @@ def load_runtime(settings: Settings, key: bytes) -> Runtime:
 @dataclass(slots=True)
 class TickReport:
     spooled: int = 0
+    imap: dict[str, PollReport] = field(default_factory=dict)
     processed: list[tuple[int, Outcome]] = field(default_factory=list)
     jobs: dict[str, int] = field(default_factory=dict)
     sent: SendReport = field(default_factory=SendReport)
@@ -139,10 +141,34 @@ class App:
     def import_spool(self) -> int:
         return import_spool(self.settings.paths.spool, self.store, self.clock.now)
 
+    def mailbox_intakes(
+        self, on_processed: Callable[[], None] = lambda: None
+    ) -> list[MailboxIntake]:
+        """One IMAP intake per enabled mailbox, reaching the pipeline through
+        a callback (adapters never import the application)."""
+        return [
+            MailboxIntake(
+                mailbox,
+                self.store,
+                self.clock.now,
+                self.process_outcome,
+                on_processed=on_processed,
+            )
+            for mailbox in self.settings.imap
+            if mailbox.enabled
+        ]
+
+    def process_outcome(self, item_id: int) -> str:
+        """Run one queued item through the pipeline; its outcome word."""
+        return self.inbound.process_item(item_id).outcome
+
     def tick(self, jobs: Callable[[datetime], dict[str, int]] | None = None) -> TickReport:
-        """Everything due once: spool, inbound queue, scheduled jobs, outbox."""
+        """Everything due once: spool, mailboxes (one poll each, no IDLE),
+        inbound queue, scheduled jobs, outbox."""
         report = TickReport()
         report.spooled = self.import_spool()
+        for intake in self.mailbox_intakes():
+            report.imap[intake.mailbox.name] = intake.poll_once()
         report.processed = self.inbound.drain()
         if jobs is not None:
             report.jobs = jobs(self.clock.now())

@@ -146,7 +146,15 @@ def _wall_to_utc(tz: ZoneInfo, wall: datetime) -> datetime:
 
 
 def _day_intervals(cal: Calendar, tz: ZoneInfo, day: date) -> list[_Interval]:
-    """The working intervals (UTC) of one local day, ignoring holidays."""
+    """The working intervals (UTC) of one local day, ignoring holidays.
+
+    Memoised: deadlines of every ticket walk the same few days, and the
+    wall-to-UTC conversions are most of the cost of a deadline."""
+    return list(_day_intervals_cached(cal, tz, day))
+
+
+@lru_cache(maxsize=8192)
+def _day_intervals_cached(cal: Calendar, tz: ZoneInfo, day: date) -> tuple[_Interval, ...]:
     midnight = datetime.combine(day, time())
     out: list[_Interval] = []
     for start_min, end_min in cal.weekly[day.weekday()]:
@@ -158,7 +166,7 @@ def _day_intervals(cal: Calendar, tz: ZoneInfo, day: date) -> list[_Interval]:
             out[-1] = (out[-1][0], max(out[-1][1], b))
         else:
             out.append((a, b))
-    return out
+    return tuple(out)
 
 
 def _working_days(

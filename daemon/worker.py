@@ -60,7 +60,7 @@ class InboundWorker:
             else:
                 items = []
                 for item_id in item_ids:
-                    item = tx.inbound.get_item(item_id)
+                    item = tx.inbound.get_item(item_id, for_update=True)
                     if item is not None and item.state == "queued":
                         items.append(item)
                         continue

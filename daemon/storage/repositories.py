@@ -105,6 +105,12 @@ _AUTOMATIC_BUDGET = select(
     .scalar_subquery()
     .label("sent"),
 )
+_TIMERS_OF_TICKET = (
+    select(TIMERS).where(TIMERS.c.ticket_id == bindparam("ticket")).order_by(TIMERS.c.id)
+)
+_TIMERS_OF_TICKET_KINDS = _TIMERS_OF_TICKET.where(
+    TIMERS.c.kind.in_(bindparam("kinds", expanding=True))
+)
 _TICKET_BY_ID = _TICKETS.where(TICKETS.c.id == bindparam("_pk"))
 _INBOUND_BY_ID = select(INBOUND).where(INBOUND.c.id == bindparam("_pk"))
 _LEASE = (
@@ -183,9 +189,20 @@ class SqlInbound(_Repo):
         )
         return [_inbound_item(row) for row in rows]
 
-    def get_item(self, item_id: int) -> InboundItem | None:
-        row = self.conn.execute(_INBOUND_BY_ID, {"_pk": item_id}).first()
+    def get_item(self, item_id: int, *, for_update: bool = False) -> InboundItem | None:
+        stmt = _INBOUND_BY_ID.with_for_update() if for_update and self.locking else _INBOUND_BY_ID
+        row = self.conn.execute(stmt, {"_pk": item_id}).first()  # waits for a worker holding it
         return _inbound_item(row) if row else None
+
+    def ids_by_source(self, keys: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        keys = list(keys)
+        for start in range(0, len(keys), 500):
+            stmt = select(INBOUND.c.source_key, INBOUND.c.id).where(
+                INBOUND.c.source_key.in_(keys[start : start + 500])
+            )
+            found.update({row.source_key: row.id for row in self.conn.execute(stmt)})
+        return found
 
     def finish(
         self,
@@ -714,10 +731,13 @@ class SqlTimers(_Repo):
         return [_timer(r) for r in self.conn.execute(stmt)]
 
     def of_ticket(self, ticket_number: int, kinds: Iterable[str] | None = None) -> list[Timer]:
-        stmt = select(TIMERS).where(TIMERS.c.ticket_id == ticket_number)
-        if kinds is not None:
-            stmt = stmt.where(TIMERS.c.kind.in_(list(kinds)))
-        return [_timer(r) for r in self.conn.execute(stmt.order_by(TIMERS.c.id))]
+        if kinds is None:
+            rows = self.conn.execute(_TIMERS_OF_TICKET, {"ticket": ticket_number})
+        else:
+            rows = self.conn.execute(
+                _TIMERS_OF_TICKET_KINDS, {"ticket": ticket_number, "kinds": list(kinds)}
+            )
+        return [_timer(r) for r in rows]
 
     def claim(self, timer_id: int, now: datetime) -> Timer | None:
         stmt = select(TIMERS).where(

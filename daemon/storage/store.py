@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from daemon.storage import migrate
 from daemon.storage.engine import SQLITE_BUSY_MS, make_engine
+from daemon.storage.mailboxes import SqlMailboxes
 from daemon.storage.repositories import (
     SqlAddresses,
     SqlEvents,
@@ -38,6 +39,7 @@ class SqlTx:
         self.timers = SqlTimers(conn)
         self.settings = SqlSettings(conn)
         self.addresses = SqlAddresses(conn)
+        self.mailboxes = SqlMailboxes(conn)
 
     def savepoint(self) -> Any:
         return self.conn.begin_nested()

@@ -207,3 +207,26 @@ def test_the_migrations_create_exactly_the_models(db_url: str) -> None:
     finally:
         store.close()
     assert diff == []
+
+
+def test_instances_starting_together_migrate_a_fresh_postgresql_database_once() -> None:
+    import subprocess
+    import sys
+
+    from tests.support.db import create_database, drop_database, require_postgres
+    from tests.support.proc import env
+
+    server = require_postgres()
+    url = create_database(server)
+    code = f"from daemon.storage.store import SqlStore; SqlStore.open({url!r}).close()"
+    try:
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code], env=env(), stderr=subprocess.PIPE)
+            for _ in range(4)
+        ]
+        results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
+        for proc in procs:
+            proc.stderr.close()  # type: ignore[union-attr]
+        assert all(code == 0 for code, _ in results), results
+    finally:
+        drop_database(server, url)
