@@ -163,6 +163,13 @@ def build_parser() -> Parser:
     )
 
     p = sub.add_parser(
+        "passwd",
+        help="print a `user:hash` line for the SMTP AUTH users file ([smtp] auth_users_file)",
+    )
+    p.add_argument("user")
+    p.add_argument("--scheme", choices=["scrypt", "pbkdf2_sha256"], default="scrypt")
+
+    p = sub.add_parser(
         "status",
         help="mailbox health, queue depth, outbox; exit 0 when healthy, 1 when not",
         description="Exit 0 when every enabled IMAP mailbox had a success within 3 "
@@ -279,6 +286,29 @@ def _queue_only(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_passwd(args: argparse.Namespace) -> int:
+    """The password is read from the terminal (twice) or from stdin's first
+    line, never from the command line, where `ps` would show it."""
+    from daemon.passwords import USER_RE, hash_password
+
+    if not USER_RE.match(args.user):
+        raise UsageError(f"{args.user!r} is not a user name (letters, digits, ._@+-)")
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("spocd: the passwords differ", file=sys.stderr)
+            return EX_DATAERR
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("spocd: empty password", file=sys.stderr)
+        return EX_DATAERR
+    print(f"{args.user}:{hash_password(password, scheme=args.scheme)}")
+    return EX_OK
+
+
 def cmd_passthrough(module: str, function: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         import importlib
@@ -290,6 +320,7 @@ def cmd_passthrough(module: str, function: str) -> Callable[[argparse.Namespace]
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ingest": cmd_ingest,
+    "passwd": cmd_passwd,
     "run": cmd_passthrough("daemon.cli_commands", "cmd_run"),
     "init": cmd_passthrough("daemon.cli_commands", "cmd_init"),
     "tick": cmd_passthrough("daemon.cli_commands", "cmd_tick"),

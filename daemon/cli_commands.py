@@ -243,7 +243,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     if args.db_command == "copy":
         return _db_copy(args.source, args.target)
     settings = settings_of(args)
-    engine = make_engine(settings.database.url)
+    engine = make_engine(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
     try:
         before = migrate.current_revision(engine)
         migrate.upgrade(engine)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from daemon import passwords
 from daemon.errors import ConfigError
 
 CONFIG_ENV = "SPOCD_CONFIG"
@@ -40,6 +41,10 @@ class HelpdeskSettings:
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     url: str = "sqlite:///var/spocd.db"
+    #: How long a write waits for a lock held by another process before it
+    #: fails (SQLite busy timeout; PostgreSQL lock_timeout). SMTP then answers
+    #: 451 and the sender retries, so a stuck lock never loses mail.
+    busy_timeout_ms: int = 30_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,24 @@ class SmtpSettings:
     accept_from_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     escalation_addresses: tuple[str, ...] = ("escalations@example.com",)
     extra_addresses: tuple[str, ...] = ()  # more recipients we accept (aliases)
+    #: Longest line in octets, CRLF included (RFC 5321 4.5.3.1.6: 1000), not
+    #: counting the dot SMTP adds to a line that begins with one; longer gets 500.
+    max_line_length: int = 1000
+    #: Concurrent connections one client address may hold; the next gets 421.
+    max_connections_per_client: int = 20
+    #: Idle time allowed per command (the DATA transfer included), then 421.
+    command_timeout_seconds: int = 300
+    tls_cert_file: Path | None = None  # both set: STARTTLS is offered
+    tls_key_file: Path | None = None
+    require_starttls: bool = False  # no MAIL before STARTTLS
+    auth_users_file: Path | None = None  # `user:hash` lines (daemon.passwords)
+    auth_required: bool = False  # no MAIL before AUTH
+    auth_allow_plaintext: bool = False  # AUTH without TLS (a loopback-only listener)
+    auth_users: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None and self.tls_key_file is not None
 
     def accepts_peer(self, host: str) -> bool:
         try:
@@ -252,6 +275,12 @@ def _is_zone(v: Any) -> str | None:
     return None
 
 
+def _is_line_length(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1000 <= v <= 1_000_000:
+        return "must be a whole number 1000..1000000 (RFC 5321 requires at least 1000)"
+    return None
+
+
 _SECRET = object()  # marks a key that also accepts *_env and *_file
 
 SCHEMA: dict[str, dict[str, Any]] = {
@@ -262,7 +291,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "default_language": _one_of("en", "pl"),
         "timezone": _is_zone,
     },
-    "database": {"url": _is_db_url},
+    "database": {"url": _is_db_url, "busy_timeout_ms": _is_positive},
     "smtp": {
         "enabled": _is_bool,
         "host": _is_str,
@@ -272,6 +301,15 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "accept_from_networks": _is_networks,
         "escalation_addresses": _is_address_list,
         "extra_addresses": _is_address_list,
+        "max_line_length": _is_line_length,
+        "max_connections_per_client": _is_positive,
+        "command_timeout_seconds": _is_positive,
+        "tls_cert_file": _is_str,
+        "tls_key_file": _is_str,
+        "require_starttls": _is_bool,
+        "auth_users_file": _is_str,
+        "auth_required": _is_bool,
+        "auth_allow_plaintext": _is_bool,
     },
     "imap": {
         "name": _is_str,
@@ -326,6 +364,9 @@ _PATH_KEYS = {
     ("paths", "spool"),
     ("imap", "ca_file"),
     ("imap", "oauth2_token_file"),
+    ("smtp", "tls_cert_file"),
+    ("smtp", "tls_key_file"),
+    ("smtp", "auth_users_file"),
 }
 _LIST_KEYS = {
     "accept_from_networks",
@@ -455,9 +496,62 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str]) -> Setting
             f"{where('imap', 0, '')}: imap: mailbox names must be unique "
             "(give each [[imap]] a name)"
         )
+    if "smtp" in resolved:
+        problems.extend(_check_smtp(resolved["smtp"][0], base, lambda k: where("smtp", 0, k)))
     if problems:
         raise ConfigError(problems)
     return _build(resolved, path, base)
+
+
+def _check_smtp(table: dict[str, Any], base: Path, where: Callable[[str], str]) -> list[str]:
+    """The [smtp] keys that only work together; reads the AUTH users file."""
+    problems: list[str] = []
+    cert, key = table.get("tls_cert_file"), table.get("tls_key_file")
+    if (cert is None) != (key is None):
+        have, lack = (
+            ("tls_cert_file", "tls_key_file") if key is None else ("tls_key_file", "tls_cert_file")
+        )
+        problems.append(f"{where(have)}: smtp.{have}: needs smtp.{lack} as well")
+    for name in ("tls_cert_file", "tls_key_file"):
+        value = table.get(name)
+        if value is not None and not _under(base, value).is_file():
+            problems.append(f"{where(name)}: smtp.{name}: {_under(base, value)}: no such file")
+    tls = cert is not None and key is not None
+    if table.get("require_starttls") and not tls:
+        problems.append(
+            f"{where('require_starttls')}: smtp.require_starttls: "
+            "needs smtp.tls_cert_file and smtp.tls_key_file"
+        )
+    users_file = table.get("auth_users_file")
+    if table.get("auth_required") and users_file is None:
+        problems.append(f"{where('auth_required')}: smtp.auth_required: needs smtp.auth_users_file")
+    if users_file is None:
+        return problems
+    if not tls and not table.get("auth_allow_plaintext"):
+        problems.append(
+            f"{where('auth_users_file')}: smtp.auth_users_file: AUTH would carry passwords "
+            "in clear text: set smtp.tls_cert_file and smtp.tls_key_file "
+            "(or smtp.auth_allow_plaintext = true for a loopback-only listener)"
+        )
+    users_path = _under(base, users_file)
+    try:
+        text = users_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{where('auth_users_file')}: smtp.auth_users_file: cannot read: {exc}")
+        return problems
+    users, bad = passwords.parse_users(text)
+    problems.extend(f"{users_path}:{line}: {problem}" for line, problem in bad)
+    if not users and not bad:
+        problems.append(
+            f"{where('auth_users_file')}: smtp.auth_users_file: {users_path} lists no users"
+        )
+    table["auth_users"] = tuple(sorted(users.items()))
+    return problems
+
+
+def _under(base: Path, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else base / path
 
 
 def _in_use(section: str, table: dict[str, Any]) -> bool:
@@ -583,10 +677,17 @@ def _absolutise(settings: Settings, base: Path, resolved: dict[str, Any]) -> Set
         )
         for m in settings.imap
     )
+    smtp = settings.smtp
     return replace(
         settings,
         base_dir=base,
         database=replace(settings.database, url=url),
+        smtp=replace(
+            smtp,
+            tls_cert_file=absolute(smtp.tls_cert_file) if smtp.tls_cert_file else None,
+            tls_key_file=absolute(smtp.tls_key_file) if smtp.tls_key_file else None,
+            auth_users_file=absolute(smtp.auth_users_file) if smtp.auth_users_file else None,
+        ),
         outgoing=replace(settings.outgoing, maildir=absolute(settings.outgoing.maildir)),
         paths=replace(
             settings.paths,

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 import html2text
 import mailparser
+import mailparser.const as mailparser_const
 import nh3
 
 from daemon.domain import Address, Attachment, ParsedMessage
@@ -43,17 +44,45 @@ _HEADER_LIMIT = 998 * 4  # longest header value we keep, in characters
 _BODY_LIMIT = 2_000_000  # longest text body we keep, in characters
 _SENDER_HEADERS = ("from", "sender", "return-path", "reply-to")
 
+#: Deeper MIME nesting than this is not mail anyone wrote: it is quarantined
+#: (whole, with the reason) before the recursive walks of the email package,
+#: mail-parser and our own could exhaust the stack.
+MAX_DEPTH = 100
+
 #: A leaf body bigger than this (encoded) is measured from the raw bytes and
 #: cut out before parsing (`mimecut`), so memory stays bounded.
 LARGE_PART = 1024 * 1024
 
 
 def parse_message(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> ParsedMessage:
-    """Decode one message; raise NotMail when the bytes are not mail at all."""
+    """Decode one message; raise NotMail when the bytes are not mail at all,
+    or when no parser can make sense of them.
+
+    Parsing is a pure function of the bytes: what fails once fails on every
+    retry, so any failure to read them is an answer (quarantine, with the
+    reason and the raw message kept, for `spocd queue retry` after a fix),
+    not a temporary error.
+    """
+    try:
+        return _parse(raw, max_attachment_bytes)
+    except NotMail:
+        raise
+    except RecursionError as exc:
+        raise NotMail(f"MIME parts nested too deeply to read (limit {MAX_DEPTH})") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # mail-parser or the email package on hostile MIME
+        raise NotMail(f"unreadable MIME ({type(exc).__name__}: {exc})"[:500]) from exc
+
+
+def _parse(raw: bytes, max_attachment_bytes: int) -> ParsedMessage:
     if not raw or not raw.strip():
         raise NotMail("empty input")
     skeleton, cut = cut_large_parts(raw, LARGE_PART, max_attachment_bytes)
-    msg = email.message_from_bytes(skeleton)
+    msg = email.message_from_bytes(skeleton)  # recursive: a level per nested part
+    depth = _depth(msg)
+    if depth > MAX_DEPTH:
+        raise NotMail(f"MIME parts nested {depth} deep (limit {MAX_DEPTH})")
     keys = [k.lower() for k in msg]
     if not keys:
         raise NotMail("no header fields: not an RFC 5322 message")
@@ -72,7 +101,9 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -
         raise NotMail("no usable sender address in From, Sender or Return-Path")
 
     html_parts = [p for p in mp.text_html if p]
-    html = "\n".join(html_parts)[:_BODY_LIMIT] if html_parts else None
+    # Sanitised once, first: what is stored, shown and turned into text (which
+    # agents get forwarded) never carries scripts, handlers or javascript: links.
+    html = sanitize_html("\n".join(html_parts)[:_BODY_LIMIT]) if html_parts else None
     text = "\n".join(p for p in mp.text_plain if p)
     if not text.strip() and html:
         text = html_to_text(html)
@@ -92,7 +123,7 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -
         references=tuple(_ids(" ".join(headers.get("references", ())))),
         headers=headers,
         text=text,
-        html=sanitize_html(html) if html else None,
+        html=html,
         attachments=attachments,
         defects=_defects(mp),
         content_type=msg.get_content_type(),
@@ -239,11 +270,15 @@ def _addresses(
     found: list[Address] = []
     seen: set[str] = set()
     raw_values = msg.get_all(name) or []
-    if any(_surrogate_bytes(str(v)) is not None for v in raw_values):
+    # mail-parser reads only its own list of address headers (not Sender, for
+    # one); for the others, and for raw 8-bit values, the email package does.
+    if name in mailparser_const.ADDRESSES_HEADERS and not any(
+        _surrogate_bytes(str(v)) is not None for v in raw_values
+    ):
+        pairs = [(n, a) for n, a in (mp._header_value(name) or []) if a]
+    else:
         hint = _charset_hint(msg)
         pairs = email.utils.getaddresses([decode_header_value(str(v), hint) for v in raw_values])
-    else:
-        pairs = [(n, a) for n, a in (mp._header_value(name) or []) if a]
     for display, addr in pairs:
         addr = _one_line(addr).strip("<> ").lower()
         if "@" not in addr or addr in seen or " " in addr:
@@ -372,6 +407,23 @@ def _elided(part: email.message.Message, cut: dict[str, CutPart]) -> CutPart | N
     if isinstance(payload, str) and payload.startswith(TOKEN_PREFIX):
         return cut.get(payload.strip())
     return None
+
+
+def _depth(msg: email.message.Message) -> int:
+    """How deep the MIME tree goes, embedded messages included (no recursion)."""
+    deepest = 0
+    stack = [(msg, 1)]
+    while stack:
+        part, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend(
+                (sub, level + 1) for sub in payload if isinstance(sub, email.message.Message)
+            )
+    return deepest
 
 
 def _walk_outer(msg: email.message.Message):  # type: ignore[no-untyped-def]

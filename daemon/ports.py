@@ -103,8 +103,9 @@ class InboundRepo(Protocol):
     def add(self, item: QueuedRaw, now: datetime) -> int | None:
         """Queue a raw message; None when its source_key is already queued."""
 
-    def claim(self, now: datetime, limit: int) -> list[InboundItem]:
-        """Queued items due at `now`, locked for this transaction."""
+    def claim(self, now: datetime, limit: int, max_bytes: int | None = None) -> list[InboundItem]:
+        """Queued items due at `now`, locked for this transaction; at most
+        `max_bytes` of raw message in all (but always one, however large)."""
 
     def get_item(self, item_id: int, *, for_update: bool = False) -> InboundItem | None:
         """One item; `for_update` locks it so a concurrent worker cannot take it too."""

@@ -99,9 +99,16 @@ class App:
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
-        self.store = store or SqlStore.open(settings.database.url)
-        self.key = self.store.signing_key()
-        self._runtime = load_runtime(settings, self.key)
+        self.store = store or SqlStore.open(
+            settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms
+        )
+        try:
+            self.key = self.store.signing_key()
+            self._runtime = load_runtime(settings, self.key)
+        except BaseException:
+            if store is None:  # ours: do not leave its connections behind
+                self.store.close()
+            raise
         self._lock = threading.Lock()
         self.pipeline = Pipeline(lambda: self.runtime, self.key)
         self.inbound = InboundWorker(self.store, self.pipeline, self.clock)

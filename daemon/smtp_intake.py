@@ -5,24 +5,37 @@ Commits are grouped: a writer thread takes every message that arrived while
 the previous commit ran and commits them together, so many concurrent
 clients cost one fsync per group, and each still hears 250 only after its
 own bytes are on disk.
+
+The listener is on the open network's edge, so every resource a client can
+take is bounded (`[smtp]`): message size, recipients, line length,
+concurrent connections per client address, idle time per command, AUTH
+attempts per connection. STARTTLS and AUTH (users with salted hashes,
+`daemon.passwords`) are optional; AUTH is offered only over TLS unless the
+admin allows plain text for a loopback listener.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import queue
+import ssl
 import threading
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from daemon.config import Settings
+from daemon import passwords
+from daemon.config import Settings, SmtpSettings
 from daemon.domain import Intake
+from daemon.errors import ConfigError
 from daemon.ports import QueuedRaw, Store
 
 log = logging.getLogger("spocd.smtp")
@@ -32,7 +45,13 @@ TEMPFAIL = "451 4.3.0 Temporary storage failure; please try again later"
 NOT_PERMITTED = "554 5.7.1 Your address is not permitted to send mail here"
 UNKNOWN_RCPT = "550 5.1.1 <{rcpt}>: not a help desk address (we relay nothing)"
 TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections from your address; try again later"
+AUTH_REQUIRED = "530 5.7.0 Authentication required"
+TIMED_OUT = "421 4.4.2 Timeout exceeded; closing connection"
 MAX_GROUP = 128
+#: AUTH attempts allowed on one connection before it is closed with 421.
+AUTH_ATTEMPTS = 5
+_NO_LIMIT = 1 << 30
 
 
 class QueueWriter:
@@ -86,7 +105,8 @@ class QueueWriter:
                 ids = [tx.inbound.add(item, now) for item, _ in group]
         except Exception as exc:  # storage down, disk full, locked: the sender retries
             log.error(
-                "storage failure; answering 451", extra={"error": str(exc), "messages": len(group)}
+                _storage_failure(exc) + "; answering 451",
+                extra={"error": str(exc), "messages": len(group)},
             )
             for _, future in group:
                 future.set_exception(exc)
@@ -94,6 +114,167 @@ class QueueWriter:
         for (_, future), item_id in zip(group, ids, strict=True):
             future.set_result(item_id)
         self.on_commit()
+
+
+def _storage_failure(exc: BaseException) -> str:
+    """What an operator should read first in the log line: disk full, a lock
+    held too long, or some other storage failure."""
+    text = " ".join(str(e) for e in _chain(exc)).lower()
+    codes = {getattr(e, "errno", None) for e in _chain(exc)}
+    if codes & {errno.ENOSPC, errno.EDQUOT, errno.EFBIG} or any(
+        s in text
+        for s in ("database or disk is full", "no space left", "disk quota", "file too large")
+    ):
+        return "storage failure: disk full (free space where the database lives)"
+    if "database is locked" in text or "lock timeout" in text or "locknotavailable" in text:
+        return "storage failure: database locked by another process for longer than busy_timeout_ms"
+    return "storage failure"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(found) < 10:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def peer_host(peer: Any) -> str:
+    """The client's address from aiosmtpd's `session.peer`."""
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+
+
+class ClientCounter:
+    """Open connections per client address; touched only on the event loop."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: Counter[str] = Counter()
+
+    def enter(self, host: str) -> bool:
+        if self._open[host] >= self.limit:
+            return False
+        self._open[host] += 1
+        return True
+
+    def leave(self, host: str) -> None:
+        self._open[host] -= 1
+        if self._open[host] <= 0:
+            del self._open[host]
+
+
+class LimitedSMTP(SMTP):
+    """aiosmtpd's SMTP protocol with a per-instance line length, a per-client
+    connection limit and a 421 on idle timeout.
+
+    aiosmtpd reads `line_length_limit` (a class attribute) when it builds its
+    stream reader, and offers no hook at connection start nor at timeout, so
+    this overrides `_handle_client` and `_timeout_cb` (tests pin both).
+    """
+
+    def __init__(
+        self, handler: Any, *, line_length_limit: int, clients: ClientCounter, **kwargs: Any
+    ) -> None:
+        self.line_length_limit = line_length_limit
+        self._clients = clients
+        self._client: str | None = None
+        self._admitted = False
+        super().__init__(handler, **kwargs)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self._original_transport is None  # not the TLS layer after STARTTLS
+        super().connection_made(transport)
+        if first and self._client is None:
+            self._client = peer_host(self.session.peer if self.session else None)
+            self._admitted = self._clients.enter(self._client)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._admitted and self._client is not None:
+            self._clients.leave(self._client)
+            self._admitted = False
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        if not self._admitted:
+            log.warning("too many connections; refused", extra={"peer": self._client})
+            await self.push(TOO_MANY_CONNECTIONS)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        await super()._handle_client()
+
+    def _timeout_cb(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(TIMED_OUT.encode("ascii") + b"\r\n")
+        super()._timeout_cb()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthUser:
+    """What a successful AUTH leaves on the session: the login, no password."""
+
+    login: str
+
+
+class Authenticator:
+    """aiosmtpd's authenticator for LOGIN and PLAIN against the users file.
+
+    aiosmtpd calls it on its event loop, so a check (one key derivation,
+    about 0.1 s with the default scrypt cost) holds up other sessions that
+    long; AUTH is reachable only from `accept_from_networks` and five times
+    per connection, which bounds what a client can make it cost.
+    """
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self.users = users
+
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if not self.users or not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)  # nobody to log in as
+        login = auth_data.login.decode("utf-8", "replace")
+        password = auth_data.password.decode("utf-8", "replace")
+        if passwords.verify_user(self.users, login, password):
+            log.info("authenticated", extra={"peer": peer_host(session.peer), "user": login})
+            return AuthResult(success=True, auth_data=AuthUser(login))
+        log.warning("authentication failed", extra={"peer": peer_host(session.peer), "user": login})
+        return AuthResult(success=False, handled=False)
+
+
+class IntakeController(Controller):
+    """aiosmtpd's threaded controller, building `LimitedSMTP` protocols."""
+
+    def __init__(self, handler: Any, *, smtp: SmtpSettings, **kwargs: Any) -> None:
+        self.clients = ClientCounter(smtp.max_connections_per_client)
+        # RFC 5321 counts a line without the dot SMTP adds to lines that begin
+        # with one: allow that octet on the wire.
+        self.line_length_limit = smtp.max_line_length + 1
+        super().__init__(handler, **kwargs)
+
+    def factory(self) -> SMTP:
+        return LimitedSMTP(
+            self.handler,
+            line_length_limit=self.line_length_limit,
+            clients=self.clients,
+            **self.SMTP_kwargs,
+        )
+
+
+def tls_context(smtp: SmtpSettings) -> ssl.SSLContext | None:
+    """The server's TLS context for STARTTLS, or None when not configured."""
+    if smtp.tls_cert_file is None or smtp.tls_key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(smtp.tls_cert_file, smtp.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            [f"smtp.tls_cert_file/tls_key_file: cannot load {smtp.tls_cert_file}: {exc}"]
+        ) from exc
+    return context
 
 
 class IntakeHandler:
@@ -128,6 +309,8 @@ class IntakeHandler:
             log.warning("client refused", extra={"peer": str(session.peer)})
             return [NOT_PERMITTED]
         session.host_name = hostname
+        if not self.settings.smtp.auth_users:  # nothing to log in to: offer no AUTH
+            responses = [r for r in responses if not r[4:].upper().startswith("AUTH")]
         return responses
 
     async def handle_HELO(
@@ -148,6 +331,8 @@ class IntakeHandler:
     ) -> str:
         if not self._permitted(session):
             return NOT_PERMITTED
+        if self.settings.smtp.auth_required and not session.authenticated:
+            return AUTH_REQUIRED
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
@@ -184,12 +369,14 @@ class IntakeHandler:
             item_id = await asyncio.wrap_future(self.writer.submit(item))
         except Exception:
             return TEMPFAIL
+        user = session.auth_data.login if isinstance(session.auth_data, AuthUser) else None
         log.info(
             "accepted",
             extra={
                 "inbound": item_id,
                 "size": len(item.raw),
                 "peer": item.peer,
+                "user": user,
                 "escalation": item.escalation,
             },
         )
@@ -207,19 +394,30 @@ class SmtpIntake:
         on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
+        smtp = settings.smtp
+        tls = tls_context(smtp)  # first: a bad certificate leaves no thread behind
         self.writer = QueueWriter(store, now, on_commit)
         self.handler = IntakeHandler(settings, self.writer)
-        smtp = settings.smtp
-        self.controller = Controller(
+        if smtp.auth_users and smtp.auth_allow_plaintext:
+            log.warning("smtp AUTH may carry passwords in clear text (auth_allow_plaintext)")
+        self.controller = IntakeController(
             self.handler,
+            smtp=smtp,
             hostname=smtp.host,
             port=smtp.port,
             data_size_limit=smtp.max_message_size,
             decode_data=False,
             server_hostname=settings.helpdesk.domain,
             ident="spocd",
-            timeout=120,
+            timeout=smtp.command_timeout_seconds,
             ready_timeout=10.0,
+            tls_context=tls,
+            require_starttls=smtp.require_starttls,
+            # auth_required is enforced at MAIL by the handler: aiosmtpd's own
+            # check warns at every connection when AUTH may go in clear text.
+            auth_require_tls=not smtp.auth_allow_plaintext,
+            authenticator=Authenticator(dict(smtp.auth_users)),
+            command_call_limit={"AUTH": AUTH_ATTEMPTS, "*": _NO_LIMIT},
         )
 
     @property

@@ -1,7 +1,13 @@
-"""Tickets, messages and events as data (ticket JSON of SPEC §3) and as text."""
+"""Tickets, messages and events as data (ticket JSON of SPEC §3) and as text.
+
+Text goes to a terminal, and mail is written by strangers: control characters
+(ANSI escapes can rewrite the screen, set the title, write the clipboard) are
+shown as visible escapes, never sent as they are. JSON escapes them itself.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -75,13 +81,27 @@ def event_json(event: Event) -> dict[str, Any]:
     }
 
 
+_CONTROLS_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` for a terminal: controls (C0 but tab and newline, DEL, C1, and
+    Unicode's line separators and bidirectional overrides) become `\\xNN`."""
+    return _CONTROLS_RE.sub(
+        lambda m: (
+            f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}"
+        ),
+        text,
+    )
+
+
 def ticket_line(data: dict[str, Any]) -> str:
     assignee = data["assignee"] or "-"
-    return (
+    return printable(
         f"{data['id']:<9} {data['status']:<11} {data['priority']:<3} "
         f"{data['sla_state']:<8} {(data['group'] or '-'):<14} {assignee:<24} "
         f"{data['subject'][:60]}"
-    )
+    ).replace("\n", " ")
 
 
 def ticket_text(
@@ -134,4 +154,4 @@ def ticket_text(
             f"  {e['at']} {e['actor']} ({e['channel']}) {e['type']}"
             + (f": {detail}" if detail else "")
         )
-    return "\n".join(lines)
+    return "\n".join(printable(line).replace("\n", " ") for line in lines)

@@ -31,6 +31,9 @@ class InboundWorker:
     """
 
     GROUP = 25
+    #: Raw bytes one group may hold in memory: a burst of 25 MB messages is
+    #: taken a few at a time, not 25 at once.
+    GROUP_BYTES = 64 * 1024 * 1024
 
     def __init__(
         self,
@@ -38,11 +41,13 @@ class InboundWorker:
         pipeline: Pipeline,
         clock: Clock,
         observer: Callable[[InboundItem, Outcome, datetime], None] | None = None,
+        group_bytes: int = GROUP_BYTES,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
         self.clock = clock
         self.observer = observer  # metrics: called after the commit, per message
+        self.group_bytes = group_bytes
 
     def process_group(
         self,
@@ -56,7 +61,7 @@ class InboundWorker:
         results: list[tuple[int, Outcome]] = []
         with self.store.transaction() as tx:
             if item_ids is None:
-                items = tx.inbound.claim(now, limit)
+                items = tx.inbound.claim(now, limit, self.group_bytes)
             else:
                 items = []
                 for item_id in item_ids:

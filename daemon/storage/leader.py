@@ -80,6 +80,12 @@ class Leadership:
 
     def _reset(self) -> None:
         if self._conn is not None:
+            if self._held:
+                # Released now: closing alone releases them only when the
+                # server's backend has finished exiting, which a survivor
+                # asking at once can beat (a flaky takeover under load).
+                with contextlib.suppress(Exception):  # already broken
+                    self._conn.cursor().execute("SELECT pg_advisory_unlock_all()")
             with contextlib.suppress(Exception):  # already broken
                 self._conn.close()
         self._conn = None

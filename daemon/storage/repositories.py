@@ -168,14 +168,26 @@ class SqlInbound(_Repo):
                 return None  # a concurrent instance queued the same source first
         return self._insert(INBOUND, values)
 
-    def claim(self, now: datetime, limit: int) -> list[InboundItem]:
-        stmt = (
-            select(INBOUND)
+    def claim(self, now: datetime, limit: int, max_bytes: int | None = None) -> list[InboundItem]:
+        due = (
+            select(INBOUND.c.id, INBOUND.c.size)
             .where(INBOUND.c.state == "queued", INBOUND.c.next_attempt_at <= now)
             .order_by(INBOUND.c.id)
             .limit(limit)
         )
-        return [_inbound_item(row) for row in self.conn.execute(self._locked(stmt))]
+        chosen: list[int] = []
+        total = 0
+        for item_id, size in self.conn.execute(self._locked(due)):
+            if chosen and max_bytes is not None and total + size > max_bytes:
+                break  # raw bytes are loaded for the group at once: keep it bounded
+            chosen.append(item_id)
+            total += size
+        if not chosen:
+            return []
+        rows = self.conn.execute(
+            select(INBOUND).where(INBOUND.c.id.in_(chosen)).order_by(INBOUND.c.id)
+        )
+        return [_inbound_item(row) for row in rows]
 
     def get_item(self, item_id: int, *, for_update: bool = False) -> InboundItem | None:
         stmt = _INBOUND_BY_ID.with_for_update() if for_update and self.locking else _INBOUND_BY_ID

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from daemon.storage import migrate
-from daemon.storage.engine import make_engine
+from daemon.storage.engine import SQLITE_BUSY_MS, make_engine
 from daemon.storage.mailboxes import SqlMailboxes
 from daemon.storage.repositories import (
     SqlAddresses,
@@ -50,9 +50,11 @@ class SqlStore:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str, *, upgrade: bool = True) -> SqlStore:
+    def open(
+        cls, url: str, *, upgrade: bool = True, busy_timeout_ms: int = SQLITE_BUSY_MS
+    ) -> SqlStore:
         """Connect, and bring a fresh or older database to the newest schema."""
-        engine = make_engine(url)
+        engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
         if upgrade:
             migrate.ensure_head(engine)
         return cls(engine)

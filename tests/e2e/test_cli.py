@@ -149,3 +149,14 @@ def test_init_writes_starter_files_and_keeps_existing_ones(tmp_path: Path) -> No
     forced = spocd("init", str(target), "--force")
     assert forced.returncode == 0
     assert spocd("rules", "check", config=target / "spocd.toml").returncode == 0
+
+
+def test_passwd_prints_a_users_file_line_from_stdin_never_the_password() -> None:
+    from daemon.passwords import parse_users, verify_user
+
+    done = spocd("passwd", "sd-tool", "--scheme", "pbkdf2_sha256", input=b"hunter2\n")
+    assert done.returncode == 0, done.stderr
+    assert b"hunter2" not in done.stdout
+    users, problems = parse_users(done.stdout.decode())
+    assert not problems and verify_user(users, "sd-tool", "hunter2")
+    assert spocd("passwd", "bad user", input=b"x\n").returncode == 64

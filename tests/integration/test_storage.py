@@ -95,6 +95,16 @@ def test_the_inbound_queue_keeps_raw_bytes_and_refuses_a_repeated_source(store: 
         assert tx.inbound.requeue(item.id, NOW)
 
 
+def test_a_claim_holds_a_bounded_amount_of_raw_mail(store: SqlStore) -> None:
+    with store.transaction() as tx:
+        for n in range(3):
+            tx.inbound.add(QueuedRaw(b"x" * 1000 + str(n).encode(), Intake.SMTP), NOW)
+    with store.reading() as tx:
+        assert len(tx.inbound.claim(NOW, 10)) == 3
+        assert [i.raw[-1:] for i in tx.inbound.claim(NOW, 10, max_bytes=2500)] == [b"0", b"1"]
+        assert len(tx.inbound.claim(NOW, 10, max_bytes=10)) == 1  # one, however large
+
+
 def test_messages_attachments_events_and_threading_lookups(store: SqlStore) -> None:
     with store.transaction() as tx:
         ticket = tx.tickets.create(new_ticket())

@@ -51,9 +51,12 @@ def free_port() -> int:
 class Relay:
     """Start on 127.0.0.1 and a free port; `caught` lists what arrived."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
+        """`port`: a given one, to bring a relay "back" where an old one was."""
         self.handler = _Handler()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=free_port())
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=port if port is not None else free_port()
+        )
 
     @property
     def caught(self) -> list[Caught]:

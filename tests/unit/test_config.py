@@ -110,3 +110,73 @@ def test_peers_are_checked_against_the_accepted_networks(tmp_path: Path) -> None
     assert s.smtp.accepts_peer("::1")
     assert not s.smtp.accepts_peer("192.168.0.1")
     assert not s.smtp.accepts_peer("not-an-ip")
+
+
+def test_intake_limits_and_busy_timeout_have_safe_defaults(tmp_path: Path) -> None:
+    s = settings_from("", tmp_path)
+    assert s.database.busy_timeout_ms == 30_000
+    smtp = s.smtp
+    assert (smtp.max_line_length, smtp.max_connections_per_client) == (1000, 20)
+    assert smtp.command_timeout_seconds == 300
+    assert not (smtp.tls or smtp.require_starttls or smtp.auth_required or smtp.auth_users)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[database]\nbusy_timeout_ms = 0\n", ":2: database.busy_timeout_ms: must be a positive"),
+        (
+            "[smtp]\nmax_line_length = 998\n",
+            ":2: smtp.max_line_length: must be a whole number 1000",
+        ),
+        ("[smtp]\nmax_connections_per_client = -1\n", ":2: smtp.max_connections_per_client"),
+        ('[smtp]\ncommand_timeout_seconds = "5m"\n', ":2: smtp.command_timeout_seconds"),
+        ('[smtp]\nrequire_starttls = "yes"\n', ":2: smtp.require_starttls: must be true or false"),
+        (
+            '[smtp]\n\ntls_cert_file = "cert.pem"\n',
+            ":3: smtp.tls_cert_file: needs smtp.tls_key_file",
+        ),
+        (
+            "[smtp]\nrequire_starttls = true\n",
+            ":2: smtp.require_starttls: needs smtp.tls_cert_file",
+        ),
+        ("[smtp]\nauth_required = true\n", ":2: smtp.auth_required: needs smtp.auth_users_file"),
+        (
+            '[smtp]\nauth_users_file = "nope"\nauth_allow_plaintext = true\n',
+            ":2: smtp.auth_users_file: cannot read",
+        ),
+    ],
+)
+def test_smtp_and_database_keys_are_validated(text: str, expected: str, tmp_path: Path) -> None:
+    (tmp_path / "cert.pem").write_text("")
+    [problem] = problems(text, tmp_path)
+    assert expected in problem
+
+
+def test_tls_files_must_exist_and_are_relative_to_the_config(tmp_path: Path) -> None:
+    (tmp_path / "c.pem").write_text("")
+    (tmp_path / "k.pem").write_text("")
+    s = settings_from('[smtp]\ntls_cert_file = "c.pem"\ntls_key_file = "k.pem"\n', tmp_path)
+    assert (s.smtp.tls_cert_file, s.smtp.tls_key_file) == (tmp_path / "c.pem", tmp_path / "k.pem")
+    assert s.smtp.tls
+    [problem] = problems('[smtp]\ntls_cert_file = "c.pem"\ntls_key_file = "gone.pem"\n', tmp_path)
+    assert ":3: smtp.tls_key_file: " in problem and "no such file" in problem
+
+
+def test_auth_users_are_read_checked_and_never_in_clear_text(tmp_path: Path) -> None:
+    from daemon.passwords import hash_password
+
+    hashed = hash_password("pw", scheme="pbkdf2_sha256")
+    (tmp_path / "users").write_text(f"# tools\nsd-tool:{hashed}\n")
+    text = '[smtp]\nauth_users_file = "users"\nauth_required = true\n'
+    # AUTH without TLS would carry passwords in clear text: refused ...
+    [problem] = problems(text, tmp_path)
+    assert ":2: smtp.auth_users_file: AUTH would carry passwords in clear text" in problem
+    # ... unless allowed explicitly (a loopback-only listener).
+    s = settings_from(text + "auth_allow_plaintext = true\n", tmp_path)
+    assert s.smtp.auth_users == (("sd-tool", hashed),)
+    assert hashed not in repr(s)
+    # A line that is not user:hash names the users file and its line.
+    (tmp_path / "users").write_text(f"sd-tool:{hashed}\nother:plaintext-password\n")
+    [problem] = problems(text + "auth_allow_plaintext = true\n", tmp_path)
+    assert f"{tmp_path / 'users'}:2: user 'other': not a known hash" in problem

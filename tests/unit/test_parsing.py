@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import tracemalloc
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
+from daemon.domain import Address
 from daemon.errors import NotMail
 from daemon.parsing import derived_message_id, parse_message, safe_filename
 
@@ -185,3 +187,36 @@ def test_base64_encoded_body_is_decoded() -> None:
         f"Content-Transfer-Encoding: base64\r\n\r\n{body}\r\n"
     ).encode()
     assert parse_message(raw).text.strip() == "Zażółć gęślą jaźń"
+
+
+def test_a_sender_header_alone_names_the_sender() -> None:
+    # mail-parser reads no Sender header: it handed back the value as a string.
+    assert parse_message(b"Sender: Jan <jan@example.org>\r\n\r\nhello\r\n").sender == Address(
+        "jan@example.org", "Jan"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        # mail-parser raised AttributeError on this epilogue (found by tests/property)
+        (
+            b"From: jan@example.org\r\nMIME-Version: 1.0\r\n"
+            b'Content-Type: multipart/mixed; boundary="00"\r\n\r\n--00\r\n'
+            b'Content-Type: multipart/mixed; boundary="0"\r\n\r\n--0--\r\n',
+            "unreadable MIME (AttributeError",
+        ),
+        (
+            b"From: jan@example.org\r\nMIME-Version: 1.0\r\n"
+            + b"".join(
+                f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n'.encode()
+                for i in range(3000)
+            ),
+            "nested too deeply",
+        ),
+    ],
+    ids=["mail-parser-raises", "nesting-past-the-stack"],
+)
+def test_mime_no_parser_can_read_is_not_mail_with_the_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(NotMail, match=re.escape(reason)):
+        parse_message(raw)
