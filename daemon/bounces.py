@@ -68,8 +68,10 @@ def parse_bounce(msg: ParsedMessage) -> Bounce | None:
     is_dsn = bool(status_parts) or kind == "delivery-status"
     if kind not in (None, "delivery-status") and not status_parts:
         return None
+    if not is_dsn and not _from_mail_system(msg):
+        return None  # the cheap header check first: most mail is no bounce
     mta = _identify(msg)
-    if not is_dsn and (mta is None or not _from_mail_system(msg)):
+    if not is_dsn and mta is None:
         return None
     recipients: list[tuple[str, str, str | None, str]] = []
     for part in status_parts:
