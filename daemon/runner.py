@@ -93,13 +93,31 @@ class Daemon:
             self.inbound_wake.clear()
             try:
                 self.app.import_spool()
-                done = self.app.inbound.drain(stop=self.stop_event.is_set)
+                done = self._drain()
             except Exception as exc:  # storage unavailable: keep trying, say so once a round
                 log.error("inbound worker error", extra={"error": str(exc)})
                 self.stop_event.wait(2.0)
                 continue
             if done:
                 self.outbox_wake.set()
+
+    def _drain(self) -> int:
+        """Process the queue group by group. While SMTP clients are delivering,
+        take small groups and step aside between them: a 250 waits for the
+        database's write lock and for this process's attention (one GIL), and
+        accepting mail comes first; the durable queue keeps the rest."""
+        done = 0
+        while not self.stop_event.is_set():
+            busy = self.smtp is not None and self.smtp.busy()
+            # Small groups while mail arrives: the write lock is held briefly.
+            group = self.app.inbound.process_group(limit=4 if busy else 25)
+            if not group:
+                break
+            done += len(group)
+            self.outbox_wake.set()
+            if busy:
+                self.stop_event.wait(0.005)
+        return done
 
     def _outbox_loop(self) -> None:
         while not self.stop_event.is_set():

@@ -22,6 +22,7 @@ import logging
 import queue
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -66,6 +67,7 @@ class QueueWriter:
         self.store = store
         self.now = now
         self.on_commit = on_commit
+        self.last_commit = 0.0  # monotonic time of the last commit (intake pressure)
         self._queue: queue.Queue[tuple[QueuedRaw, Future[int | None]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="spocd-smtp-writer", daemon=True)
         self._thread.start()
@@ -113,6 +115,7 @@ class QueueWriter:
             return
         for (_, future), item_id in zip(group, ids, strict=True):
             future.set_result(item_id)
+        self.last_commit = time.monotonic()
         self.on_commit()
 
 
@@ -427,6 +430,10 @@ class SmtpIntake:
 
     def start(self) -> None:
         self.controller.start()
+
+    def busy(self, window: float = 0.2) -> bool:
+        """Mail was accepted within the last `window` seconds."""
+        return time.monotonic() - self.writer.last_commit < window
 
     def stop(self) -> None:
         """Stop listening, then let the writer finish what it was given."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -45,9 +46,36 @@ class SqlTx:
         return self.conn.begin_nested()
 
 
+class _TurnLock:
+    """A lock taken in the order it was asked for (a ticket lock): a thread
+    that releases it and asks again queues behind those already waiting."""
+
+    def __init__(self) -> None:
+        self._turns = threading.Condition()
+        self._next = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._turns:
+            mine = self._next
+            self._next += 1
+            while self._serving != mine:
+                self._turns.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._turns:
+            self._serving += 1
+            self._turns.notify_all()
+
+
 class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time. Threads of this process queue for it
+        # here, and the next one starts the moment the last commits; left to
+        # SQLite's busy handler, a waiting writer sleeps in growing steps while
+        # a busy pipeline takes the lock again and again (SMTP 250s would stall).
+        self._writer = _TurnLock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def open(
@@ -61,7 +89,11 @@ class SqlStore:
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
-        with self.engine.connect() as conn, conn.begin():
+        if self._writer is None:
+            with self.engine.connect() as conn, conn.begin():
+                yield SqlTx(conn)
+            return
+        with self._writer, self.engine.connect() as conn, conn.begin():
             yield SqlTx(conn)
 
     @contextmanager
