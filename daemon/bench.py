@@ -327,6 +327,11 @@ def main(argv: list[str] | None = None) -> int:
 
         words.remove("--sla")
         return bench_sla.main(words)
+    if "--imap" in words:  # so has the IMAP one (it starts a private Dovecot)
+        from daemon import bench_imap
+
+        words.remove("--imap")
+        return bench_imap.main(words)
     parser = argparse.ArgumentParser(prog="spocd bench", description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["ingest", "pipe", "smtp", "all"], default="all")
     parser.add_argument("--messages", type=int, default=2000)
