@@ -17,7 +17,6 @@ from daemon import lifecycle, slaclock
 from daemon.domain import OPEN_STATES, Status, Ticket
 from daemon.notify import Thread
 from daemon.ports import Tx
-from daemon.rules import raise_priority
 from daemon.tickets import Actor, Runtime, queue_mail, record_event, thread_of
 
 LEVELS = ("high", "medium", "low")
@@ -186,10 +185,6 @@ def set_level(ctx: Ctx, which: str, level: str) -> None:
             ctx.rt.rules.priority_for(ticket.impact, ticket.urgency),
             reason=f"{which} changed (matrix)",
         )
-
-
-def raise_one_step(ctx: Ctx, reason: str) -> None:
-    _reprioritise(ctx, raise_priority(ctx.ticket.priority), reason=reason)
 
 
 def _reprioritise(ctx: Ctx, priority: str, reason: str) -> None:

@@ -204,14 +204,10 @@ class OutboxRepo(Protocol):
 
     def mark_failed(self, item_id: int, error: str, now: datetime) -> None: ...
 
-    def count_automatic_to(self, address: str, since: datetime) -> int: ...
-
     def automatic_budget(self, address: str, since: datetime) -> tuple[bool, int]:
         """(is the address failing, automatic mails to it since `since`), in one go."""
 
     def count(self, state: str) -> int: ...
-
-    def next_due(self) -> datetime | None: ...
 
 
 class TimerRepo(Protocol):

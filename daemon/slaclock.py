@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from daemon import lifecycle, sla
+from daemon import sla
 from daemon.domain import Event, Status, Ticket
 from daemon.ports import Tx
 from daemon.rules import Rules, SlaPolicy
@@ -420,27 +420,6 @@ def record_response(tx: Tx, ticket: Ticket, now: datetime) -> bool:
             detail={"due": _iso(due), "met": due is None or now <= due},
         ),
     )
-    return True
-
-
-def requester_replied(tx: Tx, ticket: Ticket, rules: Rules, now: datetime, by: str) -> bool:
-    """A person on the requester's side answered: a pending ticket goes back to
-    work and its clock runs again. Returns whether the status changed; the
-    caller saves the ticket."""
-    if ticket.status != Status.PENDING:
-        return False
-    ticket.status = lifecycle.on_requester_reply(ticket.status)
-    tx.events.add(
-        ticket.number,
-        Event(
-            at=now,
-            actor=by,
-            channel="email",
-            type="status_changed",
-            detail={"from": str(Status.PENDING), "to": str(ticket.status), "reason": "reply"},
-        ),
-    )
-    reschedule(tx, ticket, rules, now)
     return True
 
 

@@ -59,7 +59,3 @@ def _sqlite_setup(engine: Engine, busy_timeout_ms: int) -> None:
     def on_begin(conn: Any) -> None:
         mode = "DEFERRED" if conn.get_execution_options().get("readonly") else "IMMEDIATE"
         conn.exec_driver_sql(f"BEGIN {mode}")
-
-
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"

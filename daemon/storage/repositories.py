@@ -621,18 +621,6 @@ class SqlOutbox(_Repo):
             )
         )
 
-    def count_automatic_to(self, address: str, since: datetime) -> int:
-        return self.conn.execute(
-            select(func.count())
-            .select_from(OUTBOX)
-            .where(
-                OUTBOX.c.primary_rcpt == address.lower(),
-                OUTBOX.c.created_at >= since,
-                OUTBOX.c.automatic.is_(True),
-                OUTBOX.c.state != "suppressed",
-            )
-        ).scalar_one()
-
     def count(self, state: str) -> int:
         return self.conn.execute(
             select(func.count()).select_from(OUTBOX).where(OUTBOX.c.state == state)
@@ -641,11 +629,6 @@ class SqlOutbox(_Repo):
     def automatic_budget(self, address: str, since: datetime) -> tuple[bool, int]:
         row = self.conn.execute(_AUTOMATIC_BUDGET, {"rcpt": address.lower(), "since": since}).one()
         return bool(row.failing), int(row.sent)
-
-    def next_due(self) -> datetime | None:
-        return self.conn.execute(
-            select(func.min(OUTBOX.c.next_attempt_at)).where(OUTBOX.c.state == "pending")
-        ).scalar()
 
 
 class SqlTimers(_Repo):

@@ -158,7 +158,7 @@ def test_outbox_due_lease_and_results(store: SqlStore) -> None:
         assert tx.outbox.due(NOW + timedelta(minutes=1), 10) == []
         tx.outbox.mark_sent(item_id, NOW)
         assert tx.outbox.count("sent") == 1
-        assert tx.outbox.count_automatic_to("JAN@example.org", NOW - timedelta(hours=1)) == 1
+        assert tx.outbox.automatic_budget("JAN@example.org", NOW - timedelta(hours=1)) == (False, 1)
 
 
 def test_timers_fire_once(store: SqlStore) -> None:
