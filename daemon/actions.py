@@ -9,7 +9,7 @@ anywhere leaves nothing applied.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,10 @@ class Ctx:
     now: datetime
     actor: Actor
     ticket: Ticket
+    _clock: tuple[int, tuple[Any, ...]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._clock = (self.ticket.number, slaclock.clock_inputs(self.ticket))
 
     @property
     def tid(self) -> str:
@@ -49,9 +53,11 @@ class Ctx:
         record_event(self.tx, self.ticket, self.now, self.actor, type_, **detail)
 
     def save(self) -> None:
-        """Bring the SLA clock and timers in line with the change, then store it."""
+        """Bring the SLA clock and timers in line with the change, then store it.
+        A change the clock does not read (a reply, a category) plans nothing."""
         self.ticket.updated_at = self.now
-        slaclock.reschedule(self.tx, self.ticket, self.rt.rules, self.now)
+        if self._clock != (self.ticket.number, slaclock.clock_inputs(self.ticket)):
+            slaclock.reschedule(self.tx, self.ticket, self.rt.rules, self.now)
         self.tx.tickets.save(self.ticket)
 
 
