@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from daemon import lifecycle, slaclock
+from daemon import lifecycle, sla, slaclock
 from daemon.domain import OPEN_STATES, Status, Ticket
 from daemon.notify import Thread
 from daemon.ports import Tx
@@ -296,8 +296,6 @@ def _ask_verification(ctx: Ctx, template: str) -> None:
 
 def schedule_verification(ctx: Ctx) -> None:
     """Reminder and auto-close moments, in the ticket's SLA calendar."""
-    from daemon import sla
-
     policy = slaclock.policy_of(ctx.ticket, ctx.rt.rules)
     closure = ctx.rt.rules.closure
     if policy is None:
@@ -315,8 +313,6 @@ def schedule_verification(ctx: Ctx) -> None:
 
 def schedule_next_reminder(ctx: Ctx, close_at: datetime | None) -> None:
     """The next reminder `remind_every` after now, if it comes before the close."""
-    from daemon import sla
-
     policy = slaclock.policy_of(ctx.ticket, ctx.rt.rules)
     if policy is None:
         return

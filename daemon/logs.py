@@ -14,6 +14,18 @@ from datetime import UTC, datetime
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+def _fields(record: logging.LogRecord) -> dict[str, object]:
+    """The fields of one line: when, how bad, where from, what, and the facts."""
+    fields: dict[str, object] = {
+        "ts": _timestamp(record),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "msg": record.getMessage(),
+    }
+    fields.update(_extras(record))
+    return fields
+
+
 def _extras(record: logging.LogRecord) -> dict[str, object]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD and v is not None}
 
@@ -31,13 +43,7 @@ def _logfmt_value(value: object) -> str:
 
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, object] = {
-            "ts": _timestamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        fields.update(_extras(record))
+        fields = _fields(record)
         line = " ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items())
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
@@ -47,13 +53,7 @@ class LogfmtFormatter(logging.Formatter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, object] = {
-            "ts": _timestamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        fields.update(_extras(record))
+        fields = _fields(record)
         if record.exc_info and record.exc_info[1] is not None:
             fields["exc"] = self.formatException(record.exc_info)
         return json.dumps(fields, ensure_ascii=False, default=str)

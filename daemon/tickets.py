@@ -21,6 +21,7 @@ from daemon.domain import (
     StoredMessage,
     Ticket,
 )
+from daemon.mailthread import clean_subject
 from daemon.notify import Composer, Thread
 from daemon.ports import Tx
 from daemon.rules import Decision, Rules
@@ -86,8 +87,6 @@ def open_ticket(
     extra: dict[str, Any] | None = None,
 ) -> Ticket:
     """A new ticket from a decided message; deadlines set, creation recorded."""
-    from daemon.mailthread import clean_subject
-
     subject = clean_subject(msg.subject, rt.prefix) or "(no subject)"
     ticket = Ticket(
         number=0,
