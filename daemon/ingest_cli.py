@@ -19,6 +19,7 @@ from daemon.domain import Intake
 from daemon.parsing import parse_many
 from daemon.ports import QueuedRaw
 from daemon.service import App
+from daemon.worker import BackgroundDelivery
 
 EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
 BATCH = 200
@@ -89,6 +90,7 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
     code = EX_OK
     results: list[dict[str, object]] = []
     parser = _Parser(app.settings.limits.max_attachment_bytes)
+    delivery = BackgroundDelivery(app.sender)
     waiting: tuple[list[tuple[str, int | None]], Any] | None = None  # queued, being parsed
 
     def queue(batch: list[tuple[str, bytes]]) -> tuple[list[tuple[str, int | None]], Any] | None:
@@ -133,7 +135,7 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
                     "detail": outcome.detail,
                 }
             )
-        app.sender.send_due()
+        delivery.pump()
 
     batch: list[tuple[str, bytes]] = []
     try:
@@ -158,9 +160,10 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
             process(waiting)
             waiting = queued
         process(waiting)
+        sent = delivery.finish()
     finally:
+        delivery.close()
         parser.close()
-    sent = app.sender.send_due()
     for line in results:
         if as_json:
             print(json.dumps(line, ensure_ascii=False))

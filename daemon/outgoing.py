@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
+import functools
 import hashlib
 import os
 import smtplib
@@ -20,11 +20,13 @@ from daemon.config import OutgoingSettings
 from daemon.ports import OutboxItem, TransportError
 
 
+@functools.cache
 def _syncfs() -> Callable[[int], int] | None:
     """Linux's syncfs(2): one flush of a whole file system, in place of one
-    fsync per file (which costs a journal commit each)."""
+    fsync per file (which costs a journal commit each). Looked up once, in the
+    C library already loaded (`ctypes.util.find_library` would run ldconfig)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)
         return libc.syncfs  # type: ignore[no-any-return]
     except (OSError, AttributeError):
         return None

@@ -6,6 +6,7 @@ then returns, so the daemon, `spocd tick` and the tests share them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -228,34 +229,57 @@ class OutboxSender:
             self._record_error(item, exc, report)
             return
         with self.store.transaction() as tx:
-            tx.outbox.mark_sent(item.id, self.clock.now())
+            tx.outbox.mark_sent([item.id], self.clock.now())
         report.sent += 1
 
     def _send_idempotent(
         self, transport: Transport, batch: list[OutboxItem], report: SendReport
     ) -> None:
         """Deliver the batch, make it durable once, record it in one commit."""
-        delivered = []
+        self.record(*self.deliver(transport, batch), report)
+
+    def claim(self, limit: int) -> list[OutboxItem]:
+        """Lease up to `limit` due rows for this sender."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            batch = tx.outbox.due(now, limit)
+            tx.outbox.lease([i.id for i in batch], now + self.lease)
+        return batch
+
+    def deliver(
+        self, transport: Transport, batch: list[OutboxItem]
+    ) -> tuple[list[OutboxItem], list[tuple[OutboxItem, TransportError]]]:
+        """Hand a batch to an idempotent transport and make it durable; no
+        database work, so it can run beside the pipeline."""
+        delivered: list[OutboxItem] = []
+        errors: list[tuple[OutboxItem, TransportError]] = []
         for item in batch:
             try:
                 transport.send(item, self.envelope_from)
             except TransportError as exc:
-                self._record_error(item, exc, report)
+                errors.append((item, exc))
                 continue
             delivered.append(item)
-        if not delivered:
-            return
-        try:
-            transport.flush()
-        except TransportError as exc:
-            for item in delivered:
-                self._record_error(item, exc, report)
-            return
-        now = self.clock.now()
-        with self.store.transaction() as tx:
-            for item in delivered:
-                tx.outbox.mark_sent(item.id, now)
-        report.sent += len(delivered)
+        if delivered:
+            try:
+                transport.flush()
+            except TransportError as exc:
+                errors.extend((item, exc) for item in delivered)
+                delivered = []
+        return delivered, errors
+
+    def record(
+        self,
+        delivered: list[OutboxItem],
+        errors: list[tuple[OutboxItem, TransportError]],
+        report: SendReport,
+    ) -> None:
+        for item, exc in errors:
+            self._record_error(item, exc, report)
+        if delivered:
+            with self.store.transaction() as tx:
+                tx.outbox.mark_sent([item.id for item in delivered], self.clock.now())
+            report.sent += len(delivered)
 
     def _record_error(self, item: OutboxItem, exc: TransportError, report: SendReport) -> None:
         now = self.clock.now()
@@ -295,3 +319,64 @@ class OutboxSender:
                         },
                     ),
                 )
+
+
+class BackgroundDelivery:
+    """Batch ingest's sender: a thread writes one claimed batch out (files of
+    a Maildir, made durable at once) while the caller processes the next
+    messages; the caller claims and records in its own short transactions, so
+    the thread never competes for the database. Transports that are not
+    idempotent (SMTP) are sent in line instead: each accepted mail has to be
+    recorded at once."""
+
+    CLAIM = 1000
+
+    def __init__(self, sender: OutboxSender) -> None:
+        self.sender = sender
+        self.report = SendReport()
+        self.transport = sender.transport_factory()
+        self.pool = (
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spocd-deliver")
+            if self.transport.idempotent
+            else None
+        )
+        self.pending: concurrent.futures.Future[Any] | None = None
+
+    def pump(self) -> None:
+        """Record what the thread finished; give it the next batch."""
+        if self.pool is None:
+            sent = self.sender.send_due()
+            self._add(sent)
+            return
+        if self.pending is not None and not self.pending.done():
+            return
+        self._collect()
+        batch = self.sender.claim(self.CLAIM)
+        if batch:
+            self.pending = self.pool.submit(self.sender.deliver, self.transport, batch)
+
+    def finish(self) -> SendReport:
+        """Wait for the thread, then send whatever is still due."""
+        self._collect()
+        self._add(self.sender.send_due())
+        return self.report
+
+    def close(self) -> None:
+        """Rows a failure left claimed are sent by the next sender once their
+        lease ends (the same files: the transport is idempotent)."""
+        if self.pool is not None:
+            self.pool.shutdown()
+        self.transport.close()
+
+    def _collect(self) -> None:
+        if self.pending is None:
+            return
+        delivered, errors = self.pending.result()
+        self.pending = None
+        self.sender.record(delivered, errors, self.report)
+
+    def _add(self, sent: SendReport) -> None:
+        self.report.sent += sent.sent
+        self.report.deferred += sent.deferred
+        self.report.failed += sent.failed
+        self.report.errors.extend(sent.errors)

@@ -584,17 +584,21 @@ class SqlOutbox(_Repo):
             .values(leased_until=None)
         ).rowcount
 
-    def mark_sent(self, item_id: int, now: datetime) -> None:
-        self.conn.execute(
-            _MARK_SENT,
-            {
-                "_pk": item_id,
-                "state": "sent",
-                "sent_at": now,
-                "last_error": None,
-                "leased_until": None,
-            },
-        )
+    def mark_sent(self, item_ids: Sequence[int], now: datetime) -> None:
+        if item_ids:
+            self.conn.execute(
+                _MARK_SENT,
+                [
+                    {
+                        "_pk": item_id,
+                        "state": "sent",
+                        "sent_at": now,
+                        "last_error": None,
+                        "leased_until": None,
+                    }
+                    for item_id in item_ids
+                ],
+            )
 
     def mark_retry(self, item_id: int, error: str, next_at: datetime) -> None:
         self.conn.execute(

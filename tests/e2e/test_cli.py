@@ -69,6 +69,28 @@ def test_ingest_an_mbox_and_a_maildir(config: Path, tmp_path: Path) -> None:
     assert len(json.loads(out(listing))) == 5
 
 
+def test_a_large_maildir_is_ingested_and_every_ticket_acknowledged_once(
+    config: Path, tmp_path: Path
+) -> None:
+    """Over a batch: parsed in a second process, written out by a thread."""
+    maildir = mailbox.Maildir(str(tmp_path / "Maildir"))
+    count = 450
+    for n in range(count):
+        maildir.add(make_mail(sender=f"user{n}@example.org", subject=f"Problem {n}"))
+    result = spocd("ingest", str(tmp_path / "Maildir"), config=config)
+    assert result.returncode == 0, result.stderr
+    lines = out(result).splitlines()
+    assert len(lines) == count and all("new ticket HD-" in line for line in lines)
+    sent = [p.read_bytes() for p in (tmp_path / "sent" / "new").iterdir()]
+    acks = [raw for raw in sent if b"\r\nTo: user" in raw]
+    assert len(acks) == count
+    assert {raw.split(b"[HD-")[1].split(b"]")[0] for raw in acks} == {
+        str(n).encode() for n in range(1, count + 1)
+    }
+    status = json.loads(out(spocd("status", "--json", config=config)))
+    assert status["outbox"] == {"pending": 0, "failed": 0}
+
+
 @pytest.mark.parametrize(
     ("name", "code", "says"),
     [

@@ -156,7 +156,7 @@ def test_outbox_due_lease_and_results(store: SqlStore) -> None:
         tx.outbox.mark_retry(item_id, "451 later", NOW + timedelta(minutes=2))
     with store.transaction() as tx:
         assert tx.outbox.due(NOW + timedelta(minutes=1), 10) == []
-        tx.outbox.mark_sent(item_id, NOW)
+        tx.outbox.mark_sent([item_id], NOW)
         assert tx.outbox.count("sent") == 1
         assert tx.outbox.automatic_budget("JAN@example.org", NOW - timedelta(hours=1)) == (False, 1)
 

@@ -1,0 +1,101 @@
+"""Batch ingest's sender: a thread writes the files, the caller records them.
+
+The thread never touches the database; the rows it writes were leased in the
+caller's transaction and are marked sent in the next one, so a second sender
+(a running daemon) skips them meanwhile and nothing is delivered twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from daemon.worker import BackgroundDelivery
+from tests.support.flow import ingest
+from tests.support.mail import make_mail
+
+
+def queue_mail(app: Any, count: int) -> int:
+    """`count` new tickets, their mail queued and not sent; the number of rows."""
+    for n in range(count):
+        ingest(app, make_mail(sender=f"user{n}@example.org", subject=f"Problem {n}"), send=False)
+    return outbox_states(app)["pending"]
+
+
+def outbox_states(app: Any) -> dict[str, int]:
+    with app.store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT state, count(*) FROM outbox GROUP BY state"))
+        return {state: count for state, count in rows}
+
+
+def delivered_files(app: Any) -> list[Path]:
+    return sorted((app.settings.outgoing.maildir / "new").iterdir())
+
+
+def test_every_claimed_mail_is_written_once_and_recorded_as_sent(app: Any) -> None:
+    rows = queue_mail(app, 12)
+    delivery = BackgroundDelivery(app.sender)
+    delivery.CLAIM = 5  # several rounds: claim, write in the thread, record
+    try:
+        for _ in range(3):
+            delivery.pump()
+        report = delivery.finish()
+    finally:
+        delivery.close()
+    assert report.sent == rows and not report.errors
+    assert outbox_states(app) == {"sent": rows}
+    files = delivered_files(app)
+    assert len(files) == rows
+    assert len({f.name.split(".")[1] for f in files}) == rows  # one file per Message-ID
+
+
+def test_rows_being_written_are_leased_so_another_sender_skips_them(app: Any) -> None:
+    rows = queue_mail(app, 4)
+    delivery = BackgroundDelivery(app.sender)
+    try:
+        delivery.pump()
+        assert app.sender.send_due().sent == 0  # the daemon's sender finds them leased
+        report = delivery.finish()
+    finally:
+        delivery.close()
+    assert report.sent == rows
+    assert len(delivered_files(app)) == rows
+
+
+def test_a_failed_write_defers_the_rows_and_a_later_send_delivers_each_once(
+    app: Any, clock: Any
+) -> None:
+    rows = queue_mail(app, 3)
+    new = app.settings.outgoing.maildir / "new"
+    delivery = BackgroundDelivery(app.sender)
+    shutil.rmtree(new)
+    new.write_text("not a folder")  # every rename into new/ fails
+    try:
+        delivery.pump()
+        report = delivery.finish()
+    finally:
+        delivery.close()
+    assert report.sent == 0 and report.deferred == rows
+    assert all("maildir" in error for error in report.errors)
+    assert outbox_states(app) == {"pending": rows}
+    new.unlink()
+    new.mkdir()
+    clock.advance(timedelta(minutes=15))
+    assert app.sender.send_due().sent == rows
+    assert len(delivered_files(app)) == rows
+
+
+def test_smtp_is_sent_in_line_each_mail_recorded_at_once(relay_app: Any, relay: Any) -> None:
+    rows = queue_mail(relay_app, 3)
+    delivery = BackgroundDelivery(relay_app.sender)
+    try:
+        delivery.pump()  # no thread for a transport that is not idempotent
+        assert len(relay.caught) == rows
+        assert outbox_states(relay_app) == {"sent": rows}
+        assert delivery.finish().sent == rows
+    finally:
+        delivery.close()
