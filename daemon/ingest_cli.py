@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from daemon.domain import Intake
-from daemon.parsing import parse_many
+from daemon.pipeline import Prepared, prepare_many
 from daemon.ports import QueuedRaw
+from daemon.rules import Rules
 from daemon.service import App
 from daemon.worker import BackgroundDelivery
 
@@ -60,26 +61,39 @@ def read_sources(paths: Sequence[str]) -> Iterator[tuple[str, bytes | None, str]
         yield path, p.read_bytes(), ""
 
 
+#: The rules the parser process decides by: set before it forks, inherited
+#: (compiled rules do not pickle, and need not: the child has them).
+_RULES: Rules | None = None
+
+
+def _prepare(raws: list[bytes], limit: int) -> list[Prepared]:
+    return prepare_many(raws, limit, _RULES)
+
+
 class _Parser:
-    """Parses the next batch in a second process while this one stores the
-    current batch: a machine with two cores then does both at once. Small
-    runs (a pipe, one file) parse in process, with no pool to start."""
+    """Parses the next batch, and decides the rules for its new requests, in
+    a second process while this one stores the current batch: a machine with
+    two cores then does both at once. Small runs (a pipe, one file) parse in
+    process, with no pool to start."""
 
     POOL_FROM = 50
 
-    def __init__(self, max_attachment_bytes: int) -> None:
+    def __init__(self, max_attachment_bytes: int, rules: Rules) -> None:
         self.limit = max_attachment_bytes
+        self.rules = rules
         self.pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def submit(self, raws: list[bytes]) -> concurrent.futures.Future[list[Any]]:
         if len(raws) < self.POOL_FROM:
             done: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
-            done.set_result(parse_many(raws, self.limit))
+            done.set_result(prepare_many(raws, self.limit, self.rules))
             return done
         if self.pool is None:
+            global _RULES
+            _RULES = self.rules
             context = multiprocessing.get_context("fork")
             self.pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
-        return self.pool.submit(parse_many, raws, self.limit)
+        return self.pool.submit(_prepare, raws, self.limit)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -89,7 +103,7 @@ class _Parser:
 def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -> int:
     code = EX_OK
     results: list[dict[str, object]] = []
-    parser = _Parser(app.settings.limits.max_attachment_bytes)
+    parser = _Parser(app.settings.limits.max_attachment_bytes, app.runtime.rules)
     delivery = BackgroundDelivery(app.sender)
     waiting: tuple[list[tuple[str, int | None]], Any] | None = None  # queued, being parsed
 

@@ -8,14 +8,14 @@ rolls the message back and the worker records the stage it failed in.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from daemon import actions, conversation, forwards, loops, mailthread, rules
 from daemon.domain import Channel, InboundItem, Intake, ParsedMessage, Status, Ticket
 from daemon.errors import Disposition, Duplicate, Ignored, NotMail, Quarantined
 from daemon.notify import Thread
-from daemon.parsing import parse_message
+from daemon.parsing import parse_many, parse_message
 from daemon.ports import Tx
 from daemon.tickets import (
     Actor,
@@ -35,6 +35,41 @@ class Outcome:
     ticket: int | None = None
     message_id: str | None = None
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A message parsed, and the rules' decision for it as a requester's new
+    mail, ahead of its transaction: batch ingest does both in a second
+    process. The decision counts only under the same rules version, and only
+    where the pipeline would decide the same (no escalation, no thread)."""
+
+    msg: ParsedMessage | NotMail
+    decision: rules.Decision | None = None
+    rules_version: str = ""
+
+
+def prepare_many(
+    raws: list[bytes], max_attachment_bytes: int, ruleset: rules.Rules | None
+) -> list[Prepared]:
+    """Parse a batch, and decide for the mail that looks like a new request
+    (a reply's decision would go unused)."""
+    out: list[Prepared] = []
+    for parsed in parse_many(raws, max_attachment_bytes):
+        decision = None
+        if (
+            ruleset is not None
+            and isinstance(parsed, ParsedMessage)
+            and not (parsed.in_reply_to or parsed.references)
+        ):
+            try:
+                # Without the trace: only `spocd rules test` shows it, and it
+                # is most of what would cross back from the parser process.
+                decision = replace(rules.decide(ruleset, parsed, str(Channel.EMAIL)), trace=())
+            except Exception:  # decided again in the transaction, where it is recorded
+                decision = None
+        out.append(Prepared(parsed, decision, ruleset.version if ruleset else ""))
+    return out
 
 
 class StageError(Exception):
@@ -60,6 +95,7 @@ class Incoming:
     original: ParsedMessage | None = None  # the incident inside an escalation
     note: str = ""  # first line's own words
     forward_style: str = ""
+    decided: rules.Decision | None = None  # made ahead, for the mail as it came
 
     @property
     def sender(self) -> str:
@@ -86,12 +122,17 @@ class Pipeline:
         tx: Tx,
         item: InboundItem,
         now: datetime,
-        parsed: ParsedMessage | NotMail | None = None,
+        parsed: ParsedMessage | NotMail | Prepared | None = None,
     ) -> Outcome:
         """`parsed`: the message parsed ahead (batch ingest parses in another
         process), or the NotMail that parsing it gave."""
         rt = self._runtime()
         stage = "parse"
+        decided = None
+        if isinstance(parsed, Prepared):
+            if parsed.rules_version == rt.rules.version:
+                decided = parsed.decision
+            parsed = parsed.msg
         try:
             try:
                 if isinstance(parsed, NotMail):
@@ -102,6 +143,7 @@ class Pipeline:
                 return Outcome("quarantined", detail=f"not mail: {exc}")
             stage = "classify"
             incoming = self._classify(tx, rt, item, msg)
+            incoming.decided = decided
             stage = "thread"
             match = mailthread.find_thread(
                 msg,
@@ -195,7 +237,13 @@ class Pipeline:
         note: str | None = None,
     ) -> Outcome:
         msg = incoming.msg
-        decision = rules.decide(rt.rules, incoming.incident, str(incoming.channel))
+        decision = (
+            incoming.decided
+            if incoming.decided is not None
+            and incoming.original is None
+            and incoming.channel == Channel.EMAIL
+            else rules.decide(rt.rules, incoming.incident, str(incoming.channel))
+        )
         if decision.ignore:
             raise Ignored(", ".join(decision.matched))
         own = rt.settings.own_addresses

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, Template, TemplateNotFound
 from jinja2.sandbox import SandboxedEnvironment
 
 from daemon.ports import Rendered
@@ -42,6 +42,7 @@ class TemplateRenderer:
         if not (root / "en").is_dir():
             raise FileNotFoundError(f"{root}/en: no English templates")
         self._envs = {lang: self._environment(lang) for lang in LANGUAGES}
+        self._loaded: dict[tuple[str, str], tuple[Template, Template, Template]] = {}
 
     def _environment(self, language: str) -> SandboxedEnvironment:
         loaders = [FileSystemLoader(str(self.root / language))]
@@ -54,6 +55,8 @@ class TemplateRenderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            # A reload builds a new renderer: no stat() per template per mail.
+            auto_reload=False,
         )
         env.filters["when"] = self._when
         return env
@@ -63,13 +66,23 @@ class TemplateRenderer:
             return "-"
         return value.astimezone(self.zone).strftime("%Y-%m-%d %H:%M %Z")
 
+    def _templates(self, language: str, name: str) -> tuple[Template, Template, Template]:
+        found = self._loaded.get((language, name))
+        if found is None:
+            env = self._envs.get(language) or self._envs["en"]
+            found = (
+                env.get_template(f"{name}.subject.txt"),
+                env.get_template(f"{name}.txt"),
+                env.get_template(f"{name}.html"),
+            )
+            self._loaded[(language, name)] = found
+        return found
+
     def render(self, language: str, name: str, context: dict[str, Any]) -> Rendered:
-        env = self._envs.get(language) or self._envs["en"]
+        subject, text, html = self._templates(language, name)
         ctx = {**context, "language": language}
         return Rendered(
-            subject=env.get_template(f"{name}.subject.txt").render(ctx).strip(),
-            text=env.get_template(f"{name}.txt").render(ctx),
-            html=env.get_template(f"{name}.html").render(ctx),
+            subject=subject.render(ctx).strip(), text=text.render(ctx), html=html.render(ctx)
         )
 
     def missing(self) -> list[str]:

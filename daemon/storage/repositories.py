@@ -28,6 +28,7 @@ from daemon.domain import (
     Ticket,
 )
 from daemon.ports import OutboxItem, QueuedRaw, QueueEntry, Timer
+from daemon.storage import direct
 from daemon.storage.models import (
     AddressRow,
     AttachmentRow,
@@ -61,14 +62,6 @@ def _insert_stmt(table: Any) -> Any:
     stmt = _INSERTS.get(table.name)
     if stmt is None:
         stmt = _INSERTS[table.name] = insert(table)
-    return stmt
-
-
-def _update_stmt(table: Any) -> Any:
-    """UPDATE ... WHERE id = :_pk, its SET taken from the parameters given."""
-    stmt = _UPDATES.get(table.name)
-    if stmt is None:
-        stmt = _UPDATES[table.name] = update(table).where(table.c.id == bindparam("_pk"))
     return stmt
 
 
@@ -126,10 +119,10 @@ class _Repo:
         self.locking = conn.dialect.name == "postgresql"
 
     def _insert(self, table: Any, values: dict[str, Any]) -> int:
-        return self.conn.execute(_insert_stmt(table), values).inserted_primary_key[0]
+        return direct.insert_row(self.conn, table, values)
 
     def _update(self, table: Any, pk: int, values: dict[str, Any]) -> int:
-        return self.conn.execute(_update_stmt(table), {"_pk": pk, **values}).rowcount
+        return direct.update_row(self.conn, table, pk, values)
 
     def _locked(self, stmt: Any) -> Any:
         """FOR UPDATE SKIP LOCKED on PostgreSQL, so instances never take the

@@ -1,0 +1,82 @@
+"""Row writes on the driver's cursor behave as SQLAlchemy's own would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from daemon.storage import direct
+from daemon.storage.models import InboundRow
+from daemon.storage.store import SqlStore
+
+INBOUND = InboundRow.__table__
+NOW = datetime(2026, 11, 25, 9, 30, 15, 123456, tzinfo=UTC)
+
+
+def queued(raw: bytes, **more: object) -> dict[str, object]:
+    """The columns an inbound row must have; the rest take their defaults."""
+    return {
+        "raw": raw,
+        "intake": "smtp",
+        "received_at": NOW,
+        "size": len(raw),
+        "sha256": "0" * 64,
+        **more,
+    }
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[SqlStore]:
+    s = SqlStore.open(db_url)
+    yield s
+    s.close()
+
+
+def test_a_row_reads_back_as_sqlalchemy_writes_it_with_the_column_defaults(
+    store: SqlStore,
+) -> None:
+    values = queued(b"\x00raw\xff", source_key="a")
+    with store.transaction() as tx:
+        ours = direct.insert_row(tx.conn, INBOUND, values)
+        theirs = tx.conn.execute(
+            insert(INBOUND), {**values, "source_key": "b"}
+        ).inserted_primary_key[0]
+    with store.reading() as tx:
+        rows = {r.id: r for r in tx.conn.execute(select(INBOUND))}
+    assert ours != theirs
+    mine, reference = rows[ours]._asdict(), rows[theirs]._asdict()
+    for row in (mine, reference):
+        row.pop("id"), row.pop("source_key")
+    assert mine == reference
+    assert mine["received_at"] == NOW and mine["raw"] == b"\x00raw\xff"
+    assert mine["state"] == "queued" and mine["envelope_to"] == [] and mine["attempts"] == 0
+
+
+def test_an_update_changes_one_row_and_counts_it(store: SqlStore) -> None:
+    with store.transaction() as tx:
+        first = direct.insert_row(tx.conn, INBOUND, queued(b"1"))
+        second = direct.insert_row(tx.conn, INBOUND, queued(b"2"))
+        changes = {"state": "done", "envelope_to": ["x@y"]}
+        assert direct.update_row(tx.conn, INBOUND, first, changes) == 1
+        assert direct.update_row(tx.conn, INBOUND, 10_000, {"state": "done"}) == 0
+    with store.reading() as tx:
+        states = {r.id: (r.state, r.envelope_to) for r in tx.conn.execute(select(INBOUND))}
+    assert states == {first: ("done", ["x@y"]), second: ("queued", [])}
+
+
+def test_a_broken_constraint_is_sqlalchemys_integrity_error_and_a_savepoint_undoes_it(
+    store: SqlStore,
+) -> None:
+    values = queued(b"1", source_key="same")
+    with store.transaction() as tx:
+        direct.insert_row(tx.conn, INBOUND, values)
+        with pytest.raises(IntegrityError), tx.savepoint():
+            direct.insert_row(tx.conn, INBOUND, values)
+        direct.insert_row(tx.conn, INBOUND, {**values, "source_key": "other"})
+    with store.reading() as tx:
+        keys = sorted(r.source_key for r in tx.conn.execute(select(INBOUND)))
+    assert keys == ["other", "same"]
