@@ -6,7 +6,12 @@ started by the test.
 
 from __future__ import annotations
 
-from tests.support.flow import ingest
+from dataclasses import replace
+
+from daemon.domain import Intake
+from daemon.pipeline import prepare_many
+from daemon.ports import QueuedRaw
+from tests.support.flow import ingest, ticket
 from tests.support.mail import make_mail
 
 
@@ -90,3 +95,52 @@ def test_input_that_is_not_mail_is_quarantined_whole(app):
         [entry] = tx.inbound.entries(["quarantined"], 10)
         assert "not mail" in (entry.reason or "")
         assert tx.inbound.raw(entry.id) == garbage
+
+
+def _process_prepared(app, raw, prepared, *, escalation=False):  # type: ignore[no-untyped-def]
+    with app.store.transaction() as tx:
+        item_id = tx.inbound.add(
+            QueuedRaw(raw=raw, intake=Intake.INGEST, escalation=escalation), app.clock.now()
+        )
+    [outcome] = app.inbound.process_items([item_id], parsed={item_id: prepared})
+    return outcome
+
+
+def test_a_decision_made_ahead_counts_only_under_the_same_rules(app):
+    """Batch ingest decides in its parser process; the ticket takes that
+    decision only when the rules have not changed in between."""
+    rules = app.runtime.rules
+    raw = make_mail(subject="Printer jams", message_id="ahead-1@example.org")
+    [prepared] = prepare_many([raw], 1 << 20, rules)
+    assert prepared.decision is not None and prepared.decision.trace == ()
+    marked = replace(prepared, decision=replace(prepared.decision, group="telephony"))
+    assert ticket(app, _process_prepared(app, raw, marked).ticket).group == "telephony"
+
+    raw = make_mail(subject="Printer jams", message_id="ahead-2@example.org")
+    [prepared] = prepare_many([raw], 1 << 20, rules)
+    stale = replace(
+        prepared,
+        decision=replace(prepared.decision, group="telephony"),
+        rules_version="older-rules",
+    )
+    assert ticket(app, _process_prepared(app, raw, stale).ticket).group == "second-line"
+
+
+def test_an_escalation_is_decided_again_for_the_incident_inside(app):
+    raw = make_mail(
+        sender="sd@example.com",
+        subject="FW: Printer jams",
+        body="Please take this.\n\n---------- Forwarded message ---------\n"
+        "From: Jan <jan.kowalski@example.org>\nSubject: Printer jams\n\nIt jams.\n",
+    )
+    [prepared] = prepare_many([raw], 1 << 20, app.runtime.rules)
+    marked = replace(prepared, decision=replace(prepared.decision, group="telephony"))
+    outcome = _process_prepared(app, raw, marked, escalation=True)
+    assert ticket(app, outcome.ticket).group == "second-line"
+
+
+def test_a_reply_is_not_decided_ahead(app):
+
+    raw = make_mail(subject="Re: Printer jams", in_reply_to="earlier@example.org")
+    [prepared] = prepare_many([raw], 1 << 20, app.runtime.rules)
+    assert prepared.decision is None
