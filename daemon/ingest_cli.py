@@ -17,10 +17,9 @@ from typing import Any
 
 from daemon.domain import Intake
 from daemon.pipeline import Prepared, prepare_many
-from daemon.ports import QueuedRaw
-from daemon.rules import Rules
+from daemon.ports import OutboxItem, QueuedRaw, Transport
 from daemon.service import App
-from daemon.worker import BackgroundDelivery
+from daemon.worker import BackgroundDelivery, Delivered, deliver_batch
 
 EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
 BATCH = 200
@@ -61,39 +60,56 @@ def read_sources(paths: Sequence[str]) -> Iterator[tuple[str, bytes | None, str]
         yield path, p.read_bytes(), ""
 
 
-#: The rules the parser process decides by: set before it forks, inherited
-#: (compiled rules do not pickle, and need not: the child has them).
-_RULES: Rules | None = None
+#: The app the helper processes work for: set before they fork, inherited
+#: (compiled rules and open transports do not pickle, and need not).
+_APP: App | None = None
+_TRANSPORT: Transport | None = None  # a helper's own, made at its first batch
 
 
 def _prepare(raws: list[bytes], limit: int) -> list[Prepared]:
-    return prepare_many(raws, limit, _RULES)
+    assert _APP is not None
+    return prepare_many(raws, limit, _APP.runtime.rules)
 
 
-class _Parser:
-    """Parses the next batch, and decides the rules for its new requests, in
-    a second process while this one stores the current batch: a machine with
-    two cores then does both at once. Small runs (a pipe, one file) parse in
-    process, with no pool to start."""
+def _deliver(batch: list[OutboxItem]) -> Delivered:
+    global _TRANSPORT
+    assert _APP is not None
+    if _TRANSPORT is None:
+        _TRANSPORT = _APP.transport()
+    return deliver_batch(_TRANSPORT, _APP.settings.helpdesk.address, batch)
+
+
+class _Helpers:
+    """Two processes beside this one: one parses the next batch (and decides
+    the rules for its new requests) while this one stores the current batch,
+    the other writes the mail already made to the Maildir outbox. A machine
+    with two cores then does all three at once. Small runs (a pipe, one
+    file) do everything in process, with no helper to start."""
 
     POOL_FROM = 50
 
-    def __init__(self, max_attachment_bytes: int, rules: Rules) -> None:
-        self.limit = max_attachment_bytes
-        self.rules = rules
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.limit = app.settings.limits.max_attachment_bytes
         self.pool: concurrent.futures.ProcessPoolExecutor | None = None
 
-    def submit(self, raws: list[bytes]) -> concurrent.futures.Future[list[Any]]:
+    def parse(self, raws: list[bytes]) -> concurrent.futures.Future[list[Any]]:
         if len(raws) < self.POOL_FROM:
             done: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
-            done.set_result(prepare_many(raws, self.limit, self.rules))
+            done.set_result(prepare_many(raws, self.limit, self.app.runtime.rules))
             return done
+        return self.start().submit(_prepare, raws, self.limit)
+
+    def start(self) -> concurrent.futures.ProcessPoolExecutor:
         if self.pool is None:
-            global _RULES
-            _RULES = self.rules
+            global _APP
+            _APP = self.app
             context = multiprocessing.get_context("fork")
-            self.pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
-        return self.pool.submit(_prepare, raws, self.limit)
+            self.pool = concurrent.futures.ProcessPoolExecutor(2, mp_context=context)
+        return self.pool
+
+    def deliver(self, delivery: BackgroundDelivery) -> None:
+        delivery.hand_off(self.start(), _deliver)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -103,8 +119,8 @@ class _Parser:
 def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -> int:
     code = EX_OK
     results: list[dict[str, object]] = []
-    parser = _Parser(app.settings.limits.max_attachment_bytes, app.runtime.rules)
-    delivery = BackgroundDelivery(app.sender)
+    helpers = _Helpers(app)
+    delivery = BackgroundDelivery(app.sender)  # in line until the helpers start
     waiting: tuple[list[tuple[str, int | None]], Any] | None = None  # queued, being parsed
 
     def queue(batch: list[tuple[str, bytes]]) -> tuple[list[tuple[str, int | None]], Any] | None:
@@ -123,7 +139,7 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
                 results.append({"source": label, "outcome": "not-queued", "detail": str(exc)})
             code = EX_TEMPFAIL
             return None
-        future = parser.submit([raw for _, raw in batch])
+        future = helpers.parse([raw for _, raw in batch])
         return [(label, item_id) for (label, _), item_id in zip(batch, ids, strict=True)], future
 
     def process(queued: tuple[list[tuple[str, int | None]], Any] | None) -> None:
@@ -166,6 +182,8 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
                 continue
             batch.append((label, raw))
             if len(batch) >= BATCH:
+                if helpers.pool is None:
+                    helpers.deliver(delivery)
                 queued, batch = queue(batch), []
                 process(waiting)  # the previous batch, while this one is parsed
                 waiting = queued
@@ -176,8 +194,7 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
         process(waiting)
         sent = delivery.finish()
     finally:
-        delivery.close()
-        parser.close()
+        helpers.close()
     for line in results:
         if as_json:
             print(json.dumps(line, ensure_ascii=False))

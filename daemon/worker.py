@@ -32,6 +32,9 @@ class InboundWorker:
     """
 
     GROUP = 25
+    #: Given items (batch ingest) commit in larger groups: no SMTP client
+    #: waits on them, and each commit is an fsync.
+    ITEMS_GROUP = 100
     #: Raw bytes one group may hold in memory: a burst of 25 MB messages is
     #: taken a few at a time, not 25 at once.
     GROUP_BYTES = 64 * 1024 * 1024
@@ -136,8 +139,8 @@ class InboundWorker:
         self, item_ids: Sequence[int], parsed: Mapping[int, Any] | None = None
     ) -> list[Outcome]:
         outcomes: list[Outcome] = []
-        for start in range(0, len(item_ids), self.GROUP):
-            group = item_ids[start : start + self.GROUP]
+        for start in range(0, len(item_ids), self.ITEMS_GROUP):
+            group = item_ids[start : start + self.ITEMS_GROUP]
             outcomes.extend(o for _, o in self.process_group(group, parsed=parsed))
         return outcomes
 
@@ -236,7 +239,7 @@ class OutboxSender:
         self, transport: Transport, batch: list[OutboxItem], report: SendReport
     ) -> None:
         """Deliver the batch, make it durable once, record it in one commit."""
-        self.record(*self.deliver(transport, batch), report)
+        self.record(batch, deliver_batch(transport, self.envelope_from, batch), report)
 
     def claim(self, limit: int) -> list[OutboxItem]:
         """Lease up to `limit` due rows for this sender."""
@@ -246,39 +249,15 @@ class OutboxSender:
             tx.outbox.lease([i.id for i in batch], now + self.lease)
         return batch
 
-    def deliver(
-        self, transport: Transport, batch: list[OutboxItem]
-    ) -> tuple[list[OutboxItem], list[tuple[OutboxItem, TransportError]]]:
-        """Hand a batch to an idempotent transport and make it durable; no
-        database work, so it can run beside the pipeline."""
-        delivered: list[OutboxItem] = []
-        errors: list[tuple[OutboxItem, TransportError]] = []
-        for item in batch:
-            try:
-                transport.send(item, self.envelope_from)
-            except TransportError as exc:
-                errors.append((item, exc))
-                continue
-            delivered.append(item)
-        if delivered:
-            try:
-                transport.flush()
-            except TransportError as exc:
-                errors.extend((item, exc) for item in delivered)
-                delivered = []
-        return delivered, errors
-
-    def record(
-        self,
-        delivered: list[OutboxItem],
-        errors: list[tuple[OutboxItem, TransportError]],
-        report: SendReport,
-    ) -> None:
-        for item, exc in errors:
-            self._record_error(item, exc, report)
+    def record(self, batch: list[OutboxItem], result: Delivered, report: SendReport) -> None:
+        """Write down what `deliver_batch` did with a claimed batch."""
+        delivered, errors = result
+        by_id = {item.id: item for item in batch}
+        for item_id, message, permanent in errors:
+            self._record_error(by_id[item_id], TransportError(message, permanent=permanent), report)
         if delivered:
             with self.store.transaction() as tx:
-                tx.outbox.mark_sent([item.id for item in delivered], self.clock.now())
+                tx.outbox.mark_sent(delivered, self.clock.now())
             report.sent += len(delivered)
 
     def _record_error(self, item: OutboxItem, exc: TransportError, report: SendReport) -> None:
@@ -321,59 +300,103 @@ class OutboxSender:
                 )
 
 
+#: What became of a batch: ids delivered; (id, error, permanent) for the rest.
+Delivered = tuple[list[int], list[tuple[int, str, bool]]]
+
+
+def deliver_batch(transport: Transport, envelope_from: str, batch: list[OutboxItem]) -> Delivered:
+    """Hand a batch to an idempotent transport and make it durable. No
+    database work and a plain result, so it can run in another process."""
+    delivered: list[int] = []
+    errors: list[tuple[int, str, bool]] = []
+    for item in batch:
+        try:
+            transport.send(item, envelope_from)
+        except TransportError as exc:
+            errors.append((item.id, str(exc), exc.permanent))
+            continue
+        delivered.append(item.id)
+    if delivered:
+        try:
+            transport.flush()
+        except TransportError as exc:
+            errors.extend((item_id, str(exc), exc.permanent) for item_id in delivered)
+            delivered = []
+    return delivered, errors
+
+
 class BackgroundDelivery:
-    """Batch ingest's sender: a thread writes one claimed batch out (files of
-    a Maildir, made durable at once) while the caller processes the next
-    messages; the caller claims and records in its own short transactions, so
-    the thread never competes for the database. Transports that are not
-    idempotent (SMTP) are sent in line instead: each accepted mail has to be
-    recorded at once."""
+    """Batch ingest's sender: one claimed batch is written out elsewhere (a
+    helper process writing the files of a Maildir and making them durable)
+    while the caller processes the next messages. The caller claims and
+    records in its own short transactions, so the helper never touches the
+    database.
+
+    Without an executor, or for a transport that is not idempotent (SMTP:
+    each accepted mail has to be recorded at once), mail is sent in line.
+    """
 
     CLAIM = 1000
 
-    def __init__(self, sender: OutboxSender) -> None:
+    def __init__(
+        self,
+        sender: OutboxSender,
+        executor: concurrent.futures.Executor | None = None,
+        job: Callable[[list[OutboxItem]], Delivered] | None = None,
+    ) -> None:
         self.sender = sender
         self.report = SendReport()
-        self.transport = sender.transport_factory()
-        self.pool = (
-            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spocd-deliver")
-            if self.transport.idempotent
-            else None
-        )
-        self.pending: concurrent.futures.Future[Any] | None = None
+        self.executor: concurrent.futures.Executor | None = None
+        self.job: Callable[[list[OutboxItem]], Delivered] | None = None
+        self.pending: tuple[list[OutboxItem], concurrent.futures.Future[Delivered]] | None = None
+        if executor is not None and job is not None:
+            self.hand_off(executor, job)
+
+    def hand_off(
+        self, executor: concurrent.futures.Executor, job: Callable[[list[OutboxItem]], Delivered]
+    ) -> None:
+        """From now on `job(batch)` (running `deliver_batch` with a transport
+        of its own) delivers in `executor`, if the transport allows it."""
+        transport = self.sender.transport_factory()
+        try:
+            if transport.idempotent:
+                self.executor, self.job = executor, job
+        finally:
+            transport.close()
 
     def pump(self) -> None:
-        """Record what the thread finished; give it the next batch."""
-        if self.pool is None:
-            sent = self.sender.send_due()
-            self._add(sent)
+        """Record what the helper finished; give it the next batch."""
+        if self.executor is None or self.job is None:
+            self._add(self.sender.send_due())
             return
-        if self.pending is not None and not self.pending.done():
+        if self.pending is not None and not self.pending[1].done():
             return
         self._collect()
         batch = self.sender.claim(self.CLAIM)
         if batch:
-            self.pending = self.pool.submit(self.sender.deliver, self.transport, batch)
+            self.pending = batch, self.executor.submit(self.job, batch)
 
     def finish(self) -> SendReport:
-        """Wait for the thread, then send whatever is still due."""
+        """Wait for the helper, then send whatever is still due. Rows a
+        failure left claimed are sent by the next sender once their lease
+        ends (the same files: the transport is idempotent)."""
         self._collect()
         self._add(self.sender.send_due())
         return self.report
 
-    def close(self) -> None:
-        """Rows a failure left claimed are sent by the next sender once their
-        lease ends (the same files: the transport is idempotent)."""
-        if self.pool is not None:
-            self.pool.shutdown()
-        self.transport.close()
-
     def _collect(self) -> None:
         if self.pending is None:
             return
-        delivered, errors = self.pending.result()
+        batch, future = self.pending
         self.pending = None
-        self.sender.record(delivered, errors, self.report)
+        try:
+            result = future.result()
+        except Exception as exc:  # the helper died: its rows wait out their lease
+            log.error("delivery helper failed", extra={"error": str(exc), "rows": len(batch)})
+            self.report.deferred += len(batch)
+            self.report.errors.append(f"delivery helper failed: {exc}")
+            return
+        self.sender.record(batch, result, self.report)
 
     def _add(self, sent: SendReport) -> None:
         self.report.sent += sent.sent

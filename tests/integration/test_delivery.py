@@ -1,22 +1,39 @@
-"""Batch ingest's sender: a thread writes the files, the caller records them.
+"""Batch ingest's sender: a helper writes the files, the caller records them.
 
-The thread never touches the database; the rows it writes were leased in the
+The helper never touches the database; the rows it writes were leased in the
 caller's transaction and are marked sent in the next one, so a second sender
-(a running daemon) skips them meanwhile and nothing is delivered twice.
+(a running daemon) skips them meanwhile and nothing is delivered twice. Here
+the helper is a thread; `spocd ingest` runs it in a forked process (its
+test is in tests/e2e/test_cli.py).
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
-from daemon.worker import BackgroundDelivery
+from daemon.worker import BackgroundDelivery, deliver_batch
 from tests.support.flow import ingest
 from tests.support.mail import make_mail
+
+
+@pytest.fixture
+def helper() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(1) as executor:
+        yield executor
+
+
+def background(app: Any, helper: ThreadPoolExecutor) -> BackgroundDelivery:
+    job = partial(deliver_batch, app.transport(), app.settings.helpdesk.address)
+    return BackgroundDelivery(app.sender, helper, job)
 
 
 def queue_mail(app: Any, count: int) -> int:
@@ -36,16 +53,15 @@ def delivered_files(app: Any) -> list[Path]:
     return sorted((app.settings.outgoing.maildir / "new").iterdir())
 
 
-def test_every_claimed_mail_is_written_once_and_recorded_as_sent(app: Any) -> None:
+def test_every_claimed_mail_is_written_once_and_recorded_as_sent(
+    app: Any, helper: ThreadPoolExecutor
+) -> None:
     rows = queue_mail(app, 12)
-    delivery = BackgroundDelivery(app.sender)
-    delivery.CLAIM = 5  # several rounds: claim, write in the thread, record
-    try:
-        for _ in range(3):
-            delivery.pump()
-        report = delivery.finish()
-    finally:
-        delivery.close()
+    delivery = background(app, helper)
+    delivery.CLAIM = 5  # several rounds: claim, write in the helper, record
+    for _ in range(3):
+        delivery.pump()
+    report = delivery.finish()
     assert report.sent == rows and not report.errors
     assert outbox_states(app) == {"sent": rows}
     files = delivered_files(app)
@@ -53,32 +69,28 @@ def test_every_claimed_mail_is_written_once_and_recorded_as_sent(app: Any) -> No
     assert len({f.name.split(".")[1] for f in files}) == rows  # one file per Message-ID
 
 
-def test_rows_being_written_are_leased_so_another_sender_skips_them(app: Any) -> None:
+def test_rows_being_written_are_leased_so_another_sender_skips_them(
+    app: Any, helper: ThreadPoolExecutor
+) -> None:
     rows = queue_mail(app, 4)
-    delivery = BackgroundDelivery(app.sender)
-    try:
-        delivery.pump()
-        assert app.sender.send_due().sent == 0  # the daemon's sender finds them leased
-        report = delivery.finish()
-    finally:
-        delivery.close()
+    delivery = background(app, helper)
+    delivery.pump()
+    assert app.sender.send_due().sent == 0  # the daemon's sender finds them leased
+    report = delivery.finish()
     assert report.sent == rows
     assert len(delivered_files(app)) == rows
 
 
 def test_a_failed_write_defers_the_rows_and_a_later_send_delivers_each_once(
-    app: Any, clock: Any
+    app: Any, clock: Any, helper: ThreadPoolExecutor
 ) -> None:
     rows = queue_mail(app, 3)
     new = app.settings.outgoing.maildir / "new"
-    delivery = BackgroundDelivery(app.sender)
+    delivery = background(app, helper)
     shutil.rmtree(new)
     new.write_text("not a folder")  # every rename into new/ fails
-    try:
-        delivery.pump()
-        report = delivery.finish()
-    finally:
-        delivery.close()
+    delivery.pump()
+    report = delivery.finish()
     assert report.sent == 0 and report.deferred == rows
     assert all("maildir" in error for error in report.errors)
     assert outbox_states(app) == {"pending": rows}
@@ -89,13 +101,32 @@ def test_a_failed_write_defers_the_rows_and_a_later_send_delivers_each_once(
     assert len(delivered_files(app)) == rows
 
 
-def test_smtp_is_sent_in_line_each_mail_recorded_at_once(relay_app: Any, relay: Any) -> None:
+def test_smtp_is_sent_in_line_each_mail_recorded_at_once(
+    relay_app: Any, relay: Any, helper: ThreadPoolExecutor
+) -> None:
     rows = queue_mail(relay_app, 3)
-    delivery = BackgroundDelivery(relay_app.sender)
-    try:
-        delivery.pump()  # no thread for a transport that is not idempotent
-        assert len(relay.caught) == rows
-        assert outbox_states(relay_app) == {"sent": rows}
-        assert delivery.finish().sent == rows
-    finally:
-        delivery.close()
+    delivery = background(relay_app, helper)
+    assert delivery.executor is None  # no helper for a transport that is not idempotent
+    delivery.pump()
+    assert len(relay.caught) == rows
+    assert outbox_states(relay_app) == {"sent": rows}
+    assert delivery.finish().sent == rows
+
+
+def test_a_helper_that_dies_leaves_its_rows_to_the_next_sender_once_the_lease_ends(
+    app: Any, clock: Any, helper: ThreadPoolExecutor
+) -> None:
+    rows = queue_mail(app, 3)
+
+    def dies(batch: list[Any]) -> Any:
+        raise RuntimeError("killed")
+
+    delivery = BackgroundDelivery(app.sender, helper, dies)
+    delivery.pump()
+    report = delivery.finish()
+    assert report.sent == 0 and report.deferred == rows
+    assert "delivery helper failed: killed" in report.errors
+    assert app.sender.send_due().sent == 0  # still leased
+    clock.advance(app.sender.lease)
+    assert app.sender.send_due().sent == rows
+    assert len(delivered_files(app)) == rows
