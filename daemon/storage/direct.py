@@ -1,17 +1,19 @@
-"""The pipeline's row writes, run on the driver's cursor.
+"""The pipeline's hot statements, run on the driver's cursor.
 
-A message writes a dozen rows; through `Connection.execute` most of each
-write's time goes to SQLAlchemy's per-call work (cache keys, execution
-contexts, result objects), not to the database. Here each (table, columns)
-shape is compiled by SQLAlchemy once per dialect, with the columns' own bind
-processors, and then run straight on the DBAPI cursor of the same connection,
-inside the same transaction and savepoints. Driver errors are raised as
-SQLAlchemy's, so callers catch what they caught before.
+A message runs a dozen statements; through `Connection.execute` most of each
+one's time goes to SQLAlchemy's per-call work (cache keys, execution
+contexts, result objects), not to the database. Here each statement (or
+each (table, columns) shape of a row write) is compiled by SQLAlchemy once
+per dialect, with its parameters' own bind processors, and then run straight
+on the DBAPI cursor of the same connection, inside the same transaction and
+savepoints. Driver errors are raised as SQLAlchemy's, so callers catch what
+they caught before. Rows come back as the driver gives them: `fetch` is only
+for results that need no conversion (numbers, text).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,7 @@ class _Shape:
 
 
 _SHAPES: dict[tuple[str, str, str, tuple[str, ...]], _Shape] = {}
+_STATEMENTS: dict[tuple[str, int], tuple[Any, _Shape]] = {}
 
 
 def insert_row(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
@@ -55,22 +58,94 @@ def update_row(conn: Connection, table: Table, pk: int, values: Mapping[str, Any
         cursor.close()
 
 
-def _run(conn: Connection, shape: _Shape, values: Mapping[str, Any]) -> Any:
-    row = dict(values)
-    for name, make in shape.defaults.items():
-        row[name] = make()
-    for name, process in shape.processors.items():
-        row[name] = process(row[name])
-    params: Any = tuple(row[n] for n in shape.names) if shape.positional else row
+def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT rows of one shape in one executemany."""
+    if rows:
+        shape = _shape(conn.dialect, table, "insert-many", tuple(rows[0]))
+        _run(conn, shape, rows[0], rows).close()
+
+
+def execute(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> int:
+    """Run a prepared statement (a module constant); rows it changed."""
+    cursor = _run(conn, _statement(conn.dialect, stmt), params)
+    try:
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
+def fetch(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Run a prepared SELECT whose columns need no conversion; its rows."""
+    cursor = _run(conn, _statement(conn.dialect, stmt), params)
+    try:
+        return [tuple(row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def statement(conn: Connection, sql: str) -> None:
+    """A statement without parameters (SAVEPOINT and the like)."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(shape.sql, params)
+        cursor.execute(sql)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(
+            sql, (), exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+        ) from exc
+    finally:
+        cursor.close()
+
+
+def _params(shape: _Shape, values: Mapping[str, Any]) -> Any:
+    row = dict(values)
+    for name, make in shape.defaults.items():
+        if name not in row:
+            row[name] = make()
+    for name, process in shape.processors.items():
+        row[name] = process(row[name])
+    return tuple(row[n] for n in shape.names) if shape.positional else row
+
+
+def _run(
+    conn: Connection,
+    shape: _Shape,
+    values: Mapping[str, Any],
+    many: Sequence[Mapping[str, Any]] | None = None,
+) -> Any:
+    params: Any = [_params(shape, v) for v in many] if many is not None else _params(shape, values)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if many is not None:
+            cursor.executemany(shape.sql, params)
+        else:
+            cursor.execute(shape.sql, params)
     except conn.dialect.loaded_dbapi.Error as exc:
         cursor.close()
         raise DBAPIError.instance(
             shape.sql, params, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
         ) from exc
     return cursor
+
+
+def _statement(dialect: Dialect, stmt: Any) -> _Shape:
+    found = _STATEMENTS.get((dialect.name, id(stmt)))
+    if found is None or found[0] is not stmt:
+        compiled = stmt.compile(dialect=dialect)
+        processors = {}
+        defaults: dict[str, Callable[[], Any]] = {}
+        for name, bind in compiled.binds.items():
+            if bind.expanding:
+                raise ValueError(f"{name}: expanding parameters are not prepared")
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                processors[name] = process
+            if not bind.required:
+                defaults[name] = lambda value=bind.effective_value: value
+        positional = bool(dialect.positional)
+        names = tuple(compiled.positiontup or ()) if positional else tuple(compiled.binds)
+        shape = _Shape(str(compiled), names, positional, processors, defaults, False)
+        found = _STATEMENTS[(dialect.name, id(stmt))] = (stmt, shape)
+    return found[1]
 
 
 def _shape(dialect: Dialect, table: Table, kind: str, keys: tuple[str, ...]) -> _Shape:
@@ -84,7 +159,7 @@ def _shape(dialect: Dialect, table: Table, kind: str, keys: tuple[str, ...]) -> 
 def _compile(dialect: Dialect, table: Table, kind: str, keys: tuple[str, ...]) -> _Shape:
     columns = {c.key: c for c in table.columns}
     defaults: dict[str, Callable[[], Any]] = {}
-    if kind == "insert":
+    if kind.startswith("insert"):
         for key, column in columns.items():
             if key in keys or column.default is None or column.primary_key:
                 continue
@@ -98,9 +173,9 @@ def _compile(dialect: Dialect, table: Table, kind: str, keys: tuple[str, ...]) -
     written = (*keys, *defaults)
     binds = {k: bindparam(k, type_=columns[k].type) for k in written}
     returning = False
-    if kind == "insert":
+    if kind.startswith("insert"):
         stmt: Any = insert(table).values(binds)
-        if dialect.name != "sqlite":  # SQLite gives the key as lastrowid
+        if kind == "insert" and dialect.name != "sqlite":  # SQLite gives lastrowid
             stmt = stmt.returning(table.c.id)
             returning = True
     else:

@@ -52,19 +52,6 @@ SETTINGS = Setting.__table__
 ADDRESSES = AddressRow.__table__
 
 
-_INSERTS: dict[str, Any] = {}
-_UPDATES: dict[str, Any] = {}
-
-
-def _insert_stmt(table: Any) -> Any:
-    """One INSERT per table, reused: its compiled form is cached once, where
-    building a statement per call would cost more than running it."""
-    stmt = _INSERTS.get(table.name)
-    if stmt is None:
-        stmt = _INSERTS[table.name] = insert(table)
-    return stmt
-
-
 #: Tickets are read with their message count, counted by the messages index.
 _MESSAGE_COUNT = (
     select(func.count())
@@ -97,6 +84,11 @@ _AUTOMATIC_BUDGET = select(
     )
     .scalar_subquery()
     .label("sent"),
+)
+_CLEAR_ADDRESS = (
+    update(ADDRESSES)
+    .where(ADDRESSES.c.address == bindparam("address"))
+    .values(failing_since=None, failure=None)
 )
 _TIMERS_OF_TICKET = (
     select(TIMERS).where(TIMERS.c.ticket_id == bindparam("ticket")).order_by(TIMERS.c.id)
@@ -461,7 +453,8 @@ class SqlMessages(_Repo):
         )
 
     def ticket_of(self, message_id: str) -> int | None:
-        return self.conn.execute(_TICKET_OF_MESSAGE, {"mid": message_id}).scalar()
+        rows = direct.fetch(self.conn, _TICKET_OF_MESSAGE, {"mid": message_id})
+        return int(rows[0][0]) if rows else None
 
     def exists(self, message_id: str) -> bool:
         return self.ticket_of(message_id) is not None
@@ -624,8 +617,10 @@ class SqlOutbox(_Repo):
         ).scalar_one()
 
     def automatic_budget(self, address: str, since: datetime) -> tuple[bool, int]:
-        row = self.conn.execute(_AUTOMATIC_BUDGET, {"rcpt": address.lower(), "since": since}).one()
-        return bool(row.failing), int(row.sent)
+        [(failing, sent)] = direct.fetch(
+            self.conn, _AUTOMATIC_BUDGET, {"rcpt": address.lower(), "since": since}
+        )
+        return bool(failing), int(sent)
 
 
 class SqlTimers(_Repo):
@@ -658,21 +653,14 @@ class SqlTimers(_Repo):
         self, ticket_number: int, timers: Sequence[tuple[str, str, datetime, dict[str, Any]]]
     ) -> None:
         """New timers in one statement (the caller knows none of them exists)."""
-        if timers:
-            self.conn.execute(
-                _insert_stmt(TIMERS),
-                [
-                    dict(
-                        ticket_id=ticket_number,
-                        kind=kind,
-                        key=key,
-                        due_at=due_at,
-                        detail=detail,
-                        done_at=None,
-                    )
-                    for kind, key, due_at, detail in timers
-                ],
-            )
+        direct.insert_rows(
+            self.conn,
+            TIMERS,
+            [
+                dict(ticket_id=ticket_number, kind=kind, key=key, due_at=due_at, detail=detail)
+                for kind, key, due_at, detail in timers
+            ],
+        )
 
     def move(self, timer_id: int, due_at: datetime, detail: dict[str, Any]) -> None:
         self._update(TIMERS, timer_id, {"due_at": due_at, "detail": detail})
@@ -793,8 +781,4 @@ class SqlAddresses(_Repo):
         )
 
     def clear(self, address: str) -> None:
-        self.conn.execute(
-            update(ADDRESSES)
-            .where(ADDRESSES.c.address == address.lower())
-            .values(failing_since=None, failure=None)
-        )
+        direct.execute(self.conn, _CLEAR_ADDRESS, {"address": address.lower()})

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from daemon.storage import direct
@@ -80,3 +80,44 @@ def test_a_broken_constraint_is_sqlalchemys_integrity_error_and_a_savepoint_undo
     with store.reading() as tx:
         keys = sorted(r.source_key for r in tx.conn.execute(select(INBOUND)))
     assert keys == ["other", "same"]
+
+
+def test_prepared_statements_take_their_literal_values_and_count_what_they_change(
+    store: SqlStore,
+) -> None:
+    stmt = (
+        select(INBOUND.c.id)
+        .where(INBOUND.c.state == "queued", INBOUND.c.intake == bindparam("intake"))
+        .order_by(INBOUND.c.id)
+    )
+    finish = update(INBOUND).where(INBOUND.c.id == bindparam("item")).values(state="done")
+    with store.transaction() as tx:
+        direct.insert_rows(
+            tx.conn, INBOUND, [queued(b"1"), queued(b"2"), queued(b"3", intake="imap")]
+        )
+        smtp = [row[0] for row in direct.fetch(tx.conn, stmt, {"intake": "smtp"})]
+        assert len(smtp) == 2
+        assert direct.execute(tx.conn, finish, {"item": smtp[0]}) == 1
+        assert direct.fetch(tx.conn, stmt, {"intake": "smtp"}) == [(smtp[1],)]
+    with store.reading() as tx:
+        rows = list(tx.conn.execute(select(INBOUND).order_by(INBOUND.c.id)))
+    assert [(r.state, r.attempts, r.envelope_to) for r in rows] == [
+        ("done", 0, []),
+        ("queued", 0, []),
+        ("queued", 0, []),
+    ]
+
+
+def test_a_savepoint_undoes_only_its_own_block(store: SqlStore) -> None:
+    with store.transaction() as tx:
+        direct.insert_row(tx.conn, INBOUND, queued(b"kept", source_key="kept"))
+        with pytest.raises(RuntimeError), tx.savepoint():
+            direct.insert_row(tx.conn, INBOUND, queued(b"undone", source_key="undone"))
+            with tx.savepoint():
+                direct.insert_row(tx.conn, INBOUND, queued(b"inner", source_key="inner"))
+            raise RuntimeError("the message failed")
+        with tx.savepoint():
+            direct.insert_row(tx.conn, INBOUND, queued(b"after", source_key="after"))
+    with store.reading() as tx:
+        keys = sorted(r.source_key for r in tx.conn.execute(select(INBOUND)))
+    assert keys == ["after", "kept"]
