@@ -168,6 +168,7 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
         delivery.pump()
 
     batch: list[tuple[str, bytes]] = []
+    limit = _Helpers.POOL_FROM  # small at first: the first batch is parsed while nothing else runs
     try:
         for label, raw, problem in read_sources(paths):
             if raw is None:
@@ -181,7 +182,8 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
                 code = EX_DATAERR if code == EX_OK else code
                 continue
             batch.append((label, raw))
-            if len(batch) >= BATCH:
+            if len(batch) >= limit:
+                limit = min(2 * limit, BATCH)
                 if helpers.pool is None:
                     helpers.deliver(delivery)
                 queued, batch = queue(batch), []

@@ -247,6 +247,12 @@ def next_business_moment(cal: Calendar, moment: datetime) -> datetime:
     raise AssertionError("unreachable: an open-ended walk yields or raises")
 
 
+# Memoised (add_seconds, add_business, business_seconds): pure functions of
+# hashable values, and tickets opened together share their creation moment,
+# so a batch of them asks the same few questions again and again.
+
+
+@lru_cache(maxsize=4096)
 def add_seconds(cal: Calendar, start: datetime, seconds: float) -> datetime:
     """The moment `seconds` of business time after `start`.
 
@@ -295,6 +301,7 @@ def _clamp(intervals: list[_Interval], moment: datetime) -> datetime:
     return best
 
 
+@lru_cache(maxsize=4096)
 def add_business(cal: Calendar, start: datetime, duration: Duration) -> datetime:
     """The deadline `duration` of business time after `start`.
 
@@ -319,6 +326,7 @@ def add_business(cal: Calendar, start: datetime, duration: Duration) -> datetime
     return moment
 
 
+@lru_cache(maxsize=4096)
 def business_seconds(cal: Calendar, start: datetime, end: datetime) -> float:
     """Business time between two moments in seconds; 0 when `end` <= `start`."""
     start, end = _utc(start), _utc(end)

@@ -34,7 +34,7 @@ class InboundWorker:
     GROUP = 25
     #: Given items (batch ingest) commit in larger groups: no SMTP client
     #: waits on them, and each commit is an fsync.
-    ITEMS_GROUP = 100
+    ITEMS_GROUP = 200
     #: Raw bytes one group may hold in memory: a burst of 25 MB messages is
     #: taken a few at a time, not 25 at once.
     GROUP_BYTES = 64 * 1024 * 1024
