@@ -8,6 +8,7 @@ English, so adding a language can be done one template at a time.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +34,12 @@ KINDS = (
     "escalation_notice",
     "status_update",
 )
+
+
+@lru_cache(maxsize=1024)
+def _local_time(value: datetime, zone: ZoneInfo) -> str:
+    """Memoised: tickets opened together share their deadlines."""
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 class TemplateRenderer:
@@ -64,7 +71,7 @@ class TemplateRenderer:
     def _when(self, value: datetime | None) -> str:
         if value is None:
             return "-"
-        return value.astimezone(self.zone).strftime("%Y-%m-%d %H:%M %Z")
+        return _local_time(value, self.zone)
 
     def _templates(self, language: str, name: str) -> tuple[Template, Template, Template]:
         found = self._loaded.get((language, name))
