@@ -241,13 +241,28 @@ class OutboxSender:
         """Deliver the batch, make it durable once, record it in one commit."""
         self.record(batch, deliver_batch(transport, self.envelope_from, batch), report)
 
-    def claim(self, limit: int) -> list[OutboxItem]:
-        """Lease up to `limit` due rows for this sender."""
+    def claim(
+        self,
+        limit: int,
+        report: SendReport,
+        done: tuple[list[OutboxItem], Delivered] | None = None,
+    ) -> list[OutboxItem]:
+        """Lease up to `limit` due rows for this sender; in the same commit,
+        record what `deliver_batch` did with the batch claimed before."""
         now = self.clock.now()
+        failed: list[tuple[OutboxItem, TransportError]] = []
         with self.store.transaction() as tx:
-            batch = tx.outbox.due(now, limit)
-            tx.outbox.lease([i.id for i in batch], now + self.lease)
-        return batch
+            if done is not None:
+                batch, (delivered, errors) = done
+                by_id = {item.id: item for item in batch}
+                failed = [(by_id[i], TransportError(m, permanent=p)) for i, m, p in errors]
+                tx.outbox.mark_sent(delivered, now)
+                report.sent += len(delivered)
+            claimed = tx.outbox.due(now, limit)
+            tx.outbox.lease([i.id for i in claimed], now + self.lease)
+        for item, exc in failed:
+            self._record_error(item, exc, report)
+        return claimed
 
     def record(self, batch: list[OutboxItem], result: Delivered, report: SendReport) -> None:
         """Write down what `deliver_batch` did with a claimed batch."""
@@ -371,8 +386,8 @@ class BackgroundDelivery:
             return
         if self.pending is not None and not self.pending[1].done():
             return
-        self._collect()
-        batch = self.sender.claim(self.CLAIM)
+        done = self._result()
+        batch = self.sender.claim(self.CLAIM, self.report, done)
         if batch:
             self.pending = batch, self.executor.submit(self.job, batch)
 
@@ -385,18 +400,25 @@ class BackgroundDelivery:
         return self.report
 
     def _collect(self) -> None:
+        done = self._result()
+        if done is not None:
+            self.sender.record(*done, self.report)
+
+    def _result(self) -> tuple[list[OutboxItem], Delivered] | None:
+        """The batch in the helper's hands and what became of it (waiting for
+        it), or None when there is none or the helper died: then its rows
+        wait out their lease."""
         if self.pending is None:
-            return
+            return None
         batch, future = self.pending
         self.pending = None
         try:
-            result = future.result()
-        except Exception as exc:  # the helper died: its rows wait out their lease
+            return batch, future.result()
+        except Exception as exc:
             log.error("delivery helper failed", extra={"error": str(exc), "rows": len(batch)})
             self.report.deferred += len(batch)
             self.report.errors.append(f"delivery helper failed: {exc}")
-            return
-        self.sender.record(batch, result, self.report)
+            return None
 
     def _add(self, sent: SendReport) -> None:
         self.report.sent += sent.sent

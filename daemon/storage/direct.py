@@ -15,11 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+
+from daemon.storage.models import UTCDateTime
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +139,7 @@ def _statement(dialect: Dialect, stmt: Any) -> _Shape:
         for name, bind in compiled.binds.items():
             if bind.expanding:
                 raise ValueError(f"{name}: expanding parameters are not prepared")
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            process = _processor(bind.type, dialect)
             if process is not None:
                 processors[name] = process
             if not bind.required:
@@ -183,9 +186,26 @@ def _compile(dialect: Dialect, table: Table, kind: str, keys: tuple[str, ...]) -
     compiled = stmt.compile(dialect=dialect)
     processors = {}
     for key in written:
-        process = columns[key].type.dialect_impl(dialect).bind_processor(dialect)
+        process = _processor(columns[key].type, dialect)
         if process is not None:
             processors[key] = process
     positional = bool(dialect.positional)
     names = tuple(compiled.positiontup or ()) if positional else written
     return _Shape(str(compiled), names, positional, processors, defaults, returning)
+
+
+def _processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The type's own bind processor; for our UTC datetimes on SQLite, the
+    same stored text (`2026-11-25 09:30:15.123456`) written by C's isoformat
+    instead of SQLAlchemy's %-formatting: a message writes a dozen of them."""
+    if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
+        return _sqlite_datetime
+    return type_.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
+
+
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the database")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

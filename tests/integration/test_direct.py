@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from daemon.storage import direct
-from daemon.storage.models import InboundRow
+from daemon.storage.models import InboundRow, UTCDateTime
 from daemon.storage.store import SqlStore
 
 INBOUND = InboundRow.__table__
@@ -121,3 +122,19 @@ def test_a_savepoint_undoes_only_its_own_block(store: SqlStore) -> None:
     with store.reading() as tx:
         keys = sorted(r.source_key for r in tx.conn.execute(select(INBOUND)))
     assert keys == ["after", "kept"]
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 25, 9, 30, 15, 123456, tzinfo=UTC),
+        datetime(2026, 3, 29, 3, 0, tzinfo=timezone(timedelta(hours=2))),
+        datetime(999, 1, 1, tzinfo=UTC),
+        None,
+    ],
+)
+def test_datetimes_are_stored_as_sqlalchemys_own_sqlite_text(moment: datetime | None) -> None:
+    dialect = sqlite.dialect()
+    theirs = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert theirs is not None
+    assert direct._processor(UTCDateTime(), dialect)(moment) == theirs(moment)

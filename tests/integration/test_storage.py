@@ -186,7 +186,7 @@ def test_every_migration_walks_down_and_back_up(db_url: str) -> None:
     engine = store.engine
     try:
         head = migrate.head_revision(engine)
-        assert migrate.HEAD == head  # what every start compares the database with
+        assert head == migrate.HEAD  # what every start compares the database with
         migrate.downgrade(engine, "base")
         assert migrate.current_revision(engine) is None
         assert not set(inspect(engine).get_table_names()) & set(Base.metadata.tables)
