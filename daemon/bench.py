@@ -1,12 +1,14 @@
 """`spocd bench`: a synthetic mail load through the real code, measured.
 
 Modes (each in a fresh temporary folder and database, so figures compare):
-- ingest: `spocd ingest` of a Maildir as one process, end to end (queue,
-  pipeline, acknowledgement written to the Maildir outbox);
+- ingest: `spocd ingest` of a Maildir, end to end (queue, pipeline, the
+  acknowledgements and group notices written to the Maildir outbox and
+  made durable), timed from the start of the command to its exit;
 - pipe:   `spocd ingest --queue-only -` once per message, as an MTA pipe runs it;
 - smtp:   `spocd run` as a process, 16 clients sending over SMTP; counts the
   250s (each after a durable commit) per second.
-Peak memory is the largest resident set of the measured process.
+Peak memory is the largest resident set of the measured process (or of its
+helper processes, whichever is larger).
 """
 
 from __future__ import annotations

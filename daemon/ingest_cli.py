@@ -1,7 +1,9 @@
 """`spocd ingest`: queue each message durably, process it, send what results.
 
 Sources: an .eml file, `-` (stdin, the MTA pipe), an mbox file, a Maildir.
-One line per message names the ticket it went to, or why none.
+One line per message names the ticket it went to, or why none. Past the
+first few dozen messages two forked helpers join: one parses ahead, one
+writes the outgoing mail, while this process runs the pipeline.
 """
 
 from __future__ import annotations
