@@ -207,10 +207,12 @@ def _sla(tx: Tx, rt: Runtime, ticket: Ticket, plan: slaclock.PlannedTimer, now: 
             priority=ticket.priority,
         )
         return f"sla_{event}s" if event == "warning" else "sla_breaches"
-    index = int(detail["step"])
-    if index >= len(rt.rules.escalation):
-        return "skipped"  # the ladder changed under a stored timer
-    escalate(tx, rt, ticket, target, index, rt.rules.escalation[index], now)
+    share = float(detail["share"])
+    found = [(i, s) for i, s in enumerate(rt.rules.escalation) if s.share == share]
+    if not found:
+        return "skipped"  # the step left the ladder after its timer was stored
+    [(index, step)] = found
+    escalate(tx, rt, ticket, target, index, step, now)
     return "escalations"
 
 

@@ -13,8 +13,10 @@ timers that follow from it:
 
 - kind `sla`, per live target (`response` until the first response,
   `resolution` until resolved): `<target>:warning` at WARN_SHARE of the
-  target, `<target>:breach` at its deadline, and `<target>:<i>` for step i of
-  the escalation ladder;
+  target, `<target>:breach` at its deadline, and `<target>:<share>%` for the
+  ladder's step at that share (`resolution:75%`): keyed by share, not by
+  position, so a step added to or removed from rules.yaml never makes another
+  step fire twice;
 - kind `update`, keyed by the moment the requester last heard from us: the
   next scheduled status update.
 
@@ -200,6 +202,11 @@ def utc_iso(moment: datetime) -> str:
 # --- timers --------------------------------------------------------------------
 
 
+def step_key(share: float) -> str:
+    """A ladder step's part of its timer key: `75%`, `87.5%`, `150%`."""
+    return f"{share * 100:g}%"
+
+
 def target_due(ticket: Ticket, target: str) -> datetime | None:
     return ticket.first_response_due if target == "response" else ticket.resolution_due
 
@@ -309,7 +316,7 @@ def plan_timers(
             (f"{target}:warning", WARN_SHARE, {"event": "warning"}),
             (f"{target}:breach", 1.0, {"event": "breach"}),
             *(
-                (f"{target}:{i}", step.share, {"step": i})
+                (f"{target}:{step_key(step.share)}", step.share, {"step": i})
                 for i, step in enumerate(rules.escalation)
             ),
         ]

@@ -455,13 +455,45 @@ def test_a_step_that_raises_the_priority_retargets_the_ticket(
             fired = {t.key: t.due_at for t in tx.timers.of_ticket(1) if t.done_at}
         # fired in the same sweep as the raise, and kept as they fired
         assert fired["response:warning"] == at("2026-11-25 13:00")
-        assert fired["response:0"] == at("2026-11-25 14:00")
+        assert fired["response:100%"] == at("2026-11-25 14:00")
         assert tick(app, "2026-11-25 14:00").jobs == {}
         # the resolution's 100% step now comes at the P2 deadline
         later = tick(app, "2026-11-26 09:00").jobs
         assert (later["sla_breaches"], later["escalations"]) == (1, 1)
         assert view(app)["priority"] == "P1"
         assert steps(app) == [("response", 0), ("resolution", 0)]
+    finally:
+        app.close()
+
+
+def test_a_step_added_to_the_ladder_never_makes_another_step_fire_twice(
+    tmp_path: Path, db_url: str, relay: Relay, clock: ManualClock
+) -> None:
+    """Step timers are keyed by share: after a step is put in front of the
+    ladder, the stored 100% timer still fires the 100% step (keyed by
+    position, it would have fired the 75% step a second time)."""
+    text = RULES.read_text(encoding="utf-8")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(text, encoding="utf-8")
+    app = App(desk_settings_for(tmp_path, db_url, relay, rules), clock)
+
+    def shares() -> list[float]:
+        return [e.detail["share"] for e in events(app, "sla_escalation")]
+
+    try:
+        open_ticket(app)  # P2: response due 11:00
+        tick(app, "2026-11-25 10:50")
+        assert shares() == [0.75]
+        rules.write_text(
+            text.replace("escalation:\n", "escalation:\n  - {at: 50%, notify: [group_lead]}\n"),
+            encoding="utf-8",
+        )
+        app.reload()
+        assert [s.share for s in app.runtime.rules.escalation] == [0.5, 0.75, 1.0, 1.5]
+        tick(app, "2026-11-25 11:00")
+        assert shares() == [0.75, 1.0]
+        tick(app, "2026-11-25 11:30")
+        assert shares() == [0.75, 1.0, 1.5]
     finally:
         app.close()
 
@@ -521,7 +553,7 @@ def test_a_failing_step_is_postponed_and_blocks_nothing(desk: App, relay: Relay)
     assert steps(desk, number=1) == []
     assert steps(desk, number=2) == [("response", 0)]
     with desk.store.reading() as tx:
-        [stuck] = [t for t in tx.timers.pending(1) if t.key == "response:0"]
+        [stuck] = [t for t in tx.timers.pending(1) if t.key == "response:75%"]
     assert stuck.due_at == at("2026-11-25 10:50")
     assert stuck.detail["failures"] == 1
     assert "template exploded" in stuck.detail["last_error"]

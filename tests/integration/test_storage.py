@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect
 
 from daemon.domain import (
     Attachment,
@@ -20,7 +20,7 @@ from daemon.domain import (
 )
 from daemon.ports import QueuedRaw
 from daemon.storage import migrate
-from daemon.storage.models import Base
+from daemon.storage.models import Base, TimerRow
 from daemon.storage.store import SqlStore
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -193,6 +193,52 @@ def test_every_migration_walks_down_and_back_up(db_url: str) -> None:
         migrate.upgrade(engine)
         assert migrate.current_revision(engine) == head
         assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
+    finally:
+        store.close()
+
+
+def test_step_timers_keyed_by_position_are_keyed_by_share_after_the_upgrade(db_url: str) -> None:
+    """Migration 0002; an older ladder may have left two timers at one share,
+    and the one that fired is the one kept."""
+    store = SqlStore.open(db_url)
+    engine = store.engine
+    try:
+        with store.transaction() as tx:
+            number = tx.tickets.create(new_ticket()).number
+        migrate.downgrade(engine, "0001")
+        old = [
+            ("resolution:0", {"share": 0.75, "step": 0}, NOW),
+            ("resolution:1", {"share": 1.0, "step": 1}, None),
+            ("response:0", {"share": 0.75, "step": 0}, None),
+            ("response:1", {"share": 0.75, "step": 1}, NOW),
+            ("response:warning", {"share": 0.75, "event": "warning"}, NOW),
+        ]
+        with store.transaction() as tx:
+            for key, detail, done_at in old:
+                tx.conn.execute(
+                    insert(TimerRow.__table__),
+                    {"ticket_id": number, "kind": "sla", "key": key, "due_at": NOW}
+                    | {"detail": detail, "done_at": done_at},
+                )
+
+        def keys() -> set[tuple[str, bool]]:
+            with store.reading() as tx:
+                return {(t.key, t.done_at is not None) for t in tx.timers.of_ticket(number)}
+
+        migrate.upgrade(engine)
+        assert keys() == {
+            ("resolution:75%", True),
+            ("resolution:100%", False),
+            ("response:75%", True),
+            ("response:warning", True),
+        }
+        migrate.downgrade(engine, "0001")
+        assert keys() == {
+            ("resolution:0", True),
+            ("resolution:1", False),
+            ("response:1", True),
+            ("response:warning", True),
+        }
     finally:
         store.close()
 

@@ -72,15 +72,15 @@ def test_a_new_p2_ticket_gets_every_step_of_both_targets_and_an_update(rules: Ru
         # response 1h: due 11:00; 75% = 45 min; 150% = 30 min past due
         "response:warning": "Wed 10:45",
         "response:breach": "Wed 11:00",
-        "response:0": "Wed 10:45",
-        "response:1": "Wed 11:00",
-        "response:2": "Wed 11:30",
+        "response:75%": "Wed 10:45",
+        "response:100%": "Wed 11:00",
+        "response:150%": "Wed 11:30",
         # resolution 8h: 7h on Wednesday and 1h on Thursday; 75% = 6h; 150% = due + 4h
         "resolution:warning": "Wed 16:00",
         "resolution:breach": "Thu 09:00",
-        "resolution:0": "Wed 16:00",
-        "resolution:1": "Thu 09:00",
-        "resolution:2": "Thu 13:00",
+        "resolution:75%": "Wed 16:00",
+        "resolution:100%": "Thu 09:00",
+        "resolution:150%": "Thu 13:00",
         # 4h of business time after the acknowledgement
         "update": "Wed 14:00",
     }
@@ -90,9 +90,9 @@ def test_a_friday_evening_ticket_escalates_on_monday_morning_not_at_night(rules:
     ticket = new_ticket(rules, "2026-11-27 16:30")
     got = planned(ticket, rules)
     # 30 minutes on Friday, the rest from Monday 08:00
-    assert got["response:0"] == "Mon 08:15"
+    assert got["response:75%"] == "Mon 08:15"
     assert got["response:breach"] == "Mon 08:30"
-    assert got["response:2"] == "Mon 09:00"
+    assert got["response:150%"] == "Mon 09:00"
     assert got["update"] == "Mon 11:30"
     policy = rules.sla["P2"]
     for p in slaclock.plan_timers(ticket, rules):
@@ -121,12 +121,12 @@ def test_no_timers_while_paused_or_once_no_longer_open(
 def test_the_first_response_ends_the_response_ladder(rules: Rules) -> None:
     ticket = new_ticket(rules, "2026-11-25 10:00", first_responded_at=w("2026-11-25 10:20"))
     assert not [k for k in planned(ticket, rules) if k.startswith("response")]
-    assert "resolution:2" in planned(ticket, rules)
+    assert "resolution:150%" in planned(ticket, rules)
 
 
 def test_plan_can_be_asked_for_one_timer(rules: Rules) -> None:
     ticket = new_ticket(rules, "2026-11-25 10:00")
-    [one] = slaclock.plan_timers(ticket, rules, only=(slaclock.SLA, "resolution:1"))
+    [one] = slaclock.plan_timers(ticket, rules, only=(slaclock.SLA, "resolution:100%"))
     assert one.detail == {
         "target": "resolution",
         "due": ticket.resolution_due.isoformat(),  # type: ignore[union-attr]
@@ -152,10 +152,10 @@ def test_pause_and_resume_move_deadlines_and_steps_by_the_business_time_paused(
     assert ticket.resolution_due == w("2026-11-26 12:00")
     got = planned(ticket, rules)
     # 15 minutes ran before the pause, 30 more after it make 75% of 1h
-    assert got["response:0"] == "Wed 13:45"
-    assert got["response:2"] == "Wed 14:30"
+    assert got["response:75%"] == "Wed 13:45"
+    assert got["response:150%"] == "Wed 14:30"
     # 6h of running time: 15 min before, 5h45 after 13:15 -> 3h45 today + 2h tomorrow
-    assert got["resolution:0"] == "Thu 10:00"
+    assert got["resolution:75%"] == "Thu 10:00"
     # the requester just answered: the update interval counts from the resume
     assert got["update"] == "Thu 08:15"
 
@@ -178,7 +178,7 @@ def test_a_pause_after_the_deadline_does_not_undo_the_breach(rules: Rules) -> No
     ticket.status = Status.IN_PROGRESS
     slaclock.align_clock(ticket, rules, w("2026-11-25 15:30"))
     assert ticket.first_response_due == w("2026-11-25 11:00")
-    assert planned(ticket, rules)["response:2"] == "Wed 11:30"
+    assert planned(ticket, rules)["response:150%"] == "Wed 11:30"
 
 
 def test_a_new_priority_retargets_from_creation(rules: Rules) -> None:
