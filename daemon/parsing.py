@@ -52,6 +52,9 @@ MAX_DEPTH = 100
 #: A leaf body bigger than this (encoded) is measured from the raw bytes and
 #: cut out before parsing (`mimecut`), so memory stays bounded.
 LARGE_PART = 1024 * 1024
+#: Attachments recorded per message; a mail of thousands of tiny parts keeps
+#: the rest in its raw bytes (retrievable) instead of as thousands of rows.
+MAX_ATTACHMENTS = 100
 
 
 def parse_message(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> ParsedMessage:
@@ -89,7 +92,7 @@ def _parse(raw: bytes, max_attachment_bytes: int) -> ParsedMessage:
     if not any(k in _SENDER_HEADERS for k in keys):
         raise NotMail("no From, Sender or Return-Path header: nobody to answer")
 
-    attachments = _take_attachments(msg, max_attachment_bytes, cut)
+    attachments, more = _take_attachments(msg, max_attachment_bytes, cut)
     _repair_charsets(msg)
     mp = mailparser.MailParser(msg)
     headers = _headers(msg)
@@ -125,7 +128,12 @@ def _parse(raw: bytes, max_attachment_bytes: int) -> ParsedMessage:
         text=text,
         html=html,
         attachments=attachments,
-        defects=_defects(mp),
+        defects=_defects(mp)
+        + (
+            (f"{more} more attachments than {MAX_ATTACHMENTS}: kept in the raw message only",)
+            if more
+            else ()
+        ),
         content_type=msg.get_content_type(),
         size=len(raw),
     )
@@ -366,23 +374,32 @@ def _is_attachment(part: email.message.Message) -> bool:
 
 def _take_attachments(
     msg: email.message.Message, limit: int, cut: dict[str, CutPart]
-) -> tuple[Attachment, ...]:
-    """Collect attachments (and embedded messages) as bytes.
+) -> tuple[tuple[Attachment, ...], int]:
+    """Collect attachments (and embedded messages) as bytes, the first
+    MAX_ATTACHMENTS of them; also how many more there were.
 
     Embedded `message/rfc822` parts are kept whole as an attachment, because a
     first-line escalation carries the original incident that way. Parts cut
     before parsing (`mimecut`) are taken from their measurements.
     """
     found: list[Attachment] = []
+    more = 0
     for index, part in enumerate(_walk_outer(msg)):
         ctype = part.get_content_type()
         if ctype in ("message/rfc822", "message/delivery-status") and part.is_multipart():
+            if len(found) >= MAX_ATTACHMENTS:
+                more += 1
+                continue
             blocks = part.get_payload()
             data = b"\n".join(_as_bytes(block) for block in blocks)
             found.append(_attachment(part, index, data, limit, ctype))
             continue
         elided = _elided(part, cut)
         if elided is not None:
+            part.set_payload("")
+            if len(found) >= MAX_ATTACHMENTS:
+                more += 1
+                continue
             found.append(
                 Attachment(
                     filename=safe_filename(part.get_filename(), index, ctype),
@@ -392,12 +409,14 @@ def _take_attachments(
                     content=elided.content,
                 )
             )
-            part.set_payload("")
             continue
         if not _is_attachment(part):
             continue
+        if len(found) >= MAX_ATTACHMENTS:
+            more += 1
+            continue
         found.append(_attachment(part, index, _leaf_bytes(part), limit, ctype))
-    return tuple(found)
+    return tuple(found), more
 
 
 def _elided(part: email.message.Message, cut: dict[str, CutPart]) -> CutPart | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon import parsing
 from daemon.domain import Address
 from daemon.errors import NotMail
 from daemon.parsing import derived_message_id, parse_message, safe_filename
@@ -220,3 +221,19 @@ def test_a_sender_header_alone_names_the_sender() -> None:
 def test_mime_no_parser_can_read_is_not_mail_with_the_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(NotMail, match=re.escape(reason)):
         parse_message(raw)
+
+
+def test_a_mail_of_thousands_of_tiny_parts_records_the_first_hundred_and_says_so() -> None:
+    msg = EmailMessage()
+    msg["From"] = "jan@example.org"
+    msg["To"] = "helpdesk@example.com"
+    msg["Subject"] = "Many files"
+    msg.set_content("See attached.")
+    for n in range(1_000):
+        msg.add_attachment(
+            f"part {n}".encode(), maintype="text", subtype="csv", filename=f"{n}.csv"
+        )
+    parsed = parse_message(msg.as_bytes())
+    assert len(parsed.attachments) == parsing.MAX_ATTACHMENTS == 100
+    assert parsed.attachments[-1].filename == "99.csv"
+    assert "900 more attachments than 100: kept in the raw message only" in parsed.defects
