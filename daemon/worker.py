@@ -258,7 +258,7 @@ class OutboxSender:
                 failed = [(by_id[i], TransportError(m, permanent=p)) for i, m, p in errors]
                 tx.outbox.mark_sent(delivered, now)
                 report.sent += len(delivered)
-            claimed = tx.outbox.due(now, limit)
+            claimed = tx.outbox.due(now, limit) if limit else []
             tx.outbox.lease([i.id for i in claimed], now + self.lease)
         for item, exc in failed:
             self._record_error(item, exc, report)
@@ -266,14 +266,7 @@ class OutboxSender:
 
     def record(self, batch: list[OutboxItem], result: Delivered, report: SendReport) -> None:
         """Write down what `deliver_batch` did with a claimed batch."""
-        delivered, errors = result
-        by_id = {item.id: item for item in batch}
-        for item_id, message, permanent in errors:
-            self._record_error(by_id[item_id], TransportError(message, permanent=permanent), report)
-        if delivered:
-            with self.store.transaction() as tx:
-                tx.outbox.mark_sent(delivered, self.clock.now())
-            report.sent += len(delivered)
+        self.claim(0, report, (batch, result))
 
     def _record_error(self, item: OutboxItem, exc: TransportError, report: SendReport) -> None:
         now = self.clock.now()
