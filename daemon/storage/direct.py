@@ -65,7 +65,8 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     """INSERT rows of one shape in one executemany."""
     if rows:
         shape = _shape(conn.dialect, table, "insert-many", tuple(rows[0]))
-        _run(conn, shape, rows[0], rows).close()
+        params = [_params(shape, row) for row in rows]
+        _execute(conn, shape.sql, params, many=True).close()
 
 
 def execute(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> int:
@@ -88,15 +89,7 @@ def fetch(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[tuple[
 
 def statement(conn: Connection, sql: str) -> None:
     """A statement without parameters (SAVEPOINT and the like)."""
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(
-            sql, (), exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
-        ) from exc
-    finally:
-        cursor.close()
+    _execute(conn, sql, ()).close()
 
 
 def _params(shape: _Shape, values: Mapping[str, Any]) -> Any:
@@ -109,23 +102,23 @@ def _params(shape: _Shape, values: Mapping[str, Any]) -> Any:
     return tuple(row[n] for n in shape.names) if shape.positional else row
 
 
-def _run(
-    conn: Connection,
-    shape: _Shape,
-    values: Mapping[str, Any],
-    many: Sequence[Mapping[str, Any]] | None = None,
-) -> Any:
-    params: Any = [_params(shape, v) for v in many] if many is not None else _params(shape, values)
+def _run(conn: Connection, shape: _Shape, values: Mapping[str, Any]) -> Any:
+    return _execute(conn, shape.sql, _params(shape, values))
+
+
+def _execute(conn: Connection, sql: str, params: Any, *, many: bool = False) -> Any:
+    """The driver's cursor, the statement run on it; driver errors raised as
+    SQLAlchemy's."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        if many is not None:
-            cursor.executemany(shape.sql, params)
+        if many:
+            cursor.executemany(sql, params)
         else:
-            cursor.execute(shape.sql, params)
+            cursor.execute(sql, params)
     except conn.dialect.loaded_dbapi.Error as exc:
         cursor.close()
         raise DBAPIError.instance(
-            shape.sql, params, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+            sql, params, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
         ) from exc
     return cursor
 
