@@ -94,13 +94,30 @@ class _Helpers:
         self.app = app
         self.limit = app.settings.limits.max_attachment_bytes
         self.pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self.failed = False
 
     def parse(self, raws: list[bytes]) -> concurrent.futures.Future[list[Any]]:
-        if len(raws) < self.POOL_FROM:
-            done: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
-            done.set_result(prepare_many(raws, self.limit, self.app.runtime.rules))
-            return done
-        return self.start().submit(_prepare, raws, self.limit)
+        if len(raws) >= self.POOL_FROM and not self.failed:
+            try:
+                return self.start().submit(_prepare, raws, self.limit)
+            except Exception as exc:  # the pool broke: a helper died
+                self.fail(exc)
+        done: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
+        done.set_result(self.parse_here(raws))
+        return done
+
+    def parse_here(self, raws: list[bytes]) -> list[Prepared]:
+        return prepare_many(raws, self.limit, self.app.runtime.rules)
+
+    def fail(self, exc: BaseException) -> None:
+        """A helper died (the OOM killer, a signal): the work goes on here."""
+        if not self.failed:
+            print(
+                f"spocd ingest: a helper process died ({exc or type(exc).__name__}); "
+                "continuing in this process",
+                file=sys.stderr,
+            )
+        self.failed = True
 
     def start(self) -> concurrent.futures.ProcessPoolExecutor:
         if self.pool is None:
@@ -115,7 +132,7 @@ class _Helpers:
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown()
+            self.pool.shutdown(cancel_futures=True)
 
 
 def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -> int:
@@ -123,9 +140,11 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
     results: list[dict[str, object]] = []
     helpers = _Helpers(app)
     delivery = BackgroundDelivery(app.sender)  # in line until the helpers start
-    waiting: tuple[list[tuple[str, int | None]], Any] | None = None  # queued, being parsed
+    # (label, inbound id) per message, their raw bytes, the parse under way
+    Queued = tuple[list[tuple[str, int | None]], list[bytes], Any]
+    waiting: Queued | None = None
 
-    def queue(batch: list[tuple[str, bytes]]) -> tuple[list[tuple[str, int | None]], Any] | None:
+    def queue(batch: list[tuple[str, bytes]]) -> Queued | None:
         nonlocal code
         try:
             now = app.clock.now()
@@ -141,16 +160,22 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
                 results.append({"source": label, "outcome": "not-queued", "detail": str(exc)})
             code = EX_TEMPFAIL
             return None
-        future = helpers.parse([raw for _, raw in batch])
-        return [(label, item_id) for (label, _), item_id in zip(batch, ids, strict=True)], future
+        raws = [raw for _, raw in batch]
+        entries = [(label, item_id) for (label, _), item_id in zip(batch, ids, strict=True)]
+        return entries, raws, helpers.parse(raws)
 
-    def process(queued: tuple[list[tuple[str, int | None]], Any] | None) -> None:
+    def process(queued: Queued | None) -> None:
         nonlocal code
         if queued is None:
             return
-        entries, future = queued
+        entries, raws, future = queued
         ids = [item_id for _, item_id in entries if item_id is not None]
-        parsed = dict(zip(ids, future.result(), strict=True))
+        try:
+            prepared = future.result()
+        except Exception as exc:  # the parser helper died with this batch
+            helpers.fail(exc)
+            prepared = helpers.parse_here(raws)
+        parsed = dict(zip(ids, prepared, strict=True))
         outcomes = app.inbound.process_items(ids, parsed=parsed)
         for (label, item_id), outcome in zip(entries, outcomes, strict=True):
             if outcome.outcome == "quarantined" and outcome.detail.startswith("not mail"):

@@ -264,6 +264,12 @@ class OutboxSender:
             self._record_error(item, exc, report)
         return claimed
 
+    def release(self, item_ids: Sequence[int]) -> None:
+        """Hand leased rows back at once (to be sent by the next `send_due`)."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            tx.outbox.lease(item_ids, now)
+
     def record(self, batch: list[OutboxItem], result: Delivered, report: SendReport) -> None:
         """Write down what `deliver_batch` did with a claimed batch."""
         self.claim(0, report, (batch, result))
@@ -380,9 +386,17 @@ class BackgroundDelivery:
         if self.pending is not None and not self.pending[1].done():
             return
         done = self._result()
+        if self.executor is None:  # the helper died: the rest goes in line
+            self._add(self.sender.send_due())
+            return
         batch = self.sender.claim(self.CLAIM, self.report, done)
-        if batch:
+        if not batch:
+            return
+        try:
             self.pending = batch, self.executor.submit(self.job, batch)
+        except Exception as exc:  # a helper pool already broken
+            self._lost(batch, exc)
+            self._add(self.sender.send_due())
 
     def finish(self) -> SendReport:
         """Wait for the helper, then send whatever is still due. Rows a
@@ -399,8 +413,7 @@ class BackgroundDelivery:
 
     def _result(self) -> tuple[list[OutboxItem], Delivered] | None:
         """The batch in the helper's hands and what became of it (waiting for
-        it), or None when there is none or the helper died: then its rows
-        wait out their lease."""
+        it), or None when there is none or the helper died."""
         if self.pending is None:
             return None
         batch, future = self.pending
@@ -408,10 +421,19 @@ class BackgroundDelivery:
         try:
             return batch, future.result()
         except Exception as exc:
-            log.error("delivery helper failed", extra={"error": str(exc), "rows": len(batch)})
-            self.report.deferred += len(batch)
-            self.report.errors.append(f"delivery helper failed: {exc}")
+            self._lost(batch, exc)
             return None
+
+    def _lost(self, batch: list[OutboxItem], exc: Exception) -> None:
+        """The helper died with the batch: its rows are released to be sent
+        in line, here (the transport is idempotent: a file it half wrote is
+        written again), and so is everything after them."""
+        log.warning(
+            "delivery helper failed; sending in this process",
+            extra={"error": str(exc) or type(exc).__name__, "rows": len(batch)},
+        )
+        self.executor = self.job = None
+        self.sender.release([item.id for item in batch])
 
     def _add(self, sent: SendReport) -> None:
         self.report.sent += sent.sent

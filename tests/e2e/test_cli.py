@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mailbox
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import write_config
 from tests.support.mail import make_mail
-from tests.support.proc import spocd
+from tests.support.proc import env, spocd
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "parsing"
 
@@ -87,6 +93,40 @@ def test_a_large_maildir_is_ingested_and_every_ticket_acknowledged_once(
     assert {raw.split(b"[HD-")[1].split(b"]")[0] for raw in acks} == {
         str(n).encode() for n in range(1, count + 1)
     }
+    status = json.loads(out(spocd("status", "--json", config=config)))
+    assert status["outbox"] == {"pending": 0, "failed": 0}
+
+
+def test_helpers_killed_mid_run_leave_the_work_to_the_main_process(
+    config: Path, tmp_path: Path
+) -> None:
+    """The OOM killer takes both helpers: every message still gets its ticket
+    and its acknowledgement, once, and the run says what happened."""
+    maildir = mailbox.Maildir(str(tmp_path / "Maildir"))
+    count = 1200
+    for n in range(count):
+        maildir.add(make_mail(sender=f"user{n}@example.org", subject=f"Problem {n}"))
+    cmd = [sys.executable, "-m", "daemon", "ingest", "-c", str(config), str(tmp_path / "Maildir")]
+    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env())
+    helpers: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(helpers) < 2 and time.monotonic() < deadline and run.poll() is None:
+        children = Path(f"/proc/{run.pid}/task/{run.pid}/children")
+        with contextlib.suppress(OSError):
+            helpers = [int(pid) for pid in children.read_text().split()]
+        time.sleep(0.01)
+    assert len(helpers) == 2, "the helpers never started"
+    for pid in helpers:
+        os.kill(pid, signal.SIGKILL)
+    stdout, stderr = run.communicate(timeout=300)
+    assert run.returncode == 0, stderr.decode()
+    assert "a helper process died" in stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    lines = stdout.decode().splitlines()
+    assert len(lines) == count and all("new ticket HD-" in line for line in lines)
+    sent = [p.read_bytes() for p in (tmp_path / "sent" / "new").iterdir()]
+    acks = [raw for raw in sent if b"\r\nTo: user" in raw]
+    assert len(acks) == count
     status = json.loads(out(spocd("status", "--json", config=config)))
     assert status["outbox"] == {"pending": 0, "failed": 0}
 

@@ -113,8 +113,8 @@ def test_smtp_is_sent_in_line_each_mail_recorded_at_once(
     assert delivery.finish().sent == rows
 
 
-def test_a_helper_that_dies_leaves_its_rows_to_the_next_sender_once_the_lease_ends(
-    app: Any, clock: Any, helper: ThreadPoolExecutor
+def test_a_helper_that_dies_hands_its_batch_and_the_rest_back_to_be_sent_here(
+    app: Any, helper: ThreadPoolExecutor
 ) -> None:
     rows = queue_mail(app, 3)
 
@@ -122,11 +122,23 @@ def test_a_helper_that_dies_leaves_its_rows_to_the_next_sender_once_the_lease_en
         raise RuntimeError("killed")
 
     delivery = BackgroundDelivery(app.sender, helper, dies)
-    delivery.pump()
+    delivery.pump()  # the batch goes to the helper, which dies with it
+    assert delivery.executor is not None
+    more = queue_mail(app, 2) - rows  # mail made while it was dying
+    delivery.pump()  # learns of it: the batch is released, sending goes in line
+    assert delivery.executor is None
     report = delivery.finish()
-    assert report.sent == 0 and report.deferred == rows
-    assert "delivery helper failed: killed" in report.errors
-    assert app.sender.send_due().sent == 0  # still leased
-    clock.advance(app.sender.lease)
-    assert app.sender.send_due().sent == rows
+    assert report.sent == rows + more and not report.deferred
+    assert outbox_states(app) == {"sent": rows + more}
+    assert len(delivered_files(app)) == rows + more
+
+
+def test_a_broken_pool_refusing_the_batch_sends_it_here(app: Any) -> None:
+    rows = queue_mail(app, 3)
+    pool = ThreadPoolExecutor(1)
+    pool.shutdown()  # submit raises, as a broken process pool's does
+    delivery = BackgroundDelivery(app.sender, pool, partial(deliver_batch, app.transport(), ""))
+    delivery.pump()
+    assert delivery.executor is None
+    assert delivery.finish().sent == rows
     assert len(delivered_files(app)) == rows
