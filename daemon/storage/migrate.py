@@ -64,11 +64,8 @@ def _stamped(engine: Engine) -> str | None:
         return None
 
 
-def ensure_head(engine: Engine) -> bool:
-    """Bring the database to the newest schema; True if anything was applied."""
-    if _stamped(engine) == HEAD:
-        return False
-    if current_revision(engine) == head_revision(engine):
-        return False
-    upgrade(engine)
-    return True
+def ensure_head(engine: Engine) -> None:
+    """Bring the database to the newest schema. Alembic checks again under
+    its lock, so instances starting together apply each migration once."""
+    if _stamped(engine) != HEAD:
+        upgrade(engine)
