@@ -16,6 +16,7 @@ import email.utils
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import html2text
@@ -385,38 +386,40 @@ def _take_attachments(
     found: list[Attachment] = []
     more = 0
     for index, part in enumerate(_walk_outer(msg)):
-        ctype = part.get_content_type()
-        if ctype in ("message/rfc822", "message/delivery-status") and part.is_multipart():
-            if len(found) >= MAX_ATTACHMENTS:
-                more += 1
-                continue
-            blocks = part.get_payload()
-            data = b"\n".join(_as_bytes(block) for block in blocks)
-            found.append(_attachment(part, index, data, limit, ctype))
+        make = _attachment_of(part, index, limit, cut)
+        if make is None:
             continue
-        elided = _elided(part, cut)
-        if elided is not None:
-            part.set_payload("")
-            if len(found) >= MAX_ATTACHMENTS:
-                more += 1
-                continue
-            found.append(
-                Attachment(
-                    filename=safe_filename(part.get_filename(), index, ctype),
-                    content_type=ctype,
-                    size=elided.size,
-                    sha256=elided.sha256,
-                    content=elided.content,
-                )
-            )
-            continue
-        if not _is_attachment(part):
-            continue
-        if len(found) >= MAX_ATTACHMENTS:
+        if len(found) < MAX_ATTACHMENTS:
+            found.append(make())
+        else:
             more += 1
-            continue
-        found.append(_attachment(part, index, _leaf_bytes(part), limit, ctype))
     return tuple(found), more
+
+
+def _attachment_of(
+    part: email.message.Message, index: int, limit: int, cut: dict[str, CutPart]
+) -> Callable[[], Attachment] | None:
+    """How to read the part as an attachment (not done yet: past the cap it
+    is only counted), or None when it is none."""
+    ctype = part.get_content_type()
+    if ctype in ("message/rfc822", "message/delivery-status") and part.is_multipart():
+        blocks = part.get_payload()
+        return lambda: _attachment(
+            part, index, b"\n".join(_as_bytes(block) for block in blocks), limit, ctype
+        )
+    elided = _elided(part, cut)
+    if elided is not None:
+        part.set_payload("")  # the token must not reach the text bodies
+        return lambda: Attachment(
+            filename=safe_filename(part.get_filename(), index, ctype),
+            content_type=ctype,
+            size=elided.size,
+            sha256=elided.sha256,
+            content=elided.content,
+        )
+    if not _is_attachment(part):
+        return None
+    return lambda: _attachment(part, index, _leaf_bytes(part), limit, ctype)
 
 
 def _elided(part: email.message.Message, cut: dict[str, CutPart]) -> CutPart | None:
