@@ -75,17 +75,18 @@ def test_ingest_an_mbox_and_a_maildir(config: Path, tmp_path: Path) -> None:
     assert len(json.loads(out(listing))) == 5
 
 
-def test_a_large_maildir_is_ingested_and_every_ticket_acknowledged_once(
-    config: Path, tmp_path: Path
-) -> None:
-    """Over a batch: parsed in a second process, written out by a thread."""
+def requests(tmp_path: Path, count: int) -> Path:
+    """A Maildir of `count` new requests from as many requesters."""
     maildir = mailbox.Maildir(str(tmp_path / "Maildir"))
-    count = 450
     for n in range(count):
         maildir.add(make_mail(sender=f"user{n}@example.org", subject=f"Problem {n}"))
-    result = spocd("ingest", str(tmp_path / "Maildir"), config=config)
-    assert result.returncode == 0, result.stderr
-    lines = out(result).splitlines()
+    return tmp_path / "Maildir"
+
+
+def assert_each_ticket_made_and_acknowledged_once(
+    config: Path, tmp_path: Path, stdout: str, count: int
+) -> None:
+    lines = stdout.splitlines()
     assert len(lines) == count and all("new ticket HD-" in line for line in lines)
     sent = [p.read_bytes() for p in (tmp_path / "sent" / "new").iterdir()]
     acks = [raw for raw in sent if b"\r\nTo: user" in raw]
@@ -97,16 +98,22 @@ def test_a_large_maildir_is_ingested_and_every_ticket_acknowledged_once(
     assert status["outbox"] == {"pending": 0, "failed": 0}
 
 
+def test_a_large_maildir_is_ingested_and_every_ticket_acknowledged_once(
+    config: Path, tmp_path: Path
+) -> None:
+    """Over a batch: parsed in one helper process, written out by another."""
+    result = spocd("ingest", str(requests(tmp_path, 450)), config=config)
+    assert result.returncode == 0, result.stderr
+    assert_each_ticket_made_and_acknowledged_once(config, tmp_path, out(result), 450)
+
+
 def test_helpers_killed_mid_run_leave_the_work_to_the_main_process(
     config: Path, tmp_path: Path
 ) -> None:
     """The OOM killer takes both helpers: every message still gets its ticket
     and its acknowledgement, once, and the run says what happened."""
-    maildir = mailbox.Maildir(str(tmp_path / "Maildir"))
-    count = 1200
-    for n in range(count):
-        maildir.add(make_mail(sender=f"user{n}@example.org", subject=f"Problem {n}"))
-    cmd = [sys.executable, "-m", "daemon", "ingest", "-c", str(config), str(tmp_path / "Maildir")]
+    source = requests(tmp_path, 1200)
+    cmd = [sys.executable, "-m", "daemon", "ingest", "-c", str(config), str(source)]
     run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env())
     helpers: list[int] = []
     deadline = time.monotonic() + 60
@@ -122,13 +129,7 @@ def test_helpers_killed_mid_run_leave_the_work_to_the_main_process(
     assert run.returncode == 0, stderr.decode()
     assert "a helper process died" in stderr.decode()
     assert "Traceback" not in stderr.decode()
-    lines = stdout.decode().splitlines()
-    assert len(lines) == count and all("new ticket HD-" in line for line in lines)
-    sent = [p.read_bytes() for p in (tmp_path / "sent" / "new").iterdir()]
-    acks = [raw for raw in sent if b"\r\nTo: user" in raw]
-    assert len(acks) == count
-    status = json.loads(out(spocd("status", "--json", config=config)))
-    assert status["outbox"] == {"pending": 0, "failed": 0}
+    assert_each_ticket_made_and_acknowledged_once(config, tmp_path, stdout.decode(), 1200)
 
 
 @pytest.mark.parametrize(
