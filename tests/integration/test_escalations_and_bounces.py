@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from daemon.config import Settings
 from daemon.parsing import parse_message
 from daemon.service import App
+from tests.support.clock import ManualClock
 from tests.support.flow import events, ingest, last_out, messages, ticket
 from tests.support.mail import make_mail
 from tests.support.relay import Relay
@@ -239,13 +242,27 @@ def test_a_bounced_verification_request_stops_the_auto_close_and_tells_the_assig
     assert str(ticket(relay_app, second).status) == "resolved"
 
 
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [("en", "auto-close stopped"), ("pl", "automatyczne zamknięcie wstrzymane")],
+)
 def test_the_auto_close_waits_for_a_requester_failing_since_before_the_resolve(
-    relay_app: App, relay: Relay
+    settings: Settings, clock: ManualClock, relay: Relay, language: str, words: str
 ) -> None:
-    number = ingest(relay_app, make_mail(sender=VICTIM, subject="Printer")).ticket
-    resolve(relay_app, number)
-    with relay_app.store.transaction() as tx:  # marked another way (a relay's 550, say)
-        tx.addresses.mark_failing(VICTIM, relay_app.clock.now(), "550 5.1.1 User unknown")
-    assert tick_at(relay_app, "2026-12-10T09:00:00+00:00").get("auto_close_held") == 1
-    assert str(ticket(relay_app, number).status) == "resolved"
-    assert any("auto-close stopped" in s for s in subjects_to(relay, AGENT))
+    desk = replace(
+        settings,
+        helpdesk=replace(settings.helpdesk, default_language=language),
+        outgoing=replace(settings.outgoing, transport="smtp", host="127.0.0.1", port=relay.port),
+    )
+    app = App(desk, clock)
+    try:
+        number = ingest(app, make_mail(sender=VICTIM, subject="Printer")).ticket
+        resolve(app, number)
+        with app.store.transaction() as tx:  # marked another way (a relay's 550, say)
+            tx.addresses.mark_failing(VICTIM, app.clock.now(), "550 5.1.1 User unknown")
+        assert tick_at(app, "2026-12-10T09:00:00+00:00").get("auto_close_held") == 1
+        assert str(ticket(app, number).status) == "resolved"
+        [notice] = [c.message for c in relay.to(AGENT) if words in str(c.message["Subject"])]
+        assert VICTIM in notice.get_body(("plain",)).get_content()
+    finally:
+        app.close()
