@@ -272,6 +272,8 @@ def resolve(ctx: Ctx, code: str, resolution: str) -> None:
     ctx.event("resolved", code=code, note=resolution[:4000])
     _ask_verification(ctx, "verification")
     schedule_verification(ctx)
+    if ctx.tx.addresses.is_failing(ticket.requester):  # the request was suppressed
+        hold_verification(ctx, f"{ticket.requester} is failing (bounced)")
 
 
 def _ask_verification(ctx: Ctx, template: str) -> None:
@@ -348,6 +350,25 @@ def _close(ctx: Ctx, closure: str, note: str | None) -> None:
     ctx.ticket.closed_at = ctx.now
     ctx.tx.timers.cancel(ctx.ticket.number, (VERIFY_REMINDER, AUTO_CLOSE))
     ctx.event("closed", closure=closure, note=(note or "")[:4000] or None)
+
+
+def hold_verification(ctx: Ctx, reason: str, *, fired: str | None = None) -> bool:
+    """The requester cannot be asked (their address bounces): a ticket that
+    closes itself for want of an answer nobody could give would be a false
+    closure. Reminders and the auto-close stop; the assignee (else the group
+    lead) is told and decides (#close after asking by other means, #reopen).
+    False when there was nothing to hold: not resolved, or held already.
+    `fired`: the closure timer being handled now, no longer pending."""
+    ticket = ctx.ticket
+    pending = {t.kind for t in ctx.tx.timers.pending(ticket.number)} | {fired}
+    if ticket.status != Status.RESOLVED or AUTO_CLOSE not in pending:
+        return False
+    ctx.tx.timers.cancel(ticket.number, (VERIFY_REMINDER, AUTO_CLOSE))
+    lead = ctx.rt.group_lead(ticket.group)
+    to = [ticket.assignee] if ticket.assignee else ([lead] if lead else [])
+    ctx.event("auto_close_held", reason=reason[:2000], requester=ticket.requester, told=to)
+    notify_agents(ctx, "verification_held", to, {"reason": reason, "requester": ticket.requester})
+    return True
 
 
 def remind_verification(ctx: Ctx) -> None:

@@ -13,7 +13,7 @@ from daemon.actions import ActionRefused, Ctx
 from daemon.domain import ParsedMessage, Status, Ticket
 from daemon.notify import Thread
 from daemon.ports import Tx
-from daemon.tickets import Actor, Runtime, record_event, record_inbound
+from daemon.tickets import SYSTEM, Actor, Runtime, record_event, record_inbound
 
 #: Commands that only change fields; they run before the status commands.
 FIELD_COMMANDS = ("assign", "priority", "impact", "urgency", "category", "group")
@@ -57,12 +57,24 @@ def record_bounce(
     report: bounces.Bounce | None,
     inbound_id: int,
     now: datetime,
+    key: bytes,
 ) -> None:
-    """On the ticket as a `bounce` message; a permanent failure marks the
-    address failing, which pauses automatic mail to it."""
+    """On the ticket as a `bounce` message; a permanent failure marks failing
+    the addresses it may speak for, which pauses automatic mail to them.
+
+    Anyone can write a delivery report. It may fail only the recipients of the
+    mail it reports on, and only when that mail is ours: its Message-ID signed
+    by us and its outbox row sent to them. Any other address it names is only
+    noted (`ignored`), so a forged report cannot silence someone else.
+    """
     sender = msg.sender.addr if msg.sender else ""
     record_inbound(tx, ticket, msg, kind="bounce", inbound_id=inbound_id, now=now, internal=True)
     failed = list(report.failed_recipients) if report else []
+    reported = (report.original_message_id or "").strip().lower() if report else ""
+    sent_to: tuple[str, ...] = ()
+    if reported and msgid.is_signed(key, rt.settings.helpdesk.domain, reported):
+        sent_to = tx.outbox.sent_recipients(reported)
+    proven = [a for a in failed if a.lower() in sent_to]
     record_event(
         tx,
         ticket,
@@ -75,19 +87,61 @@ def record_bounce(
         diagnostic=report.diagnostic if report else "",
         permanent=report.permanent if report else False,
         original_message_id=report.original_message_id if report else None,
+        ignored=[a for a in failed if a not in proven],
     )
     if report is not None and report.permanent:
-        for address in failed:
-            tx.addresses.mark_failing(address, now, report.diagnostic or report.status or "")
-            record_event(
+        for address in proven:
+            mark_address_failing(
                 tx,
-                ticket,
+                rt,
+                address,
                 now,
-                Actor("spocd", "system"),
-                "address_failing",
-                address=address,
+                reason=report.diagnostic or report.status or "bounced",
                 status=report.status,
+                ticket=ticket,
             )
+
+
+def mark_address_failing(
+    tx: Tx,
+    rt: Runtime,
+    address: str,
+    now: datetime,
+    *,
+    reason: str,
+    status: str | None = None,
+    ticket: Ticket | None = None,
+) -> bool:
+    """Mail to `address` was refused for good (a bounce, a relay's 5xx): pause
+    automatic mail to it. The caller has established that our mail really
+    went to it. Returns whether the address was marked.
+
+    An agent is never marked, only noted on `ticket` (`agent_address_bounced`):
+    escalations and notices to agents must not go quiet on one report. A
+    requester whose resolved tickets await their confirmation can no longer
+    be asked, so those tickets stop closing themselves and their assignees are
+    told (`actions.hold_verification`: timers, an event and a notice; no
+    ticket field changes, so a caller's copy of a ticket stays current).
+    """
+    address = address.lower()
+    if rt.is_agent(address):
+        if ticket is not None:
+            record_event(
+                tx, ticket, now, SYSTEM, "agent_address_bounced", address=address, status=status
+            )
+        return False
+    tx.addresses.mark_failing(address, now, reason)
+    if ticket is not None:
+        record_event(tx, ticket, now, SYSTEM, "address_failing", address=address, status=status)
+    for found in tx.tickets.listing([Status.RESOLVED]):
+        if found.requester != address:
+            continue
+        same = ticket is not None and found.number == ticket.number
+        target = ticket if same else tx.tickets.get(found.number, for_update=True)
+        if target is not None:
+            why = f"{address} is failing (bounced): {reason}"
+            actions.hold_verification(Ctx(tx, rt, now, SYSTEM, target), why)
+    return True
 
 
 # --- agents --------------------------------------------------------------------------------

@@ -99,6 +99,12 @@ def _closure(tx: Tx, rt: Runtime, timer: Timer, now: datetime) -> str:
     if ticket is None or ticket.status != Status.RESOLVED:
         return "skipped"
     ctx = actions.Ctx(tx, rt, now, SYSTEM, ticket)
+    if tx.addresses.is_failing(ticket.requester):
+        # Its reminders are suppressed and it cannot answer: silence proves nothing.
+        held = actions.hold_verification(
+            ctx, f"{ticket.requester} is failing (bounced)", fired=timer.kind
+        )
+        return "auto_close_held" if held else "skipped"
     if timer.kind == actions.AUTO_CLOSE:
         actions.auto_close(ctx)
         ctx.save()

@@ -30,12 +30,17 @@ def is_own(message_id: str, domain: str) -> bool:
     return message_id.lower().rpartition("@")[2] == domain.lower()
 
 
-def verified_ticket(key: bytes, domain: str, message_id: str) -> int | None:
-    """The ticket an own Message-ID names, if its signature verifies."""
+def is_signed(key: bytes, domain: str, message_id: str) -> bool:
+    """True for a Message-ID we made (ticket or not): its signature verifies."""
     match = _OWN_RE.match(message_id.strip())
     if not match or match.group(4).lower() != domain.lower():
-        return None
+        return False
     number, nonce, sig = int(match.group(1)), match.group(2).lower(), match.group(3).lower()
-    if not hmac.compare_digest(_signature(key, number, nonce), sig):
+    return hmac.compare_digest(_signature(key, number, nonce), sig)
+
+
+def verified_ticket(key: bytes, domain: str, message_id: str) -> int | None:
+    """The ticket an own Message-ID names, if its signature verifies."""
+    if not is_signed(key, domain, message_id):
         return None
-    return number or None
+    return int(message_id.strip().split(".", 2)[1]) or None

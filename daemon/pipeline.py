@@ -386,7 +386,9 @@ class Pipeline:
         ticket = self._existing(tx, number)
         if ticket is None:
             return Outcome("bounce", None, incoming.msg.message_id, "matched no ticket")
-        conversation.record_bounce(tx, rt, ticket, incoming.msg, report, incoming.item.id, now)
+        conversation.record_bounce(
+            tx, rt, ticket, incoming.msg, report, incoming.item.id, now, self.key
+        )
         return Outcome("bounce", ticket.number, incoming.msg.message_id)
 
     def _acknowledge(

@@ -207,6 +207,10 @@ class OutboxRepo(Protocol):
     def automatic_budget(self, address: str, since: datetime) -> tuple[bool, int]:
         """(is the address failing, automatic mails to it since `since`), in one go."""
 
+    def sent_recipients(self, message_id: str) -> tuple[str, ...]:
+        """Whom the mail with this Message-ID was handed to (lower-cased); empty
+        unless it is a row of ours that was sent. A bounce can fail no one else."""
+
     def count(self, state: str) -> int: ...
 
 

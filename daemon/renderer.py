@@ -31,6 +31,7 @@ KINDS = (
     "reopened",
     "verification",
     "verification_reminder",
+    "verification_held",
     "escalation_notice",
     "status_update",
 )

@@ -4,8 +4,12 @@ With "authentication-results", the topmost Authentication-Results header
 from a trusted authserv-id must say dkim=pass for the From domain (or a
 parent of it, RFC 6376 alignment) or dmarc=pass for it. Only the topmost
 trusted header counts: the receiving MX adds its own above the rest, and a
-sender can forge any header below it (RFC 8601 §5). The header is parsed by
-the `authres` package.
+sender can forge any header below it (RFC 8601 §5). So a header that cannot
+be parsed is not skipped: if it is (or may be) the trusted server's, the mail
+is untrusted, because what the MX writes carries sender-controlled values
+(`smtp.mailfrom=ü@evil.example`, `smtp.helo=[203.0.113.5]`) that can break
+the parse on purpose and leave only the forged header below to be read. The
+header is parsed by the `authres` package.
 """
 
 from __future__ import annotations
@@ -39,13 +43,52 @@ def check(msg: ParsedMessage, mode: str, trusted_ids: Sequence[str]) -> Verdict:
     ids = {i.lower() for i in trusted_ids}
     for value in msg.header_all("authentication-results"):
         try:
-            header = authres.AuthenticationResultsHeader.parse(f"Authentication-Results: {value}")
-        except Exception:  # authres raises its own SyntaxError and others on junk
-            continue
+            header = _parse(value)
+        except Exception as exc:  # authres raises its own SyntaxError and others on junk
+            authserv_id = _authserv_id(value)
+            if authserv_id is not None and authserv_id not in ids:
+                continue  # another server's header, above the trusted one: not ours to read
+            return Verdict(
+                False,
+                f"the topmost Authentication-Results header from "
+                f"{authserv_id or 'an unreadable authserv-id'} cannot be parsed "
+                f"({_first_line(exc)}): {value[:200]!r}",
+            )
         if (header.authserv_id or "").lower() not in ids:
             continue
         return _judge(header, domain)
     return Verdict(False, "no Authentication-Results header from a trusted server")
+
+
+#: How many `;` an unparsable header's authserv-id is looked for before: the
+#: id comes first, so a hostile header with thousands of them costs no more.
+_ID_TRIES = 5
+
+
+def _parse(value: str) -> authres.AuthenticationResultsHeader:
+    return authres.AuthenticationResultsHeader.parse(f"Authentication-Results: {value}")
+
+
+def _authserv_id(value: str) -> str | None:
+    """The authserv-id of a header whose results do not parse, or None.
+
+    The id (with its comments and version) is everything before some `;`; a
+    comment may hold one, so each cut is offered to authres with no results.
+    """
+    cut = -1
+    for _ in range(_ID_TRIES):
+        cut = value.find(";", cut + 1)
+        if cut == -1:
+            return None
+        try:
+            return (_parse(f"{value[:cut]}; none").authserv_id or "").lower() or None
+        except Exception:  # the cut fell inside a comment, or the id itself is junk
+            continue
+    return None
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _judge(header: authres.AuthenticationResultsHeader, domain: str) -> Verdict:

@@ -622,6 +622,14 @@ class SqlOutbox(_Repo):
         )
         return bool(failing), int(sent)
 
+    def sent_recipients(self, message_id: str) -> tuple[str, ...]:
+        found = self.conn.execute(
+            select(OUTBOX.c.recipients).where(
+                OUTBOX.c.message_id == message_id, OUTBOX.c.state == "sent"
+            )
+        ).scalar()
+        return tuple(str(r).lower() for r in found or ())
+
 
 class SqlTimers(_Repo):
     def set(

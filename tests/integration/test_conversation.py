@@ -384,3 +384,31 @@ def test_reopen_command_brings_a_resolved_ticket_back(strict_app: App) -> None:
     agent_says(strict_app, number, "#assign me\n#resolve FIXED\nDone.\n", headers=headers)
     agent_says(strict_app, number, "#reopen\nThe requester called: not fixed.\n", headers=headers)
     assert str(ticket(strict_app, number).status) == "in_progress"
+
+
+@pytest.mark.parametrize(
+    "real",
+    [
+        "mx.example.com; spf=pass smtp.mailfrom=ü@evil.example",
+        "mx.example.com; spf=none smtp.helo=[203.0.113.5]",
+    ],
+)
+def test_a_forged_pass_below_an_unparsable_mx_header_is_not_believed(
+    strict_app: App, relay: Relay, real: str
+) -> None:
+    # The MX writes its header on top, carrying the sender's MAIL FROM or
+    # HELO; the sender wrote the dkim=pass below it.
+    number = open_ticket(strict_app)
+    notice = last_out(strict_app, number, "agent_new")
+    forged = make_mail(
+        sender=AGENT,
+        subject=f"Re: [HD-{number}] something",
+        body="#priority P1\n\nOn it.\n",
+        in_reply_to=notice.message_id,
+        headers={"Authentication-Results": "mx.example.com; dkim=pass header.d=example.com"},
+    )
+    ingest(strict_app, f"Authentication-Results: {real}\r\n".encode() + forged)
+    assert ticket(strict_app, number).priority != "P1"
+    assert not any("On it." in body for body in bodies_to(relay, REQUESTER))
+    [untrusted] = [e for e in events(strict_app, number) if e.type == "untrusted_commands"]
+    assert "cannot be parsed" in untrusted.detail["reason"]

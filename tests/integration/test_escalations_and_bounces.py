@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from daemon.config import Settings
 from daemon.parsing import parse_message
 from daemon.service import App
+from tests.support.clock import ManualClock
 from tests.support.flow import events, ingest, last_out, messages, ticket
 from tests.support.mail import make_mail
 from tests.support.relay import Relay
@@ -70,13 +75,27 @@ def test_when_the_original_sender_is_missing_first_line_is_the_requester(relay_a
     assert any(e.type == "requester_unknown" for e in events(relay_app, t.number))
 
 
-def dsn(original_message_id: str, failed: str) -> bytes:
+def dsn(
+    original_message_id: str,
+    *failed: str,
+    sender: str = "MAILER-DAEMON@mx.example.org (Mail Delivery System)",
+    subject: str = "[HD-1] Received",
+) -> bytes:
     """A Postfix delivery status notification for one of our mails."""
-    return f"""From: MAILER-DAEMON@mx.example.org (Mail Delivery System)
+    blocks = "".join(
+        f"""Final-Recipient: rfc822; {address}
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 User unknown
+
+"""
+        for address in failed
+    )
+    return f"""From: {sender}
 To: helpdesk@example.com
 Subject: Undelivered Mail Returned to Sender
 Auto-Submitted: auto-replied
-Message-ID: <20261125.bounce.1@mx.example.org>
+Message-ID: <{next(_DSN_IDS)}.bounce@mx.example.org>
 MIME-Version: 1.0
 Content-Type: multipart/report; report-type=delivery-status; boundary="B1"
 
@@ -90,19 +109,17 @@ Content-Type: message/delivery-status
 
 Reporting-MTA: dns; mx.example.org
 
-Final-Recipient: rfc822; {failed}
-Action: failed
-Status: 5.1.1
-Diagnostic-Code: smtp; 550 5.1.1 User unknown
-
---B1
+{blocks}--B1
 Content-Type: text/rfc822-headers
 
 Message-ID: <{original_message_id}>
-Subject: [HD-1] Received
+Subject: {subject}
 
 --B1--
 """.replace("\n", "\r\n").encode()
+
+
+_DSN_IDS = itertools.count(1)
 
 
 def test_a_bounce_lands_on_its_ticket_and_pauses_automatic_mail(
@@ -124,3 +141,128 @@ def test_a_bounce_lands_on_its_ticket_and_pauses_automatic_mail(
     ingest(relay_app, make_mail(sender="gone@example.org", subject="Another problem"))
     assert len(relay.to("gone@example.org")) == before
     assert any(e.type == "auto_reply_suppressed" for e in events(relay_app, 2))
+
+
+# --- who a bounce may silence ------------------------------------------------------------
+
+MALLORY = "mallory@evil.example"
+VICTIM = "jan.kowalski@example.org"
+AGENT = "anna@example.com"
+LEAD = "lead@example.com"
+
+
+def is_failing(app: App, address: str) -> bool:
+    with app.store.reading() as tx:
+        return tx.addresses.is_failing(address)
+
+
+def resolve(app: App, number: int) -> None:
+    ingest(
+        app,
+        make_mail(
+            sender=AGENT,
+            subject=f"Re: [HD-{number}] Printer",
+            body="#assign me\n#resolve HW-JAM\nCleaned the rollers.\n",
+        ),
+    )
+    assert str(ticket(app, number).status) == "resolved"
+
+
+def tick_at(app: App, moment: str) -> dict[str, int]:
+    from daemon.jobs import run_due
+
+    app.clock.set(datetime.fromisoformat(moment))  # type: ignore[attr-defined]
+    return app.tick(lambda now: run_due(app.store, lambda: app.runtime, now)).jobs
+
+
+def subjects_to(relay: Relay, address: str) -> list[str]:
+    return [str(caught.message["Subject"]) for caught in relay.to(address)]
+
+
+def test_a_forged_bounce_silences_no_one_else(relay_app: App, relay: Relay) -> None:
+    # Mallory reports his own ticket's acknowledgement as undeliverable to the
+    # group lead and to another ticket's requester.
+    other = ingest(relay_app, make_mail(sender=VICTIM, subject="Printer")).ticket
+    own = ingest(relay_app, make_mail(sender=MALLORY, subject="My laptop")).ticket
+    ack = last_out(relay_app, own, "ack")
+    outcome = ingest(relay_app, dsn(ack.message_id, LEAD, VICTIM, sender=MALLORY))
+    assert (outcome.outcome, outcome.ticket) == ("bounce", own)
+    assert not is_failing(relay_app, LEAD) and not is_failing(relay_app, VICTIM)
+    bounce = next(e for e in events(relay_app, own) if e.type == "bounce")
+    assert bounce.detail["ignored"] == [LEAD, VICTIM]
+    # The other ticket's verification request still reaches its requester,
+    # and silence then closes it as usual.
+    resolve(relay_app, other)
+    request = last_out(relay_app, other, "verification")
+    assert f"<{request.message_id}>" in [str(c.message["Message-ID"]) for c in relay.to(VICTIM)]
+    assert not any(e.type == "auto_reply_suppressed" for e in events(relay_app, other))
+    assert tick_at(relay_app, "2026-12-10T09:00:00+00:00").get("auto_closed") == 1
+    assert ticket(relay_app, other).closure == "auto"
+
+
+def test_a_bounce_naming_a_forged_message_id_fails_no_one(relay_app: App) -> None:
+    number = ingest(relay_app, make_mail(sender=VICTIM, subject="Printer")).ticket
+    forged = f"spocd.{number}.abcd1234.0123456789abcdef0123@example.com"  # a bad signature
+    outcome = ingest(relay_app, dsn(forged, VICTIM, sender=MALLORY, subject=f"[HD-{number}] x"))
+    assert (outcome.outcome, outcome.ticket) == ("bounce", number)  # found by the tag
+    assert not is_failing(relay_app, VICTIM)
+
+
+def test_an_agents_address_is_never_silenced_by_a_bounce(relay_app: App) -> None:
+    number = ingest(relay_app, make_mail(sender=VICTIM, subject="Printer")).ticket
+    notice = last_out(relay_app, number, "agent_new")
+    agent = notice.recipients[0]
+    ingest(relay_app, dsn(notice.message_id, agent))
+    assert not is_failing(relay_app, agent)
+    [noted] = [e for e in events(relay_app, number) if e.type == "agent_address_bounced"]
+    assert noted.detail["address"] == agent
+
+
+def test_a_bounced_verification_request_stops_the_auto_close_and_tells_the_assignee(
+    relay_app: App, relay: Relay
+) -> None:
+    gone = "gone@example.org"
+    number = ingest(relay_app, make_mail(sender=gone, subject="Printer")).ticket
+    resolve(relay_app, number)
+    request = last_out(relay_app, number, "verification")
+    ingest(relay_app, dsn(request.message_id, gone))
+    assert is_failing(relay_app, gone)
+    [held] = [e for e in events(relay_app, number) if e.type == "auto_close_held"]
+    assert held.detail["told"] == [AGENT]
+    assert any("auto-close stopped" in s for s in subjects_to(relay, AGENT))
+    assert "auto_closed" not in tick_at(relay_app, "2026-12-10T09:00:00+00:00")
+    assert str(ticket(relay_app, number).status) == "resolved"
+    # Resolving another of their tickets while they bounce: the request is
+    # suppressed, and that ticket is held at once too.
+    second = ingest(relay_app, make_mail(sender=gone, subject="Scanner")).ticket
+    resolve(relay_app, second)
+    kinds = [e.type for e in events(relay_app, second)]
+    assert "auto_reply_suppressed" in kinds and "auto_close_held" in kinds
+    assert "auto_closed" not in tick_at(relay_app, "2026-12-20T09:00:00+00:00")
+    assert str(ticket(relay_app, second).status) == "resolved"
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [("en", "auto-close stopped"), ("pl", "automatyczne zamknięcie wstrzymane")],
+)
+def test_the_auto_close_waits_for_a_requester_failing_since_before_the_resolve(
+    settings: Settings, clock: ManualClock, relay: Relay, language: str, words: str
+) -> None:
+    desk = replace(
+        settings,
+        helpdesk=replace(settings.helpdesk, default_language=language),
+        outgoing=replace(settings.outgoing, transport="smtp", host="127.0.0.1", port=relay.port),
+    )
+    app = App(desk, clock)
+    try:
+        number = ingest(app, make_mail(sender=VICTIM, subject="Printer")).ticket
+        resolve(app, number)
+        with app.store.transaction() as tx:  # marked another way (a relay's 550, say)
+            tx.addresses.mark_failing(VICTIM, app.clock.now(), "550 5.1.1 User unknown")
+        assert tick_at(app, "2026-12-10T09:00:00+00:00").get("auto_close_held") == 1
+        assert str(ticket(app, number).status) == "resolved"
+        [notice] = [c.message for c in relay.to(AGENT) if words in str(c.message["Subject"])]
+        assert VICTIM in notice.get_body(("plain",)).get_content()
+    finally:
+        app.close()

@@ -49,6 +49,35 @@ def test_authentication_results_decide(results: list[str], trusted: bool) -> Non
     assert verdict.trusted is trusted, verdict.reason
 
 
+FORGED_PASS = "mx.example.com; dkim=pass header.d=example.com"
+
+
+@pytest.mark.parametrize(
+    ("real", "why"),
+    [
+        # The MX copies what the sender chose (MAIL FROM, HELO) into its header;
+        # authres cannot parse either, and the forged pass below must not count.
+        ("mx.example.com; spf=pass smtp.mailfrom=ü@evil.example", "ü@evil.example"),
+        ("mx.example.com; spf=none smtp.helo=[203.0.113.5]", "[203.0.113.5]"),
+        ("mx.example.com (a comment; with a semicolon) 1; spf=pass smtp.helo=[203.0.113.5]", ""),
+        ("(unreadable id; spf=pass smtp.mailfrom=ü@evil.example", ""),
+    ],
+)
+def test_an_unparsable_trusted_header_makes_the_mail_untrusted(real: str, why: str) -> None:
+    verdict = check(msg("anna@example.com", real, FORGED_PASS), "authentication-results", TRUSTED)
+    assert not verdict.trusted
+    assert "cannot be parsed" in verdict.reason and why in verdict.reason
+
+
+def test_an_unparsable_header_of_another_server_above_is_passed_over() -> None:
+    verdict = check(
+        msg("anna@example.com", "filter.internal; spf=pass smtp.helo=[10.0.0.1]", FORGED_PASS),
+        "authentication-results",
+        TRUSTED,
+    )
+    assert verdict.trusted, verdict.reason
+
+
 def test_a_subdomain_sender_aligns_with_a_parent_signature() -> None:
     verdict = check(
         msg("anna@it.example.com", "mx.example.com; dkim=pass header.d=example.com"),
