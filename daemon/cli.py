@@ -8,11 +8,11 @@ Exit codes follow sysexits.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, NoReturn
 
 from daemon.config import Settings, find_config, load_settings
@@ -264,21 +264,26 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _queue_only(args: argparse.Namespace) -> int:
-    """The MTA-pipe path: spool the bytes durably; no database driver loaded."""
-    from daemon.spool import spool_message
+    """The MTA-pipe path: stream the bytes durably into the spool; no database
+    driver loaded. Over smtp.max_message_size is exit 65 (the MTA bounces it)."""
+    from daemon.spool import NotSpooled, spool_stream
 
     settings = settings_of(args)
+    limit = settings.smtp.max_message_size
     for path in args.paths:
         try:
-            raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+            source = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
         except OSError as exc:
             print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
             return EX_DATAERR
-        if not raw.strip():
-            print(f"{path}: empty input, nothing queued", file=sys.stderr)
-            return EX_DATAERR
         try:
-            final = spool_message(settings.paths.spool, raw, escalation=args.escalation)
+            with source if path != "-" else contextlib.nullcontext(source):
+                final = spool_stream(
+                    settings.paths.spool, source, limit=limit, escalation=args.escalation
+                )
+        except NotSpooled as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            return EX_DATAERR
         except OSError as exc:
             print(f"{path}: cannot spool: {exc.strerror or exc}", file=sys.stderr)
             return EX_TEMPFAIL

@@ -142,7 +142,16 @@ class App:
         return MaildirTransport(out.maildir)
 
     def import_spool(self) -> int:
-        return import_spool(self.settings.paths.spool, self.store, self.clock.now)
+        return import_spool(
+            self.settings.paths.spool,
+            self.store,
+            self.clock.now,
+            max_bytes=self.settings.smtp.max_message_size,
+            on_refused=lambda path, size: log.error(
+                "spooled message over smtp.max_message_size set aside unread",
+                extra={"path": str(path), "bytes": size},
+            ),
+        )
 
     def mailbox_intakes(
         self, on_processed: Callable[[], None] = lambda: None
