@@ -12,13 +12,17 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from daemon.config import Settings, find_config, load_settings
 from daemon.errors import ConfigError
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 70, 75, 78
+#: How far ahead of the wall clock `--now` may act on live tickets without --force.
+FUTURE_SLACK = timedelta(hours=24)
+#: Deadlines and reminders are computed this far past a moment; the calendar ends in 9999.
+_HORIZON = timedelta(days=100 * 366)
 
 
 class UsageError(Exception):
@@ -37,10 +41,31 @@ def parse_moment(text: str) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 moment: {text!r}") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        moment.astimezone(UTC) + _HORIZON
+    except OverflowError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too far in the future: deadlines after it would pass the year 9999"
+        ) from None
+    return moment
 
 
-def _common(p: argparse.ArgumentParser, *, now: bool = False, json: bool = False) -> None:
+def future_now_problem(now: datetime, wall: datetime, has_tickets: bool) -> str | None:
+    """Why a `--now` must not act on this database, or None. A moment far ahead
+    would fire every escalation and move every status update there for good."""
+    if not has_tickets or now - wall <= FUTURE_SLACK:
+        return None
+    return (
+        f"--now {now.isoformat()} is {now - wall} ahead of the wall clock "
+        f"({wall.isoformat(timespec='seconds')}); on a database with tickets it would fire "
+        "their escalations and move their status updates there. Use --force to act anyway"
+    )
+
+
+def _common(
+    p: argparse.ArgumentParser, *, now: bool = False, json: bool = False, writes: bool = False
+) -> None:
     p.add_argument(
         "-c",
         "--config",
@@ -58,6 +83,12 @@ def _common(p: argparse.ArgumentParser, *, now: bool = False, json: bool = False
         )
     if json:
         p.add_argument("--json", action="store_true", help="output for programs")
+    if writes:
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="act with a --now more than 24 hours ahead on a database with tickets",
+        )
 
 
 def build_parser() -> Parser:
@@ -81,10 +112,10 @@ def build_parser() -> Parser:
         action="store_true",
         help="store durably and leave the rest to the running daemon",
     )
-    _common(p, now=True, json=True)
+    _common(p, now=True, json=True, writes=True)
 
     p = sub.add_parser("tick", help="process the queue, run due jobs, send due mail, exit")
-    _common(p, now=True, json=True)
+    _common(p, now=True, json=True, writes=True)
 
     p = sub.add_parser("tickets", help="list tickets")
     p.add_argument("--status", default="open", help="a state, 'open' or 'all'")
@@ -125,7 +156,7 @@ def build_parser() -> Parser:
     )
     p.add_argument("--code", help="resolution code (resolve)")
     p.add_argument("--note", help="resolution note (resolve) or a note (close, cancel)")
-    _common(p, now=True, json=True)
+    _common(p, now=True, json=True, writes=True)
 
     p = sub.add_parser("report", help="KPIs: counts, SLA compliance, response and resolution times")
     p.add_argument(
@@ -181,7 +212,7 @@ def build_parser() -> Parser:
     p.add_argument("action", choices=["list", "retry", "raw"])
     p.add_argument("ids", nargs="*", type=int)
     p.add_argument("--state", default="failed,quarantined")
-    _common(p, now=True, json=True)
+    _common(p, now=True, json=True, writes=True)
     return parser
 
 
@@ -224,7 +255,7 @@ def open_app(args: argparse.Namespace) -> Any:
     now = getattr(args, "now", None)
     clock = FixedClock(now) if now else SystemClock()
     try:
-        return App(settings, clock)
+        app = App(settings, clock)
     except ConfigError:
         raise
     except Exception as exc:
@@ -232,6 +263,14 @@ def open_app(args: argparse.Namespace) -> Any:
             print(f"spocd: database unavailable: {exc}", file=sys.stderr)
             raise SystemExit(EX_TEMPFAIL) from exc
         raise
+    if now and "force" in args and not args.force:
+        with app.store.reading() as tx:
+            has_tickets = bool(tx.tickets.listing(None, limit=1))
+        problem = future_now_problem(now, SystemClock().now(), has_tickets)
+        if problem:
+            app.close()
+            raise UsageError(problem)
+    return app
 
 
 def ticket_number(text: str, prefix: str) -> int:
