@@ -13,12 +13,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, NoReturn
 
 from daemon.config import Settings, find_config, load_settings
 from daemon.errors import ConfigError
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 70, 75, 78
+EX_SIGPIPE = 128 + 13  # what a shell reports for a tool ended by SIGPIPE
 #: How far ahead of the wall clock `--now` may act on live tickets without --force.
 FUTURE_SLACK = timedelta(hours=24)
 #: Deadlines and reminders are computed this far past a moment; the calendar ends in 9999.
@@ -218,28 +220,65 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    if words[:1] == ["bench"]:  # its own options; it builds its own temporary setups
+    config, rest = _without_config(words)
+    if rest[:1] == ["bench"]:  # its own options; it builds its own temporary setups
         from daemon.bench import main as bench
 
-        return bench(words[1:])
+        if config is not None:  # taken like everywhere else: a bad config is refused
+            try:
+                load_settings(Path(config))
+            except ConfigError as exc:
+                return _refused(exc)
+        return bench(rest[1:])
     parser = build_parser()
     args = parser.parse_args(words)
     handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # here, where a closed pipe is still ours to catch
+        return code
+    except BrokenPipeError:
+        # `spocd show HD-3 | head`: the reader has gone; stop quietly like
+        # other Unix tools, and let nothing flush into the closed pipe at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EX_SIGPIPE
     except UsageError as exc:
         print(f"spocd: {exc}", file=sys.stderr)
         return EX_USAGE
     except ConfigError as exc:
-        print("spocd: configuration refused:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EX_CONFIG
+        return _refused(exc)
     except KeyboardInterrupt:
         return 130
 
 
 # --- helpers -------------------------------------------------------------------
+
+
+def _refused(exc: ConfigError) -> int:
+    print("spocd: configuration refused:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return EX_CONFIG
+
+
+def _without_config(words: list[str]) -> tuple[str | None, list[str]]:
+    """The `-c PATH` among `words` (anywhere, in any of argparse's spellings)
+    and the words without it: `bench` parses its own options after it."""
+    config: str | None = None
+    rest: list[str] = []
+    taking = False
+    for word in words:
+        if taking:
+            config, taking = word, False
+        elif word in ("-c", "--config"):
+            taking = True
+        elif word.startswith("--config="):
+            config = word.partition("=")[2]
+        elif word.startswith("-c") and not word.startswith("--"):
+            config = word[2:]
+        else:
+            rest.append(word)
+    return config, rest
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
