@@ -9,9 +9,11 @@ reason, and a running daemon keeps the files it has.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import time
+from typing import BinaryIO
 
 #: Far above any real config, rules file or template; far below a memory problem.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -83,3 +85,44 @@ def read_config_file(
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FileRefused(path, f"not UTF-8 text (byte {exc.start})") from None
+
+
+# --- what spocd writes: private to its user, whatever the umask -------------------
+# The database holds every mail and the HMAC key; the spool and the Maildir
+# outbox hold mail. Under umask 022 they were world-readable outside systemd.
+
+
+def private_dirs(path: str | os.PathLike[str]) -> None:
+    """`mkdir -p` where each folder created is 0700; existing ones are left as
+    they are (they may be the operator's, such as a home directory)."""
+    missing: list[str] = []
+    current = os.path.abspath(path)
+    while not os.path.lexists(current):
+        missing.append(current)
+        current = os.path.dirname(current)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            continue  # made meanwhile by someone else: theirs to set
+        os.chmod(folder, 0o700)  # the umask may have taken bits we want
+
+
+def open_private(path: str | os.PathLike[str], *, exclusive: bool = False) -> BinaryIO:
+    """A file opened for writing, created 0600 (truncated if it exists, unless
+    `exclusive`, where an existing file is FileExistsError)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def create_private(path: str | os.PathLike[str]) -> None:
+    """An empty file created 0600 if none is there (a SQLite database: its
+    -wal and -shm files then take the same mode)."""
+    with contextlib.suppress(FileExistsError):
+        open_private(path, exclusive=True).close()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from daemon.domain import Intake
+from daemon.files import open_private, private_dirs
 from daemon.ports import QueuedRaw, Store
 
 ESCALATION_SUFFIX = ".escalation"
@@ -55,14 +56,14 @@ def spool_stream(spool: Path, source: BinaryIO, *, limit: int, escalation: bool 
 
 def _spool(spool: Path, write: Callable[[BinaryIO], object], escalation: bool) -> Path:
     tmp_dir, new_dir = spool / "tmp", spool / "new"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    new_dir.mkdir(parents=True, exist_ok=True)
+    private_dirs(tmp_dir)
+    private_dirs(new_dir)
     name = f"{time.time_ns()}.{os.getpid()}.{secrets.token_hex(6)}"
     if escalation:
         name += ESCALATION_SUFFIX
     tmp = tmp_dir / name
     try:
-        with open(tmp, "wb") as fh:
+        with open_private(tmp, exclusive=True) as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
@@ -103,7 +104,7 @@ def import_spool(
         try:
             size = path.stat().st_size
             if max_bytes is not None and size > max_bytes:
-                (spool / REFUSED_DIR).mkdir(exist_ok=True)
+                private_dirs(spool / REFUSED_DIR)
                 os.rename(path, spool / REFUSED_DIR / path.name)
                 on_refused(path, size)
                 continue
