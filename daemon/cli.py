@@ -8,10 +8,11 @@ Exit codes follow sysexits.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,6 +20,11 @@ from daemon.config import Settings, find_config, load_settings
 from daemon.errors import ConfigError
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 70, 75, 78
+EX_SIGPIPE = 128 + 13  # what a shell reports for a tool ended by SIGPIPE
+#: How far ahead of the wall clock `--now` may act on live tickets without --force.
+FUTURE_SLACK = timedelta(hours=24)
+#: Deadlines and reminders are computed this far past a moment; the calendar ends in 9999.
+_HORIZON = timedelta(days=100 * 366)
 
 
 class UsageError(Exception):
@@ -37,10 +43,31 @@ def parse_moment(text: str) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 moment: {text!r}") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        moment.astimezone(UTC) + _HORIZON
+    except OverflowError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too far in the future: deadlines after it would pass the year 9999"
+        ) from None
+    return moment
 
 
-def _common(p: argparse.ArgumentParser, *, now: bool = False, json: bool = False) -> None:
+def future_now_problem(now: datetime, wall: datetime, has_tickets: bool) -> str | None:
+    """Why a `--now` must not act on this database, or None. A moment far ahead
+    would fire every escalation and move every status update there for good."""
+    if not has_tickets or now - wall <= FUTURE_SLACK:
+        return None
+    return (
+        f"--now {now.isoformat()} is {now - wall} ahead of the wall clock "
+        f"({wall.isoformat(timespec='seconds')}); on a database with tickets it would fire "
+        "their escalations and move their status updates there. Use --force to act anyway"
+    )
+
+
+def _common(
+    p: argparse.ArgumentParser, *, now: bool = False, json: bool = False, writes: bool = False
+) -> None:
     p.add_argument(
         "-c",
         "--config",
@@ -58,6 +85,12 @@ def _common(p: argparse.ArgumentParser, *, now: bool = False, json: bool = False
         )
     if json:
         p.add_argument("--json", action="store_true", help="output for programs")
+    if writes:
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="act with a --now more than 24 hours ahead on a database with tickets",
+        )
 
 
 def build_parser() -> Parser:
@@ -81,10 +114,10 @@ def build_parser() -> Parser:
         action="store_true",
         help="store durably and leave the rest to the running daemon",
     )
-    _common(p, now=True, json=True)
+    _common(p, now=True, json=True, writes=True)
 
     p = sub.add_parser("tick", help="process the queue, run due jobs, send due mail, exit")
-    _common(p, now=True, json=True)
+    _common(p, now=True, json=True, writes=True)
 
     p = sub.add_parser("tickets", help="list tickets")
     p.add_argument("--status", default="open", help="a state, 'open' or 'all'")
@@ -125,7 +158,7 @@ def build_parser() -> Parser:
     )
     p.add_argument("--code", help="resolution code (resolve)")
     p.add_argument("--note", help="resolution note (resolve) or a note (close, cancel)")
-    _common(p, now=True, json=True)
+    _common(p, now=True, json=True, writes=True)
 
     p = sub.add_parser("report", help="KPIs: counts, SLA compliance, response and resolution times")
     p.add_argument(
@@ -181,34 +214,71 @@ def build_parser() -> Parser:
     p.add_argument("action", choices=["list", "retry", "raw"])
     p.add_argument("ids", nargs="*", type=int)
     p.add_argument("--state", default="failed,quarantined")
-    _common(p, now=True, json=True)
+    _common(p, now=True, json=True, writes=True)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    if words[:1] == ["bench"]:  # its own options; it builds its own temporary setups
+    config, rest = _without_config(words)
+    if rest[:1] == ["bench"]:  # its own options; it builds its own temporary setups
         from daemon.bench import main as bench
 
-        return bench(words[1:])
+        if config is not None:  # taken like everywhere else: a bad config is refused
+            try:
+                load_settings(Path(config))
+            except ConfigError as exc:
+                return _refused(exc)
+        return bench(rest[1:])
     parser = build_parser()
     args = parser.parse_args(words)
     handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # here, where a closed pipe is still ours to catch
+        return code
+    except BrokenPipeError:
+        # `spocd show HD-3 | head`: the reader has gone; stop quietly like
+        # other Unix tools, and let nothing flush into the closed pipe at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EX_SIGPIPE
     except UsageError as exc:
         print(f"spocd: {exc}", file=sys.stderr)
         return EX_USAGE
     except ConfigError as exc:
-        print("spocd: configuration refused:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EX_CONFIG
+        return _refused(exc)
     except KeyboardInterrupt:
         return 130
 
 
 # --- helpers -------------------------------------------------------------------
+
+
+def _refused(exc: ConfigError) -> int:
+    print("spocd: configuration refused:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return EX_CONFIG
+
+
+def _without_config(words: list[str]) -> tuple[str | None, list[str]]:
+    """The `-c PATH` among `words` (anywhere, in any of argparse's spellings)
+    and the words without it: `bench` parses its own options after it."""
+    config: str | None = None
+    rest: list[str] = []
+    taking = False
+    for word in words:
+        if taking:
+            config, taking = word, False
+        elif word in ("-c", "--config"):
+            taking = True
+        elif word.startswith("--config="):
+            config = word.partition("=")[2]
+        elif word.startswith("-c") and not word.startswith("--"):
+            config = word[2:]
+        else:
+            rest.append(word)
+    return config, rest
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
@@ -224,7 +294,7 @@ def open_app(args: argparse.Namespace) -> Any:
     now = getattr(args, "now", None)
     clock = FixedClock(now) if now else SystemClock()
     try:
-        return App(settings, clock)
+        app = App(settings, clock)
     except ConfigError:
         raise
     except Exception as exc:
@@ -232,6 +302,14 @@ def open_app(args: argparse.Namespace) -> Any:
             print(f"spocd: database unavailable: {exc}", file=sys.stderr)
             raise SystemExit(EX_TEMPFAIL) from exc
         raise
+    if now and "force" in args and not args.force:
+        with app.store.reading() as tx:
+            has_tickets = bool(tx.tickets.listing(None, limit=1))
+        problem = future_now_problem(now, SystemClock().now(), has_tickets)
+        if problem:
+            app.close()
+            raise UsageError(problem)
+    return app
 
 
 def ticket_number(text: str, prefix: str) -> int:
@@ -264,21 +342,26 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _queue_only(args: argparse.Namespace) -> int:
-    """The MTA-pipe path: spool the bytes durably; no database driver loaded."""
-    from daemon.spool import spool_message
+    """The MTA-pipe path: stream the bytes durably into the spool; no database
+    driver loaded. Over smtp.max_message_size is exit 65 (the MTA bounces it)."""
+    from daemon.spool import NotSpooled, spool_stream
 
     settings = settings_of(args)
+    limit = settings.smtp.max_message_size
     for path in args.paths:
         try:
-            raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+            source = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
         except OSError as exc:
             print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
             return EX_DATAERR
-        if not raw.strip():
-            print(f"{path}: empty input, nothing queued", file=sys.stderr)
-            return EX_DATAERR
         try:
-            final = spool_message(settings.paths.spool, raw, escalation=args.escalation)
+            with source if path != "-" else contextlib.nullcontext(source):
+                final = spool_stream(
+                    settings.paths.spool, source, limit=limit, escalation=args.escalation
+                )
+        except NotSpooled as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            return EX_DATAERR
         except OSError as exc:
             print(f"{path}: cannot spool: {exc.strerror or exc}", file=sys.stderr)
             return EX_TEMPFAIL

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daemon import passwords
 from daemon.errors import ConfigError
+from daemon.files import read_config_file
 
 CONFIG_ENV = "SPOCD_CONFIG"
 DEFAULT_NAME = "spocd.toml"
@@ -423,8 +424,8 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     if path is None:
         return _absolutise(Settings(), Path.cwd(), {})
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_config_file(path)
+    except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc}"]) from exc
     return parse_settings(text, path, environ)
 
@@ -535,8 +536,8 @@ def _check_smtp(table: dict[str, Any], base: Path, where: Callable[[str], str]) 
         )
     users_path = _under(base, users_file)
     try:
-        text = users_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_config_file(users_path)
+    except OSError as exc:
         problems.append(f"{where('auth_users_file')}: smtp.auth_users_file: cannot read: {exc}")
         return problems
     users, bad = passwords.parse_users(text)
@@ -608,7 +609,7 @@ def _read_secret(
     if not secret_path.exists() and credentials and "/" not in value:
         secret_path = Path(credentials) / value  # systemd LoadCredential=
     try:
-        return secret_path.read_text(encoding="utf-8").rstrip("\r\n"), None
+        return read_config_file(secret_path).rstrip("\r\n"), None
     except OSError as exc:
         return None, f"cannot read {secret_path}: {exc.strerror or exc}"
 

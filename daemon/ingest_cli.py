@@ -15,7 +15,7 @@ import multiprocessing
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from daemon.domain import Intake
 from daemon.pipeline import Prepared, prepare_many
@@ -27,39 +27,59 @@ EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
 BATCH = 200
 
 
-def read_sources(paths: Sequence[str]) -> Iterator[tuple[str, bytes | None, str]]:
-    """(label, raw bytes or None, problem) for every message in the sources."""
+TOO_LARGE = "too-large"
+
+
+def _bounded(fh: BinaryIO, limit: int) -> bytes | None:
+    """At most `limit` bytes of `fh`, or None when there is more: memory never
+    holds more than one message of the intake limit."""
+    raw = fh.read(limit + 1)
+    return None if len(raw) > limit else raw
+
+
+def read_sources(paths: Sequence[str], limit: int) -> Iterator[tuple[str, bytes | None, str, str]]:
+    """(label, raw bytes or None, outcome, problem) for every message in the
+    sources; a message over `limit` bytes is refused unread past the limit."""
+    too_large = f"larger than smtp.max_message_size ({limit} bytes); not kept"
+
+    def one(label: str, fh: BinaryIO) -> tuple[str, bytes | None, str, str]:
+        raw = _bounded(fh, limit)
+        return (label, raw, "", "") if raw is not None else (label, None, TOO_LARGE, too_large)
+
     for path in paths:
         if path == "-":
-            yield "-", sys.stdin.buffer.read(), ""
+            yield one("-", sys.stdin.buffer)
             continue
         p = Path(path)
         if p.is_dir():
             if not all((p / sub).is_dir() for sub in ("cur", "new", "tmp")):
-                yield path, None, "a folder that is not a Maildir (no cur/new/tmp)"
+                yield path, None, "unreadable", "a folder that is not a Maildir (no cur/new/tmp)"
                 continue
             box = mailbox.Maildir(str(p), factory=None, create=False)
             try:
                 for key in sorted(box.keys()):
-                    yield f"{path}/{key}", box.get_bytes(key), ""
+                    with box.get_file(key) as fh:
+                        yield one(f"{path}/{key}", fh)
             finally:
                 box.close()
             continue
         try:
             with open(p, "rb") as fh:
                 head = fh.read(5)
+                if head != b"From ":
+                    fh.seek(0)
+                    yield one(path, fh)
+                    continue
         except OSError as exc:
-            yield path, None, f"cannot read: {exc.strerror or exc}"
+            yield path, None, "unreadable", f"cannot read: {exc.strerror or exc}"
             continue
-        if head == b"From ":
-            box_m = mailbox.mbox(str(p), factory=None, create=False)
-            try:
-                for index, key in enumerate(box_m.keys(), start=1):
-                    yield f"{path}#{index}", box_m.get_bytes(key), ""
-            finally:
-                box_m.close()
-            continue
-        yield path, p.read_bytes(), ""
+        box_m = mailbox.mbox(str(p), factory=None, create=False)
+        try:
+            for index, key in enumerate(box_m.keys(), start=1):
+                with box_m.get_file(key) as fh:
+                    yield one(f"{path}#{index}", fh)
+        finally:
+            box_m.close()
 
 
 #: The app the helper processes work for: set before they fork, inherited
@@ -197,9 +217,9 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
     batch: list[tuple[str, bytes]] = []
     limit = _Helpers.POOL_FROM  # small at first: the first batch is parsed while nothing else runs
     try:
-        for label, raw, problem in read_sources(paths):
+        for label, raw, refused, problem in read_sources(paths, app.settings.smtp.max_message_size):
             if raw is None:
-                results.append({"source": label, "outcome": "unreadable", "detail": problem})
+                results.append({"source": label, "outcome": refused, "detail": problem})
                 code = EX_DATAERR if code == EX_OK else code
                 continue
             if not raw.strip():

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from daemon.config import OutgoingSettings
+from daemon.files import open_private, private_dirs
 from daemon.ports import OutboxItem, TransportError
 
 
@@ -46,7 +47,7 @@ class MaildirTransport:
     def __init__(self, root: Path) -> None:
         self.root = root
         for sub in ("tmp", "new", "cur"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
+            private_dirs(root / sub)
         self._written: list[Path] = []
         self._syncfs = _syncfs()
 
@@ -65,7 +66,7 @@ class MaildirTransport:
                     return  # delivered before a crash kept us from recording it
         tmp = self.root / "tmp" / name
         try:
-            with open(tmp, "wb") as fh:
+            with open_private(tmp) as fh:
                 fh.write(content)
             final = self.root / "new" / name
             os.rename(tmp, final)

@@ -281,13 +281,15 @@ def _addresses(
     raw_values = msg.get_all(name) or []
     # mail-parser reads only its own list of address headers (not Sender, for
     # one); for the others, and for raw 8-bit values, the email package does.
+    # An encoded display name is decoded only after the addresses are split:
+    # decoded first, a name such as "Jan\r\nBcc: x@evil" broke the address.
     if name in mailparser_const.ADDRESSES_HEADERS and not any(
-        _surrogate_bytes(str(v)) is not None for v in raw_values
+        _surrogate_bytes(str(v)) is not None or "=?" in str(v) for v in raw_values
     ):
         pairs = [(n, a) for n, a in (mp._header_value(name) or []) if a]
     else:
         hint = _charset_hint(msg)
-        pairs = email.utils.getaddresses([decode_header_value(str(v), hint) for v in raw_values])
+        pairs = email.utils.getaddresses([_quote_encoded_words(str(v), hint) for v in raw_values])
     for display, addr in pairs:
         addr = _one_line(addr).strip("<> ").lower()
         if "@" not in addr or addr in seen or " " in addr:
@@ -295,6 +297,25 @@ def _addresses(
         seen.add(addr)
         found.append(Address(addr=addr, name=_one_line(display)))
     return tuple(found)
+
+
+_ENCODED_RUN_RE = re.compile(
+    r"=\?[^?\s]+\?[qQbB]\?[^?\s]*\?=(?:\s+=\?[^?\s]+\?[qQbB]\?[^?\s]*\?=)*"
+)
+
+
+def _quote_encoded_words(value: str, hint: str | None) -> str:
+    """Each run of RFC 2047 words as one quoted string of its decoded text,
+    on one line: what it decodes to (commas, colons, CR/LF) is a name, never
+    address syntax."""
+
+    def quoted(match: re.Match[str]) -> str:
+        text = _one_line(decode_header_value(match.group(0), hint))
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    if _surrogate_bytes(value) is not None:  # raw 8-bit: to text first
+        value = decode_header_value(value, hint)
+    return _ENCODED_RUN_RE.sub(quoted, value)
 
 
 def _first_address(

@@ -7,15 +7,27 @@ English, so adding a language can be done one template at a time.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, Template, TemplateNotFound
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateNotFound,
+)
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
+from daemon.files import read_config_file
 from daemon.ports import Rendered
 
 LANGUAGES = ("en", "pl")
@@ -43,6 +55,32 @@ def _local_time(value: datetime, zone: ZoneInfo) -> str:
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
+class BoundedFileLoader(FileSystemLoader):
+    """FileSystemLoader that reads through `read_config_file`: a template that is
+    a FIFO, a device or too large is refused (FileRefused names it), never read."""
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        pieces = split_template_path(template)
+        for searchpath in self.searchpath:
+            filename = os.path.join(searchpath, *pieces)
+            if os.path.exists(filename):
+                break
+        else:
+            raise TemplateNotFound(template)
+        contents = read_config_file(filename)
+        mtime = os.path.getmtime(filename)
+
+        def uptodate() -> bool:
+            try:
+                return os.path.getmtime(filename) == mtime
+            except OSError:
+                return False
+
+        return contents, os.path.normpath(filename), uptodate
+
+
 class TemplateRenderer:
     def __init__(self, root: Path, timezone: str = "Europe/Warsaw") -> None:
         self.root = root
@@ -53,9 +91,9 @@ class TemplateRenderer:
         self._loaded: dict[tuple[str, str], tuple[Template, Template, Template]] = {}
 
     def _environment(self, language: str) -> SandboxedEnvironment:
-        loaders = [FileSystemLoader(str(self.root / language))]
+        loaders: list[BaseLoader] = [BoundedFileLoader(str(self.root / language))]
         if language != "en":
-            loaders.append(FileSystemLoader(str(self.root / "en")))
+            loaders.append(BoundedFileLoader(str(self.root / "en")))
         env = SandboxedEnvironment(
             loader=ChoiceLoader(loaders),
             autoescape=lambda name: bool(name and name.endswith(".html")),

@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import schedule
 
+from daemon.clockjump import JumpGuard
 from daemon.config import Settings, load_settings
 from daemon.domain import InboundItem
 from daemon.errors import ConfigError, SpocdError
@@ -68,6 +69,8 @@ class Daemon:
         self.mailboxes: dict[str, _MailboxRunner] = {}
         self._lock_file: IO[bytes] | None = None
         self._last_watchdog = 0.0
+        self.clock_guard = JumpGuard()
+        self.monotonic: Callable[[], float] = time.monotonic
         app.inbound.observer = self._observe
 
     # --- signals ---------------------------------------------------------------
@@ -161,8 +164,16 @@ class Daemon:
             return
         if not self.leader.holds("sweeps"):
             return  # another instance on this PostgreSQL database runs them
+        now = self.app.clock.now()
+        jump = self.clock_guard.jump(now, self.monotonic())
+        if jump is not None:
+            log.warning(
+                "the wall clock jumped forward; this sweep is skipped",
+                extra={"jump": str(jump), "now": now.isoformat()},
+            )
+            return
         try:
-            done = self.jobs(self.app.clock.now())
+            done = self.jobs(now)
         except Exception as exc:
             log.error("scheduled jobs failed", extra={"error": str(exc)})
             return

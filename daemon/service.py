@@ -16,6 +16,7 @@ from pathlib import Path
 from daemon import rules as rules_mod
 from daemon.config import Settings
 from daemon.errors import ConfigError
+from daemon.files import FileRefused, read_config_file
 from daemon.imap_intake import MailboxIntake, PollReport
 from daemon.notify import Composer, Identity
 from daemon.outgoing import MaildirTransport, SmtpTransport
@@ -52,8 +53,8 @@ def resolve_paths(settings: Settings) -> tuple[Path, Path]:
 
 def load_rules_file(path: Path) -> rules_mod.Rules:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_config_file(path)
+    except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc}"]) from exc
     try:
         return rules_mod.load_rules(text, str(path))
@@ -74,6 +75,8 @@ def load_runtime(settings: Settings, key: bytes) -> Runtime:
     try:
         renderer = TemplateRenderer(templates, settings.helpdesk.timezone)
         renderer.check()
+    except FileRefused as exc:
+        problems.append(f"{exc.filename}: cannot read: {exc}")
     except Exception as exc:  # a template that does not compile
         problems.append(f"{templates}: {type(exc).__name__}: {exc}")
     if problems or rules is None or renderer is None:
@@ -139,7 +142,16 @@ class App:
         return MaildirTransport(out.maildir)
 
     def import_spool(self) -> int:
-        return import_spool(self.settings.paths.spool, self.store, self.clock.now)
+        return import_spool(
+            self.settings.paths.spool,
+            self.store,
+            self.clock.now,
+            max_bytes=self.settings.smtp.max_message_size,
+            on_refused=lambda path, size: log.error(
+                "spooled message over smtp.max_message_size set aside unread",
+                extra={"path": str(path), "bytes": size},
+            ),
+        )
 
     def mailbox_intakes(
         self, on_processed: Callable[[], None] = lambda: None

@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from daemon.files import create_private, private_dirs
+
 SQLITE_BUSY_MS = 30_000
 
 
@@ -27,7 +29,8 @@ def make_engine(url: str, *, pool_size: int = 5, busy_timeout_ms: int = SQLITE_B
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            private_dirs(Path(database).parent)
+            create_private(database)  # 0600 before SQLite makes it (and its -wal) 0644
         engine = create_engine(
             parsed, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False}
         )
