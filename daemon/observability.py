@@ -1,9 +1,10 @@
 """Metrics (Prometheus, via prometheus-client) and the loopback HTTP endpoint.
 
-`/healthz`: the main loop is alive. `/readyz`: the database answers and every
-enabled mailbox succeeded recently. `/metrics`: counters the daemon updates
-as it works, plus gauges read from the database at scrape time (so several
-instances report the same queue depth, and nothing drifts after a restart).
+`/healthz`: the main loop is alive and no intake or worker thread died.
+`/readyz`: the database answers and every enabled mailbox succeeded recently.
+`/metrics`: counters the daemon updates as it works, plus gauges read from
+the database at scrape time (so several instances report the same queue
+depth, and nothing drifts after a restart).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class HealthServer:
         host: str,
         port: int,
         metrics: Metrics,
-        alive: Callable[[], bool],
+        alive: Callable[[], tuple[bool, str]],
         ready: Callable[[], tuple[bool, str]],
     ) -> None:
         server = self
@@ -140,8 +141,8 @@ class HealthServer:
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
-            ok = self.alive()
-            self._reply(request, 200 if ok else 503, b"ok\n" if ok else b"main loop stalled\n")
+            ok, why = self.alive()
+            self._reply(request, 200 if ok else 503, (why + "\n").encode())
         elif path == "/readyz":
             ok, why = self.ready()
             self._reply(request, 200 if ok else 503, (why + "\n").encode())

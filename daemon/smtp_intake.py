@@ -20,6 +20,7 @@ import asyncio
 import errno
 import logging
 import queue
+import resource
 import ssl
 import threading
 import time
@@ -62,6 +63,10 @@ MAX_GROUP = 128
 #: AUTH attempts allowed on one connection before it is closed with 421.
 AUTH_ATTEMPTS = 5
 _NO_LIMIT = 1 << 30
+#: File descriptors kept free for everything but SMTP connections.
+FD_RESERVE = 64
+#: Seconds between two log lines about running out of file descriptors.
+ACCEPT_LOG_INTERVAL = 60.0
 
 
 class QueueWriter:
@@ -379,11 +384,36 @@ class IntakeController(Controller):
     """aiosmtpd's threaded controller, building `LimitedSMTP` protocols."""
 
     def __init__(self, handler: Any, *, smtp: SmtpSettings, **kwargs: Any) -> None:
-        self.clients = ClientCounter(smtp.max_connections_per_client)
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        total = connection_cap(smtp.max_connections, soft)
+        if total < smtp.max_connections:
+            log.warning(
+                "smtp.max_connections lowered to fit the open-file limit",
+                extra={"configured": smtp.max_connections, "cap": total, "nofile": soft},
+            )
+        self.clients = ClientCounter(smtp.max_connections_per_client, total)
         # RFC 5321 counts a line without the dot SMTP adds to lines that begin
         # with one: allow that octet on the wire.
         self.line_length_limit = smtp.max_line_length + 1
+        self._resource_logged = -ACCEPT_LOG_INTERVAL
         super().__init__(handler, **kwargs)
+        self.loop.set_exception_handler(self._loop_error)
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Out of file descriptors, asyncio stops accepting for a second and
+        tries again (then the cap below the limit applies): say so once a
+        minute, not once a second."""
+        error = context.get("exception")
+        if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE):
+            now = time.monotonic()
+            if now - self._resource_logged >= ACCEPT_LOG_INTERVAL:
+                self._resource_logged = now
+                log.error(
+                    "smtp: out of file descriptors; pausing accepts",
+                    extra={"error": str(error)},
+                )
+            return
+        loop.default_exception_handler(context)
 
     def factory(self) -> SMTP:
         return LimitedSMTP(
@@ -392,6 +422,13 @@ class IntakeController(Controller):
             clients=self.clients,
             **self.SMTP_kwargs,
         )
+
+
+def connection_cap(configured: int, nofile: int) -> int:
+    """Connections the listener may hold: what is configured, but always
+    FD_RESERVE descriptors below the open-file limit (the database, logs,
+    the HTTP endpoint and IMAP need theirs), and at least one."""
+    return max(1, min(configured, nofile - FD_RESERVE))
 
 
 def tls_context(smtp: SmtpSettings) -> ssl.SSLContext | None:
@@ -559,6 +596,15 @@ class SmtpIntake:
 
     def start(self) -> None:
         self.controller.start()
+
+    def failure(self) -> str | None:
+        """Why intake cannot work any more (a thread of its died), or None."""
+        if not self.writer.alive:
+            return "smtp writer thread died"
+        thread = self.controller._thread  # aiosmtpd runs its event loop there
+        if thread is not None and not thread.is_alive():
+            return "smtp listener thread died"
+        return None
 
     def busy(self, window: float = 0.2) -> bool:
         """Mail was accepted within the last `window` seconds."""
