@@ -122,3 +122,23 @@ def test_a_client_that_resets_after_data_does_not_stop_intake(
     assert time.monotonic() - started < 2.0
     # The reset message was committed before the reply was lost: it stays.
     assert queued(store) == 2
+
+
+def test_connections_past_max_connections_get_421_from_any_address(listen) -> None:  # type: ignore[no-untyped-def]
+    intake = listen(max_connections=3, max_connections_per_client=20)
+    held = []
+    for n in range(3):  # three addresses, one connection each
+        sock = socket.socket()
+        sock.bind((f"127.0.0.{n + 2}", 0))
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", intake.port))
+        assert sock.recv(512).startswith(b"220")
+        held.append(sock)
+    with socket.create_connection(("127.0.0.1", intake.port), timeout=10) as refused:
+        assert refused.recv(512).startswith(b"421 4.3.2 Too many connections")
+    held.pop().close()
+    wait_until(lambda: intake.controller.clients.open == 2)
+    with smtplib.SMTP("127.0.0.1", intake.port, timeout=10) as client:
+        client.sendmail("jan@example.org", [HELPDESK], make_mail(message_id="room@example.org"))
+    for sock in held:
+        sock.close()
