@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import errno
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from daemon.service import App
 from daemon.status import status_report, status_text
 from daemon.storage.store import SqlStore
 from tests.conftest import write_config
+from tests.support.proc import wait_until
 from tests.support.relay import free_port
 
 
@@ -65,3 +68,22 @@ def test_a_dead_smtp_writer_fails_healthz_status_and_the_exit_code(daemon: Daemo
     assert not report["healthy"]
     assert "smtp writer thread died" in report["intake_failure"]
     assert "intake: FAILED: " in status_text(report)
+
+
+def test_an_os_error_in_a_main_loop_step_does_not_end_the_daemon(
+    daemon: Daemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    def out_of_descriptors() -> list[Path]:  # what rglob raised at 1,200 connections
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    daemon._watch_files = out_of_descriptors  # type: ignore[method-assign]
+    codes: list[int] = []
+    serving = threading.Thread(target=lambda: codes.append(daemon.serve()))
+    serving.start()
+    wait_until(lambda: "main loop step failed" in caplog.text, timeout=10)
+    assert serving.is_alive()
+    assert daemon.http is not None
+    assert get(daemon.http.port, "/healthz") == (200, "ok\n")
+    daemon.stop_event.set()
+    serving.join(timeout=30)
+    assert codes == [0]
