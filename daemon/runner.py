@@ -244,6 +244,7 @@ class Daemon:
     def start(self) -> None:
         settings = self.app.settings
         self._lock_instance()
+        self._record_failure("")  # a failure recorded by an earlier run is over
         # Before anything listens: a file changed from here on is a change to apply.
         self._watched = self._snapshot()
         if self.app.store.engine.dialect.name == "sqlite":
@@ -303,7 +304,6 @@ class Daemon:
             )
             self.http.start()
             log.info("http listening", extra={"host": settings.http.host, "port": self.http.port})
-        self._record_failure("")  # a failure recorded by an earlier run is over
         self.inbound_wake.set()
         self.notifier.ready(self._status_line())
 

@@ -87,3 +87,18 @@ def test_an_os_error_in_a_main_loop_step_does_not_end_the_daemon(
     daemon.stop_event.set()
     serving.join(timeout=30)
     assert codes == [0]
+
+
+def test_the_next_start_clears_the_recorded_failure(daemon: Daemon) -> None:
+    assert daemon.smtp is not None
+    daemon.smtp.writer._queue.put(None)
+    assert daemon.serve() == EXIT_INTAKE_DIED
+    settings = daemon.app.settings
+    again = Daemon(App(settings, SystemClock()), None)
+    again.start()
+    try:
+        with again.app.store.reading() as tx:
+            report = status_report(settings, tx, SystemClock().now())
+        assert report["healthy"] and report["intake_failure"] is None
+    finally:
+        again.shutdown()
