@@ -7,6 +7,7 @@ Real sockets against a real aiosmtpd listener on a SQLite file.
 
 from __future__ import annotations
 
+import errno
 import smtplib
 import socket
 import sqlite3
@@ -146,3 +147,22 @@ def test_connections_past_max_connections_get_421_from_any_address(listen) -> No
         client.sendmail("jan@example.org", [HELPDESK], make_mail(message_id="room@example.org"))
     for sock in held:
         sock.close()
+
+
+def test_running_out_of_descriptors_on_accept_is_logged_once_a_minute(
+    listen,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    intake = listen()
+    controller = intake.controller
+    # What asyncio reports when accept() fails with EMFILE (it then pauses accepting).
+    context = {
+        "message": "socket.accept() out of system resource",
+        "exception": OSError(errno.EMFILE, "Too many open files"),
+    }
+    for _ in range(5):
+        controller.loop.call_soon_threadsafe(controller.loop.call_exception_handler, context)
+    wait_until(lambda: "out of file descriptors" in caplog.text)
+    with smtplib.SMTP("127.0.0.1", intake.port, timeout=10) as client:  # still serving
+        client.noop()
+    assert caplog.text.count("out of file descriptors") == 1
