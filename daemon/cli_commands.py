@@ -56,8 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"spocd: cannot start: {exc}", file=sys.stderr)
         app.close()
         return EX_TEMPFAIL
-    daemon.serve()
-    return EX_OK
+    return daemon.serve()
 
 
 def _jobs(app: Any) -> Any:

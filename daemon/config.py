@@ -63,6 +63,9 @@ class SmtpSettings:
     max_line_length: int = 1000
     #: Concurrent connections one client address may hold; the next gets 421.
     max_connections_per_client: int = 20
+    #: Concurrent connections in all; the next gets 421. Lowered at start to
+    #: fit the process's open-file limit (RLIMIT_NOFILE), with a warning.
+    max_connections: int = 100
     #: Idle time allowed per command (the DATA transfer included), then 421.
     command_timeout_seconds: int = 300
     tls_cert_file: Path | None = None  # both set: STARTTLS is offered
@@ -304,6 +307,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "extra_addresses": _is_address_list,
         "max_line_length": _is_line_length,
         "max_connections_per_client": _is_positive,
+        "max_connections": _is_positive,
         "command_timeout_seconds": _is_positive,
         "tls_cert_file": _is_str,
         "tls_key_file": _is_str,

@@ -1,13 +1,15 @@
 """Metrics (Prometheus, via prometheus-client) and the loopback HTTP endpoint.
 
-`/healthz`: the main loop is alive. `/readyz`: the database answers and every
-enabled mailbox succeeded recently. `/metrics`: counters the daemon updates
-as it works, plus gauges read from the database at scrape time (so several
-instances report the same queue depth, and nothing drifts after a restart).
+`/healthz`: the main loop is alive and no intake or worker thread died.
+`/readyz`: the database answers and every enabled mailbox succeeded recently.
+`/metrics`: counters the daemon updates as it works, plus gauges read from
+the database at scrape time (so several instances report the same queue
+depth, and nothing drifts after a restart).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -98,20 +100,74 @@ class _DatabaseGauges(Collector):
         yield boxes
 
 
+#: Seconds a client has to send its request (and to read the reply).
+HTTP_REQUEST_TIMEOUT = 10.0
+#: Requests served at once (one thread each); more are closed unanswered.
+HTTP_MAX_CONNECTIONS = 16
+
+
+class _BoundedHTTPServer(ThreadingHTTPServer):
+    """A thread per request, but at most `max_connections` of them: a
+    monitoring endpoint needs few, and each held connection costs a thread
+    and a descriptor."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: Any, max_connections: int) -> None:
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # full: the client sees the connection close
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def get_request(self) -> tuple[Any, Any]:
+        try:
+            return super().get_request()
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                time.sleep(0.1)  # out of descriptors: don't spin on the readable socket
+            raise
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("http request failed", extra={"peer": str(client_address)})
+
+
 class HealthServer:
-    """A small HTTP server on a loopback port, in a thread of its own."""
+    """A small HTTP server on a loopback port, in a thread of its own.
+
+    Each request has `request_timeout` seconds, and at most `max_connections`
+    are served at once: half-sent requests cannot pile up threads.
+    """
 
     def __init__(
         self,
         host: str,
         port: int,
         metrics: Metrics,
-        alive: Callable[[], bool],
+        alive: Callable[[], tuple[bool, str]],
         ready: Callable[[], tuple[bool, str]],
+        *,
+        request_timeout: float = HTTP_REQUEST_TIMEOUT,
+        max_connections: int = HTTP_MAX_CONNECTIONS,
     ) -> None:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = request_timeout  # socket timeout for every read and write
+
             def do_GET(self) -> None:
                 server.handle(self)
 
@@ -121,7 +177,7 @@ class HealthServer:
         self.metrics = metrics
         self.alive = alive
         self.ready = ready
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd = _BoundedHTTPServer((host, port), Handler, max_connections)
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, name="spocd-http", daemon=True
         )
@@ -140,8 +196,8 @@ class HealthServer:
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
-            ok = self.alive()
-            self._reply(request, 200 if ok else 503, b"ok\n" if ok else b"main loop stalled\n")
+            ok, why = self.alive()
+            self._reply(request, 200 if ok else 503, (why + "\n").encode())
         elif path == "/readyz":
             ok, why = self.ready()
             self._reply(request, 200 if ok else 503, (why + "\n").encode())

@@ -31,12 +31,16 @@ from daemon.observability import HealthServer, Heartbeat, Metrics
 from daemon.pipeline import Outcome
 from daemon.service import App, resolve_paths
 from daemon.smtp_intake import SmtpIntake
-from daemon.status import status_report
+from daemon.status import INTAKE_FAILURE, status_report
 from daemon.storage.leader import Leadership
 from daemon.storage.stats import ping, read_stats
 from daemon.systemd import Notifier
 
 log = logging.getLogger("spocd.run")
+
+#: `spocd run`'s exit status when an intake thread died (EX_SOFTWARE):
+#: non-zero, so systemd's Restart=on-failure starts a fresh process.
+EXIT_INTAKE_DIED = 70
 
 
 class InstanceLocked(SpocdError):
@@ -71,6 +75,8 @@ class Daemon:
         self._last_watchdog = 0.0
         self.clock_guard = JumpGuard()
         self.monotonic: Callable[[], float] = time.monotonic
+        self._errors_logged: dict[str, float] = {}
+        self.failed: str | None = None  # why the daemon stopped serving, if it did
         app.inbound.observer = self._observe
 
     # --- signals ---------------------------------------------------------------
@@ -249,6 +255,7 @@ class Daemon:
     def start(self) -> None:
         settings = self.app.settings
         self._lock_instance()
+        self._record_failure("")  # a failure recorded by an earlier run is over
         # Before anything listens: a file changed from here on is a change to apply.
         self._watched = self._snapshot()
         if self.app.store.engine.dialect.name == "sqlite":
@@ -293,23 +300,59 @@ class Daemon:
             for intake in self.app.mailbox_intakes(on_processed=self.outbox_wake.set)
         }
         self._supervise_mailboxes()
-        self.scheduler.every(3).seconds.do(self._supervise_mailboxes)
-        self.scheduler.every(30).seconds.do(self._run_jobs)
-        self.scheduler.every(3).seconds.do(self._claim_sweeps)
-        self.scheduler.every(2).seconds.do(self._check_files)
-        self.scheduler.every(10).seconds.do(self._report_status)
+        self.scheduler.every(3).seconds.do(self._guarded, self._supervise_mailboxes)
+        self.scheduler.every(30).seconds.do(self._guarded, self._run_jobs)
+        self.scheduler.every(3).seconds.do(self._guarded, self._claim_sweeps)
+        self.scheduler.every(2).seconds.do(self._guarded, self._check_files)
+        self.scheduler.every(10).seconds.do(self._guarded, self._report_status)
         if settings.http.enabled:
             self.http = HealthServer(
                 settings.http.host,
                 settings.http.port,
                 self.metrics,
-                self.heartbeat.alive,
+                self._alive,
                 self._ready,
             )
             self.http.start()
             log.info("http listening", extra={"host": settings.http.host, "port": self.http.port})
         self.inbound_wake.set()
         self.notifier.ready(self._status_line())
+
+    def _guarded(self, step: Callable[[], object]) -> None:
+        """Run one main-thread step; an error (out of file descriptors, say)
+        is logged, at most once a minute per step, and the loop goes on."""
+        try:
+            step()
+        except Exception as exc:
+            name = getattr(step, "__name__", str(step))
+            now = time.monotonic()
+            if now - self._errors_logged.get(name, -60.0) >= 60.0:
+                self._errors_logged[name] = now
+                log.error("main loop step failed", extra={"step": name, "error": str(exc)})
+
+    def _failure(self) -> str | None:
+        """An intake or worker thread that died: the daemon cannot recover it."""
+        if self.smtp is not None and (why := self.smtp.failure()):
+            return why
+        for thread in self.threads:
+            if not thread.is_alive():
+                return f"thread {thread.name} died"
+        return None
+
+    def _alive(self) -> tuple[bool, str]:
+        """/healthz: the main loop beats and no thread of ours died."""
+        why = self._failure()
+        if why:
+            return False, why
+        return (True, "ok") if self.heartbeat.alive() else (False, "main loop stalled")
+
+    def _record_failure(self, why: str) -> None:
+        """What `spocd status` reads ("" clears it)."""
+        try:
+            with self.app.store.transaction() as tx:
+                tx.settings.put(INTAKE_FAILURE, why)
+        except Exception as exc:
+            log.error("cannot record the intake state", extra={"error": str(exc)})
 
     def _ready(self) -> tuple[bool, str]:
         """Ready: the database answers and every enabled mailbox succeeded
@@ -352,21 +395,32 @@ class Daemon:
             self.notifier.watchdog()
             self._last_watchdog = now
 
-    def serve(self) -> None:
-        """Block until SIGTERM; then finish the work in hand and return."""
-        self._run_jobs()
+    def serve(self) -> int:
+        """Block until SIGTERM, or until an intake thread dies; then finish
+        the work in hand and return the exit status (0, or EXIT_INTAKE_DIED)."""
+        self._guarded(self._run_jobs)
         while not self.stop_event.is_set():
+            if why := self._failure():
+                self._fail(why)
+                break
             self.heartbeat.beat()
-            self._watchdog()
+            self._guarded(self._watchdog)
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 log.info("SIGHUP: reloading")
-                self.notifier.reloading()
-                self.reload()
-                self.notifier.ready(self._status_line())
-            self.scheduler.run_pending()
+                self._guarded(self.notifier.reloading)
+                self._guarded(self.reload)
+                self._guarded(lambda: self.notifier.ready(self._status_line()))
+            self._guarded(self.scheduler.run_pending)
             self.stop_event.wait(0.5)
         self.shutdown()
+        return EXIT_INTAKE_DIED if self.failed else 0
+
+    def _fail(self, why: str) -> None:
+        self.failed = why
+        log.critical("intake stopped; exiting for a restart", extra={"problem": why})
+        self._record_failure(f"{self.app.clock.now().isoformat()} {why} (pid {os.getpid()})")
+        self._guarded(lambda: self.notifier.status(f"FAILED: {why}; exiting for a restart"))
 
     def shutdown(self) -> None:
         log.info("stopping")
@@ -374,7 +428,10 @@ class Daemon:
         if self.http is not None:
             self.http.stop()
         if self.smtp is not None:
-            self.smtp.stop()
+            try:
+                self.smtp.stop()
+            except Exception as exc:  # its thread died: nothing more to stop
+                log.error("smtp listener did not stop cleanly", extra={"error": str(exc)})
         self.stop_event.set()
         self.inbound_wake.set()
         self.outbox_wake.set()

@@ -20,18 +20,27 @@ import asyncio
 import errno
 import logging
 import queue
+import resource
 import ssl
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import (
+    MISSING,
+    SMTP,
+    AuthResult,
+    Envelope,
+    LoginPassword,
+    Session,
+    _DataState,
+)
 
 from daemon import passwords
 from daemon.config import Settings, SmtpSettings
@@ -47,16 +56,26 @@ NOT_PERMITTED = "554 5.7.1 Your address is not permitted to send mail here"
 UNKNOWN_RCPT = "550 5.1.1 <{rcpt}>: not a help desk address (we relay nothing)"
 TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections from your address; try again later"
+SERVER_BUSY = "421 4.3.2 Too many connections; try again later"
 AUTH_REQUIRED = "530 5.7.0 Authentication required"
 TIMED_OUT = "421 4.4.2 Timeout exceeded; closing connection"
 MAX_GROUP = 128
 #: AUTH attempts allowed on one connection before it is closed with 421.
 AUTH_ATTEMPTS = 5
 _NO_LIMIT = 1 << 30
+#: File descriptors kept free for everything but SMTP connections.
+FD_RESERVE = 64
+#: Seconds between two log lines about running out of file descriptors.
+ACCEPT_LOG_INTERVAL = 60.0
 
 
 class QueueWriter:
-    """One thread that commits submitted raw messages in groups."""
+    """One thread that commits submitted raw messages in groups.
+
+    A waiter may be gone by the time its group is committed (the client
+    reset the connection, or gave up while a lock was held): its message
+    stays committed, and nothing that happens to one waiter stops the thread.
+    """
 
     def __init__(
         self,
@@ -68,17 +87,33 @@ class QueueWriter:
         self.now = now
         self.on_commit = on_commit
         self.last_commit = 0.0  # monotonic time of the last commit (intake pressure)
+        # Each counted by one thread only: their difference is what is in flight.
+        self._submitted = 0
+        self._answered = 0
+        self._closing = False
         self._queue: queue.Queue[tuple[QueuedRaw, Future[int | None]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="spocd-smtp-writer", daemon=True)
         self._thread.start()
 
+    @property
+    def in_flight(self) -> int:
+        """Messages submitted and not yet answered."""
+        return self._submitted - self._answered
+
+    @property
+    def alive(self) -> bool:
+        """The thread runs, or was asked to stop."""
+        return self._closing or self._thread.is_alive()
+
     def submit(self, item: QueuedRaw) -> Future[int | None]:
         future: Future[int | None] = Future()
+        self._submitted += 1
         self._queue.put((item, future))
         return future
 
     def close(self) -> None:
         """Finish every submitted message, then stop."""
+        self._closing = True
         self._queue.put(None)
         self._thread.join()
 
@@ -98,7 +133,12 @@ class QueueWriter:
                     stopping = True
                     break
                 group.append(nxt)
-            self._commit(group)
+            try:
+                self._commit(group)
+            except Exception as exc:  # a bug here must not stop intake for good
+                log.exception("smtp writer error", extra={"error": str(exc)})
+            finally:
+                self._answered += len(group)
 
     def _commit(self, group: list[tuple[QueuedRaw, Future[int | None]]]) -> None:
         try:
@@ -111,12 +151,27 @@ class QueueWriter:
                 extra={"error": str(exc), "messages": len(group)},
             )
             for _, future in group:
-                future.set_exception(exc)
+                _answer(future, exc)
             return
-        for (_, future), item_id in zip(group, ids, strict=True):
-            future.set_result(item_id)
         self.last_commit = time.monotonic()
+        for (_, future), item_id in zip(group, ids, strict=True):
+            if not _answer(future, item_id):
+                log.info(
+                    "accepted, but the client left before the reply", extra={"inbound": item_id}
+                )
         self.on_commit()
+
+
+def _answer(future: Future[int | None], outcome: int | BaseException) -> bool:
+    """Give a waiter its outcome; False when it no longer waits (cancelled)."""
+    try:
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+    except InvalidStateError:
+        return False
+    return True
 
 
 def _storage_failure(exc: BaseException) -> str:
@@ -149,19 +204,31 @@ def peer_host(peer: Any) -> str:
 
 
 class ClientCounter:
-    """Open connections per client address; touched only on the event loop."""
+    """Open connections, per client address and in all; touched only on the
+    event loop. Past either limit a connection is refused (421) at once."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, total: int = _NO_LIMIT) -> None:
         self.limit = limit
+        self.total = total
         self._open: Counter[str] = Counter()
+        self._count = 0
 
-    def enter(self, host: str) -> bool:
+    @property
+    def open(self) -> int:
+        return self._count
+
+    def enter(self, host: str) -> str | None:
+        """None when admitted, else the reply that refuses the connection."""
+        if self._count >= self.total:
+            return SERVER_BUSY
         if self._open[host] >= self.limit:
-            return False
+            return TOO_MANY_CONNECTIONS
         self._open[host] += 1
-        return True
+        self._count += 1
+        return None
 
     def leave(self, host: str) -> None:
+        self._count -= 1
         self._open[host] -= 1
         if self._open[host] <= 0:
             del self._open[host]
@@ -183,6 +250,7 @@ class LimitedSMTP(SMTP):
         self._clients = clients
         self._client: str | None = None
         self._admitted = False
+        self._refusal: str | None = None
         super().__init__(handler, **kwargs)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -190,7 +258,8 @@ class LimitedSMTP(SMTP):
         super().connection_made(transport)
         if first and self._client is None:
             self._client = peer_host(self.session.peer if self.session else None)
-            self._admitted = self._clients.enter(self._client)
+            self._refusal = self._clients.enter(self._client)
+            self._admitted = self._refusal is None
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._admitted and self._client is not None:
@@ -201,11 +270,76 @@ class LimitedSMTP(SMTP):
     async def _handle_client(self) -> None:
         if not self._admitted:
             log.warning("too many connections; refused", extra={"peer": self._client})
-            await self.push(TOO_MANY_CONNECTIONS)
+            await self.push(self._refusal or TOO_MANY_CONNECTIONS)
             if self.transport is not None:
                 self.transport.close()
             return
         await super()._handle_client()
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA (1.4.6) with the message gathered in one bytearray.
+
+        aiosmtpd keeps a list of one bytearray per line, so a message of
+        empty lines costs dozens of times its size; here the lines are
+        unstuffed into one buffer as they come. Replies, the size limit (552),
+        the line-length limit (500) and dot-unstuffing are aiosmtpd's.
+        """
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        content = bytearray()
+        size = 0
+        limit = self.data_size_limit
+        partial = False  # inside a line longer than the reader's limit
+        state = _DataState.NOMINAL
+        while self.transport is not None:
+            try:
+                line = await self._reader.readuntil(b"\r\n")
+            except asyncio.CancelledError:
+                self._writer.close()  # the connection was reset during DATA
+                raise
+            except asyncio.LimitOverrunError as overrun:
+                # Refused at the end (RFC 5321 4.2.5); drop what came so far.
+                if state == _DataState.NOMINAL:
+                    state = _DataState.TOO_LONG
+                content.clear()
+                line = await self._reader.read(overrun.consumed)
+            if not partial and line == b".\r\n":
+                break
+            size += len(line)
+            if state == _DataState.NOMINAL and limit and size > limit:
+                state = _DataState.TOO_MUCH
+                content.clear()
+            partial = not line.endswith(b"\r\n")
+            if state == _DataState.NOMINAL and not partial:
+                if len(line) > self.line_length_limit:
+                    state = _DataState.TOO_LONG
+                    content.clear()
+                else:
+                    content += line[1:] if line.startswith(b".") else line
+        if state != _DataState.NOMINAL:
+            if state == _DataState.TOO_LONG:
+                await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+            else:
+                await self.push("552 Error: Too much mail data")
+            self._set_post_data_state()
+            return
+        raw = bytes(content)
+        del content
+        self.envelope.content = raw
+        self.envelope.original_content = raw
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
     def _timeout_cb(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -250,11 +384,36 @@ class IntakeController(Controller):
     """aiosmtpd's threaded controller, building `LimitedSMTP` protocols."""
 
     def __init__(self, handler: Any, *, smtp: SmtpSettings, **kwargs: Any) -> None:
-        self.clients = ClientCounter(smtp.max_connections_per_client)
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        total = connection_cap(smtp.max_connections, soft)
+        if total < smtp.max_connections:
+            log.warning(
+                "smtp.max_connections lowered to fit the open-file limit",
+                extra={"configured": smtp.max_connections, "cap": total, "nofile": soft},
+            )
+        self.clients = ClientCounter(smtp.max_connections_per_client, total)
         # RFC 5321 counts a line without the dot SMTP adds to lines that begin
         # with one: allow that octet on the wire.
         self.line_length_limit = smtp.max_line_length + 1
+        self._resource_logged = -ACCEPT_LOG_INTERVAL
         super().__init__(handler, **kwargs)
+        self.loop.set_exception_handler(self._loop_error)
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Out of file descriptors, asyncio stops accepting for a second and
+        tries again (then the cap below the limit applies): say so once a
+        minute, not once a second."""
+        error = context.get("exception")
+        if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE):
+            now = time.monotonic()
+            if now - self._resource_logged >= ACCEPT_LOG_INTERVAL:
+                self._resource_logged = now
+                log.error(
+                    "smtp: out of file descriptors; pausing accepts",
+                    extra={"error": str(error)},
+                )
+            return
+        loop.default_exception_handler(context)
 
     def factory(self) -> SMTP:
         return LimitedSMTP(
@@ -263,6 +422,13 @@ class IntakeController(Controller):
             clients=self.clients,
             **self.SMTP_kwargs,
         )
+
+
+def connection_cap(configured: int, nofile: int) -> int:
+    """Connections the listener may hold: what is configured, but always
+    FD_RESERVE descriptors below the open-file limit (the database, logs,
+    the HTTP endpoint and IMAP need theirs), and at least one."""
+    return max(1, min(configured, nofile - FD_RESERVE))
 
 
 def tls_context(smtp: SmtpSettings) -> ssl.SSLContext | None:
@@ -430,6 +596,15 @@ class SmtpIntake:
 
     def start(self) -> None:
         self.controller.start()
+
+    def failure(self) -> str | None:
+        """Why intake cannot work any more (a thread of its died), or None."""
+        if not self.writer.alive:
+            return "smtp writer thread died"
+        thread = self.controller._thread  # aiosmtpd runs its event loop there
+        if thread is not None and not thread.is_alive():
+            return "smtp listener thread died"
+        return None
 
     def busy(self, window: float = 0.2) -> bool:
         """Mail was accepted within the last `window` seconds."""

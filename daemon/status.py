@@ -4,7 +4,8 @@ Reads what the running daemon recorded (mailbox state, queue and outbox
 counts) from the database, so it answers for a daemon in another process,
 or on another host sharing the database. A mailbox is healthy when it had a
 success within 3 of its poll intervals; the whole is healthy when every
-enabled mailbox is.
+enabled mailbox is and no intake thread of the daemon died (the daemon
+records that as it exits for a restart, and clears it when it starts).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from daemon.config import Settings
 from daemon.imap_plan import HEALTHY_INTERVALS, healthy
 from daemon.ports import MailboxState, Tx
 
+#: The settings row where `spocd run` records why its intake stopped ("" when it works).
+INTAKE_FAILURE = "intake_failure"
+
 
 def status_report(settings: Settings, tx: Tx, now: datetime) -> dict[str, Any]:
     states = {(s.mailbox, s.folder): s for s in tx.mailboxes.listing()}
@@ -25,9 +29,11 @@ def status_report(settings: Settings, tx: Tx, now: datetime) -> dict[str, Any]:
         )
         for m in settings.imap
     ]
+    intake_failure = tx.settings.get(INTAKE_FAILURE) or None
     return {
-        "healthy": all(m["healthy"] for m in mailboxes if m["enabled"]),
+        "healthy": intake_failure is None and all(m["healthy"] for m in mailboxes if m["enabled"]),
         "checked_at": now.isoformat(),
+        "intake_failure": intake_failure,
         "mailboxes": mailboxes,
         "inbound": {s: tx.inbound.count(s) for s in ("queued", "failed", "quarantined")},
         "outbox": {s: tx.outbox.count(s) for s in ("pending", "failed")},
@@ -82,6 +88,8 @@ def _iso(moment: datetime | None) -> str | None:
 def status_text(report: dict[str, Any]) -> str:
     """The report for a person at a terminal."""
     lines = []
+    if report["intake_failure"]:
+        lines.append(f"intake: FAILED: {report['intake_failure']}")
     for m in report["mailboxes"]:
         if not m["enabled"]:
             lines.append(f"mailbox {m['name']}: disabled")

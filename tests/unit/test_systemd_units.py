@@ -65,3 +65,17 @@ def test_the_service_is_hardened_and_notifies() -> None:
         assert line in text
     port25 = (UNITS / "spocd.service.d" / "port25.conf").read_text()
     assert "CapabilityBoundingSet=CAP_NET_BIND_SERVICE" in port25
+
+
+def test_the_service_sets_an_open_file_limit_above_the_connection_cap() -> None:
+    from daemon.config import SmtpSettings
+    from daemon.smtp_intake import FD_RESERVE, connection_cap
+
+    text = (UNITS / "spocd.service").read_text()
+    [limit] = [line for line in text.splitlines() if line.startswith("LimitNOFILE=")]
+    nofile = int(limit.removeprefix("LimitNOFILE="))
+    configured = SmtpSettings().max_connections
+    assert connection_cap(configured, nofile) == configured
+    assert connection_cap(configured, 1024 + FD_RESERVE) == configured
+    assert connection_cap(1000, 256) == 256 - FD_RESERVE  # lowered below the limit
+    assert connection_cap(1000, 10) == 1
