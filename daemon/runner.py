@@ -79,6 +79,7 @@ class Daemon:
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_event.set()
+        self.app.sender.interrupt()  # a relay that tarpits does not hold up the stop
         self.inbound_wake.set()
         self.outbox_wake.set()
 
@@ -248,6 +249,11 @@ class Daemon:
                 log.info(
                     "outbox rows in flight at the last stop are due again", extra={"rows": released}
                 )
+        if settings.outgoing.plaintext_login:
+            log.warning(
+                'the relay login goes in clear text (outgoing.tls = "none")',
+                extra={"host": settings.outgoing.host, "username": settings.outgoing.username},
+            )
         if settings.smtp.enabled:
             self.smtp = SmtpIntake(
                 settings, self.app.store, self.app.clock.now, on_commit=self.inbound_wake.set
@@ -365,6 +371,7 @@ class Daemon:
         if self.smtp is not None:
             self.smtp.stop()
         self.stop_event.set()
+        self.app.sender.interrupt()  # a relay that tarpits does not hold up the stop
         self.inbound_wake.set()
         self.outbox_wake.set()
         for runner in self.mailboxes.values():
