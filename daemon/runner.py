@@ -79,7 +79,6 @@ class Daemon:
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_event.set()
-        self.app.sender.interrupt()  # a relay that tarpits does not hold up the stop
         self.inbound_wake.set()
         self.outbox_wake.set()
 
