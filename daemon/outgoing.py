@@ -114,8 +114,9 @@ class SmtpTransport:
 
     def abort(self) -> None:
         """Shut the socket down under a send blocked on the relay (called from
-        another thread): the send fails at once instead of waiting it out."""
-        self._aborted = True
+        another thread): the send fails at once instead of waiting it out. A
+        send after that opens a new connection."""
+        self._aborted = True  # for a connection not yet open: it is not opened
         conn = self._live
         sock = getattr(conn, "sock", None) if conn is not None else None
         if sock is not None:
@@ -153,7 +154,8 @@ class SmtpTransport:
         s = self.settings
         try:
             if self._aborted:
-                raise TransportError(f"relay {s.host}:{s.port}: sending stopped")
+                self._aborted = False
+                raise TransportError(f"relay {s.host}:{s.port}: sending cut off")
             conn.connect(s.host, s.port)
             conn.ehlo()
             if s.tls == "starttls":
@@ -195,6 +197,7 @@ class SmtpTransport:
         pass
 
     def _drop(self) -> None:
+        self._aborted = False  # a cut-off connection is gone: the next send starts afresh
         if self._conn is not None:
             with contextlib.suppress(OSError):
                 self._conn.close()

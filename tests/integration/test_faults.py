@@ -291,13 +291,15 @@ def test_a_permanent_refusal_fails_the_row_and_is_recorded_on_the_ticket(
     assert relay.caught == []
 
 
-def _reply_row(app: App, ticket: int, recipients: tuple[str, ...]) -> None:
+def _reply_row(
+    app: App, ticket: int, recipients: tuple[str, ...], mid: str = "reply-1@example.com"
+) -> None:
     with app.store.transaction() as tx:
         tx.outbox.add(
             OutgoingMail(
-                message_id="reply-1@example.com",
+                message_id=mid,
                 recipients=recipients,
-                raw=b"Message-ID: <reply-1@example.com>\r\nSubject: Re: VPN\r\n\r\nDone.\r\n",
+                raw=f"Message-ID: <{mid}>\r\nSubject: Re: VPN\r\n\r\nDone.\r\n".encode(),
                 kind="agent_reply",
                 ticket_number=ticket,
                 automatic=False,
@@ -373,3 +375,33 @@ def test_a_relay_refusing_every_recipient_for_good_fails_the_row(
     with relay_app.store.reading() as tx:
         assert tx.addresses.is_failing("jan@example.org")
         assert not tx.addresses.is_failing("ops@example.org")  # not the requester
+
+
+def test_a_send_outlasting_its_lease_is_cut_off_and_retried_and_the_next_mail_goes(
+    settings: Settings, clock: ManualClock
+) -> None:
+    """timeout_seconds = 1: a lease of 2 s, a send cut off after 1.6 s. Each
+    RCPT is answered in 0.7 s (never late), but three of them outlast the lease."""
+    relay = Relay().start()
+    out = replace(
+        settings.outgoing, transport="smtp", host="127.0.0.1", port=relay.port, timeout_seconds=1
+    )
+    app = App(replace(settings, outgoing=out), clock)
+    try:
+        outcome = ingest(app, make_mail(sender="jan@example.org", subject="VPN"))
+        before = len(relay.caught)
+        _reply_row(app, outcome.ticket, ("a@example.org", "b@example.org", "c@example.org"))
+        _reply_row(app, outcome.ticket, ("d@example.org",), mid="reply-2@example.com")
+        relay.slow_rcpt(0.7)
+        report = app.sender.send_due()
+        assert (report.sent, report.deferred) == (1, 1)
+        assert "cut off" in report.errors[0]
+        assert [c.rcpt_tos for c in relay.caught[before:]] == [["d@example.org"]]
+        relay.slow_rcpt(0)
+        clock.advance(timedelta(minutes=2))
+        assert app.sender.send_due().sent == 1
+        caught = Counter(str(c.message["Message-ID"]).strip("<>") for c in relay.caught)
+        assert caught == Counter(outbox_ids(app))  # each once
+    finally:
+        app.close()
+        relay.stop()

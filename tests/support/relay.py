@@ -32,8 +32,11 @@ class _Handler:
     delay: float = 0.0  # seconds before answering each mail's DATA: a slow relay
     rcpt_replies: dict[str, str] = field(default_factory=dict)  # address -> "550 ..."
     data_started: threading.Event = field(default_factory=threading.Event)
+    rcpt_delay: float = 0.0  # seconds before answering each RCPT TO
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        if self.rcpt_delay:
+            await asyncio.sleep(self.rcpt_delay)
         reply = self.rcpt_replies.get(address.lower())
         if reply:
             return reply
@@ -91,6 +94,11 @@ class Relay:
     def slow(self, seconds: float) -> None:
         """Take `seconds` over each mail before answering its DATA."""
         self.handler.delay = seconds
+
+    def slow_rcpt(self, seconds: float) -> None:
+        """Take `seconds` over each RCPT TO: a mail to many recipients is slow
+        while no single answer is late."""
+        self.handler.rcpt_delay = seconds
 
     def wait_for_data(self, timeout: float) -> bool:
         """Whether a client has sent a mail's DATA (it may still be waiting)."""
