@@ -128,6 +128,12 @@ class OutgoingSettings:
     password: str | None = field(default=None, repr=False)
     timeout_seconds: int = 30
     retry_for_hours: int = 48  # a mail the relay keeps deferring fails after this
+    allow_plaintext_auth: bool = False  # a login without TLS to a relay not on loopback
+
+    @property
+    def plaintext_login(self) -> bool:
+        """A relay login whose password would cross the wire unencrypted."""
+        return self.transport == "smtp" and bool(self.username) and self.tls == "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +355,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "password": _SECRET,
         "timeout_seconds": _is_positive,
         "retry_for_hours": _is_positive,
+        "allow_plaintext_auth": _is_bool,
     },
     "paths": {"rules": _is_str, "templates": _is_str, "spool": _is_str},
     "agents": {
@@ -501,11 +508,41 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str]) -> Setting
             f"{where('imap', 0, '')}: imap: mailbox names must be unique "
             "(give each [[imap]] a name)"
         )
+    if "outgoing" in resolved:
+        problems.extend(_check_outgoing(resolved["outgoing"][0], lambda k: where("outgoing", 0, k)))
     if "smtp" in resolved:
         problems.extend(_check_smtp(resolved["smtp"][0], base, lambda k: where("smtp", 0, k)))
     if problems:
         raise ConfigError(problems)
     return _build(resolved, path, base)
+
+
+def _check_outgoing(table: dict[str, Any], where: Callable[[str], str]) -> list[str]:
+    """A relay login in clear text is refused unless the relay is on this
+    machine or the configuration says it knowingly."""
+    plain = replace(OutgoingSettings(), **{k: table[k] for k in _LOGIN_KEYS if k in table})
+    if not plain.plaintext_login or table.get("allow_plaintext_auth"):
+        return []
+    if _loopback(plain.host):
+        return []
+    return [
+        f"{where('username')}: outgoing.username: the relay password would cross the "
+        f'network in clear text: set outgoing.tls = "starttls" or "implicit" '
+        "(or outgoing.allow_plaintext_auth = true)"
+    ]
+
+
+_LOGIN_KEYS = ("transport", "host", "tls", "username")
+
+
+def _loopback(host: str) -> bool:
+    """`localhost` or a loopback address (a name is not looked up)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_smtp(table: dict[str, Any], base: Path, where: Callable[[str], str]) -> list[str]:

@@ -12,13 +12,14 @@ import functools
 import hashlib
 import os
 import smtplib
+import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 from daemon.config import OutgoingSettings
 from daemon.files import open_private, private_dirs
-from daemon.ports import OutboxItem, TransportError
+from daemon.ports import OutboxItem, Refusal, TransportError
 
 
 @functools.cache
@@ -55,7 +56,7 @@ class MaildirTransport:
         digest = hashlib.sha256(item.message_id.encode()).hexdigest()[:16]
         return f"{item.id:010d}.{digest}.spocd"
 
-    def send(self, item: OutboxItem, envelope_from: str) -> None:
+    def send(self, item: OutboxItem, envelope_from: str) -> list[Refusal]:
         name = self._name(item)
         content = (
             f"Return-Path: <{envelope_from}>\r\nX-Original-To: {', '.join(item.recipients)}\r\n"
@@ -63,7 +64,7 @@ class MaildirTransport:
         for done in (self.root / "new" / name, self.root / "cur" / f"{name}:2,"):
             with contextlib.suppress(OSError):
                 if done.stat().st_size == len(content):
-                    return  # delivered before a crash kept us from recording it
+                    return []  # delivered before a crash kept us from recording it
         tmp = self.root / "tmp" / name
         try:
             with open_private(tmp) as fh:
@@ -73,6 +74,7 @@ class MaildirTransport:
         except OSError as exc:
             raise TransportError(f"maildir {self.root}: {exc.strerror or exc}") from exc
         self._written.append(final)
+        return []
 
     def flush(self) -> None:
         """Make the batch durable before anyone records it as sent."""
@@ -92,6 +94,9 @@ class MaildirTransport:
         except OSError as exc:
             raise TransportError(f"maildir {self.root}: {exc.strerror or exc}") from exc
 
+    def abort(self) -> None:
+        pass  # a local write: it finishes promptly
+
     def close(self) -> None:
         pass
 
@@ -105,6 +110,19 @@ class SmtpTransport:
         self.settings = settings
         self.local_hostname = local_hostname
         self._conn: smtplib.SMTP | None = None
+        self._live: smtplib.SMTP | None = None  # the connection being opened or used
+        self._aborted = False
+
+    def abort(self) -> None:
+        """Shut the socket down under a send blocked on the relay (called from
+        another thread): the send fails at once instead of waiting it out. A
+        send after that opens a new connection."""
+        self._aborted = True  # for a connection not yet open: it is not opened
+        conn = self._live
+        sock = getattr(conn, "sock", None) if conn is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
@@ -115,19 +133,31 @@ class SmtpTransport:
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
+        if s.tls == "implicit":
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                local_hostname=self.local_hostname,
+                timeout=s.timeout_seconds,
+                context=self._tls_context(),
+            )
+        else:
+            conn = smtplib.SMTP(local_hostname=self.local_hostname, timeout=s.timeout_seconds)
+        self._live = conn  # from here on `abort` can cut it off
         try:
-            if s.tls == "implicit":
-                conn: smtplib.SMTP = smtplib.SMTP_SSL(
-                    s.host,
-                    s.port,
-                    local_hostname=self.local_hostname,
-                    timeout=s.timeout_seconds,
-                    context=self._tls_context(),
-                )
-            else:
-                conn = smtplib.SMTP(
-                    s.host, s.port, local_hostname=self.local_hostname, timeout=s.timeout_seconds
-                )
+            self._open(conn)
+        except TransportError:
+            with contextlib.suppress(OSError):
+                conn.close()
+            self._live = None
+            raise
+        return conn
+
+    def _open(self, conn: smtplib.SMTP) -> None:
+        s = self.settings
+        try:
+            if self._aborted:
+                self._aborted = False
+                raise TransportError(f"relay {s.host}:{s.port}: sending cut off")
+            conn.connect(s.host, s.port)
             conn.ehlo()
             if s.tls == "starttls":
                 # starttls() raises when the server does not offer it: never plain text.
@@ -143,18 +173,14 @@ class SmtpTransport:
             raise TransportError(f"relay {s.host}:{s.port}: {exc}") from exc
         except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
             raise TransportError(f"relay {s.host}:{s.port}: {exc}") from exc
-        return conn
 
-    def send(self, item: OutboxItem, envelope_from: str) -> None:
+    def send(self, item: OutboxItem, envelope_from: str) -> list[Refusal]:
         if self._conn is None:
             self._conn = self._connect()
         try:
             refused = self._conn.sendmail(envelope_from, list(item.recipients), item.raw)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            raise TransportError(
-                f"recipients refused: {exc.recipients}", permanent=all(c >= 500 for c in codes)
-            ) from exc
+        except smtplib.SMTPRecipientsRefused as exc:  # every one of them
+            refused = exc.recipients
         except smtplib.SMTPResponseException as exc:
             self._drop()
             raise TransportError(
@@ -163,20 +189,27 @@ class SmtpTransport:
         except (TimeoutError, OSError, smtplib.SMTPException) as exc:
             self._drop()
             raise TransportError(f"relay connection: {exc}") from exc
-        if refused:  # some recipients refused, others accepted: it was delivered
-            return
+        return [
+            Refusal(address, f"{code} {_text(answer)}", permanent=code >= 500)
+            for address, (code, answer) in refused.items()
+        ]
 
     def flush(self) -> None:
         pass
 
     def _drop(self) -> None:
+        self._aborted = False  # a cut-off connection is gone: the next send starts afresh
         if self._conn is not None:
             with contextlib.suppress(OSError):
                 self._conn.close()
-            self._conn = None
+            self._conn = self._live = None
 
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 self._conn.quit()
-            self._conn = None
+            self._conn = self._live = None
+
+
+def _text(answer: bytes | str) -> str:
+    return answer.decode("utf-8", "replace") if isinstance(answer, bytes) else answer

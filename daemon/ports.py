@@ -7,7 +7,7 @@ A transaction (`Tx`) groups the repositories; repositories never commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -200,6 +200,13 @@ class OutboxRepo(Protocol):
 
     def mark_sent(self, item_ids: Sequence[int], now: datetime) -> None: ...
 
+    def record_results(
+        self, item_id: int, results: Mapping[str, Mapping[str, str]]
+    ) -> dict[str, dict[str, str]]:
+        """Add the relay's answers, by recipient ({"state": "sent" | "refused" |
+        "deferred", "answer": ...}); `due` then offers only the deferred ones.
+        Returns every answer the row has had."""
+
     def mark_retry(self, item_id: int, error: str, next_at: datetime) -> None: ...
 
     def mark_failed(self, item_id: int, error: str, now: datetime) -> None: ...
@@ -348,8 +355,18 @@ class Store(Protocol):
         """A read-only transaction."""
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A recipient the relay would not take (the others got the mail)."""
+
+    address: str
+    answer: str  # "550 5.1.1 no such user"
+    permanent: bool  # 5xx: never retried; 4xx: retried, to this recipient alone
+
+
 class Transport(Protocol):
-    """Delivers one rendered mail; raises TransportError when it cannot.
+    """Delivers one rendered mail; raises TransportError when it cannot, and
+    returns the recipients it refused (an idempotent transport refuses none).
 
     An `idempotent` transport delivers a re-sent row only once, so its
     results may be recorded for a batch after `flush()`.
@@ -357,7 +374,11 @@ class Transport(Protocol):
 
     idempotent: bool
 
-    def send(self, item: OutboxItem, envelope_from: str) -> None: ...
+    def send(self, item: OutboxItem, envelope_from: str) -> list[Refusal]: ...
+
+    def abort(self) -> None:
+        """From another thread: cut off a send in progress (it raises
+        TransportError), for a stop or a lease that runs out."""
 
     def flush(self) -> None: ...
 

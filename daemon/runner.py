@@ -266,6 +266,11 @@ class Daemon:
                 log.info(
                     "outbox rows in flight at the last stop are due again", extra={"rows": released}
                 )
+        if settings.outgoing.plaintext_login:
+            log.warning(
+                'the relay login goes in clear text (outgoing.tls = "none")',
+                extra={"host": settings.outgoing.host, "username": settings.outgoing.username},
+            )
         if settings.smtp.enabled:
             self.smtp = SmtpIntake(
                 settings, self.app.store, self.app.clock.now, on_commit=self.inbound_wake.set
@@ -433,6 +438,7 @@ class Daemon:
             except Exception as exc:  # its thread died: nothing more to stop
                 log.error("smtp listener did not stop cleanly", extra={"error": str(exc)})
         self.stop_event.set()
+        self.app.sender.interrupt()  # a relay that tarpits does not hold up the stop
         self.inbound_wake.set()
         self.outbox_wake.set()
         for runner in self.mailboxes.values():

@@ -120,6 +120,7 @@ class App:
             self.transport,
             self.clock,
             settings.helpdesk.address,
+            lambda: self.runtime,
             retry_for=timedelta(hours=settings.outgoing.retry_for_hours),
             lease=timedelta(seconds=2 * settings.outgoing.timeout_seconds),
         )

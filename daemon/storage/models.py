@@ -217,6 +217,9 @@ class OutboxRow(Base):
     leased_until: Mapped[datetime | None]  # in flight at a sender until then
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # What the relay answered, by recipient: {"a@b": {"state": "sent"|"refused"|
+    # "deferred", "answer": "550 ..."}}; a recipient sent or refused is not sent again.
+    rcpt_results: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         Index("ix_outbox_due", "state", "next_attempt_at"),

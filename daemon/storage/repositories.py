@@ -8,7 +8,7 @@ Rows are mapped to the domain types of `daemon.domain` at this edge.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -551,7 +551,7 @@ class SqlOutbox(_Repo):
                 ticket_number=r.ticket_id,
                 kind=r.kind,
                 message_id=r.message_id,
-                recipients=tuple(r.recipients),
+                recipients=_still_to_send(r.recipients, r.rcpt_results),
                 raw=r.raw,
                 attempts=r.attempts,
                 created_at=r.created_at,
@@ -585,6 +585,16 @@ class SqlOutbox(_Repo):
                     for item_id in item_ids
                 ],
             )
+
+    def record_results(
+        self, item_id: int, results: Mapping[str, Mapping[str, str]]
+    ) -> dict[str, dict[str, str]]:
+        known = self.conn.execute(
+            select(OUTBOX.c.rcpt_results).where(OUTBOX.c.id == item_id)
+        ).scalar_one_or_none()
+        merged = {**(known or {}), **{address: dict(r) for address, r in results.items()}}
+        self.conn.execute(update(OUTBOX).where(OUTBOX.c.id == item_id).values(rcpt_results=merged))
+        return merged
 
     def mark_retry(self, item_id: int, error: str, next_at: datetime) -> None:
         self.conn.execute(
@@ -629,6 +639,12 @@ class SqlOutbox(_Repo):
             )
         ).scalar()
         return tuple(str(r).lower() for r in found or ())
+
+
+def _still_to_send(recipients: list[str], results: dict[str, Any] | None) -> tuple[str, ...]:
+    """The recipients the relay has neither taken nor refused for good."""
+    done = {a for a, r in (results or {}).items() if r.get("state") in ("sent", "refused")}
+    return tuple(a for a in recipients if a not in done)
 
 
 class SqlTimers(_Repo):

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from daemon.config import load_settings
+from daemon.service import App
 from daemon.storage.engine import make_engine
 from daemon.storage.migrate import ensure_head
 from daemon.storage.store import SqlStore
@@ -27,8 +29,9 @@ from daemon.testbed import PASSWORD
 from tests.conftest import write_config
 from tests.support.db import truncate_all
 from tests.support.dovecot import new_user, start_dovecot
+from tests.support.flow import ingest
 from tests.support.mail import make_mail
-from tests.support.proc import start_daemon, wait_for_port, wait_until
+from tests.support.proc import spocd, start_daemon, wait_for_port, wait_until
 from tests.support.relay import Relay, free_port
 
 pytestmark = pytest.mark.slow
@@ -193,3 +196,65 @@ def _stored(url: str) -> tuple[Counter[str], int]:
     finally:
         engine.dispose()
     return per_message, tickets
+
+
+SLOW_MAILS = 12  # tickets: an ack and a notice to the group each
+
+
+def test_run_and_tick_beside_it_send_each_mail_once_through_a_slow_relay(
+    tmp_path: Path, db_url: str
+) -> None:
+    """A relay taking 0.3 s a mail, a lease of 2 s (twice `timeout_seconds`):
+    a batch leased at once would outlast its lease, and `spocd tick` (or a
+    second instance, on PostgreSQL) would send it again."""
+    relay = Relay().start()
+    relay.slow(0.3)
+    outgoing = {
+        "transport": "smtp",
+        "host": "127.0.0.1",
+        "port": relay.port,
+        "timeout_seconds": 1,
+    }
+    configs = []
+    for n in range(2 if db_url.startswith("postgresql") else 1):  # SQLite: one instance
+        folder = tmp_path / f"i{n}"
+        folder.mkdir()
+        configs.append(write_config(folder, db_url, smtp={"port": free_port()}, outgoing=outgoing))
+    app = App(load_settings(configs[0]))
+    try:
+        for n in range(SLOW_MAILS):
+            ingest(app, make_mail(sender=f"user{n}@example.org"), send=False)
+        with app.store.reading() as tx:
+            rows = tx.outbox.count("pending")
+    finally:
+        app.close()
+    assert rows == 2 * SLOW_MAILS
+    instances = []
+    try:
+        for config in configs:
+            log = config.parent / "run.log"
+            instances.append(start_daemon(config, log=log))
+        ticks = 0
+        while ticks < 10 and not _all_sent(db_url):
+            ticked = spocd("tick", config=configs[0], timeout=120)
+            assert ticked.returncode == 0, ticked.stderr.decode()
+            ticks += 1
+        wait_until(lambda: _all_sent(db_url), timeout=60)
+        ids = Counter(str(c.message["Message-ID"]).strip("<>") for c in relay.caught)
+        assert len(ids) == rows
+        assert sum(ids.values()) == rows, [mid for mid, n in ids.items() if n > 1]
+    finally:
+        for proc in instances:
+            proc.send_signal(signal.SIGTERM)
+        for proc in instances:
+            assert proc.wait(timeout=60) == 0
+        relay.stop()
+
+
+def _all_sent(url: str) -> bool:
+    store = SqlStore.open(url)
+    try:
+        with store.reading() as tx:
+            return tx.outbox.count("pending") == 0
+    finally:
+        store.close()

@@ -9,6 +9,7 @@ the relay is a real SMTP server that refuses or is gone. Time is a ManualClock.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import smtplib
@@ -26,6 +27,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from daemon.config import Settings, load_settings
+from daemon.domain import OutgoingMail
 from daemon.service import App
 from daemon.smtp_intake import SmtpIntake
 from daemon.storage.store import SqlStore
@@ -287,3 +289,119 @@ def test_a_permanent_refusal_fails_the_row_and_is_recorded_on_the_ticket(
     relay_app.clock.advance(timedelta(hours=1))  # type: ignore[attr-defined]
     assert relay_app.sender.send_due().sent == 0  # a failed row is not retried
     assert relay.caught == []
+
+
+def _reply_row(
+    app: App, ticket: int, recipients: tuple[str, ...], mid: str = "reply-1@example.com"
+) -> None:
+    with app.store.transaction() as tx:
+        tx.outbox.add(
+            OutgoingMail(
+                message_id=mid,
+                recipients=recipients,
+                raw=f"Message-ID: <{mid}>\r\nSubject: Re: VPN\r\n\r\nDone.\r\n".encode(),
+                kind="agent_reply",
+                ticket_number=ticket,
+                automatic=False,
+            ),
+            app.clock.now(),
+        )
+
+
+def test_a_relay_refusing_some_recipients_reports_each_and_retries_the_deferred_alone(
+    relay_app: App, relay: Relay, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="spocd.worker")
+    outcome = ingest(relay_app, make_mail(sender="jan@example.org", subject="VPN"))
+    before = len(relay.caught)
+    relay.refuse_rcpt("jan@example.org", "550 5.1.1 <jan@example.org>: no such user")
+    relay.refuse_rcpt("later@example.org", "450 4.2.1 mailbox busy")
+    _reply_row(
+        relay_app, outcome.ticket, ("jan@example.org", "ops@example.org", "later@example.org")
+    )
+
+    report = relay_app.sender.send_due()
+    assert report.deferred == 1 and report.sent == report.failed == 0
+    assert [c.rcpt_tos for c in relay.caught[before:]] == [["ops@example.org"]]
+    failed = [e for e in events(relay_app, outcome.ticket) if e.type == "mail_failed"]
+    assert [(e.detail["address"], e.detail["answer"]) for e in failed] == [
+        ("jan@example.org", "550 5.1.1 <jan@example.org>: no such user")
+    ]
+    with relay_app.store.reading() as tx:
+        assert tx.addresses.is_failing("jan@example.org")  # the requester, as a bounce would
+        assert tx.outbox.count("pending") == 1
+
+    relay.refuse_rcpt("later@example.org", None)
+    clock.advance(timedelta(minutes=2))
+    report = relay_app.sender.send_due()
+    assert report.sent == 1 and not report.errors
+    assert [c.rcpt_tos for c in relay.caught[before:]] == [
+        ["ops@example.org"],
+        ["later@example.org"],
+    ]
+    clock.advance(timedelta(minutes=20))
+    assert relay_app.sender.send_due().sent == 0
+    with relay_app.store.reading() as tx:
+        assert tx.outbox.count("pending") == 0 and tx.outbox.count("failed") == 0
+    failed = [e for e in events(relay_app, outcome.ticket) if e.type == "mail_failed"]
+    assert len(failed) == 1  # reported once
+    logged = [r for r in caplog.records if r.getMessage() == "recipient refused"]
+    assert [r.address for r in logged] == ["jan@example.org"]  # type: ignore[attr-defined]
+    with relay_app.store.engine.connect() as conn:
+        answers = conn.execute(
+            text("SELECT rcpt_results FROM outbox WHERE message_id = 'reply-1@example.com'")
+        ).scalar_one()
+    answers = json.loads(answers) if isinstance(answers, str) else answers
+    assert {a: r["state"] for a, r in answers.items()} == {
+        "jan@example.org": "refused",
+        "ops@example.org": "sent",
+        "later@example.org": "sent",
+    }
+
+
+def test_a_relay_refusing_every_recipient_for_good_fails_the_row(
+    relay_app: App, relay: Relay
+) -> None:
+    outcome = ingest(relay_app, make_mail(sender="jan@example.org", subject="VPN"))
+    before = len(relay.caught)
+    for address in ("jan@example.org", "ops@example.org"):
+        relay.refuse_rcpt(address, f"550 5.1.1 <{address}>: no such user")
+    _reply_row(relay_app, outcome.ticket, ("jan@example.org", "ops@example.org"))
+    report = relay_app.sender.send_due()
+    assert report.failed == 1 and report.sent == 0
+    assert relay.caught[before:] == []
+    failed = [e for e in events(relay_app, outcome.ticket) if e.type == "mail_failed"]
+    assert sorted(e.detail["address"] for e in failed) == ["jan@example.org", "ops@example.org"]
+    with relay_app.store.reading() as tx:
+        assert tx.addresses.is_failing("jan@example.org")
+        assert not tx.addresses.is_failing("ops@example.org")  # not the requester
+
+
+def test_a_send_outlasting_its_lease_is_cut_off_and_retried_and_the_next_mail_goes(
+    settings: Settings, clock: ManualClock
+) -> None:
+    """timeout_seconds = 1: a lease of 2 s, a send cut off after 1.6 s. Each
+    RCPT is answered in 0.7 s (never late), but three of them outlast the lease."""
+    relay = Relay().start()
+    out = replace(
+        settings.outgoing, transport="smtp", host="127.0.0.1", port=relay.port, timeout_seconds=1
+    )
+    app = App(replace(settings, outgoing=out), clock)
+    try:
+        outcome = ingest(app, make_mail(sender="jan@example.org", subject="VPN"))
+        before = len(relay.caught)
+        _reply_row(app, outcome.ticket, ("a@example.org", "b@example.org", "c@example.org"))
+        _reply_row(app, outcome.ticket, ("d@example.org",), mid="reply-2@example.com")
+        relay.slow_rcpt(0.7)
+        report = app.sender.send_due()
+        assert (report.sent, report.deferred) == (1, 1)
+        assert "cut off" in report.errors[0]
+        assert [c.rcpt_tos for c in relay.caught[before:]] == [["d@example.org"]]
+        relay.slow_rcpt(0)
+        clock.advance(timedelta(minutes=2))
+        assert app.sender.send_due().sent == 1
+        caught = Counter(str(c.message["Message-ID"]).strip("<>") for c in relay.caught)
+        assert caught == Counter(outbox_ids(app))  # each once
+    finally:
+        app.close()
+        relay.stop()

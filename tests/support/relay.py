@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -28,8 +29,24 @@ class _Handler:
     caught: list[Caught] = field(default_factory=list)
     reply: str | None = None  # e.g. "451 4.3.0 try later" to refuse
     lock: threading.Lock = field(default_factory=threading.Lock)
+    delay: float = 0.0  # seconds before answering each mail's DATA: a slow relay
+    rcpt_replies: dict[str, str] = field(default_factory=dict)  # address -> "550 ..."
+    data_started: threading.Event = field(default_factory=threading.Event)
+    rcpt_delay: float = 0.0  # seconds before answering each RCPT TO
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        if self.rcpt_delay:
+            await asyncio.sleep(self.rcpt_delay)
+        reply = self.rcpt_replies.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.data_started.set()
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.reply:
             return self.reply
         with self.lock:
@@ -65,6 +82,27 @@ class Relay:
 
     def refuse(self, reply: str | None) -> None:
         self.handler.reply = reply
+
+    def refuse_rcpt(self, address: str, reply: str | None) -> None:
+        """Answer RCPT TO for `address` with `reply` ("550 5.1.1 unknown");
+        None takes it again."""
+        if reply is None:
+            self.handler.rcpt_replies.pop(address.lower(), None)
+        else:
+            self.handler.rcpt_replies[address.lower()] = reply
+
+    def slow(self, seconds: float) -> None:
+        """Take `seconds` over each mail before answering its DATA."""
+        self.handler.delay = seconds
+
+    def slow_rcpt(self, seconds: float) -> None:
+        """Take `seconds` over each RCPT TO: a mail to many recipients is slow
+        while no single answer is late."""
+        self.handler.rcpt_delay = seconds
+
+    def wait_for_data(self, timeout: float) -> bool:
+        """Whether a client has sent a mail's DATA (it may still be waiting)."""
+        return self.handler.data_started.wait(timeout)
 
     def start(self) -> Relay:
         self.controller.start()

@@ -180,3 +180,18 @@ def test_auth_users_are_read_checked_and_never_in_clear_text(tmp_path: Path) -> 
     (tmp_path / "users").write_text(f"sd-tool:{hashed}\nother:plaintext-password\n")
     [problem] = problems(text + "auth_allow_plaintext = true\n", tmp_path)
     assert f"{tmp_path / 'users'}:2: user 'other': not a known hash" in problem
+
+
+def test_a_relay_login_in_clear_text_is_refused_off_loopback(tmp_path: Path) -> None:
+    relay = '[outgoing]\ntransport = "smtp"\nusername = "desk"\npassword = "s3cret"\n'
+    [problem] = problems(relay + 'host = "smtp.example.com"\n', tmp_path)
+    assert "outgoing.username" in problem and "clear text" in problem
+    assert "allow_plaintext_auth" in problem
+    for host in ("127.0.0.1", "localhost", "::1"):  # on this machine: allowed, with a warning
+        assert settings_from(relay + f'host = "{host}"\n', tmp_path).outgoing.plaintext_login
+    allowed = relay + 'host = "smtp.example.com"\nallow_plaintext_auth = true\n'
+    assert settings_from(allowed, tmp_path).outgoing.plaintext_login
+    encrypted = relay + 'host = "smtp.example.com"\ntls = "starttls"\n'
+    assert not settings_from(encrypted, tmp_path).outgoing.plaintext_login
+    maildir = '[outgoing]\ntransport = "maildir"\nusername = "desk"\nhost = "smtp.example.com"\n'
+    assert not settings_from(maildir, tmp_path).outgoing.plaintext_login
