@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import time
 import tracemalloc
 from email.message import EmailMessage
 from pathlib import Path
@@ -14,7 +15,8 @@ import pytest
 from daemon import parsing
 from daemon.domain import Address
 from daemon.errors import NotMail
-from daemon.parsing import derived_message_id, parse_message, safe_filename
+from daemon.mimecut import cut_large_parts
+from daemon.parsing import LARGE_PART, derived_message_id, parse_message, safe_filename
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "parsing"
 
@@ -237,3 +239,35 @@ def test_a_mail_of_thousands_of_tiny_parts_records_the_first_hundred_and_says_so
     assert len(parsed.attachments) == parsing.MAX_ATTACHMENTS == 100
     assert parsed.attachments[-1].filename == "99.csv"
     assert "900 more attachments than 100: kept in the raw message only" in parsed.defects
+
+
+def _boundary_bait(lines: int) -> bytes:
+    """A 4 MB message whose text part is full of `boundary=` declarations and
+    dash lines that look like their delimiters, plus one large real part."""
+    bait = []
+    for i in range(lines):
+        bait.append(f'Content-Type: multipart/mixed; boundary="b{i:05d}"')
+        bait.extend([f"--b{i:05d}x"] * 4)
+    big = base64.encodebytes(b"\0" * 1_500_000).decode().replace("\n", "\r\n")
+    return (
+        "From: a@example.com\r\nTo: b@example.com\r\nSubject: bait\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="outer"\r\n\r\n'
+        "--outer\r\nContent-Type: text/plain\r\n\r\n"
+        + "\r\n".join(bait)
+        + "\r\n--outer\r\nContent-Type: application/octet-stream\r\n"
+        "Content-Disposition: attachment; filename=zeros.bin\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n" + big + "--outer--\r\n"
+    ).encode()
+
+
+def test_cutting_follows_the_mime_structure_not_boundaries_written_in_a_body() -> None:
+    raw = _boundary_bait(25_000)
+    assert len(raw) > 4_000_000
+    started = time.process_time()
+    skeleton, cut = cut_large_parts(raw, LARGE_PART, 10 * 1024 * 1024)
+    assert time.process_time() - started < 1.0  # was 25 s: a regex of every boundary
+    assert sorted(part.size for part in cut.values())[0] == 1_500_000
+    assert len(skeleton) < 1000
+    msg = parse_message(raw)
+    [attachment] = [a for a in msg.attachments if a.filename == "zeros.bin"]
+    assert attachment.size == 1_500_000
