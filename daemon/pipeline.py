@@ -15,7 +15,7 @@ from daemon import actions, conversation, forwards, loops, mailthread, rules
 from daemon.domain import Channel, InboundItem, Intake, ParsedMessage, Status, Ticket
 from daemon.errors import Disposition, Duplicate, Ignored, NotMail, Quarantined
 from daemon.notify import Thread
-from daemon.parsing import parse_many, parse_message
+from daemon.parsing import PARSE_SECONDS, parse_many, parse_message
 from daemon.ports import Tx
 from daemon.tickets import (
     Actor,
@@ -50,12 +50,15 @@ class Prepared:
 
 
 def prepare_many(
-    raws: list[bytes], max_attachment_bytes: int, ruleset: rules.Rules | None
+    raws: list[bytes],
+    max_attachment_bytes: int,
+    ruleset: rules.Rules | None,
+    max_parse_seconds: float = PARSE_SECONDS,
 ) -> list[Prepared]:
     """Parse a batch, and decide for the mail that looks like a new request
     (a reply's decision would go unused)."""
     out: list[Prepared] = []
-    for parsed in parse_many(raws, max_attachment_bytes):
+    for parsed in parse_many(raws, max_attachment_bytes, max_parse_seconds):
         decision = None
         if (
             ruleset is not None
@@ -113,8 +116,11 @@ class Pipeline:
         self.key = key
 
     def parse(self, raw: bytes) -> ParsedMessage:
+        limits = self._runtime().settings.limits
         return parse_message(
-            raw, max_attachment_bytes=self._runtime().settings.limits.max_attachment_bytes
+            raw,
+            max_attachment_bytes=limits.max_attachment_bytes,
+            max_parse_seconds=limits.max_parse_seconds,
         )
 
     def process(

@@ -271,3 +271,31 @@ def test_cutting_follows_the_mime_structure_not_boundaries_written_in_a_body() -
     msg = parse_message(raw)
     [attachment] = [a for a in msg.attachments if a.filename == "zeros.bin"]
     assert attachment.size == 1_500_000
+
+
+def _html_mail(html: str) -> bytes:
+    return (
+        "From: a@example.com\r\nTo: b@example.com\r\nSubject: html\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n\r\n" + html
+    ).encode()
+
+
+def test_html_nested_too_deep_for_the_sanitiser_is_refused_naming_the_budget() -> None:
+    raw = _html_mail("<div>" * 30_000 + "x" + "</div>" * 30_000)
+    started = time.process_time()
+    with pytest.raises(NotMail, match=r"parse budget: HTML nested 30000 deep.*max_parse_seconds"):
+        parse_message(raw)
+    assert time.process_time() - started < 1.0  # nh3 alone took 188 s at 200,000
+
+
+def test_ordinary_nesting_and_unclosed_flat_elements_still_parse() -> None:
+    html = "<p>line" * 5000 + "<table><tr><td>" * 50 + "<div>" * 200 + "<br>" * 5000
+    msg = parse_message(_html_mail(html))
+    assert msg.html is not None and "line" in msg.text
+
+
+def test_a_message_over_its_cpu_budget_is_refused_with_the_budget_named() -> None:
+    raw = _with_attachment(3 * 1024 * 1024)
+    with pytest.raises(NotMail, match=r"parse budget spent: .*max_parse_seconds = 1e-06"):
+        parse_message(raw, max_parse_seconds=0.000001)
+    assert parse_message(raw).attachments  # within the default budget
