@@ -14,6 +14,7 @@ import shutil
 import smtplib
 import sqlite3
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -99,6 +100,44 @@ def test_a_locked_database_gets_451_within_the_busy_timeout_and_the_retry_is_kep
             client.sendmail("jan@example.org", [HELPDESK], raw)
         assert queued(store) == 1
     finally:
+        store.close()
+
+
+def test_a_writer_of_this_process_holding_the_lock_gets_451_within_the_busy_timeout(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A slow message in the worker holds the in-process writer turn (SQLite):
+    SMTP waits for it no longer than busy_timeout_ms, then answers 451."""
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'turns.db'}", busy_timeout_ms=300)
+    holding, release = threading.Event(), threading.Event()
+
+    def slow_writer() -> None:
+        with store.transaction():
+            holding.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    raw = make_mail(message_id="while-busy@example.org")
+    try:
+        assert holding.wait(10)
+        with listening(settings, store) as intake, smtplib.SMTP("127.0.0.1", intake.port) as client:
+            started = time.monotonic()
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                client.sendmail("jan@example.org", [HELPDESK], raw)
+            waited = time.monotonic() - started
+            release.set()
+            writer.join()
+            assert refused.value.smtp_code == 451
+            assert 0.25 <= waited < 5, waited
+            assert "database locked" in caplog.text
+            client.sendmail("jan@example.org", [HELPDESK], raw)  # the retry, after the turn
+            with store.transaction() as tx:  # turns given up never stall the next writer
+                tx.settings.put("probe", "1")
+        assert queued(store) == 1
+    finally:
+        release.set()
+        writer.join()
         store.close()
 
 
