@@ -46,8 +46,9 @@ class _Cutter:
     keep_limit: int
     cuts: list[tuple[int, int, CutPart]]
 
-    def entity(self, start: int, end: int, depth: int) -> None:
-        """One MIME entity (headers, blank line, body) in raw[start:end]."""
+    def entity(self, start: int, end: int, depth: int, part: bool = False) -> None:
+        """One MIME entity (headers, blank line, body) in raw[start:end]; only
+        a `part` of a multipart is cut (a message's own body is its text)."""
         if self.raw.startswith((b"\r\n", b"\n"), start):  # no header fields
             headers, body_start = _HEADERS.parsebytes(b""), start
         else:
@@ -66,7 +67,7 @@ class _Cutter:
             if depth < MAX_DEPTH:
                 self.entity(body_start, end, depth + 1)
             return
-        if end - body_start > self.threshold:
+        if part and end - body_start > self.threshold:
             cte = str(headers.get("content-transfer-encoding", "")).strip().lower()
             self.cuts.append(
                 (body_start, end, _measure(self.raw, body_start, end, cte, self.keep_limit))
@@ -78,7 +79,7 @@ class _Cutter:
         for (_, part_start, closing), (next_start, _, _) in itertools.pairwise(marks):
             if closing:
                 break
-            self.entity(part_start, next_start, depth + 1)
+            self.entity(part_start, next_start, depth + 1, part=True)
 
 
 def cut_large_parts(

@@ -299,3 +299,14 @@ def test_a_message_over_its_cpu_budget_is_refused_with_the_budget_named() -> Non
     with pytest.raises(NotMail, match=r"parse budget spent: .*max_parse_seconds = 1e-06"):
         parse_message(raw, max_parse_seconds=0.000001)
     assert parse_message(raw).attachments  # within the default budget
+
+
+def test_a_large_single_part_body_is_the_text_not_a_cut_part() -> None:
+    body = "Zażółć gęślą jaźń. " * 100_000
+    raw = (
+        "From: a@example.com\r\nTo: b@example.com\r\nSubject: long\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n" + body
+    ).encode()
+    assert len(raw) > LARGE_PART
+    msg = parse_message(raw)
+    assert msg.text.startswith("Zażółć") and not msg.attachments
