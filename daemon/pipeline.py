@@ -57,22 +57,26 @@ def prepare_many(
 ) -> list[Prepared]:
     """Parse a batch, and decide for the mail that looks like a new request
     (a reply's decision would go unused)."""
-    out: list[Prepared] = []
-    for parsed in parse_many(raws, max_attachment_bytes, max_parse_seconds):
-        decision = None
-        if (
-            ruleset is not None
-            and isinstance(parsed, ParsedMessage)
-            and not (parsed.in_reply_to or parsed.references)
-        ):
-            try:
-                # Without the trace: only `spocd rules test` shows it, and it
-                # is most of what would cross back from the parser process.
-                decision = replace(rules.decide(ruleset, parsed, str(Channel.EMAIL)), trace=())
-            except Exception:  # decided again in the transaction, where it is recorded
-                decision = None
-        out.append(Prepared(parsed, decision, ruleset.version if ruleset else ""))
-    return out
+    return [
+        _decided(parsed, ruleset)
+        for parsed in parse_many(raws, max_attachment_bytes, max_parse_seconds)
+    ]
+
+
+def _decided(parsed: ParsedMessage | NotMail, ruleset: rules.Rules | None) -> Prepared:
+    decision = None
+    if (
+        ruleset is not None
+        and isinstance(parsed, ParsedMessage)
+        and not (parsed.in_reply_to or parsed.references)
+    ):
+        try:
+            # Without the trace: only `spocd rules test` shows it, and it
+            # is most of what would cross back from the parser process.
+            decision = replace(rules.decide(ruleset, parsed, str(Channel.EMAIL)), trace=())
+        except Exception:  # decided again in the transaction, where it is recorded
+            decision = None
+    return Prepared(parsed, decision, ruleset.version if ruleset else "")
 
 
 class StageError(Exception):
@@ -122,6 +126,17 @@ class Pipeline:
             max_attachment_bytes=limits.max_attachment_bytes,
             max_parse_seconds=limits.max_parse_seconds,
         )
+
+    def prepare(self, raw: bytes) -> Prepared:
+        """Parse, sanitise and decide the rules for one message: the slow,
+        CPU-bound part, done before the write transaction so a slow message
+        never holds the database lock."""
+        ruleset = self._runtime().rules
+        try:
+            parsed: ParsedMessage | NotMail = self.parse(raw)
+        except NotMail as exc:
+            parsed = exc
+        return _decided(parsed, ruleset)
 
     def process(
         self,

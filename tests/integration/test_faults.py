@@ -27,6 +27,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from daemon.config import Settings, load_settings
+from daemon.domain import Intake
+from daemon.ports import QueuedRaw
 from daemon.service import App
 from daemon.smtp_intake import SmtpIntake
 from daemon.storage.store import SqlStore
@@ -139,6 +141,42 @@ def test_a_writer_of_this_process_holding_the_lock_gets_451_within_the_busy_time
         release.set()
         writer.join()
         store.close()
+
+
+def test_a_slow_message_is_parsed_before_the_write_lock_so_smtp_gets_its_250(
+    settings: Settings, clock: ManualClock
+) -> None:
+    """Two seconds of parsing and sanitising (deep HTML, no text part) happen
+    outside the write transaction: a commit meanwhile is not kept waiting."""
+    settings = replace(settings, database=replace(settings.database, busy_timeout_ms=300))
+    app = App(settings, clock)
+    html = ("<div>" * 900 + "word " + "</div>" * 900) * 200
+    slow = (
+        "From: ola@example.org\r\nTo: helpdesk@example.com\r\nSubject: slow\r\n"
+        "Message-ID: <slow@example.org>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n\r\n" + html
+    ).encode()
+    with app.store.transaction() as tx:
+        item_id = tx.inbound.add(QueuedRaw(raw=slow, intake=Intake.INGEST), clock.now())
+    outcomes: list[str] = []
+    worker = threading.Thread(
+        target=lambda: outcomes.append(app.inbound.process_item(item_id).outcome)
+    )
+    try:
+        with (
+            listening(settings, app.store) as intake,
+            smtplib.SMTP("127.0.0.1", intake.port) as client,
+        ):
+            worker.start()
+            time.sleep(0.3)  # the worker is well into parsing the slow message
+            client.sendmail("jan@example.org", [HELPDESK], make_mail(message_id="meanwhile@x.org"))
+        worker.join()
+        assert outcomes == ["created"]
+        assert queued(app.store) == 1  # the one SMTP took meanwhile
+    finally:
+        if worker.is_alive():
+            worker.join()
+        app.close()
 
 
 # --- a full disk --------------------------------------------------------------------------
