@@ -30,6 +30,8 @@ from daemon.rules_values import CHANNELS
 REGEX_TIMEOUT = 0.1
 #: Regex time all rules together may spend on one message, in seconds.
 MATCH_BUDGET = 1.0
+#: More regex time `ignore` rules may use once that is spent, in seconds.
+IGNORE_RESERVE = 0.25
 #: A regex sees at most this many characters of a subject, body or header.
 MAX_TEXT = 64 * 1024
 #: Deepest nesting of all/any/not accepted in a `when`.
