@@ -205,10 +205,11 @@ def one_line(text: str) -> str:
 
 
 def printable(text: str) -> str:
-    """Outgoing text from user data: controls dropped but tab and newline,
-    bidi controls shown as a visible mark such as `[U+202E]`."""
+    """Outgoing text from user data: controls dropped but tab and newline
+    (Unicode's line separators become newlines), bidi controls shown as a
+    visible mark such as `[U+202E]`."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _UNSAFE.sub(_visible, text)
+    return _UNSAFE.sub(_visible, text.replace("\u2028", "\n").replace("\u2029", "\n"))
 
 
 def _visible(match: re.Match[str]) -> str:

@@ -246,7 +246,7 @@ def test_html_is_sanitised_before_anything_shows_or_forwards_it(tmp_path: Path) 
     assert "<script" not in html and "javascript:" not in html
 
 
-CONTROLS = ("\x1b", "\x07", "\x9b", "\u202e", "\u2066")
+CONTROLS = ("\x1b", "\x07", "\x9b", "\u202e", "\u2066", "\u2028")
 
 
 def test_terminal_escapes_and_bidi_overrides_never_leave_in_headers_or_bodies(
@@ -259,7 +259,7 @@ def test_terminal_escapes_and_bidi_overrides_never_leave_in_headers_or_bodies(
         "File: invoice\u202egpj.exe and \u2066isolated\u2069\n"
         "\tindented line\n"
     )
-    outcome = ingest(relay_app, make_mail(subject="Invoice \u202egpj.exe", body=body))
+    outcome = ingest(relay_app, make_mail(subject="Invoice \u202egpj.exe\u2028sent", body=body))
     assert outcome.outcome == "created"
     [ack] = relay.to("jan.kowalski@example.org")
     [notice] = relay.to("anna@example.com")
