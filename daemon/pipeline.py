@@ -1,5 +1,7 @@
 """One inbound message through its stages, inside one transaction.
 
+Parsing, sanitising and the rules' decision for a new request are CPU work
+done ahead (`Pipeline.prepare`, before the write transaction); then
 parse -> de-duplicate -> classify (loops, escalations) -> thread -> act. A
 stage ends the journey early by raising a `Disposition`; any other exception
 rolls the message back and the worker records the stage it failed in.

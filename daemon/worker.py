@@ -113,10 +113,11 @@ class InboundWorker:
         return results
 
     def _prepare(self, item_ids: Sequence[int] | None, limit: int, now: datetime) -> dict[int, Any]:
-        """Parse, sanitise and decide for the messages about to be processed,
-        in a read transaction: the write lock is then held only for the
-        writing. A message another worker takes meanwhile is not used; one
-        that became due meanwhile is parsed in the transaction as before."""
+        """Parse, sanitise and decide for the messages about to be processed
+        before the write transaction (they are read in a short read one), so
+        the write lock is held only for the writing. A message another worker
+        takes meanwhile goes unused; one that became due meanwhile is parsed
+        in the transaction as before."""
         with self.store.reading() as tx:
             if item_ids is None:
                 items = tx.inbound.claim(now, limit, self.group_bytes)
