@@ -14,6 +14,7 @@ import shutil
 import smtplib
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -36,6 +37,7 @@ from tests.conftest import ROOT, write_config
 from tests.support.clock import ManualClock
 from tests.support.flow import events, ingest
 from tests.support.mail import make_mail
+from tests.support.proc import env as proc_env
 from tests.support.proc import spocd
 from tests.support.relay import Relay, free_port
 
@@ -364,3 +366,49 @@ def test_a_permanent_refusal_fails_the_row_and_is_recorded_on_the_ticket(
     relay_app.clock.advance(timedelta(hours=1))  # type: ignore[attr-defined]
     assert relay_app.sender.send_due().sent == 0  # a failed row is not retried
     assert relay.caught == []
+
+
+# --- a rules file that would exhaust memory -------------------------------------------------
+
+_RELOAD = """
+import resource, sys
+from pathlib import Path
+limit = 1536 * 1024 * 1024  # a pattern that slips through fails here, not on the machine
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+from daemon.config import load_settings
+from daemon.errors import ConfigError
+from daemon.service import App
+app = App(load_settings(Path(sys.argv[1])))
+before = app.runtime.rules.version
+rules = Path(sys.argv[2])
+rules.write_text(rules.read_text().replace("(?i)^\\\\s*yes", sys.argv[3], 1))
+try:
+    app.reload()
+except ConfigError as exc:
+    print("refused:", exc)
+print("kept" if app.runtime.rules.version == before else "replaced")
+app.close()
+"""
+
+
+def test_a_reload_refuses_a_pattern_that_would_exhaust_memory_and_keeps_the_old_rules(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    shutil.copy(ROOT / "rules.yaml", rules)
+    assert "(?i)^\\s*yes" in rules.read_text()
+    config = write_config(tmp_path, sqlite_url, paths={"rules": str(rules)})
+    bomb = "(((a{1000}){1000}){1000}){1000}"
+    done = subprocess.run(
+        [sys.executable, "-c", _RELOAD, str(config), str(rules), bomb],
+        capture_output=True,
+        timeout=120,
+        env=proc_env(),
+        check=False,
+    )
+    out = done.stdout.decode()
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert (
+        "refused:" in out and "regex refused" in out and "rule 'Newsletters and bulk mail'" in out
+    ), out
+    assert out.rstrip().endswith("kept")
