@@ -102,7 +102,7 @@ _FLAT_ELEMENTS = frozenset(
         "wbr",
     ]
 )
-_TAG_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^<>]*>")
+_TAG_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*+)[^<>]*+>")  # possessive: linear
 
 
 @dataclass(slots=True)

@@ -310,3 +310,10 @@ def test_a_large_single_part_body_is_the_text_not_a_cut_part() -> None:
     assert len(raw) > LARGE_PART
     msg = parse_message(raw)
     assert msg.text.startswith("Zażółć") and not msg.attachments
+
+
+def test_measuring_html_depth_is_linear_even_on_a_tag_that_never_closes() -> None:
+    started = time.process_time()
+    assert parsing.html_depth("<" + "a" * 1_000_000) == 0  # was quadratic: minutes
+    assert parsing.html_depth("<div>" * 5 + "<p>" * 9 + "</div>" * 5) == 5
+    assert time.process_time() - started < 1.0
