@@ -152,6 +152,9 @@ class AgentsSettings:
 @dataclass(frozen=True, slots=True)
 class LimitsSettings:
     max_attachment_bytes: int = 10 * 1024 * 1024
+    #: CPU seconds parsing and sanitising one message may take; past it the
+    #: message is quarantined with the reason (one mail never holds intake).
+    max_parse_seconds: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,7 +365,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "trust": _one_of("authentication-results", "none"),
         "trusted_authserv_ids": _is_str_list,
     },
-    "limits": {"max_attachment_bytes": _is_positive},
+    "limits": {"max_attachment_bytes": _is_positive, "max_parse_seconds": _is_positive},
     "logging": {
         "format": _one_of("logfmt", "json"),
         "level": _one_of("DEBUG", "INFO", "WARNING", "ERROR"),

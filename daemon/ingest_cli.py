@@ -90,7 +90,7 @@ _TRANSPORT: Transport | None = None  # a helper's own, made at its first batch
 
 def _prepare(raws: list[bytes], limit: int) -> list[Prepared]:
     assert _APP is not None
-    return prepare_many(raws, limit, _APP.runtime.rules)
+    return prepare_many(raws, limit, _APP.runtime.rules, _APP.settings.limits.max_parse_seconds)
 
 
 def _deliver(batch: list[OutboxItem]) -> Delivered:
@@ -127,7 +127,9 @@ class _Helpers:
         return done
 
     def parse_here(self, raws: list[bytes]) -> list[Prepared]:
-        return prepare_many(raws, self.limit, self.app.runtime.rules)
+        return prepare_many(
+            raws, self.limit, self.app.runtime.rules, self.app.settings.limits.max_parse_seconds
+        )
 
     def fail(self, exc: BaseException) -> None:
         """A helper died (the OOM killer, a signal): the work goes on here."""

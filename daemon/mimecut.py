@@ -2,24 +2,32 @@
 
 The standard library's parser holds about eight times a message's size while
 it splits it into lines, so a 25 MB attachment would cost 200 MB. Large leaf
-bodies are found here by their boundaries, measured (decoded size, SHA-256)
-straight from the raw bytes, and replaced by a short token; the raw message
-keeps every byte, and the parser only sees the small skeleton.
+bodies are found here by walking the MIME structure (only the boundaries its
+containers declare, each searched for once over its own container), measured
+(decoded size, SHA-256) straight from the raw bytes, and replaced by a short
+token; the raw message keeps every byte, and the parser only sees the small
+skeleton. The walk is linear in the message per level: a `boundary=` written
+in a body is text, not structure, and costs nothing.
 """
 
 from __future__ import annotations
 
 import binascii
+import email.parser
+import email.policy
 import hashlib
 import itertools
 import quopri
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 TOKEN_PREFIX = "SPOCD-ELIDED-PART-"
-_BOUNDARY_RE = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"\r\n]{1,200}))', re.I)
 _HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
-_CTE_RE = re.compile(rb"^content-transfer-encoding\s*:\s*([\w-]+)", re.I | re.M)
+#: Containers nested deeper than this are not walked into (their parts stay
+#: in the skeleton; the parser's own depth limit judges such mail).
+MAX_DEPTH = 20
+_HEADERS = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,65 +39,103 @@ class CutPart:
     content: bytes | None
 
 
+@dataclass(slots=True)
+class _Cutter:
+    raw: bytes
+    threshold: int
+    keep_limit: int
+    cuts: list[tuple[int, int, CutPart]]
+
+    def entity(self, start: int, end: int, depth: int, part: bool = False) -> None:
+        """One MIME entity (headers, blank line, body) in raw[start:end]; only
+        a `part` of a multipart is cut (a message's own body is its text)."""
+        if self.raw.startswith((b"\r\n", b"\n"), start):  # no header fields
+            headers, body_start = _HEADERS.parsebytes(b""), start
+        else:
+            header_end = _HEADER_END_RE.search(self.raw, start, end)
+            if header_end is None:
+                return
+            headers = _HEADERS.parsebytes(self.raw[start : header_end.start()])
+            body_start = header_end.end()
+        ctype = headers.get_content_type()
+        if ctype.startswith("multipart/"):
+            boundary = headers.get_param("boundary")
+            if isinstance(boundary, str) and boundary and depth < MAX_DEPTH:
+                self.multipart(boundary.encode("utf-8", "surrogateescape"), body_start, end, depth)
+            return
+        if ctype.startswith("message/"):
+            if depth < MAX_DEPTH:
+                self.entity(body_start, end, depth + 1)
+            return
+        if part and end - body_start > self.threshold:
+            cte = str(headers.get("content-transfer-encoding", "")).strip().lower()
+            self.cuts.append(
+                (body_start, end, _measure(self.raw, body_start, end, cte, self.keep_limit))
+            )
+
+    def multipart(self, boundary: bytes, start: int, end: int, depth: int) -> None:
+        """The parts between this container's own delimiter lines."""
+        marks = list(_delimiters(self.raw, b"--" + boundary, start, end))
+        for (_, part_start, closing), (next_start, _, _) in itertools.pairwise(marks):
+            if closing:
+                break
+            self.entity(part_start, next_start, depth + 1, part=True)
+
+
 def cut_large_parts(
     raw: bytes, threshold: int, keep_limit: int
 ) -> tuple[bytes, dict[str, CutPart]]:
     """The skeleton of `raw` and the parts cut from it, keyed by token."""
     if len(raw) <= threshold:
         return raw, {}
-    boundaries = {m.group(1) or m.group(2) for m in _BOUNDARY_RE.finditer(_head_region(raw))}
-    if not boundaries:
+    cutter = _Cutter(raw, threshold, keep_limit, [])
+    cutter.entity(0, len(raw), 0)
+    if not cutter.cuts:
         return raw, {}
-    lines = re.compile(
-        rb"^--("
-        + b"|".join(re.escape(b) for b in sorted(boundaries, key=len, reverse=True))
-        + rb")(--)?[ \t]*\r?$",
-        re.M,
-    )
-    marks = [(m.start(), m.end()) for m in lines.finditer(raw)]
     pieces: list[bytes] = []
     cut: dict[str, CutPart] = {}
     position = 0
-    for (_, end), (next_start, _) in itertools.pairwise(marks):
-        part_start = end + (2 if raw[end : end + 2] == b"\r\n" else 1)
-        header_end = _HEADER_END_RE.search(raw, part_start, next_start)
-        if header_end is None:
-            continue
-        body_start, body_end = header_end.end(), next_start
-        if body_end - body_start <= threshold:
-            continue
-        headers = raw[part_start : header_end.start()]
-        lowered = headers.lower()
-        if b"multipart/" in lowered or b"message/" in lowered:
-            continue  # containers are walked into, never cut
+    for body_start, body_end, part in sorted(cutter.cuts, key=lambda c: c[0]):
         token = f"{TOKEN_PREFIX}{len(cut)}"
-        cut[token] = _measure(raw, body_start, body_end, headers, keep_limit)
+        cut[token] = part
         pieces.append(raw[position:body_start])
         pieces.append(token.encode() + b"\r\n")
         position = body_end
-    if not cut:
-        return raw, {}
     pieces.append(raw[position:])
     return b"".join(pieces), cut
 
 
-def _head_region(raw: bytes) -> bytes:
-    """Boundary declarations live in headers: scan only lines that look like
-    header continuations of Content-Type (cheap on a large base64 body)."""
-    found = []
-    for match in re.finditer(rb"(?im)^content-type:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*", raw):
-        found.append(match.group(0))
-    return b"\n".join(found)
+def _delimiters(raw: bytes, dashed: bytes, start: int, end: int) -> Iterator[tuple[int, int, bool]]:
+    """(line start, next line start, closing?) of each delimiter line in
+    raw[start:end]: `--boundary` at a line's start, then optional `--` and
+    blanks. One left-to-right search: linear in the region."""
+    at = start
+    while True:
+        found = raw.find(dashed, at, end)
+        if found < 0:
+            return
+        at = found + len(dashed)
+        if found != start and raw[found - 1 : found] != b"\n":
+            continue
+        line_end = raw.find(b"\n", at, end)
+        line_end = end if line_end < 0 else line_end
+        rest = raw[at:line_end].rstrip(b"\r")
+        closing = rest.startswith(b"--")
+        if rest[2 if closing else 0 :].strip(b" \t"):
+            continue  # a longer boundary that starts with this one
+        line_start = found - 1 if found != start else found
+        if line_start > start and raw[line_start - 1 : line_start] == b"\r":
+            line_start -= 1
+        yield line_start, min(line_end + 1, end), closing
+        at = line_end
 
 
-def _measure(raw: bytes, start: int, end: int, headers: bytes, keep_limit: int) -> CutPart:
+def _measure(raw: bytes, start: int, end: int, cte: str, keep_limit: int) -> CutPart:
     body = memoryview(raw)[start:end]
-    cte_match = _CTE_RE.search(headers)
-    cte = cte_match.group(1).lower() if cte_match else b""
     try:
-        if cte == b"base64":
+        if cte == "base64":
             data = binascii.a2b_base64(body)
-        elif cte == b"quoted-printable":
+        elif cte == "quoted-printable":
             data = quopri.decodestring(bytes(body))
         else:
             data = bytes(body)

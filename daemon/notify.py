@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import email.utils
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,12 @@ LOOP_HEADER = "X-Spocd-Loop"
 #: email package's default for UTF-8) costs more than the whole rest of a mail.
 _UTF8_B64 = Charset("utf-8")
 _UTF8_B64.header_encoding = BASE64
+#: Bidi embeddings, overrides and isolates: what follows one can display
+#: reversed ("gpj.exe" as "exe.jpg"), so they are shown, never obeyed.
+_BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+#: C0 controls but tab and newline, DEL, C1 controls (ESC starts terminal
+#: escapes: colours, OSC 52 clipboard writes), and the bidi controls.
+_UNSAFE = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_BIDI}]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +98,8 @@ class Composer:
             **context,
         }
         rendered = self.renderer.render(lang, template, full_context)
+        subject = one_line(rendered.subject)
+        text, html = printable(rendered.text), printable(rendered.html)
         message_id = self.new_message_id(number)
         headers = [
             (
@@ -102,7 +111,7 @@ class Composer:
             ("Reply-To", self.identity.address),
             ("To", ", ".join(to)),
             ("Cc", ", ".join(cc) if cc else None),
-            ("Subject", one_line(rendered.subject)),
+            ("Subject", subject),
             ("Date", email.utils.format_datetime(now)),
             ("Message-ID", f"<{message_id}>"),
             ("In-Reply-To", f"<{thread.in_reply_to}>" if thread.in_reply_to else None),
@@ -118,7 +127,7 @@ class Composer:
             (LOOP_HEADER, self.identity.domain),
             ("Content-Language", lang),
         ]
-        raw = build_mime(headers, rendered.text, rendered.html)
+        raw = build_mime(headers, text, html)
         recipients = tuple(dict.fromkeys(a.lower() for a in (*to, *cc)))
         return OutgoingMail(
             message_id=message_id,
@@ -127,8 +136,8 @@ class Composer:
             kind=kind,
             ticket_number=number,
             automatic=auto_submitted is not None,
-            subject=one_line(rendered.subject),
-            text=rendered.text,
+            subject=subject,
+            text=text,
         )
 
 
@@ -189,8 +198,23 @@ def _quoted_printable(text: str) -> bytes:
 
 
 def one_line(text: str) -> str:
-    """Header text from user data: CR, LF and other controls become spaces."""
-    return " ".join("".join(ch if ch >= " " and ch != "\x7f" else " " for ch in text).split())
+    """Header text from user data: CR, LF and other controls become spaces
+    (then `printable`)."""
+    spaced = "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in text)
+    return " ".join(printable(spaced).split())
+
+
+def printable(text: str) -> str:
+    """Outgoing text from user data: controls dropped but tab and newline
+    (Unicode's line separators become newlines), bidi controls shown as a
+    visible mark such as `[U+202E]`."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _UNSAFE.sub(_visible, text.replace("\u2028", "\n").replace("\u2029", "\n"))
+
+
+def _visible(match: re.Match[str]) -> str:
+    char = match.group(0)
+    return f"[U+{ord(char):04X}]" if char in _BIDI else ""
 
 
 def ticket_context(ticket: Ticket, prefix: str) -> dict[str, Any]:

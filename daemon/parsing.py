@@ -16,7 +16,9 @@ import email.utils
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import html2text
@@ -57,8 +59,83 @@ LARGE_PART = 1024 * 1024
 #: the rest in its raw bytes (retrievable) instead of as thousands of rows.
 MAX_ATTACHMENTS = 100
 
+#: CPU seconds one message's parsing and sanitising may take, unless
+#: `limits.max_parse_seconds` says otherwise.
+PARSE_SECONDS = 10
+#: HTML nested deeper than this is not handed to nh3: html5ever's cost grows
+#: with the depth (200,000 nested <div>s took 188 s, 1,000 take milliseconds)
+#: and C code cannot be stopped half-way, so the depth is checked before.
+MAX_HTML_DEPTH = 1000
+#: Elements that never nest: void, or closed by the next of their kind.
+_FLAT_ELEMENTS = frozenset(
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "colgroup",
+        "dd",
+        "dt",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "li",
+        "link",
+        "meta",
+        "option",
+        "optgroup",
+        "p",
+        "param",
+        "rb",
+        "rp",
+        "rt",
+        "rtc",
+        "source",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "track",
+        "wbr",
+    ]
+)
+_TAG_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*+)[^<>]*+>")  # possessive: linear
 
-def parse_message(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> ParsedMessage:
+
+@dataclass(slots=True)
+class ParseBudget:
+    """CPU time one message may spend in parsing and sanitising.
+
+    Checked between stages: each stage is linear in the message by
+    construction (`mimecut` walks only the real MIME structure, nh3 only
+    gets HTML of bounded depth), so a message over the budget is caught
+    one stage late at worst, and quarantined with the reason.
+    """
+
+    seconds: float
+    started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.started = time.thread_time()
+
+    def check(self, stage: str) -> None:
+        spent = time.thread_time() - self.started
+        if spent > self.seconds:
+            raise NotMail(
+                f"parse budget spent: {spent:.1f} s of CPU by the end of {stage} "
+                f"(limits.max_parse_seconds = {self.seconds:g})"
+            )
+
+
+def parse_message(
+    raw: bytes,
+    *,
+    max_attachment_bytes: int = 10 * 1024 * 1024,
+    max_parse_seconds: float = PARSE_SECONDS,
+) -> ParsedMessage:
     """Decode one message; raise NotMail when the bytes are not mail at all,
     or when no parser can make sense of them.
 
@@ -68,7 +145,7 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -
     not a temporary error.
     """
     try:
-        return _parse(raw, max_attachment_bytes)
+        return _parse(raw, max_attachment_bytes, ParseBudget(max_parse_seconds))
     except NotMail:
         raise
     except RecursionError as exc:
@@ -79,11 +156,13 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -
         raise NotMail(f"unreadable MIME ({type(exc).__name__}: {exc})"[:500]) from exc
 
 
-def _parse(raw: bytes, max_attachment_bytes: int) -> ParsedMessage:
+def _parse(raw: bytes, max_attachment_bytes: int, budget: ParseBudget) -> ParsedMessage:
     if not raw or not raw.strip():
         raise NotMail("empty input")
     skeleton, cut = cut_large_parts(raw, LARGE_PART, max_attachment_bytes)
+    budget.check("cutting large parts")
     msg = email.message_from_bytes(skeleton)  # recursive: a level per nested part
+    budget.check("reading the MIME structure")
     depth = _depth(msg)
     if depth > MAX_DEPTH:
         raise NotMail(f"MIME parts nested {depth} deep (limit {MAX_DEPTH})")
@@ -96,6 +175,7 @@ def _parse(raw: bytes, max_attachment_bytes: int) -> ParsedMessage:
     attachments, more = _take_attachments(msg, max_attachment_bytes, cut)
     _repair_charsets(msg)
     mp = mailparser.MailParser(msg)
+    budget.check("decoding")
     headers = _headers(msg)
     sender = _first_address(mp, msg, "from") or _first_address(mp, msg, "sender")
     if sender is None:
@@ -107,10 +187,21 @@ def _parse(raw: bytes, max_attachment_bytes: int) -> ParsedMessage:
     html_parts = [p for p in mp.text_html if p]
     # Sanitised once, first: what is stored, shown and turned into text (which
     # agents get forwarded) never carries scripts, handlers or javascript: links.
-    html = sanitize_html("\n".join(html_parts)[:_BODY_LIMIT]) if html_parts else None
+    html = None
+    if html_parts:
+        html = "\n".join(html_parts)[:_BODY_LIMIT]
+        depth = html_depth(html)
+        if depth > MAX_HTML_DEPTH:
+            raise NotMail(
+                f"parse budget: HTML nested {depth} deep; sanitising is bounded to "
+                f"{MAX_HTML_DEPTH} levels to stay within limits.max_parse_seconds"
+            )
+        html = sanitize_html(html)
+        budget.check("sanitising HTML")
     text = "\n".join(p for p in mp.text_plain if p)
     if not text.strip() and html:
         text = html_to_text(html)
+        budget.check("turning HTML into text")
     text = text.replace("\r\n", "\n").replace("\r", "\n")[:_BODY_LIMIT]
 
     message_id, derived = _message_id(headers, raw)
@@ -140,13 +231,21 @@ def _parse(raw: bytes, max_attachment_bytes: int) -> ParsedMessage:
     )
 
 
-def parse_many(raws: list[bytes], max_attachment_bytes: int) -> list[ParsedMessage | NotMail]:
+def parse_many(
+    raws: list[bytes], max_attachment_bytes: int, max_parse_seconds: float = PARSE_SECONDS
+) -> list[ParsedMessage | NotMail]:
     """Parse a batch; input that is not mail gives its NotMail instead of raising
     (a worker process returns both kinds to the caller)."""
     out: list[ParsedMessage | NotMail] = []
     for raw in raws:
         try:
-            out.append(parse_message(raw, max_attachment_bytes=max_attachment_bytes))
+            out.append(
+                parse_message(
+                    raw,
+                    max_attachment_bytes=max_attachment_bytes,
+                    max_parse_seconds=max_parse_seconds,
+                )
+            )
         except NotMail as exc:
             out.append(exc)
     return out
@@ -163,6 +262,22 @@ def html_to_text(html: str) -> str:
         return converter.handle(html).strip()
     except Exception:  # html2text on hostile markup: fall back to stripped tags
         return re.sub(r"<[^>]*>", " ", html)
+
+
+def html_depth(html: str) -> int:
+    """How deep the elements of `html` nest, counted in one pass over its
+    tags (elements that cannot nest are left out); an upper bound of what
+    an HTML parser builds."""
+    depth = deepest = 0
+    for match in _TAG_RE.finditer(html):
+        if match.group(2).lower() in _FLAT_ELEMENTS or match.group(0).endswith("/>"):
+            continue
+        if match.group(1):
+            depth = max(depth - 1, 0)
+        else:
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest
 
 
 def sanitize_html(html: str) -> str:

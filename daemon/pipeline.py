@@ -1,5 +1,7 @@
 """One inbound message through its stages, inside one transaction.
 
+Parsing, sanitising and the rules' decision for a new request are CPU work
+done ahead (`Pipeline.prepare`, before the write transaction); then
 parse -> de-duplicate -> classify (loops, escalations) -> thread -> act. A
 stage ends the journey early by raising a `Disposition`; any other exception
 rolls the message back and the worker records the stage it failed in.
@@ -15,7 +17,7 @@ from daemon import actions, conversation, forwards, loops, mailthread, rules
 from daemon.domain import Channel, InboundItem, Intake, ParsedMessage, Status, Ticket
 from daemon.errors import Disposition, Duplicate, Ignored, NotMail, Quarantined
 from daemon.notify import Thread
-from daemon.parsing import parse_many, parse_message
+from daemon.parsing import PARSE_SECONDS, parse_many, parse_message
 from daemon.ports import Tx
 from daemon.tickets import (
     Actor,
@@ -50,26 +52,33 @@ class Prepared:
 
 
 def prepare_many(
-    raws: list[bytes], max_attachment_bytes: int, ruleset: rules.Rules | None
+    raws: list[bytes],
+    max_attachment_bytes: int,
+    ruleset: rules.Rules | None,
+    max_parse_seconds: float = PARSE_SECONDS,
 ) -> list[Prepared]:
     """Parse a batch, and decide for the mail that looks like a new request
     (a reply's decision would go unused)."""
-    out: list[Prepared] = []
-    for parsed in parse_many(raws, max_attachment_bytes):
-        decision = None
-        if (
-            ruleset is not None
-            and isinstance(parsed, ParsedMessage)
-            and not (parsed.in_reply_to or parsed.references)
-        ):
-            try:
-                # Without the trace: only `spocd rules test` shows it, and it
-                # is most of what would cross back from the parser process.
-                decision = replace(rules.decide(ruleset, parsed, str(Channel.EMAIL)), trace=())
-            except Exception:  # decided again in the transaction, where it is recorded
-                decision = None
-        out.append(Prepared(parsed, decision, ruleset.version if ruleset else ""))
-    return out
+    return [
+        _decided(parsed, ruleset)
+        for parsed in parse_many(raws, max_attachment_bytes, max_parse_seconds)
+    ]
+
+
+def _decided(parsed: ParsedMessage | NotMail, ruleset: rules.Rules | None) -> Prepared:
+    decision = None
+    if (
+        ruleset is not None
+        and isinstance(parsed, ParsedMessage)
+        and not (parsed.in_reply_to or parsed.references)
+    ):
+        try:
+            # Without the trace: only `spocd rules test` shows it, and it
+            # is most of what would cross back from the parser process.
+            decision = replace(rules.decide(ruleset, parsed, str(Channel.EMAIL)), trace=())
+        except Exception:  # decided again in the transaction, where it is recorded
+            decision = None
+    return Prepared(parsed, decision, ruleset.version if ruleset else "")
 
 
 class StageError(Exception):
@@ -113,9 +122,23 @@ class Pipeline:
         self.key = key
 
     def parse(self, raw: bytes) -> ParsedMessage:
+        limits = self._runtime().settings.limits
         return parse_message(
-            raw, max_attachment_bytes=self._runtime().settings.limits.max_attachment_bytes
+            raw,
+            max_attachment_bytes=limits.max_attachment_bytes,
+            max_parse_seconds=limits.max_parse_seconds,
         )
+
+    def prepare(self, raw: bytes) -> Prepared:
+        """Parse, sanitise and decide the rules for one message: the slow,
+        CPU-bound part, done before the write transaction so a slow message
+        never holds the database lock."""
+        ruleset = self._runtime().rules
+        try:
+            parsed: ParsedMessage | NotMail = self.parse(raw)
+        except NotMail as exc:
+            parsed = exc
+        return _decided(parsed, ruleset)
 
     def process(
         self,

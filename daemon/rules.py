@@ -38,7 +38,14 @@ import regex
 from yaml.nodes import Node
 
 from daemon.domain import ParsedMessage
-from daemon.rules_match import REGEX_TIMEOUT, Budget, MessageView, Result, TraceEntry
+from daemon.rules_match import (
+    IGNORE_RESERVE,
+    REGEX_TIMEOUT,
+    Budget,
+    MessageView,
+    Result,
+    TraceEntry,
+)
 from daemon.rules_model import (
     ACTION_KEYS,
     Actions,
@@ -178,6 +185,9 @@ class Decision:
     ignore: bool
     matched: tuple[str, ...]
     trace: tuple[TraceEntry, ...]
+    #: Rules not decided because their regex was not tried or was stopped
+    #: (the message's regex budget spent): they did not match.
+    skipped: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The `spocd rules test --json` document (SPEC §3)."""
@@ -188,6 +198,7 @@ class Decision:
         return {
             "decision": decision,
             "matched": list(self.matched),
+            "skipped": list(self.skipped),
             "trace": [entry.to_json() for entry in self.trace],
         }
 
@@ -205,6 +216,7 @@ class Decision:
             f"tags:      {', '.join(self.tags) or '-'}",
             f"ignore:    {'yes' if self.ignore else 'no'}",
             f"matched:   {', '.join(self.matched) or '-'}",
+            f"skipped:   {', '.join(self.skipped) or '-'}",
             "trace:",
         ]
         lines.extend(_trace_line(entry) for entry in self.trace)
@@ -240,6 +252,9 @@ def decide(rules: Rules, msg: ParsedMessage, channel: str = "email") -> Decision
         raise ValueError(f"channel must be one of {', '.join(CHANNELS)}: {channel!r}")
     view = MessageView.of(msg, str(channel))
     budget = Budget.start()
+    # `ignore` rules keep a reserve: slow rules before them cannot make
+    # spam open tickets by spending the budget they would need.
+    reserve = Budget(budget.deadline + IGNORE_RESERVE)
     defaults = rules.defaults
     draft = _Draft(
         fields={
@@ -253,19 +268,26 @@ def decide(rules: Rules, msg: ParsedMessage, channel: str = "email") -> Decision
     )
     trace: list[TraceEntry] = []
     matched: list[str] = []
+    skipped: list[str] = []
     for rule in rules.rules:
-        result, entries = rule.evaluate(view, budget)
+        result, entries = rule.evaluate(view, reserve if rule.actions.ignore else budget)
         trace.extend(entries)
+        if result is Result.TIMEOUT:
+            skipped.append(rule.name)
         if result is Result.MATCHED:
             matched.append(rule.name)
             draft.apply(rule.actions)
             if not rule.continues:
                 break
-    return _finish(rules, draft, tuple(matched), tuple(trace))
+    return _finish(rules, draft, tuple(matched), tuple(trace), tuple(skipped))
 
 
 def _finish(
-    rules: Rules, draft: _Draft, matched: tuple[str, ...], trace: tuple[TraceEntry, ...]
+    rules: Rules,
+    draft: _Draft,
+    matched: tuple[str, ...],
+    trace: tuple[TraceEntry, ...],
+    skipped: tuple[str, ...],
 ) -> Decision:
     found = draft.fields
     explicit = found.get("priority")
@@ -282,6 +304,7 @@ def _finish(
         ignore=bool(found.get("ignore", False)),
         matched=matched,
         trace=trace,
+        skipped=skipped,
     )
 
 

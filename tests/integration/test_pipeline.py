@@ -144,3 +144,12 @@ def test_a_reply_is_not_decided_ahead(app):
     raw = make_mail(subject="Re: Printer jams", in_reply_to="earlier@example.org")
     [prepared] = prepare_many([raw], 1 << 20, app.runtime.rules)
     assert prepared.decision is None
+
+
+def test_a_message_over_the_parse_budget_is_quarantined_with_the_budget_named(app):
+    deep = "<div>" * 30_000 + "x" + "</div>" * 30_000
+    outcome = ingest(app, make_mail(html=deep))
+    assert outcome.outcome == "quarantined"
+    assert "parse budget" in outcome.detail and "limits.max_parse_seconds" in outcome.detail
+    with app.store.reading() as tx:
+        assert tx.inbound.count("quarantined") == 1

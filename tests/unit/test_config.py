@@ -121,6 +121,15 @@ def test_intake_limits_and_busy_timeout_have_safe_defaults(tmp_path: Path) -> No
     assert not (smtp.tls or smtp.require_starttls or smtp.auth_required or smtp.auth_users)
 
 
+def test_the_parse_budget_is_a_limit_with_a_default(tmp_path: Path) -> None:
+    assert settings_from("", tmp_path).limits.max_parse_seconds == 10
+    assert (
+        settings_from("[limits]\nmax_parse_seconds = 3\n", tmp_path).limits.max_parse_seconds == 3
+    )
+    [problem] = problems("[limits]\nmax_parse_seconds = 0\n", tmp_path)
+    assert ":2: limits.max_parse_seconds: must be a positive" in problem
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import time
 import tracemalloc
 from email.message import EmailMessage
 from pathlib import Path
@@ -14,7 +15,8 @@ import pytest
 from daemon import parsing
 from daemon.domain import Address
 from daemon.errors import NotMail
-from daemon.parsing import derived_message_id, parse_message, safe_filename
+from daemon.mimecut import cut_large_parts
+from daemon.parsing import LARGE_PART, derived_message_id, parse_message, safe_filename
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "parsing"
 
@@ -237,3 +239,81 @@ def test_a_mail_of_thousands_of_tiny_parts_records_the_first_hundred_and_says_so
     assert len(parsed.attachments) == parsing.MAX_ATTACHMENTS == 100
     assert parsed.attachments[-1].filename == "99.csv"
     assert "900 more attachments than 100: kept in the raw message only" in parsed.defects
+
+
+def _boundary_bait(lines: int) -> bytes:
+    """A 4 MB message whose text part is full of `boundary=` declarations and
+    dash lines that look like their delimiters, plus one large real part."""
+    bait = []
+    for i in range(lines):
+        bait.append(f'Content-Type: multipart/mixed; boundary="b{i:05d}"')
+        bait.extend([f"--b{i:05d}x"] * 4)
+    big = base64.encodebytes(b"\0" * 1_500_000).decode().replace("\n", "\r\n")
+    return (
+        "From: a@example.com\r\nTo: b@example.com\r\nSubject: bait\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="outer"\r\n\r\n'
+        "--outer\r\nContent-Type: text/plain\r\n\r\n"
+        + "\r\n".join(bait)
+        + "\r\n--outer\r\nContent-Type: application/octet-stream\r\n"
+        "Content-Disposition: attachment; filename=zeros.bin\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n" + big + "--outer--\r\n"
+    ).encode()
+
+
+def test_cutting_follows_the_mime_structure_not_boundaries_written_in_a_body() -> None:
+    raw = _boundary_bait(25_000)
+    assert len(raw) > 4_000_000
+    started = time.process_time()
+    skeleton, cut = cut_large_parts(raw, LARGE_PART, 10 * 1024 * 1024)
+    assert time.process_time() - started < 1.0  # was 25 s: a regex of every boundary
+    assert sorted(part.size for part in cut.values())[0] == 1_500_000
+    assert len(skeleton) < 1000
+    msg = parse_message(raw)
+    [attachment] = [a for a in msg.attachments if a.filename == "zeros.bin"]
+    assert attachment.size == 1_500_000
+
+
+def _html_mail(html: str) -> bytes:
+    return (
+        "From: a@example.com\r\nTo: b@example.com\r\nSubject: html\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n\r\n" + html
+    ).encode()
+
+
+def test_html_nested_too_deep_for_the_sanitiser_is_refused_naming_the_budget() -> None:
+    raw = _html_mail("<div>" * 30_000 + "x" + "</div>" * 30_000)
+    started = time.process_time()
+    with pytest.raises(NotMail, match=r"parse budget: HTML nested 30000 deep.*max_parse_seconds"):
+        parse_message(raw)
+    assert time.process_time() - started < 1.0  # nh3 alone took 188 s at 200,000
+
+
+def test_ordinary_nesting_and_unclosed_flat_elements_still_parse() -> None:
+    html = "<p>line" * 5000 + "<table><tr><td>" * 50 + "<div>" * 200 + "<br>" * 5000
+    msg = parse_message(_html_mail(html))
+    assert msg.html is not None and "line" in msg.text
+
+
+def test_a_message_over_its_cpu_budget_is_refused_with_the_budget_named() -> None:
+    raw = _with_attachment(3 * 1024 * 1024)
+    with pytest.raises(NotMail, match=r"parse budget spent: .*max_parse_seconds = 1e-06"):
+        parse_message(raw, max_parse_seconds=0.000001)
+    assert parse_message(raw).attachments  # within the default budget
+
+
+def test_a_large_single_part_body_is_the_text_not_a_cut_part() -> None:
+    body = "Zażółć gęślą jaźń. " * 100_000
+    raw = (
+        "From: a@example.com\r\nTo: b@example.com\r\nSubject: long\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n" + body
+    ).encode()
+    assert len(raw) > LARGE_PART
+    msg = parse_message(raw)
+    assert msg.text.startswith("Zażółć") and not msg.attachments
+
+
+def test_measuring_html_depth_is_linear_even_on_a_tag_that_never_closes() -> None:
+    started = time.process_time()
+    assert parsing.html_depth("<" + "a" * 1_000_000) == 0  # was quadratic: minutes
+    assert parsing.html_depth("<div>" * 5 + "<p>" * 9 + "</div>" * 5) == 5
+    assert time.process_time() - started < 1.0

@@ -507,3 +507,22 @@ def test_decision_is_immutable() -> None:
     decision: Decision = decide(load_rules(MINIMAL), message())
     with pytest.raises(AttributeError):
         decision.priority = "P1"  # type: ignore[misc]
+
+
+def test_a_spent_budget_still_runs_rules_without_regex_and_ignore_rules_and_names_the_skipped():
+    slow = "".join(
+        f"- {{name: slow{n}, when: {{subject: '(a+)+$'}}, set: {{category: x}}}}\n"
+        for n in range(15)
+    )
+    rules = rules_with(
+        slow
+        + "- {name: Mail, when: {channel: email}, set: {tags: [mail]}, continue: true}\n"
+        + "- {name: Late, when: {body: 'never'}, set: {category: y}, continue: true}\n"
+        + "- {name: Spam, when: {body: '(?i)unsubscribe'}, set: {ignore: true}}\n"
+    )
+    decision = decide(rules, message(subject="a" * 50_000 + "b", body="To unsubscribe click"))
+    assert decision.matched == ("Mail", "Spam")
+    assert decision.ignore and decision.tags == ("mail",)
+    assert decision.skipped == (*(f"slow{n}" for n in range(15)), "Late")
+    assert decision.to_json()["skipped"] == list(decision.skipped)
+    assert "skipped:   slow0, slow1" in decision.format_text()

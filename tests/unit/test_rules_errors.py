@@ -7,6 +7,9 @@ must produce; line numbers in a row count from the snippet's first line.
 
 from __future__ import annotations
 
+import resource
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -14,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from daemon.rules import RuleIssue, RulesError, load_rules
+from tests.support.proc import env as proc_env
 
 DATA = Path(__file__).parents[1] / "data" / "rules"
 MINIMAL = (DATA / "minimal.yaml").read_text(encoding="utf-8")
@@ -1197,3 +1201,69 @@ def test_several_errors_are_all_reported_in_file_order() -> None:
         load_rules(text, "/etc/spocd/rules.yaml")
     assert str(caught.value).splitlines() == [str(issue) for issue in issues]
     assert isinstance(caught.value, ValueError)
+
+
+BOMB = "(((a{1000}){1000}){1000}){1000}"  # 10^12 copies once compiled: 24 GB and more
+
+
+def _limited_memory() -> None:
+    """The child may use 1.5 GB of address space: a pattern that slips
+    through fails there with MemoryError instead of exhausting the machine."""
+    resource.setrlimit(resource.RLIMIT_AS, (1536 * 1024 * 1024, 1536 * 1024 * 1024))
+
+
+@pytest.mark.parametrize(
+    ("snippet", "named"),
+    [
+        (
+            f"""
+            rules:
+              - name: Bomb
+                when: {{subject: '{BOMB}'}}
+                set: {{category: hardware}}
+            """,
+            "rules[0].when.subject: rule 'Bomb': regex refused",
+        ),
+        (
+            f"""
+            rules:
+              - name: Header bomb
+                when: {{any: [{{header: {{X-Test: '{BOMB}'}}}}]}}
+                set: {{category: hardware}}
+            """,
+            "rule 'Header bomb': regex refused",
+        ),
+        (f"external_ref_pattern: '{BOMB}'\n", "external_ref_pattern: regex refused"),
+    ],
+    ids=["rule", "header", "external-ref"],
+)
+def test_a_pattern_that_would_exhaust_memory_is_refused_before_compiling(
+    tmp_path: Path, snippet: str, named: str
+) -> None:
+    text, _ = with_section(snippet)
+    path = tmp_path / "rules.yaml"
+    path.write_text(text, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon", "rules", "check", str(path)],
+        capture_output=True,
+        timeout=120,
+        env=proc_env(),
+        preexec_fn=_limited_memory,
+        check=False,
+    )
+    err = done.stderr.decode()
+    assert done.returncode == 65, err[-2000:]
+    assert named in err and "1,000,000,000,000" in err
+    assert "Traceback" not in err
+
+
+def test_counted_repeats_within_the_bound_still_compile() -> None:
+    text, _ = with_section(
+        """
+        rules:
+          - name: Ticket numbers
+            when: {subject: '(INC-\\d{6}\\s*){1,20}|[A-Z]{2,10}-\\d{1,8}|.{0,200}x'}
+            set: {category: hardware}
+        """
+    )
+    assert load_rules(text).rules[0].name == "Ticket numbers"
