@@ -69,8 +69,17 @@ def test_an_empty_queue_says_so(config: Path) -> None:
 
 def test_rules_test_escalation_decides_on_the_original_requester(config: Path) -> None:
     eml = str(FORWARDS / "outlook_en.eml")  # first line in Poland forwards an English mail
-    plain = out(spocd("rules", "test", eml, config=config))
-    assert "language:  pl" in plain.splitlines()
+    plain = json.loads(out(spocd("rules", "test", "--json", eml, config=config)))
+    data = json.loads(out(spocd("rules", "test", "--escalation", "--json", eml, config=config)))
+    # The pipeline decides on the forwarded incident: the requester's domain
+    # sets the language, not first line's.
+    assert (plain["decision"]["language"], data["decision"]["language"]) == ("pl", "en")
+    assert data["escalation"] == {
+        "escalated_by": "marta.wisniewska@firma.example.pl",
+        "requester": "john.smith@customer.example.com",
+        "requester_found": True,
+        "forward_style": "outlook",
+    }
     escalated = out(spocd("rules", "test", "--escalation", eml, config=config)).splitlines()
     assert "escalated: by marta.wisniewska@firma.example.pl" in escalated
     assert (
@@ -78,14 +87,6 @@ def test_rules_test_escalation_decides_on_the_original_requester(config: Path) -
         in escalated
     )
     assert "language:  en" in escalated
-    data = json.loads(out(spocd("rules", "test", "--escalation", "--json", eml, config=config)))
-    assert data["decision"]["language"] == "en"
-    assert data["escalation"] == {
-        "escalated_by": "marta.wisniewska@firma.example.pl",
-        "requester": "john.smith@customer.example.com",
-        "requester_found": True,
-        "forward_style": "outlook",
-    }
 
 
 def test_rules_test_escalation_without_a_forward_keeps_first_line_as_requester(
