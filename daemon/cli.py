@@ -187,7 +187,11 @@ def build_parser() -> Parser:
     _common(q)
     q = rsub.add_parser("test", help="what the rules would decide for a message")
     q.add_argument("message", metavar="MESSAGE.eml")
-    q.add_argument("--escalation", action="store_true", help="decide as for an escalation")
+    q.add_argument(
+        "--escalation",
+        action="store_true",
+        help="read it as a first-line escalation: decide on the forwarded incident and its sender",
+    )
     _common(q, json=True)
     _common(p)
 

@@ -139,12 +139,13 @@ def _statuses(text: str) -> list[str] | None:
 
 
 def cmd_tickets(args: argparse.Namespace) -> int:
-    from daemon.views import ticket_json, ticket_line
+    from daemon.views import ticket_header, ticket_json, ticket_line
 
     statuses = _statuses(args.status)
     app = open_app(args)
     try:
         rt = app.runtime
+        zone = ZoneInfo(rt.settings.helpdesk.timezone)
         now = app.clock.now()
         with app.store.reading() as tx:
             tickets = tx.tickets.listing(statuses)
@@ -153,11 +154,12 @@ def cmd_tickets(args: argparse.Namespace) -> int:
         app.close()
     if args.json:
         _print_json(data)
-    else:
+    elif data:
+        print(ticket_header())
         for item in data:
-            print(ticket_line(item))
-        if not data:
-            print("no tickets", file=sys.stderr)
+            print(ticket_line(item, zone))
+    else:
+        print("no tickets", file=sys.stderr)
     return EX_OK
 
 
@@ -167,6 +169,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     app = open_app(args)
     try:
         rt = app.runtime
+        zone = ZoneInfo(rt.settings.helpdesk.timezone)
         number = ticket_number(args.ticket, rt.prefix)
         with app.store.reading() as tx:
             ticket = tx.tickets.get(number)
@@ -181,7 +184,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({**data, "messages": messages, "events": events})
     else:
-        print(ticket_text(data, messages, events))
+        print(ticket_text(data, messages, events, zone))
     return EX_OK
 
 
@@ -305,6 +308,8 @@ def cmd_queue(args: argparse.Namespace) -> int:
             ]
             if args.json:
                 _print_json(rows)
+            elif not rows:
+                print("queue empty", file=sys.stderr)
             else:
                 for r in rows:
                     print(

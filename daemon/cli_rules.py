@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
-from daemon import rules
+from daemon import forwards, rules
 from daemon.cli import EX_DATAERR, EX_OK, settings_of
 from daemon.errors import ConfigError, NotMail
 from daemon.parsing import parse_message
 from daemon.service import load_rules_file, resolve_paths
+from daemon.views import printable
 
 
 def _rules_path(args: argparse.Namespace) -> Path:
@@ -35,19 +37,49 @@ def cmd_rules(args: argparse.Namespace) -> int:
             f"{len(compiled.groups)} groups)"
         )
         return EX_OK
+    parse = functools.partial(
+        parse_message, max_attachment_bytes=settings_of(args).limits.max_attachment_bytes
+    )
     try:
         raw = sys.stdin.buffer.read() if args.message == "-" else Path(args.message).read_bytes()
-        msg = parse_message(raw)
+        msg = parse(raw)
     except OSError as exc:
         print(f"{args.message}: cannot read: {exc.strerror or exc}", file=sys.stderr)
         return EX_DATAERR
     except NotMail as exc:
         print(f"{args.message}: not mail: {exc}", file=sys.stderr)
         return EX_DATAERR
-    channel = "escalation" if args.escalation else "email"
-    decision = rules.decide(compiled, msg, channel)
+    if not args.escalation:
+        decision = rules.decide(compiled, msg, "email")
+        print(
+            json.dumps(decision.to_json(), ensure_ascii=False, indent=2)
+            if args.json
+            else decision.format_text()
+        )
+        return EX_OK
+    # As the pipeline reads an escalation: the rules decide on the forwarded
+    # incident, so the requester's domain, not first line's, sets the language.
+    escalation = forwards.escalation(msg, parse)
+    decision = rules.decide(compiled, escalation.incident, "escalation")
+    found = {
+        "escalated_by": escalation.by,
+        "requester": escalation.requester,
+        "requester_found": escalation.found,
+        "forward_style": escalation.forwarded.style,
+    }
     if args.json:
-        print(json.dumps(decision.to_json(), ensure_ascii=False, indent=2))
+        print(json.dumps({**decision.to_json(), "escalation": found}, ensure_ascii=False, indent=2))
     else:
+        how = (
+            f"the original sender, {escalation.forwarded.style} forward"
+            if escalation.found
+            else "not found in the forward: first line is the requester"
+        )
+        print(
+            printable(
+                f"escalated: by {escalation.by or '-'}\n"
+                f"requester: {escalation.requester or '-'} ({how})"
+            )
+        )
         print(decision.format_text())
     return EX_OK

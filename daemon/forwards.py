@@ -54,6 +54,47 @@ class Forwarded:
     note: str  # the first-line agent's own words above the forward ("" if none)
 
 
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """An escalation as the pipeline reads it (and `spocd rules test --escalation`
+    with it, so the two cannot disagree): who escalated, whom it is about."""
+
+    msg: ParsedMessage  # the escalation as first line sent it
+    forwarded: Forwarded
+
+    @property
+    def by(self) -> str:
+        """The first-line sender."""
+        return self.msg.sender.addr if self.msg.sender else ""
+
+    @property
+    def found(self) -> bool:
+        """Whether the original sender was found (and is not first line itself)."""
+        requester = self.forwarded.requester
+        return requester is not None and requester.addr != self.by
+
+    @property
+    def original(self) -> ParsedMessage | None:
+        """The incident as the requester wrote it, when they were found."""
+        return self.forwarded.original if self.found else None
+
+    @property
+    def requester(self) -> str:
+        """The original sender; first line when none was found."""
+        requester = self.forwarded.requester
+        return requester.addr if requester is not None and self.found else self.by
+
+    @property
+    def incident(self) -> ParsedMessage:
+        """What the rules decide on and the ticket's subject comes from."""
+        return self.original or self.msg
+
+
+def escalation(msg: ParsedMessage, parse: Callable[[bytes], ParsedMessage]) -> Escalation:
+    """Read a first-line escalation: its forwarded incident and requester."""
+    return Escalation(msg, unwrap(msg, parse))
+
+
 def unwrap(msg: ParsedMessage, parse: Callable[[bytes], ParsedMessage]) -> Forwarded:
     """Find the forwarded incident in an escalation; never raises on odd mail.
 

@@ -223,14 +223,14 @@ class Pipeline:
     def _unwrap(self, rt: Runtime, incoming: Incoming) -> None:
         """A first-line escalation: the requester is the original sender."""
         msg = incoming.msg
-        forwarded = forwards.unwrap(msg, self.parse)
+        escalation = forwards.escalation(msg, self.parse)
+        forwarded = escalation.forwarded
         incoming.channel = Channel.ESCALATION
-        incoming.escalated_by = incoming.sender
+        incoming.escalated_by = escalation.by
         incoming.forward_style = forwarded.style
         incoming.note = forwarded.note
-        if forwarded.requester is not None and forwarded.requester.addr != incoming.sender:
-            incoming.requester = forwarded.requester.addr
-            incoming.original = forwarded.original
+        incoming.requester = escalation.requester
+        incoming.original = escalation.original
         incoming.external_ref = rt.rules.find_external_ref(msg.subject) or (
             rt.rules.find_external_ref(forwarded.original.subject) if forwarded.original else None
         )
@@ -308,13 +308,23 @@ class Pipeline:
         else:
             record_inbound(tx, ticket, msg, kind="request", inbound_id=incoming.item.id, now=now)
         self._acknowledge(tx, rt, incoming, ticket, now)
-        self._tell_agents(tx, rt, incoming, ticket, now)
+        carried = rt.ticket_id(tagged) if tagged is not None else None
+        self._tell_agents(tx, rt, incoming, ticket, now, carried_tag=carried)
         return Outcome("created", ticket.number, msg.message_id)
 
     def _tell_agents(
-        self, tx: Tx, rt: Runtime, incoming: Incoming, ticket: Ticket, now: datetime
+        self,
+        tx: Tx,
+        rt: Runtime,
+        incoming: Incoming,
+        ticket: Ticket,
+        now: datetime,
+        *,
+        carried_tag: str | None = None,
     ) -> None:
-        """The assignee, or else the whole group, hears of a new ticket."""
+        """The assignee, or else the whole group, hears of a new ticket; and of
+        the tag of another ticket a stranger's mail carried (`tag_not_honoured`),
+        so they can tell a colleague forwarding a thread from a tag spoofer."""
         group = rt.rules.groups.get(ticket.group or "")
         if ticket.assignee:
             to = [ticket.assignee]
@@ -324,7 +334,7 @@ class Pipeline:
             return
         ctx = actions.Ctx(tx, rt, now, Actor("spocd", "system"), ticket)
         thread = Thread(references=incoming.msg.references[-20:]).after(incoming.msg.message_id)
-        context = {"request_text": incoming.incident.text[:8000]}
+        context = {"request_text": incoming.incident.text[:8000], "carried_tag": carried_tag}
         actions.notify_agents(ctx, "agent_new", to, context, thread)
 
     def _record_escalation(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from daemon import slaclock
 from daemon.domain import Event, StoredMessage, Ticket
@@ -95,18 +96,57 @@ def printable(text: str) -> str:
     )
 
 
-def ticket_line(data: dict[str, Any]) -> str:
-    assignee = data["assignee"] or "-"
+def local_time(value: str | None, zone: ZoneInfo) -> str | None:
+    """An ISO moment of the JSON as people at the desk read it: their local
+    time (helpdesk.timezone), to the minute, with the zone's abbreviation so
+    the hour that repeats when summer time ends is still unambiguous."""
+    if not value:
+        return value
+    return datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+_MOMENTS = frozenset(
+    (
+        "created_at",
+        "first_response_due",
+        "first_responded_at",
+        "resolution_due",
+        "resolved_at",
+        "closed_at",
+    )
+)
+_COLUMNS = "{:<9} {:<11} {:<3} {:<8} {:<14} {:<24} {:<21} {}"
+
+
+def ticket_header() -> str:
+    """The header row of `spocd tickets`, aligned with `ticket_line`."""
+    return _COLUMNS.format(
+        "TICKET", "STATUS", "PRI", "SLA", "GROUP", "ASSIGNEE", "CREATED", "SUBJECT"
+    ).rstrip()
+
+
+def ticket_line(data: dict[str, Any], zone: ZoneInfo) -> str:
     return printable(
-        f"{data['id']:<9} {data['status']:<11} {data['priority']:<3} "
-        f"{data['sla_state']:<8} {(data['group'] or '-'):<14} {assignee:<24} "
-        f"{data['subject'][:60]}"
+        _COLUMNS.format(
+            data["id"],
+            data["status"],
+            data["priority"],
+            data["sla_state"],
+            data["group"] or "-",
+            data["assignee"] or "-",
+            local_time(data["created_at"], zone) or "-",
+            data["subject"][:60],
+        )
     ).replace("\n", " ")
 
 
 def ticket_text(
-    data: dict[str, Any], messages: list[dict[str, Any]], events: list[dict[str, Any]]
+    data: dict[str, Any],
+    messages: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    zone: ZoneInfo,
 ) -> str:
+    """`spocd show`: times in the desk's zone (the JSON keeps ISO with offset)."""
     lines = [f"{data['id']}  {data['subject']}", ""]
     for key in (
         "status",
@@ -134,6 +174,8 @@ def ticket_text(
         "merged_into",
     ):
         value = data.get(key)
+        if key in _MOMENTS:
+            value = local_time(value, zone)
         if value in (None, [], ""):
             continue
         lines.append(f"  {key:<19} {', '.join(value) if isinstance(value, list) else value}")
@@ -142,7 +184,8 @@ def ticket_text(
         arrow = "<-" if m["direction"] == "in" else "->"
         flag = " [internal]" if m["internal"] else ""
         lines.append(
-            f"  {m['at']} {arrow} {m['kind']}{flag} from {m['from']} to {', '.join(m['to']) or '-'}"
+            f"  {local_time(m['at'], zone)} {arrow} {m['kind']}{flag} from {m['from']} "
+            f"to {', '.join(m['to']) or '-'}"
         )
         lines.append(f"      {m['subject']}")
         for body_line in (m["body"] or "").strip().splitlines()[:12]:
@@ -151,7 +194,7 @@ def ticket_text(
     for e in events:
         detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items() if v not in (None, "", []))
         lines.append(
-            f"  {e['at']} {e['actor']} ({e['channel']}) {e['type']}"
+            f"  {local_time(e['at'], zone)} {e['actor']} ({e['channel']}) {e['type']}"
             + (f": {detail}" if detail else "")
         )
     return "\n".join(printable(line).replace("\n", " ") for line in lines)
