@@ -130,10 +130,13 @@ _LEXICON: dict[tuple[Role, int], str] = {
         works|work|worked|working|workin|works fine|functioning|functional|operational
         |fixed|solved|resolved|sorted|sorted out|fine|good|great|perfect|perfectly|excellent
         |awesome|brilliant|fantastic|wonderful|correct|correctly|properly|normal|normally
-        |ok|okay|okey|okej|oki|okk|all set|good to go|up and running|back to normal|running
+        |ok|okay|okey|okej|oki|okk|better|much better|all set|so far so good
+        |prints|printing|starts|opens|connects|loads|syncs|log in|login|sign in|logs in
+        |drukuje|drukują|uruchamia się|startuje|otwiera się|otwierają się|łączy|łączy się
+        |ładuje się|synchronizuje|zalogować|zalogować się|loguje|loguje się|lepiej|dużo lepiej|good to go|up and running|back to normal|running
         |gone|disappeared|went away|cleared|helped|did the trick|that did it|nailed it
         |seems to work|seems to be working|appears to work|started working|started to work
-        |can be closed|please close|close the ticket|close it|no longer relevant|not needed
+        |can be closed|please close|close the ticket|close it|zamykać|zamknąć|no longer relevant|not needed
         |cannot reproduce|can not reproduce|could not reproduce|unable to reproduce
         |działa|działają|działać|działało już|chodzi|śmiga|śmigają|funkcjonuje|funkcjonują
         |naprawione|naprawiony|naprawiona|naprawiono|naprawił|naprawiła|naprawiło|naprawili
@@ -150,7 +153,7 @@ _LEXICON: dict[tuple[Role, int], str] = {
         |nie udało mi się odtworzyć|nie udało się odtworzyć|great job|good job|brawo
     """,
     ("pred", _N): """
-        broken|broke|fails|failing|failed|fail|failure|crash*|hangs|hanging|hung|freez*|frozen
+        broken|broke|wrong|fails|failing|failed|fail|failure|crash*|hangs|hanging|hung|freez*|frozen
         |stuck|down|dead|worse|same|the same|same as before|still there|still here|still happening
         |persists|persist|persisting|recurring|came back|comes back|is back|back again
         |happens|happening|happened|occurs|occurring|occurred|appears|appearing|appeared
@@ -159,7 +162,7 @@ _LEXICON: dict[tuple[Role, int], str] = {
         |no improvement|nic się nie zmieniło|nic się nie dzieje|nic nie pomogło|bez zmian
         |brak zmian|bez efektu|bez rezultatu|bez skutku|to samo|ten sam|ta sama|te same
         |taki sam|taka sama|takie same|tak samo|identycznie|zepsute|zepsuty|zepsuta|zepsuło
-        |zepsuł|zepsuła|niedziała|niedziałą|zawiesz*|wiesza|wieszają|wiesza się|zacina*|zacią*
+        |zepsuł|zepsuła|niedziała|niedziałą|zawies*|wiesza|wieszają|wiesza się|zacina*|zacią*
         |zacię*|sypie się|wywala|wywaliło|crashuje|padł|padło|padła|leży|rozłącza|rozłączają
         |zrywa|zrywa się|występuje|występują|wystąpił|wystąpiła|wystąpiło|pojawia|pojawiają
         |pojawił|pojawiła|pojawiło|pojawiły|wraca|wrócił|wróciła|wróciło|powraca|powrócił
@@ -176,14 +179,14 @@ _LEXICON: dict[tuple[Role, int], str] = {
         |randomly|from time to time|every now and then|not quite|not completely|not entirely
         |not fully|not really|not always|not 100|mostly works|kind of|sort of|częściowo
         |czasami|czasem|sporadycznie|od czasu do czasu|co jakiś czas|co chwilę|nie do końca
-        |nie całkiem|nie zawsze|nie w pełni|tylko częściowo|raz działa raz nie|tak sobie
+        |nie całkiem|nie zawsze|nie w pełni|tylko częściowo|raz nie|tak sobie|but only|ale tylko
     """,
     ("unclear", 0): """
         not sure|unsure|no idea|don't know|do not know|dunno|can't tell|can not tell|can't say
         |can not say|hard to say|difficult to say|too early to say|too early to tell
         |will check|will test|will try|will verify|will see|we'll see|will confirm
         |going to check|going to test|let me check|let me test|check tomorrow|check later
-        |nie wiem|nie jestem pewien|nie jestem pewna|nie jestem pewny|nie wiemy
+        |nie wiem|nie mam pojęcia|nie mam pewności|no clue|nie jestem pewien|nie jestem pewna|nie jestem pewny|nie wiemy
         |trudno powiedzieć|ciężko powiedzieć|trudno stwierdzić|ciężko stwierdzić|za wcześnie
         |sprawdzę|sprawdze|przetestuję|przetestuje|sprawdzimy|przetestujemy|zobaczę
         |zobaczymy|potwierdzę|potwierdzimy|sprawdzę jutro|jutro sprawdzę|dopiero jutro
@@ -208,7 +211,7 @@ _LEXICON: dict[tuple[Role, int], str] = {
     """,
     ("no", _N): """
         nope|nah|negative|no no|i don't think so|i do not think so|no nie|chyba nie|raczej nie
-        |myślę że nie|niestety nie|not yet|👎|❌|✖|✗
+        |myślę że nie|not yet|👎|❌|✖|✗
     """,
     ("thanks", _P): """
         thanks|thank you|thank u|thx|thnx|tnx|ty|cheers|appreciated|appreciate it|many thanks
@@ -219,7 +222,7 @@ _LEXICON: dict[tuple[Role, int], str] = {
         unfortunately|sadly|sorry|niestety|szkoda|:(|:-(|:/|:-/|:'(|☹|☹️|🙁|😞|😢|😟|😕|😩|😠|😡
     """,
     ("persist", _N): """
-        still|again|once again|yet again|nadal|wciąż|ciągle|dalej|znowu|znów|ponownie|nadal jest
+        still|nadal|wciąż|ciągle|dalej|nadal jest
     """,
     ("neg", 0): """
         not|never|no more|none|nothing|neither|nor|without|unable|cannot
@@ -241,7 +244,7 @@ _LEXICON: dict[tuple[Role, int], str] = {
     ("present", 0): """
         now|today|currently|right now|this morning|as before|than before|jak wcześniej
         |jak przedtem|jak poprzednio|co wcześniej|co przedtem|niż wcześniej|teraz|dziś|dzisiaj|obecnie|aktualnie
-        |dziś rano|rano|od rana
+        |dziś rano|rano|od rana|od wczoraj|since yesterday|since|since then|od tego czasu|again|once again|znowu|znów|ponownie
     """,
     ("contrast", 0): """
         but|however|although|though|yet still|ale|lecz|jednak|jednakże|natomiast|chociaż|choć
@@ -424,7 +427,7 @@ class _Clause:
         if self.partial:
             found = [_N]
         if self.past and not self.present:
-            found = [p for p in found if p > 0]
+            found = []  # „był błąd”, "it worked yesterday": not how it is now
         return found
 
 
@@ -446,6 +449,11 @@ def _tokens(value: str) -> list[tuple[str, str]]:
     return out
 
 
+_CONTRASTS = frozenset(
+    _fold(w) for w in "but however although though ale lecz jednak jednakże natomiast chociaż choć".split()
+)
+
+
 def _sentences(value: str) -> list[list[list[str]]]:
     """Sentences of clauses of words; a contrast word starts a clause."""
     sentences: list[list[list[str]]] = [[[]]]
@@ -456,6 +464,8 @@ def _sentences(value: str) -> list[list[list[str]]]:
             sentences.append([[]])
         elif kind == "clause":
             sentences[-1].append([])
+        elif token in _CONTRASTS:
+            sentences[-1].append([token])  # "works, but..." / „działa, ale...”
         else:
             sentences[-1][-1].append(token)
     return [[c for c in s if c] for s in sentences if any(s)]
@@ -659,7 +669,8 @@ def _verdict(window: str, lex: _Lexicon) -> Answer:
     echo: int | None = None  # "Is the problem still there? No."
     after_contrast = False
     for n, (question, read, conditional) in enumerate(sentences):
-        if question and n + 1 < len(sentences) and _bare_answer(sentences[n + 1][1]):
+        answered = n + 1 < len(sentences) and _answers_a_question(sentences[n + 1][1])
+        if question and (answered or sum(c.words for c in read) <= 3):
             states = [s for c in read for s in c.states()]
             echo = states[0] if states else None
             continue
@@ -708,3 +719,8 @@ def _bare_answer(clauses: list[_Clause]) -> bool:
     return bool(clauses) and all(not c.states() for c in clauses) and any(
         c.answers or c.anymore for c in clauses
     )
+
+
+def _answers_a_question(clauses: list[_Clause]) -> bool:
+    """"Does it work? Not really." / "Problem? Gone.": a short answer follows."""
+    return _bare_answer(clauses) or sum(c.words for c in clauses) <= 3

@@ -1,0 +1,505 @@
+"""Verification answers read as people write them (issue 14.2, SPEC §4).
+
+Tables of answers as requesters type them, in Polish and English: greetings,
+sign-offs, quoted history, no Polish letters, emoji, idioms that look like the
+opposite answer. Each row: (the reply's text body, the expected reading).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from daemon.answers import (
+    MAX_CHARS,
+    mailto,
+    one_click_subjects,
+    read_answer,
+    subject_answer,
+)
+
+REPLIES = Path(__file__).parent.parent / "data" / "replies"
+YES = ["yes", "ok", "confirmed", "tak", "potwierdzam"]  # rules.yaml closure defaults
+NO = ["no", "not fixed", "nie"]
+
+
+def answer(body: str, subject: str = "") -> str:
+    return read_answer(body, subject, yes_words=YES, no_words=NO)
+
+
+POLISH = [
+    ('Tak naprawdę nadal nie działa', 'no'),
+    ('Nie ma już problemu, dziękuję!', 'yes'),
+    ('Tak, działa', 'yes'),
+    ('Działa bez zarzutu', 'yes'),
+    ('Wszystko gra', 'yes'),
+    ('Nie', 'no'),
+    ('Dalej to samo', 'no'),
+    ('Nadal się wiesza', 'no'),
+    ('nie działa', 'no'),
+    ('działa', 'yes'),
+    ('nie ma sprawy', 'yes'),
+    ('Dziękuję, działa', 'yes'),
+    ('Niestety nadal to samo', 'no'),
+    ('Już jest ok', 'yes'),
+    ('Nie, nadal nie działa', 'no'),
+    ('nie wiem', 'unclear'),
+    ('Tak', 'yes'),
+    ('tak', 'yes'),
+    ('TAK!', 'yes'),
+    ('Potwierdzam', 'yes'),
+    ('Nie.', 'no'),
+    ('Niestety nie', 'no'),
+    ('Chyba tak', 'yes'),
+    ('Raczej nie', 'no'),
+    ('Myślę, że tak', 'yes'),
+    ('Jeszcze nie sprawdzałem', 'unclear'),
+    ('Sprawdzę jutro i dam znać', 'unclear'),
+    ('Drukarka działa, skaner nie', 'unclear'),
+    ('Działa, ale wolno', 'yes'),
+    ('Problem zniknął', 'yes'),
+    ('Problem nadal występuje', 'no'),
+    ('Błąd się już nie pojawia', 'yes'),
+    ('Błędu już nie ma', 'yes'),
+    ('Problem został rozwiązany, dziękuję', 'yes'),
+    ('Problem nie został rozwiązany', 'no'),
+    ('dziala, dzieki', 'yes'),
+    ('nie dziala', 'no'),
+    ('Dzień dobry,\ntak, drukarka działa.\n\nPozdrawiam\nJan', 'yes'),
+    ('Dzień dobry,\n\nniestety problem wrócił po restarcie.', 'no'),
+    ('Nic nie działa', 'no'),
+    ('Nic się nie zmieniło', 'no'),
+    ('Częściowo działa', 'no'),
+    ('Czasami się jeszcze zawiesza', 'no'),
+    ('Nie do końca', 'no'),
+    ('Już nie', 'unclear'),
+    ('Problem? Już nie.', 'yes'),
+    ('Dzięki!', 'yes'),
+    ('Dziękuję za pomoc', 'yes'),
+    ('Nie wiem, co Pan zrobił, ale działa!', 'yes'),
+    ('Nie mogę się zalogować', 'no'),
+    ('Działa. Jeśli problem wróci, dam znać.', 'yes'),
+    ('Tak, działa, w razie problemów dam znać', 'yes'),
+    ('Nadal nie działa :(', 'no'),
+    ('Jest ok :)', 'yes'),
+    ('OK, sprawdzę', 'unclear'),
+    ('Dzień dobry, wszystko działa, dziękuję za szybką pomoc.', 'yes'),
+    ('Dzien dobry, wszystko dziala, dziekuje', 'yes'),
+    ('Witam, niestety drukarka dalej się zacina.', 'no'),
+    ('Tak, teraz jest dobrze.', 'yes'),
+    ('Nie, problem wciąż występuje.', 'no'),
+    ('Działa!', 'yes'),
+    ('Jest OK, można zamknąć.', 'yes'),
+    ('Zgłoszenie można zamknąć.', 'yes'),
+    ('Nie działa nadal', 'no'),
+    ('Nadal nie mogę się zalogować do VPN.', 'no'),
+    ('Po restarcie wszystko działa jak należy.', 'yes'),
+    ('Niestety nie pomogło.', 'no'),
+    ('Pomogło, dzięki!', 'yes'),
+    ('Wszystko w porządku.', 'yes'),
+    ('W porządku, dziękuję.', 'yes'),
+    ('Super, działa', 'yes'),
+    ('Problem powrócił', 'no'),
+    ('Błąd nadal się pojawia przy zapisie pliku.', 'no'),
+    ('Od wczoraj nie było żadnych problemów.', 'yes'),
+    ('Od rana działa bez problemów.', 'yes'),
+    ('Nie zauważyłem więcej błędów.', 'yes'),
+    ('Nie mam już żadnych problemów z pocztą.', 'yes'),
+    ('Tak, ale nadal nie działa drukowanie w kolorze.', 'no'),
+    ('Działa, ale tylko na jednym komputerze.', 'no'),
+    ('Nie jestem pewien, muszę jeszcze sprawdzić.', 'unclear'),
+    ('Sprawdzę w poniedziałek.', 'unclear'),
+    ('Jestem na urlopie, sprawdzę po powrocie.', 'unclear'),
+    ('Dam znać jutro.', 'unclear'),
+    ('Raz działa, raz nie.', 'no'),
+    ('Czasem działa, czasem nie', 'no'),
+    ('Nie wiem', 'unclear'),
+    ('nie wiem czy działa', 'unclear'),
+    ('nie.', 'no'),
+    ('NIE', 'no'),
+    ('Tak.', 'yes'),
+    ('tak, dziekuje', 'yes'),
+    ('Tak jest.', 'yes'),
+    ('Tak, dokładnie tak.', 'yes'),
+    ('Ok, dzięki', 'yes'),
+    ('Okej', 'yes'),
+    ('Spoko, działa', 'yes'),
+    ('Wszystko śmiga', 'yes'),
+    ('Nadal to samo.', 'no'),
+    ('To samo co wcześniej.', 'no'),
+    ('Bez zmian.', 'no'),
+    ('Dalej nie działa', 'no'),
+    ('Znowu się zawiesiło.', 'no'),
+    ('Przestało działać po godzinie.', 'no'),
+    ('Przestało się zawieszać', 'yes'),
+    ('Już się nie zawiesza.', 'yes'),
+    ('Teraz jest ok', 'yes'),
+    ('Problem rozwiązany', 'yes'),
+    ('Naprawione, dziękuję', 'yes'),
+    ('Niestety', 'no'),
+    ('Nie do końca, Outlook nadal czasem się zawiesza.', 'no'),
+    ('Nie ma problemu, już działa.', 'yes'),
+    ('Nie ma sprawy, dziękuję za pomoc!', 'yes'),
+    ('Tak naprawdę to nie wiem, jeszcze nie sprawdzałem.', 'unclear'),
+    ('Tak naprawdę wszystko działa.', 'yes'),
+    ('Dzień dobry,\n\ndziękuję, teraz działa.\n\nPozdrawiam\nAnna Nowak\nDział Kadr', 'yes'),
+    ('Dzień dobry,\nniestety dalej to samo.\n\nW dniu 3.11.2026 o 10:00, IT Help Desk pisze:\n> Prosimy o potwierdzenie\n> tak albo nie', 'no'),
+    ('Potwierdzam, działa.\n\n-----Original Message-----\nFrom: IT\nSent: today\nTak działa', 'yes'),
+    ("Tak\n\nWysłane z iPhone'a", 'yes'),
+    ('Hej, działa, dzięki!', 'yes'),
+    ('Witam, drukarka dalej nie drukuje.', 'no'),
+    ('Drukarka drukuje.', 'yes'),
+    ('Nie jest ok', 'no'),
+    ('Wszystko jest ok', 'yes'),
+    ('Dziękuję bardzo, wszystko już działa poprawnie.', 'yes'),
+    ('Tak, drukarka drukuje normalnie.', 'yes'),
+    ('Niestety po ponownym uruchomieniu komputera problem wrócił.', 'no'),
+    ('Nie, Outlook dalej prosi o hasło.', 'no'),
+    ('Już wszystko ok, dzięki!', 'yes'),
+    ('Nadal mam ten sam błąd.', 'no'),
+    ('Nie mam pojęcia, nie było mnie w biurze.', 'unclear'),
+    ('Jeszcze nie wiem, dam znać.', 'unclear'),
+    ('Wygląda na to, że działa.', 'yes'),
+    ('Chyba działa', 'yes'),
+    ('Hmm, nie bardzo.', 'no'),
+    ('Nie bardzo', 'no'),
+    ('Działa jak trzeba.', 'yes'),
+    ('Tak, zgłoszenie można zamknąć.', 'yes'),
+    ('Proszę nie zamykać, problem nadal występuje.', 'no'),
+    ('Proszę nie zamykać zgłoszenia.', 'no'),
+    ('Nie zamykajcie jeszcze, sprawdzę jutro.', 'no'),
+    ('Tak, działa.\nDziękuję!\nJan', 'yes'),
+    ('Nie działa.\nW załączniku zrzut ekranu.', 'no'),
+    ('Działa, ale nadal jest bardzo wolno.', 'unclear'),
+]
+
+ENGLISH = [
+    ('yes, all good', 'yes'),
+    ('works now', 'yes'),
+    ('no more problems', 'yes'),
+    ('no', 'no'),
+    ('still the same', 'no'),
+    ('it is broken again', 'no'),
+    ('not working', 'no'),
+    ('working', 'yes'),
+    ('no problem', 'yes'),
+    ('Thanks, that fixed it', 'yes'),
+    ('Unfortunately the problem is still there', 'no'),
+    ("I'll check tomorrow", 'unclear'),
+    ('👍', 'yes'),
+    ('ok', 'yes'),
+    ('Yes', 'yes'),
+    ('Yes, it works now, thanks!', 'yes'),
+    ('No, still broken', 'no'),
+    ('Not fixed, it still jams on page 2.', 'no'),
+    ('No it works now', 'yes'),
+    ('It works now, thank you.', 'yes'),
+    ('Still broken, sorry.', 'no'),
+    ('Thanks!', 'yes'),
+    ('Perfect, thank you', 'yes'),
+    ("I don't know", 'unclear'),
+    ("Not sure yet, I'll test it on Monday", 'unclear'),
+    ("Haven't had a chance to test it yet", 'unclear'),
+    ('Not yet', 'no'),
+    ("The printer works but the scanner doesn't", 'unclear'),
+    ('No issues since yesterday', 'yes'),
+    ("I haven't seen the error since", 'yes'),
+    ('The error no longer appears', 'yes'),
+    ('It stopped crashing', 'yes'),
+    ('It stopped working again', 'no'),
+    ('Nothing changed', 'no'),
+    ('Nothing happens when I click print', 'no'),
+    ('Same problem', 'no'),
+    ('Same issue as before', 'no'),
+    ("It's working fine now", 'yes'),
+    ('All good now, thanks!', 'yes'),
+    ('Problem solved', 'yes'),
+    ('Works like a charm', 'yes'),
+    ("Yes it's fixed", 'yes'),
+    ('Nope', 'no'),
+    ('Sadly no', 'no'),
+    ('It is still not working', 'no'),
+    ("Doesn't work", 'no'),
+    ('doesnt work', 'no'),
+    ('Looks good', 'yes'),
+    ('Everything is fine', 'yes'),
+    ('The issue persists', 'no'),
+    ('Still happening', 'no'),
+    ('I still get the same error', 'no'),
+    ("Thanks, but it still doesn't work", 'no'),
+    ('Thanks for the quick fix!', 'yes'),
+    ('You can close the ticket', 'yes'),
+    ('Please close it', 'yes'),
+    ("Can't reproduce it anymore", 'yes'),
+    ('Not anymore', 'unclear'),
+    ('Is the problem still there? No.', 'yes'),
+    ('Yes, but Outlook still crashes', 'no'),
+    ('It works, but only sometimes', 'no'),
+    ('Sometimes it works, sometimes not', 'no'),
+    ("It should work now but it doesn't", 'no'),
+    ('I think so', 'yes'),
+    ("I don't think so", 'no'),
+    ('Hi Anna,\n\nyes it works', 'yes'),
+    ('Hello,\nno, the VPN still drops every hour', 'no'),
+    ('Good morning, all fine now', 'yes'),
+    ("No problem, it's working now", 'yes'),
+    ('No worries, all good', 'yes'),
+    ('It worked, thanks!', 'yes'),
+    ('That did the trick', 'yes'),
+    ('Hmm, not really', 'no'),
+    ('Maybe', 'unclear'),
+    ("I'm on holiday until Monday", 'unclear'),
+    ('Let me check and get back to you', 'unclear'),
+    ("It's better but still slow", 'unclear'),
+    ('Yes, thank you!', 'yes'),
+    ('Yes please close it', 'yes'),
+    ("Yes, it's working now", 'yes'),
+    ('Yes all good', 'yes'),
+    ('Yep, all sorted', 'yes'),
+    ('Sorted, thanks', 'yes'),
+    ('All working now, thank you so much!', 'yes'),
+    ('Confirmed, the issue is resolved.', 'yes'),
+    ('No, the issue is still there.', 'no'),
+    ('No, it is still not working.', 'no'),
+    ('Still not working', 'no'),
+    ('Still broken', 'no'),
+    ('Unfortunately not.', 'no'),
+    ('Unfortunately it still crashes when I open large files.', 'no'),
+    ("It's still happening.", 'no'),
+    ('The same error appears again.', 'no'),
+    ('I still get error 0x80070005', 'no'),
+    ("It's fixed, thanks a lot!", 'yes'),
+    ('Fixed, thanks', 'yes'),
+    ('Working again, many thanks', 'yes'),
+    ('Not working.', 'no'),
+    ('Not fixed.', 'no'),
+    ("It doesn't work.", 'no'),
+    ('It does not work at all', 'no'),
+    ('It works!', 'yes'),
+    ('Works', 'yes'),
+    ('Seems to be working now.', 'yes'),
+    ('Looks good so far, thanks', 'yes'),
+    ('So far so good', 'yes'),
+    ("Haven't tested yet", 'unclear'),
+    ("I haven't had time to check yet, will do tomorrow.", 'unclear'),
+    ("I'm not sure, I'll let you know.", 'unclear'),
+    ('Will test on Monday and let you know.', 'unclear'),
+    ('Not sure', 'unclear'),
+    ("I don't know yet", 'unclear'),
+    ('Partially, Excel works but Word still crashes', 'no'),
+    ('The printer works now but the scanner still does not', 'unclear'),
+    ('Thanks, but no.', 'no'),
+    ('No thanks', 'no'),
+    ('No.', 'no'),
+    ('NO', 'no'),
+    ('no, same problem', 'no'),
+    ('Same', 'no'),
+    ('Same issue', 'no'),
+    ('Nothing has changed.', 'no'),
+    ('Nope, still the same', 'no'),
+    ('No more errors since the update, thank you', 'yes'),
+    ('I have not had any issues since', 'yes'),
+    ("Haven't had any problems since Friday.", 'yes'),
+    ('Everything works fine now', 'yes'),
+    ('Everything is ok', 'yes'),
+    ('It is OK now', 'yes'),
+    ('Fine now', 'yes'),
+    ("It's fine", 'yes'),
+    ("It's better now", 'yes'),
+    ('Much better, thanks', 'yes'),
+    ("It's worse than before", 'no'),
+    ('Please reopen, it is broken again', 'no'),
+    ('Can you close it? It works.', 'yes'),
+    ('Hi, it works, but only after a restart.', 'no'),
+    ('Hello, thanks for your help. The issue is resolved.', 'yes'),
+    ('Hello, thanks for your help, but the issue still persists.', 'no'),
+    ('Dear Support, unfortunately the problem came back this morning.', 'no'),
+    ('Good afternoon,\n\nyes, Teams starts again.\n\nKind regards\nMary', 'yes'),
+    ('Hi,\n\nIt works now, thank you.\n\nBest regards,\nJohn Smith', 'yes'),
+    ('On Mon, 3 Nov 2026 at 10:00, Help Desk wrote:\n> Is it fixed?\n\nYes', 'yes'),
+    ('yes\n> Please reply no if not', 'yes'),
+    ('Yes.\n\nOn Mon, Help Desk <hd@x> wrote:\n> Reply no if it is not fixed', 'yes'),
+    ('The problem? Gone.', 'yes'),
+    ('Error? Not anymore.', 'yes'),
+    ('Does it work? Not really.', 'no'),
+    ("I can't log in.", 'no'),
+    ("Still can't log in", 'no'),
+    ('Nothing works', 'no'),
+    ('Nothing is wrong anymore', 'yes'),
+    ('No error messages any more', 'yes'),
+    ('No issues', 'yes'),
+    ('No problems at all', 'yes'),
+    ('No idea', 'unclear'),
+    ('Thank you very much!', 'yes'),
+    ('Great, thank you', 'yes'),
+    ('Awesome', 'yes'),
+    ('Not great', 'no'),
+    ('Not good', 'no'),
+    ('not ok', 'no'),
+    ('Yes. Many thanks for your help!', 'yes'),
+    ('Nope. Still getting the error.', 'no'),
+    ('Seems fine for now.', 'yes'),
+    ("It works for now, I'll let you know if it happens again.", 'yes'),
+    ("Please don't close it yet, the issue is still there.", 'no'),
+    ("I'm afraid not.", 'no'),
+    ('Not at all.', 'no'),
+    ('All good!', 'yes'),
+    ('Yes!! 🙂', 'yes'),
+    ('Still no sound in Teams.', 'no'),
+    ('The VPN keeps disconnecting.', 'no'),
+    ("No, it's fine now.", 'yes'),
+    ('It has been working all day', 'yes'),
+    ('Everything seems to work', 'yes'),
+    ('Ok', 'yes'),
+    ('OK.', 'yes'),
+    ('ok thx', 'yes'),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), POLISH)
+def test_polish_answers(body: str, expected: str) -> None:
+    assert answer(body) == expected
+
+
+@pytest.mark.parametrize(("body", "expected"), ENGLISH)
+def test_english_answers(body: str, expected: str) -> None:
+    assert answer(body) == expected
+
+
+def test_the_tables_are_large_enough() -> None:
+    assert len(POLISH) >= 60 and len(ENGLISH) >= 60
+    for table in (POLISH, ENGLISH):
+        assert {row[1] for row in table} == {"yes", "no", "unclear"}
+
+
+# --- replies as the mail clients of our users write them ------------------------------
+
+CLIENT_REPLIES = [
+    ("outlook_en.txt", "yes"),  # "It works now, thank you." below a greeting
+    ("outlook_pl.txt", "yes"),
+    ("outlook_original_message_en.txt", "no"),
+    ("outlook_original_message_pl.txt", "no"),
+    ("outlook_web_en.txt", "yes"),
+    ("outlook_html2text_en.txt", "yes"),
+    ("outlook_android_en.txt", "no"),  # "Still broken, sorry."
+    ("outlook_android_pl.txt", "yes"),
+    ("gmail_en.txt", "yes"),
+    ("gmail_pl.txt", "no"),
+    ("gmail_forward_en.txt", "unclear"),
+    ("gmail_forward_pl.txt", "unclear"),
+    ("thunderbird_en.txt", "yes"),
+    ("thunderbird_pl.txt", "yes"),
+    ("thunderbird_dnia_pl.txt", "unclear"),  # „Nie wiem jeszcze, sprawdzę jutro rano.”
+    ("apple_mail_en.txt", "yes"),
+    ("apple_mail_pl.txt", "yes"),
+    ("apple_mail_desktop_pl.txt", "no"),  # „niestety problem wrócił po restarcie”
+    ("plain_en.txt", "no"),  # "shows “No signal” again. It worked yesterday."
+]
+
+
+@pytest.mark.parametrize(("name", "expected"), CLIENT_REPLIES)
+def test_client_replies(name: str, expected: str) -> None:
+    assert answer((REPLIES / name).read_text(encoding="utf-8")) == expected
+
+
+# --- only the start is read -----------------------------------------------------------
+
+
+def test_a_long_story_after_the_answer_does_not_flip_it() -> None:
+    story = (
+        "Wcześniej drukarka zacinała się na każdej stronie i pokazywała błąd, "
+        "więc dzwoniłem kilka razy. "
+    ) * 5
+    assert len(story) > MAX_CHARS
+    assert answer("Tak, działa, dziękuję!\n\n" + story + "Nadal nie działa skaner.") == "yes"
+    assert answer("Works now.\nLine two.\nLine three.\nStill broken, says the logfile.") == "yes"
+
+
+def test_a_signature_ends_what_is_read() -> None:
+    assert answer("Działa.\n\nPozdrawiam\nNie Działam Sp. z o.o.") == "yes"
+    assert answer("Works.\nBest regards\nNo-Reply Team") == "yes"
+
+
+# --- configured words -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "yes_words", "no_words", "expected"),
+    [
+        ("Roger", ["roger"], [], "yes"),  # a word of one's own
+        ("Roger", [], [], "unclear"),
+        ("Not roger", ["roger"], [], "no"),  # negation applies to it too
+        ("kaputt", [], ["kaputt"], "no"),
+        ("jawohl, es geht", ["jawohl"], [], "yes"),
+        ("działa", [], ["działa"], "no"),  # configured words win over the built-in ones
+        ("yes", [], [], "yes"),  # the built-in lexicon stays without configuration
+        ("yes", ["", "  "], [""], "yes"),  # empty words are ignored
+        ("not fixed", ["yes"], ["not fixed"], "no"),
+    ],
+)
+def test_configured_words(
+    body: str, yes_words: list[str], no_words: list[str], expected: str
+) -> None:
+    assert read_answer(body, yes_words=yes_words, no_words=no_words) == expected
+
+
+# --- one-click answers ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        ("[HD-12] Potwierdzam rozwiązanie", "yes"),
+        ("Re: [HD-12] Potwierdzam rozwiązanie", "yes"),
+        ("Odp: [hd-0012] potwierdzam rozwiazanie", "yes"),
+        ("RE: [HD-12] Problem nadal występuje", "no"),
+        ("[HD-12] I confirm the fix", "yes"),
+        ("Re: [HD-12] The problem persists", "no"),
+        ("Re: [HD-12] Rozwiązane: Problem nadal występuje z drukarką — prosimy o potwierdzenie", None),
+        ("Re: [HD-12] Przypomnienie: czy „Drukarka” działa?", None),
+        ("Re: [HD-12] Printer", None),
+        ("", None),
+    ],
+)
+def test_one_click_subjects_are_read_alone(subject: str, expected: str | None) -> None:
+    assert subject_answer(subject, "HD") == expected
+
+
+def test_the_subject_of_a_one_click_reply_decides_before_the_body() -> None:
+    quoted = "\n\nW dniu 3.11.2026 o 10:00, IT Help Desk pisze:\n> Czy działa? tak / nie\n"
+    assert answer(quoted, "Re: [HD-12] Potwierdzam rozwiązanie") == "yes"
+    assert answer("Tak, działa" + quoted, "Re: [HD-12] Problem nadal występuje") == "no"
+    assert answer("Nadal nie działa", "Re: [HD-12] Rozwiązane: Drukarka") == "no"
+
+
+@pytest.mark.parametrize("language", ["pl", "en", "de"])
+def test_one_click_links_are_mailto_urls_that_read_back(language: str) -> None:
+    for subject, expected in zip(one_click_subjects(language, "[HD-12]"), ("yes", "no"), strict=True):
+        url = urlsplit(mailto("helpdesk@example.com", subject))
+        assert (url.scheme, url.path) == ("mailto", "helpdesk@example.com")
+        assert " " not in url.query and "[" not in url.query
+        [decoded] = parse_qs(url.query)["subject"]
+        assert decoded == subject
+        assert subject_answer("Re: " + decoded, "HD") == expected
+
+
+# --- properties -----------------------------------------------------------------------
+
+_PIECES = st.sampled_from(
+    ["tak", "nie", "no", "yes", "not", "działa", "works", "problem", "nadal", "?", ",", ".",
+     "\n", "> quoted", "-- ", "😊", "n't", "'", "ale", "jeśli", "nie ma", "już nie", ""]
+)
+
+
+@given(
+    st.one_of(st.text(), st.lists(_PIECES, max_size=30).map(" ".join)),
+    st.text(max_size=40),
+    st.lists(st.text(max_size=8), max_size=3),
+    st.lists(st.text(max_size=8), max_size=3),
+)
+def test_reading_never_raises(body: str, subject: str, yes: list[str], no: list[str]) -> None:
+    assert read_answer(body, subject, yes_words=yes, no_words=no) in ("yes", "no", "unclear")
