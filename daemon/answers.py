@@ -127,70 +127,70 @@ _P, _N = 1, -1
 # Each line: entries separated by "|"; an entry is a phrase of words, "*" ends a stem.
 _LEXICON: dict[tuple[Role, int], str] = {
     ("pred", _P): """
-        works|work|worked|working|workin|works fine|functioning|functional|operational
-        |fixed|solved|resolved|sorted|sorted out|fine|good|great|perfect|perfectly|excellent
-        |awesome|brilliant|fantastic|wonderful|correct|correctly|properly|normal|normally
-        |ok|okay|okey|okej|oki|okk|better|much better|all set|so far so good
-        |prints|printing|starts|opens|connects|loads|syncs|log in|login|sign in|logs in
-        |drukuje|drukują|uruchamia się|startuje|otwiera się|otwierają się|łączy|łączy się
-        |ładuje się|synchronizuje|zalogować|zalogować się|loguje|loguje się|lepiej|dużo lepiej|good to go|up and running|back to normal|running
-        |gone|disappeared|went away|cleared|helped|did the trick|that did it|nailed it
-        |seems to work|seems to be working|appears to work|started working|started to work
-        |can be closed|please close|close the ticket|close it|zamykać|zamknąć|no longer relevant|not needed
-        |cannot reproduce|can not reproduce|could not reproduce|unable to reproduce
-        |działa|działają|działać|działało już|chodzi|śmiga|śmigają|funkcjonuje|funkcjonują
-        |naprawione|naprawiony|naprawiona|naprawiono|naprawił|naprawiła|naprawiło|naprawili
-        |naprawiliście|naprawić|rozwiązane|rozwiązany|rozwiązana|rozwiązano|rozwiązało
-        |rozwiązał|rozwiązała|rozwiązać|rozwiązanie|pomogło|pomogła|pomógł|pomogli|udało się
-        |udało|zniknął|zniknęła|zniknęło|zniknęły|ustąpił|ustąpiła|ustąpiło|minął|minęło
-        |przeszło|przeszedł|dobrze|dobra|w porządku|wporządku|spoko|git|super|świetnie|idealnie
-        |doskonale|elegancko|ekstra|extra|bez zarzutu|bez zarzutów|prawidłowo|poprawnie
-        |normalnie|sprawnie|wszystko gra|gra i buczy|jest ok|już ok|wszystko ok
-        |można zamknąć|mozna zamykac|proszę zamknąć|do zamknięcia|zamykam|nieaktualne
-        |nieaktualny|nieaktualna|nieaktualnie|zaczęło działać|zaczął działać|zaczęła działać
-        |wygląda dobrze|wygląda na to że działa|jest dobrze|jest w porządku|potwierdzam
-        |potwierdzone|potwierdzony|confirm|confirmed|i confirm|confirming|nie mogę odtworzyć
+        works|work|worked|working|workin|works fine|functioning|functional|operational|fixed
+        |solved|resolved|sorted|sorted out|fine|good|great|perfect|perfectly|excellent|awesome
+        |brilliant|fantastic|wonderful|correct|correctly|properly|normal|normally|ok|okay|okey
+        |okej|oki|okk|better|much better|all set|so far so good|prints|printing|starts|opens
+        |connects|loads|syncs|log in|login|sign in|logs in|drukuje|drukują|uruchamia się
+        |startuje|otwiera się|otwierają się|łączy|łączy się|ładuje się|synchronizuje|zalogować
+        |zalogować się|loguje|loguje się|lepiej|dużo lepiej|good to go|up and running
+        |back to normal|running|gone|disappeared|went away|cleared|helped|did the trick
+        |that did it|nailed it|seems to work|seems to be working|appears to work|started working
+        |started to work|can be closed|please close|close the ticket|close it|zamykać|zamknąć
+        |no longer relevant|not needed|cannot reproduce|can not reproduce|could not reproduce
+        |unable to reproduce|działa|działają|działać|działało już|chodzi|śmiga|śmigają
+        |funkcjonuje|funkcjonują|naprawione|naprawiony|naprawiona|naprawiono|naprawił|naprawiła
+        |naprawiło|naprawili|naprawiliście|naprawić|rozwiązane|rozwiązany|rozwiązana|rozwiązano
+        |rozwiązało|rozwiązał|rozwiązała|rozwiązać|rozwiązanie|pomogło|pomogła|pomógł|pomogli
+        |udało się|udało|zniknął|zniknęła|zniknęło|zniknęły|ustąpił|ustąpiła|ustąpiło|minął
+        |minęło|przeszło|przeszedł|dobrze|dobra|w porządku|wporządku|spoko|git|super|świetnie
+        |idealnie|doskonale|elegancko|ekstra|extra|bez zarzutu|bez zarzutów|prawidłowo|poprawnie
+        |normalnie|sprawnie|wszystko gra|gra i buczy|jest ok|już ok|wszystko ok|można zamknąć
+        |mozna zamykac|proszę zamknąć|do zamknięcia|zamykam|nieaktualne|nieaktualny|nieaktualna
+        |nieaktualnie|zaczęło działać|zaczął działać|zaczęła działać|wygląda dobrze
+        |wygląda na to że działa|jest dobrze|jest w porządku|potwierdzam|potwierdzone
+        |potwierdzony|confirm|confirmed|i confirm|confirming|nie mogę odtworzyć
         |nie udało mi się odtworzyć|nie udało się odtworzyć|great job|good job|brawo
     """,
     ("pred", _N): """
-        broken|broke|wrong|fails|failing|failed|fail|failure|crash*|hangs|hanging|hung|freez*|frozen
-        |stuck|down|dead|worse|same|the same|same as before|still there|still here|still happening
-        |persists|persist|persisting|recurring|came back|comes back|is back|back again
-        |happens|happening|happened|occurs|occurring|occurred|appears|appearing|appeared
-        |shows up|showing up|showed up|reappeared|keeps|keeps happening|nothing happens
+        broken|broke|wrong|fails|failing|failed|fail|failure|crash*|hangs|hanging|hung|freez*
+        |frozen|stuck|down|dead|worse|same|the same|same as before|still there|still here
+        |still happening|persists|persist|persisting|recurring|came back|comes back|is back
+        |back again|happens|happening|happened|occurs|occurring|occurred|appears|appearing
+        |appeared|shows up|showing up|showed up|reappeared|keeps|keeps happening|nothing happens
         |nothing changed|no change|no changes|no difference|no luck|didn't help|not fixed
         |no improvement|nic się nie zmieniło|nic się nie dzieje|nic nie pomogło|bez zmian
-        |brak zmian|bez efektu|bez rezultatu|bez skutku|to samo|ten sam|ta sama|te same
-        |taki sam|taka sama|takie same|tak samo|identycznie|zepsute|zepsuty|zepsuta|zepsuło
-        |zepsuł|zepsuła|niedziała|niedziałą|zawies*|wiesza|wieszają|wiesza się|zacina*|zacią*
-        |zacię*|sypie się|wywala|wywaliło|crashuje|padł|padło|padła|leży|rozłącza|rozłączają
-        |zrywa|zrywa się|występuje|występują|wystąpił|wystąpiła|wystąpiło|pojawia|pojawiają
-        |pojawił|pojawiła|pojawiło|pojawiły|wraca|wrócił|wróciła|wróciło|powraca|powrócił
-        |powtarza się|utrzymuje się|jest nadal|gorzej|źle|zle|błędnie|nieprawidłowo
-        |niepoprawnie|jeszcze gorzej
+        |brak zmian|bez efektu|bez rezultatu|bez skutku|to samo|ten sam|ta sama|te same|taki sam
+        |taka sama|takie same|tak samo|identycznie|zepsute|zepsuty|zepsuta|zepsuło|zepsuł
+        |zepsuła|niedziała|niedziałą|zawies*|wiesza|wieszają|wiesza się|zacina*|zacią*|zacię*
+        |sypie się|wywala|wywaliło|crashuje|padł|padło|padła|leży|rozłącza|rozłączają|zrywa
+        |zrywa się|występuje|występują|wystąpił|wystąpiła|wystąpiło|pojawia|pojawiają|pojawił
+        |pojawiła|pojawiło|pojawiły|wraca|wrócił|wróciła|wróciło|powraca|powrócił|powtarza się
+        |utrzymuje się|jest nadal|gorzej|źle|zle|błędnie|nieprawidłowo|niepoprawnie
+        |jeszcze gorzej
     """,
     ("topic", _N): """
         problem*|issue|issues|error|errors|bug|bugs|trouble|troubles|fault|faults|glitch*
-        |complaints|concerns|questions|worries|błąd|błędy|błędu|błędów|błędem|błędami
-        |kłopot*|usterk*|awari*|zastrzeżeń|uwag|pytań|zastrzeżenia|komunikat|komunikatu
+        |complaints|concerns|questions|worries|błąd|błędy|błędu|błędów|błędem|błędami|kłopot*
+        |usterk*|awari*|zastrzeżeń|uwag|pytań|zastrzeżenia|komunikat|komunikatu
     """,
     ("partial", _N): """
         partially|partly|only partly|partial|sometimes|occasionally|intermittent*|sporadic*
         |randomly|from time to time|every now and then|not quite|not completely|not entirely
-        |not fully|not really|not always|not 100|mostly works|kind of|sort of|częściowo
-        |czasami|czasem|sporadycznie|od czasu do czasu|co jakiś czas|co chwilę|nie do końca
-        |nie całkiem|nie zawsze|nie w pełni|tylko częściowo|raz nie|tak sobie|but only|ale tylko
+        |not fully|not really|not always|not 100|mostly works|kind of|sort of|częściowo|czasami
+        |czasem|sporadycznie|od czasu do czasu|co jakiś czas|co chwilę|nie do końca|nie całkiem
+        |nie zawsze|nie w pełni|tylko częściowo|raz nie|tak sobie|but only|ale tylko
     """,
     ("unclear", 0): """
         not sure|unsure|no idea|don't know|do not know|dunno|can't tell|can not tell|can't say
-        |can not say|hard to say|difficult to say|too early to say|too early to tell
-        |will check|will test|will try|will verify|will see|we'll see|will confirm
-        |going to check|going to test|let me check|let me test|check tomorrow|check later
-        |nie wiem|nie mam pojęcia|nie mam pewności|no clue|nie jestem pewien|nie jestem pewna|nie jestem pewny|nie wiemy
-        |trudno powiedzieć|ciężko powiedzieć|trudno stwierdzić|ciężko stwierdzić|za wcześnie
-        |sprawdzę|sprawdze|przetestuję|przetestuje|sprawdzimy|przetestujemy|zobaczę
-        |zobaczymy|potwierdzę|potwierdzimy|sprawdzę jutro|jutro sprawdzę|dopiero jutro
-        |muszę sprawdzić|musze sprawdzic|muszę to sprawdzić|spróbuję|sprobuje
+        |can not say|hard to say|difficult to say|too early to say|too early to tell|will check
+        |will test|will try|will verify|will see|we'll see|will confirm|going to check
+        |going to test|let me check|let me test|check tomorrow|check later|nie wiem
+        |nie mam pojęcia|nie mam pewności|no clue|nie jestem pewien|nie jestem pewna
+        |nie jestem pewny|nie wiemy|trudno powiedzieć|ciężko powiedzieć|trudno stwierdzić
+        |ciężko stwierdzić|za wcześnie|sprawdzę|sprawdze|przetestuję|przetestuje|sprawdzimy
+        |przetestujemy|zobaczę|zobaczymy|potwierdzę|potwierdzimy|sprawdzę jutro|jutro sprawdzę
+        |dopiero jutro|muszę sprawdzić|musze sprawdzic|muszę to sprawdzić|spróbuję|sprobuje
     """,
     ("report", 0): """
         let you know|get back to you|keep you posted|keep you updated|will report|will write
@@ -200,8 +200,8 @@ _LEXICON: dict[tuple[Role, int], str] = {
     ("check", 0): """
         checked|tested|tried|verified|had a chance|had time|had the chance|had the time|looked
         |sprawdzałem|sprawdzałam|sprawdziłem|sprawdziłam|testowałem|testowałam|przetestowałem
-        |przetestowałam|miałem okazji|miałam okazji|miałem czasu|miałam czasu|zdążyłem
-        |zdążyłam|sprawdzaliśmy|sprawdziliśmy|próbowałem|próbowałam
+        |przetestowałam|miałem okazji|miałam okazji|miałem czasu|miałam czasu|zdążyłem|zdążyłam
+        |sprawdzaliśmy|sprawdziliśmy|próbowałem|próbowałam
     """,
     ("yes", _P): """
         yes|yep|yeah|yup|yea|ya|sure|certainly|indeed|absolutely|definitely|of course|i think so
@@ -225,14 +225,13 @@ _LEXICON: dict[tuple[Role, int], str] = {
         still|nadal|wciąż|ciągle|dalej|nadal jest
     """,
     ("neg", 0): """
-        not|never|no more|none|nothing|neither|nor|without|unable|cannot
-        |nie|nigdy|nic|żaden|żadna|żadne|żadnego|żadnej|żadnych|żadnym|brak|braku|bez|ani
-        |przestał|przestała|przestało|przestały|przestali|stopped|ceased
-        |nie ma już|nie ma
+        not|never|no more|none|nothing|neither|nor|without|unable|cannot|nie|nigdy|nic|żaden
+        |żadna|żadne|żadnego|żadnej|żadnych|żadnym|brak|braku|bez|ani|przestał|przestała
+        |przestało|przestały|przestali|stopped|ceased|nie ma już|nie ma
     """,
     ("modal", 0): """
-        should|supposed|expected to|would|could|ought|powinno|powinien|powinna|powinny
-        |miało|miał działać|miała działać|miały
+        should|supposed|expected to|would|could|ought|powinno|powinien|powinna|powinny|miało
+        |miał działać|miała działać|miały
     """,
     ("cond", 0): """
         if|unless|in case|jeśli|jeżeli|gdyby|w razie|o ile|w przypadku gdyby
@@ -243,8 +242,9 @@ _LEXICON: dict[tuple[Role, int], str] = {
     """,
     ("present", 0): """
         now|today|currently|right now|this morning|as before|than before|jak wcześniej
-        |jak przedtem|jak poprzednio|co wcześniej|co przedtem|niż wcześniej|teraz|dziś|dzisiaj|obecnie|aktualnie
-        |dziś rano|rano|od rana|od wczoraj|since yesterday|since|since then|od tego czasu|again|once again|znowu|znów|ponownie
+        |jak przedtem|jak poprzednio|co wcześniej|co przedtem|niż wcześniej|teraz|dziś|dzisiaj
+        |obecnie|aktualnie|dziś rano|rano|od rana|od wczoraj|since yesterday|since|since then
+        |od tego czasu|again|once again|znowu|znów|ponownie
     """,
     ("contrast", 0): """
         but|however|although|though|yet still|ale|lecz|jednak|jednakże|natomiast|chociaż|choć
@@ -256,10 +256,10 @@ _LEXICON: dict[tuple[Role, int], str] = {
     ("neutral", 0): """
         tak naprawdę|tak naprawde|tak czy inaczej|tak czy siak|tak jak|tak że|tak się składa
         |tak więc|i tak dalej|tak dalej|tak długo|tak szybko|tak często|tak bardzo|tak było
-        |a tak|a tak poza tym|no cóż|no to|no i|no więc|nie ma za co
-        |no need|nie ma potrzeby|nie trzeba|no rush|good morning|good afternoon|good evening|good day|good night|hi|hello|hey
-        |dear|dzień dobry|dobry wieczór|witam|cześć|hej|szanowni państwo|szanowny panie
-        |szanowna pani|kind regards|best regards|regards|best wishes|all the best
+        |a tak|a tak poza tym|no cóż|no to|no i|no więc|nie ma za co|no need|nie ma potrzeby
+        |nie trzeba|no rush|good morning|good afternoon|good evening|good day|good night|hi
+        |hello|hey|dear|dzień dobry|dobry wieczór|witam|cześć|hej|szanowni państwo
+        |szanowny panie|szanowna pani|kind regards|best regards|regards|best wishes|all the best
         |have a good day|have a nice day|have a great day|have a good weekend|miłego dnia
         |pozdrawiam|z poważaniem|hope you are well|hope you're well|hope you are fine
         |hope you are doing well|at work|from work|back at work|w pracy|co do|jeśli chodzi o
@@ -356,7 +356,8 @@ class _Lexicon:
             n = len(entry.words)
             if i + n > len(tokens) or (best is not None and n <= len(best.words)):
                 continue
-            if all(_word_matches(p, t) for p, t in zip(entry.words, tokens[i : i + n], strict=True)):
+            span = tokens[i : i + n]
+            if all(_word_matches(p, t) for p, t in zip(entry.words, span, strict=True)):
                 best = entry
         return best
 
@@ -396,8 +397,48 @@ def _lexicon(yes_words: tuple[str, ...], no_words: tuple[str, ...]) -> _Lexicon:
 #: "no" answers or negates a noun, „tak” answers or means "so".
 _SPECIAL = frozenset({"nie", "no", "tak"})
 _FILLERS = frozenset(
-    "a i o oh oh well well so hmm hm um no cóż więc to że ze ze ze chyba raczej jeszcze juz już "
-    "niestety na razie narazie yet ok okay ja i it this that to jest sie się".split()
+    [
+        "a",
+        "i",
+        "o",
+        "oh",
+        "oh",
+        "well",
+        "well",
+        "so",
+        "hmm",
+        "hm",
+        "um",
+        "no",
+        "cóż",
+        "więc",
+        "to",
+        "że",
+        "ze",
+        "ze",
+        "ze",
+        "chyba",
+        "raczej",
+        "jeszcze",
+        "juz",
+        "już",
+        "niestety",
+        "na",
+        "razie",
+        "narazie",
+        "yet",
+        "ok",
+        "okay",
+        "ja",
+        "i",
+        "it",
+        "this",
+        "that",
+        "to",
+        "jest",
+        "sie",
+        "się",
+    ]
 )
 _FILLERS = frozenset(_fold(w) for w in _FILLERS)
 
@@ -450,7 +491,20 @@ def _tokens(value: str) -> list[tuple[str, str]]:
 
 
 _CONTRASTS = frozenset(
-    _fold(w) for w in "but however although though ale lecz jednak jednakże natomiast chociaż choć".split()
+    _fold(w)
+    for w in [
+        "but",
+        "however",
+        "although",
+        "though",
+        "ale",
+        "lecz",
+        "jednak",
+        "jednakże",
+        "natomiast",
+        "chociaż",
+        "choć",
+    ]
 )
 
 
@@ -635,7 +689,22 @@ def read_answer(
     return _verdict(_window(text.own_text(body)), lex)
 
 
-_WH = frozenset(_fold(w) for w in "co czemu dlaczego jak kto gdzie what why how who where".split())
+_WH = frozenset(
+    _fold(w)
+    for w in [
+        "co",
+        "czemu",
+        "dlaczego",
+        "jak",
+        "kto",
+        "gdzie",
+        "what",
+        "why",
+        "how",
+        "who",
+        "where",
+    ]
+)
 
 
 def _read_sentence(clauses: list[list[str]], lex: _Lexicon) -> tuple[list[_Clause], bool]:
@@ -716,11 +785,13 @@ def _verdict(window: str, lex: _Lexicon) -> Answer:
 
 def _bare_answer(clauses: list[_Clause]) -> bool:
     """An answer to a question of one's own: "No.", „Już nie.”, with no state."""
-    return bool(clauses) and all(not c.states() for c in clauses) and any(
-        c.answers or c.anymore for c in clauses
+    return (
+        bool(clauses)
+        and all(not c.states() for c in clauses)
+        and any(c.answers or c.anymore for c in clauses)
     )
 
 
 def _answers_a_question(clauses: list[_Clause]) -> bool:
-    """"Does it work? Not really." / "Problem? Gone.": a short answer follows."""
+    """ "Does it work? Not really." / "Problem? Gone.": a short answer follows."""
     return _bare_answer(clauses) or sum(c.words for c in clauses) <= 3

@@ -12,6 +12,7 @@ from daemon.text import first_own_line, own_text
 
 REPLIES = Path(__file__).parent.parent / "data" / "replies"
 
+
 def reply(name: str) -> str:
     return (REPLIES / name).read_text(encoding="utf-8")
 
