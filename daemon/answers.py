@@ -124,9 +124,10 @@ class Cue:
 
 _P, _N = 1, -1
 
-# Each line: entries separated by "|"; an entry is a phrase of words, "*" ends a stem.
+# Entries separated by "|" or a line end; an entry is a phrase of words, "*" ends a stem.
 _LEXICON: dict[tuple[Role, int], str] = {
     ("pred", _P): """
+        usunięty|usunięta|usunięte|usunięto|removed|eliminated|close|closed|happy to close|
         works|work|worked|working|workin|works fine|functioning|functional|operational|fixed
         |solved|resolved|sorted|sorted out|fine|good|great|perfect|perfectly|excellent|awesome
         |brilliant|fantastic|wonderful|correct|correctly|properly|normal|normally|ok|okay|okey
@@ -182,6 +183,7 @@ _LEXICON: dict[tuple[Role, int], str] = {
         |nie zawsze|nie w pełni|tylko częściowo|raz nie|tak sobie|but only|ale tylko
     """,
     ("unclear", 0): """
+        kiedy będzie|kiedy zostanie|kiedy to będzie|when will|kiedy ktoś|when can|
         not sure|unsure|no idea|don't know|do not know|dunno|can't tell|can not tell|can't say
         |can not say|hard to say|difficult to say|too early to say|too early to tell|will check
         |will test|will try|will verify|will see|we'll see|will confirm|going to check
@@ -234,7 +236,8 @@ _LEXICON: dict[tuple[Role, int], str] = {
         |miał działać|miała działać|miały
     """,
     ("cond", 0): """
-        if|unless|in case|jeśli|jeżeli|gdyby|w razie|o ile|w przypadku gdyby
+        if|unless|in case|jeśli|jeżeli|gdyby|w razie|o ile|w przypadku gdyby|jak coś|jakby co
+        |jakby coś|gdyby coś|w razie czego|if anything|if needed|should anything|should it
     """,
     ("past", 0): """
         before|previously|earlier|used to|yesterday|was|were|had|last week|wcześniej|przedtem
@@ -254,6 +257,9 @@ _LEXICON: dict[tuple[Role, int], str] = {
         not anymore|not any more|no longer|już nie|juz nie|nie już|już nie ma|nie więcej
     """,
     ("neutral", 0): """
+        nie było mnie|nie ma mnie|mnie nie było|mnie nie ma|jestem na urlopie|na urlopie
+        |na zwolnieniu|poza biurem|out of office|i was not in|i am not in|i am out|i am away
+        |not in the office|on holiday|on vacation|on leave
         tak naprawdę|tak naprawde|tak czy inaczej|tak czy siak|tak jak|tak że|tak się składa
         |tak więc|i tak dalej|tak dalej|tak długo|tak szybko|tak często|tak bardzo|tak było
         |a tak|a tak poza tym|no cóż|no to|no i|no więc|nie ma za co|no need|nie ma potrzeby
@@ -373,7 +379,7 @@ def _lexicon(yes_words: tuple[str, ...], no_words: tuple[str, ...]) -> _Lexicon:
     """The built-in lexicon; configured words add to it and win over it."""
     lex = _Lexicon()
     for (role, polarity), entries in _LEXICON.items():
-        for phrase in entries.split("|"):
+        for phrase in re.split(r"[|\n]", entries):
             if phrase.strip():
                 lex.add(phrase.strip(), Cue(role, polarity))
     for phrase in _QUIET_YES:

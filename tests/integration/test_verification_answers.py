@@ -182,7 +182,11 @@ def test_the_request_and_every_reminder_name_the_auto_close_date(
 @pytest.mark.parametrize(
     ("requester", "body", "question"),
     [
-        (POLISH, "Nie wiem, sprawdzę jutro.\n", "Nie jesteśmy pewni, czy problem został rozwiązany"),
+        (
+            POLISH,
+            "Nie wiem, sprawdzę jutro.\n",
+            "Nie jesteśmy pewni, czy problem został rozwiązany",
+        ),
         (ENGLISH, "I'll check tomorrow.\n", "We are not sure whether the problem is solved"),
     ],
 )
