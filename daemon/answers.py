@@ -127,7 +127,9 @@ _P, _N = 1, -1
 # Entries separated by "|" or a line end; an entry is a phrase of words, "*" ends a stem.
 _LEXICON: dict[tuple[Role, int], str] = {
     ("pred", _P): """
-        usunięty|usunięta|usunięte|usunięto|removed|eliminated|close|closed|happy to close|
+        usunięty|usunięta|usunięte|usunięto|removed|eliminated|close|closed|happy to close
+        |back online|back up|online again|up again|na to wygląda|looks like it|seems so
+        |nie muszę już|już nie muszę|no longer have to|no longer need to|
         works|work|worked|working|workin|works fine|functioning|functional|operational|fixed
         |solved|resolved|sorted|sorted out|fine|good|great|perfect|perfectly|excellent|awesome
         |brilliant|fantastic|wonderful|correct|correctly|properly|normal|normally|ok|okay|okey
@@ -156,7 +158,7 @@ _LEXICON: dict[tuple[Role, int], str] = {
     ("pred", _N): """
         broken|broke|wrong|fails|failing|failed|fail|failure|crash*|hangs|hanging|hung|freez*
         |frozen|stuck|down|dead|worse|same|the same|same as before|still there|still here
-        |still happening|persists|persist|persisting|recurring|came back|comes back|is back
+        |still happening|persists|persist|persisting|recurring|came back|comes back
         |back again|happens|happening|happened|occurs|occurring|occurred|appears|appearing
         |appeared|shows up|showing up|showed up|reappeared|keeps|keeps happening|nothing happens
         |nothing changed|no change|no changes|no difference|no luck|didn't help|not fixed
@@ -183,7 +185,8 @@ _LEXICON: dict[tuple[Role, int], str] = {
         |nie zawsze|nie w pełni|tylko częściowo|raz nie|tak sobie|but only|ale tylko
     """,
     ("unclear", 0): """
-        kiedy będzie|kiedy zostanie|kiedy to będzie|when will|kiedy ktoś|when can|
+        kiedy będzie|kiedy zostanie|kiedy to będzie|when will|kiedy ktoś|when can
+        |obserwuj*|obserwow*|poobserwuj*|keep an eye|will monitor|monitoring|
         not sure|unsure|no idea|don't know|do not know|dunno|can't tell|can not tell|can't say
         |can not say|hard to say|difficult to say|too early to say|too early to tell|will check
         |will test|will try|will verify|will see|we'll see|will confirm|going to check

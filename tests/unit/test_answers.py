@@ -239,6 +239,18 @@ POLISH = [
     ("Oczywiście, działa.", "yes"),
     ("Jak najbardziej, działa.", "yes"),
     ("Nie jest dobrze, dalej się wiesza.", "no"),
+    ("Na to wygląda, dzięki.", "yes"),
+    ("Działa, ale będę jeszcze obserwować.", "unclear"),
+    ("Nie muszę już restartować komputera.", "yes"),
+    ("Nie sądzę.", "no"),
+    ("Nie wydaje mi się.", "no"),
+    ("Czy działa? Nie bardzo.", "no"),
+    ("Działa? Tak.", "yes"),
+    ("Tak i nie.", "unclear"),
+    ("Nikt się ze mną nie kontaktował.", "no"),
+    ("Problem już nie występuje.", "yes"),
+    ("Żadnych problemów od wczoraj.", "yes"),
+    ("Nie, już działa.", "yes"),
 ]
 
 ENGLISH = [
@@ -469,6 +481,14 @@ ENGLISH = [
     ("Please keep it open, still failing.", "no"),
     ("Please don't close it yet.", "no"),
     ("No, everything's fine now.", "yes"),
+    ("Everything is back to normal", "yes"),
+    ("The printer is back online, thanks.", "yes"),
+    ("The error is back.", "no"),
+    ("Yes and no.", "unclear"),
+    ("I don't think it's fixed.", "no"),
+    ("I think it's fixed.", "yes"),
+    ("Sorry for the late reply, it works now.", "yes"),
+    ("Not yet, still waiting for the technician.", "no"),
 ]
 
 
