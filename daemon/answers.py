@@ -8,11 +8,11 @@ within a clause („nie działa”, "not working", "no more errors", Polish nega
 concord „nic nie działa” counts once), and weighs what it found:
 
 - states decide: „działa”, "fixed", „problem zniknął” against „nadal się wiesza”,
-  "still the same", „problem występuje"; both kinds at once is unclear;
+  "still the same", „problem występuje”; both kinds at once is unclear;
 - "I'll check tomorrow", „nie wiem” make a confirmation unclear (a rejection
   stays a rejection: reopening is the cheap mistake);
 - answer words („tak”, "yes", „nie”, "no") decide only without a state;
-- a thank-you alone is a quiet yes, an „niestety” alone a quiet no.
+- a thank-you alone is a quiet yes, a „niestety” alone a quiet no.
 
 A one-click reply's subject („[HD-12] Potwierdzam rozwiązanie”) decides before
 the body. Configured `yes_words` / `no_words` extend the lexicon. Pure: no I/O.
@@ -405,51 +405,13 @@ def _lexicon(yes_words: tuple[str, ...], no_words: tuple[str, ...]) -> _Lexicon:
 #: Words whose role depends on where they stand: „nie” answers or negates,
 #: "no" answers or negates a noun, „tak” answers or means "so".
 _SPECIAL = frozenset({"nie", "no", "tak"})
-_FILLERS = frozenset(
-    [
-        "a",
-        "i",
-        "o",
-        "oh",
-        "oh",
-        "well",
-        "well",
-        "so",
-        "hmm",
-        "hm",
-        "um",
-        "no",
-        "cóż",
-        "więc",
-        "to",
-        "że",
-        "ze",
-        "ze",
-        "ze",
-        "chyba",
-        "raczej",
-        "jeszcze",
-        "juz",
-        "już",
-        "niestety",
-        "na",
-        "razie",
-        "narazie",
-        "yet",
-        "ok",
-        "okay",
-        "ja",
-        "i",
-        "it",
-        "this",
-        "that",
-        "to",
-        "jest",
-        "sie",
-        "się",
-    ]
+#: Words that leave „nie” at the end of a clause an answer („chyba nie”) and
+#: not a negated state („skaner nie”).
+_FILLER_WORDS = (
+    "a i o oh well so hmm hm um no cóż więc to że chyba raczej jeszcze już niestety na razie "
+    "narazie yet ok okay ja it this that jest się"
 )
-_FILLERS = frozenset(_fold(w) for w in _FILLERS)
+_FILLERS = frozenset(_fold(w) for w in _FILLER_WORDS.split())
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -457,7 +419,7 @@ _FILLERS = frozenset(_fold(w) for w in _FILLERS)
 
 @dataclass(slots=True)
 class _Clause:
-    """What one clause says; `polarity()` is its verdict on its own."""
+    """What one clause says; `states()` is its verdict on how things are."""
 
     preds: list[int] = field(default_factory=list)
     topics: list[int] = field(default_factory=list)
