@@ -347,6 +347,7 @@ class _Entry:
 class _Lexicon:
     exact: dict[str, list[_Entry]] = field(default_factory=dict)
     stems: list[_Entry] = field(default_factory=list)
+    _typos: dict[str, _Entry | None] = field(default_factory=dict)
 
     def add(self, phrase: str, cue: Cue) -> None:
         words = tuple(w for part in _fold(phrase).split() for w in _expand(part))
@@ -368,7 +369,54 @@ class _Lexicon:
             span = tokens[i : i + n]
             if all(_word_matches(p, t) for p, t in zip(entry.words, span, strict=True)):
                 best = entry
+        if best is None and tokens[i] not in self.exact:
+            return self.typo(tokens[i])
         return best
+
+    def typo(self, token: str) -> _Entry | None:
+        """A one-word cue typed with one slip („dzaiła”, "wroking"): words of
+        5 letters or more, one slip away from exactly one cue word that
+        starts with the same letter."""
+        if len(token) < _TYPO_MIN or not token.isalpha():
+            return None
+        if token not in self._typos:
+            found = {
+                e.words[0]: e
+                for bucket in self.exact.values()
+                for e in bucket
+                if len(e.words) == 1
+                and len(e.words[0]) >= _TYPO_MIN
+                and e.words[0][0] == token[0]
+                and e.cue.role in _TYPO_ROLES
+                and _one_slip(token, e.words[0])
+            }
+            self._typos[token] = next(iter(found.values())) if len(found) == 1 else None
+        return self._typos[token]
+
+
+_TYPO_MIN = 5
+_TYPO_ROLES = frozenset({"pred", "topic", "partial", "unclear", "thanks", "sad", "persist", "yes"})
+
+
+def _one_slip(a: str, b: str) -> bool:
+    """One letter added, dropped, changed, or two neighbours swapped, the
+    last letter kept: an ending that differs is another form of a word
+    („działo”, "print"), not a slip."""
+    if a == b or abs(len(a) - len(b)) > 1 or a[-1] != b[-1]:
+        return False
+    if len(a) == len(b):
+        diff = [k for k in range(len(a)) if a[k] != b[k]]
+        if len(diff) == 1:
+            return True
+        return (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]]
+            and a[diff[1]] == b[diff[0]]
+        )
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    k = next((k for k in range(len(short)) if short[k] != long_[k]), len(short))
+    return short[k:] == long_[k + 1 :]
 
 
 def _word_matches(pattern: str, token: str) -> bool:

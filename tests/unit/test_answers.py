@@ -251,6 +251,12 @@ POLISH = [
     ("Problem już nie występuje.", "yes"),
     ("Żadnych problemów od wczoraj.", "yes"),
     ("Nie, już działa.", "yes"),
+    # typos: one slip in a cue word of 5 letters or more
+    ("Dizała, dzięki", "yes"),
+    ("dzila", "yes"),
+    ("Nadal nie dzaiła", "no"),
+    ("Niesety nadal to samo", "no"),
+    ("Sprawdze jutro", "unclear"),
 ]
 
 ENGLISH = [
@@ -489,6 +495,11 @@ ENGLISH = [
     ("I think it's fixed.", "yes"),
     ("Sorry for the late reply, it works now.", "yes"),
     ("Not yet, still waiting for the technician.", "no"),
+    # typos: one slip in a cue word of 5 letters or more
+    ("Wroks now", "yes"),
+    ("It's wroking", "yes"),
+    ("Thnaks, fxied", "yes"),
+    ("Probelm still there", "no"),
 ]
 
 
@@ -549,6 +560,19 @@ def test_a_long_story_after_the_answer_does_not_flip_it() -> None:
     assert len(story) > MAX_CHARS
     assert answer("Tak, działa, dziękuję!\n\n" + story + "Nadal nie działa skaner.") == "yes"
     assert answer("Works now.\nLine two.\nLine three.\nStill broken, says the logfile.") == "yes"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("It does not print", "no"),  # "print" is no slip of "prints": another form
+        ("Coś się działo", "unclear"),  # „działo” is no slip of „działa”
+        ("Działał wczoraj", "unclear"),  # „działał” is no slip of „działa”
+        ("Potwierdzm", "yes"),  # a slip inside the word
+    ],
+)
+def test_other_forms_of_a_word_are_no_typos(body: str, expected: str) -> None:
+    assert answer(body) == expected
 
 
 def test_a_signature_ends_what_is_read() -> None:
