@@ -203,6 +203,7 @@ _LEXICON: dict[tuple[Role, int], str] = {
         |damy znać|odezwiemy się
     """,
     ("check", 0): """
+        test|check|try|verify|sprawdzić|przetestować|przetestowac|testować|sprawdzać|
         checked|tested|tried|verified|had a chance|had time|had the chance|had the time|looked
         |sprawdzałem|sprawdzałam|sprawdziłem|sprawdziłam|testowałem|testowałam|przetestowałem
         |przetestowałam|miałem okazji|miałam okazji|miałem czasu|miałam czasu|zdążyłem|zdążyłam
@@ -260,6 +261,7 @@ _LEXICON: dict[tuple[Role, int], str] = {
         not anymore|not any more|no longer|już nie|juz nie|nie już|już nie ma|nie więcej
     """,
     ("neutral", 0): """
+        appears to|appears to be|seems to|seems to be|looks to be|wydaje się|wydaje mi się|
         nie było mnie|nie ma mnie|mnie nie było|mnie nie ma|jestem na urlopie|na urlopie
         |na zwolnieniu|poza biurem|out of office|i was not in|i am not in|i am out|i am away
         |not in the office|on holiday|on vacation|on leave
