@@ -554,11 +554,10 @@ def _read_clause(words: list[str], lex: _Lexicon, conditional: list[bool]) -> _C
     content = False  # a word before that is more than a filler
     i = 0
     while i < len(words):
+        if conditional[0]:
+            break  # the rest of a conditional sentence is no fact
         word = words[i]
         entry = lex.longest(words, i)
-        if conditional[0]:
-            i += 1
-            continue  # the rest of a conditional sentence is no fact
         if word in _SPECIAL and (entry is None or len(entry.words) == 1):
             i += 1
             last = i >= len(words)
