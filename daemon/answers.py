@@ -129,13 +129,13 @@ _LEXICON: dict[tuple[Role, int], str] = {
     ("pred", _P): """
         usunięty|usunięta|usunięte|usunięto|removed|eliminated|close|closed|happy to close
         |back online|back up|online again|up again|na to wygląda|looks like it|seems so
-        |nie muszę już|już nie muszę|no longer have to|no longer need to|
-        works|work|worked|working|workin|works fine|functioning|functional|operational|fixed
-        |solved|resolved|sorted|sorted out|fine|good|great|perfect|perfectly|excellent|awesome
-        |brilliant|fantastic|wonderful|correct|correctly|properly|normal|normally|ok|okay|okey
-        |okej|oki|okk|better|much better|all set|so far so good|prints|printing|starts|opens
-        |connects|loads|syncs|log in|login|sign in|logs in|drukuje|drukują|uruchamia się
-        |startuje|otwiera się|otwierają się|łączy|łączy się|ładuje się|synchronizuje|zalogować
+        |nie muszę już|już nie muszę|no longer have to|no longer need to|works|work|worked
+        |working|workin|works fine|functioning|functional|operational|fixed|solved|resolved
+        |sorted|sorted out|fine|good|great|perfect|perfectly|excellent|awesome|brilliant
+        |fantastic|wonderful|correct|correctly|properly|normal|normally|ok|okay|okey|okej|oki
+        |okk|better|much better|all set|so far so good|prints|printing|starts|opens|connects
+        |loads|syncs|log in|login|sign in|logs in|drukuje|drukują|uruchamia się|startuje
+        |otwiera się|otwierają się|łączy|łączy się|ładuje się|synchronizuje|zalogować
         |zalogować się|loguje|loguje się|lepiej|dużo lepiej|good to go|up and running
         |back to normal|running|gone|disappeared|went away|cleared|helped|did the trick
         |that did it|nailed it|seems to work|seems to be working|appears to work|started working
@@ -151,11 +151,12 @@ _LEXICON: dict[tuple[Role, int], str] = {
         |normalnie|sprawnie|wszystko gra|gra i buczy|jest ok|już ok|wszystko ok|można zamknąć
         |mozna zamykac|proszę zamknąć|do zamknięcia|zamykam|nieaktualne|nieaktualny|nieaktualna
         |nieaktualnie|zaczęło działać|zaczął działać|zaczęła działać|wygląda dobrze
-        |wygląda na to że działa|jest dobrze|jest w porządku|potwierdzam|potwierdzone
-        |potwierdzony|confirm|confirmed|i confirm|confirming|nie mogę odtworzyć
-        |nie udało mi się odtworzyć|nie udało się odtworzyć|great job|good job|brawo
+        |wygląda na to że działa|jest dobrze|jest w porządku|nie mogę odtworzyć
+        |nie udało mi się odtworzyć|nie udało się odtworzyć|great job|good job|brawo|fix|solve
+        |resolve
     """,
     ("pred", _N): """
+        please fix|need a fix|needs fixing|proszę naprawić|
         broken|broke|wrong|fails|failing|failed|fail|failure|crash*|hangs|hanging|hung|freez*
         |frozen|stuck|down|dead|worse|same|the same|same as before|still there|still here
         |still happening|persists|persist|persisting|recurring|came back|comes back
@@ -185,6 +186,8 @@ _LEXICON: dict[tuple[Role, int], str] = {
         |nie zawsze|nie w pełni|tylko częściowo|raz nie|tak sobie|but only|ale tylko
     """,
     ("unclear", 0): """
+        not really sure|not quite sure|not entirely sure|nie jestem do końca pewien
+        |nie jestem do końca pewna|nie jestem do końca pewny|
         kiedy będzie|kiedy zostanie|kiedy to będzie|when will|kiedy ktoś|when can
         |obserwuj*|obserwow*|poobserwuj*|keep an eye|will monitor|monitoring|
         not sure|unsure|no idea|don't know|do not know|dunno|can't tell|can not tell|can't say
@@ -210,6 +213,8 @@ _LEXICON: dict[tuple[Role, int], str] = {
         |sprawdzaliśmy|sprawdziliśmy|próbowałem|próbowałam
     """,
     ("yes", _P): """
+        potwierdzam|potwierdzone|potwierdzony|confirm|confirmed|i confirm|confirming
+        |jak najbardziej|zdecydowanie|
         yes|yep|yeah|yup|yea|ya|sure|certainly|indeed|absolutely|definitely|of course|i think so
         |i believe so|affirmative|tak|taak|takk|tak tak|no tak|owszem|zgadza się|dokładnie
         |oczywiście|jasne|pewnie|myślę że tak|chyba tak|raczej tak|wydaje mi się że tak|👍|👌|✅|✔
@@ -261,6 +266,8 @@ _LEXICON: dict[tuple[Role, int], str] = {
         not anymore|not any more|no longer|już nie|juz nie|nie już|już nie ma|nie więcej
     """,
     ("neutral", 0): """
+        nie wiem na jak|nie wiem jak długo|nie wiem na ile|not sure how|not sure why
+        |not sure what|don't know for how|don't know how long|
         appears to|appears to be|seems to|seems to be|looks to be|wydaje się|wydaje mi się|
         nie było mnie|nie ma mnie|mnie nie było|mnie nie ma|jestem na urlopie|na urlopie
         |na zwolnieniu|poza biurem|out of office|i was not in|i am not in|i am out|i am away
@@ -622,7 +629,7 @@ def _read_clause(words: list[str], lex: _Lexicon, conditional: list[bool]) -> _C
         elif role == "check":
             clause.unclear = clause.unclear or negated  # "haven't tested yet"
         elif role in ("yes", "no"):
-            clause.answers.append(cue.polarity)
+            clause.answers.append(cue.polarity * flip)  # „nie potwierdzam”
         elif role in ("thanks", "sad"):
             clause.quiet.append(cue.polarity * flip)
         elif role == "persist":
