@@ -278,15 +278,19 @@ POLISH = [
     ("Działa częściowo – poczta tak, kalendarz nie.", "no"),
     ("Nie mam już problemów z logowaniem, dziękuję.", "yes"),
     (
-        "Dzień dobry,\nDziękuję za wiadomość.\nPo sprawdzeniu muszę niestety stwierdzić,\nże drukarka nadal nie działa.\n\nPozdrawiam\nJan Kowalski",
+        "Dzień dobry,\nDziękuję za wiadomość.\n"
+        "Po sprawdzeniu muszę niestety stwierdzić,\nże drukarka nadal nie działa.\n\n"
+        "Pozdrawiam\nJan Kowalski",
         "no",
     ),
     (
-        "Dzień dobry,\nwszystko działa.\nJan Kowalski\nSpecjalista ds. księgowości\ntel. 22 123 45 67",
+        "Dzień dobry,\nwszystko działa.\nJan Kowalski\nSpecjalista ds. księgowości\n"
+        "tel. 22 123 45 67",
         "yes",
     ),
     (
-        "Dzień dobry Panie Piotrze,\n\nserdecznie dziękuję, już wszystko jest w porządku.\n\nZ wyrazami szacunku\nAnna",
+        "Dzień dobry Panie Piotrze,\n\n"
+        "serdecznie dziękuję, już wszystko jest w porządku.\n\nZ wyrazami szacunku\nAnna",
         "yes",
     ),
     ("Panie Piotrze, niestety dalej nie mogę się zalogować.", "no"),
