@@ -361,12 +361,19 @@ def unclear_answer(ctx: Ctx, answer: str) -> None:
     ctx.event("verification_unclear", answer=answer, asked=not asked)
     if not asked:
         _ask_verification(ctx, "verification_unclear", auto_submitted="auto-replied")
+    notify_agents(
+        ctx, "answer_unclear", _assignee_or_lead(ctx), {"answer": answer, "asked": not asked}
+    )
+
+
+def _assignee_or_lead(ctx: Ctx) -> list[str]:
     lead = ctx.rt.group_lead(ctx.ticket.group)
-    to = [ctx.ticket.assignee] if ctx.ticket.assignee else ([lead] if lead else [])
-    notify_agents(ctx, "answer_unclear", to, {"answer": answer, "asked": not asked})
+    return [ctx.ticket.assignee] if ctx.ticket.assignee else ([lead] if lead else [])
 
 
 def _asked_since_resolved(ctx: Ctx) -> bool:
+    """Whether this resolution's requester got the unclear-answer question (the
+    trail says it: no field to keep in step)."""
     for event in reversed(ctx.tx.events.of_ticket(ctx.ticket.number)):
         if event.type == "resolved":
             return False
@@ -430,10 +437,7 @@ def reopen(ctx: Ctx, reason: str | None = None, *, notify: bool = False) -> None
     ctx.tx.timers.cancel(ticket.number, (VERIFY_REMINDER, AUTO_CLOSE))
     ctx.event("reopened", reason=(reason or "")[:4000] or None)
     if notify:
-        lead = ctx.rt.group_lead(ticket.group)
-        to = [ticket.assignee] if ticket.assignee else ([lead] if lead else [])
-        if to:
-            notify_agents(ctx, "reopened", to, {"reason": reason or ""})
+        notify_agents(ctx, "reopened", _assignee_or_lead(ctx), {"reason": reason or ""})
 
 
 def merge(ctx: Ctx, target_number: int) -> Ticket:
