@@ -156,6 +156,7 @@ _LEXICON: dict[tuple[Role, int], str] = {
         |resolve
     """,
     ("pred", _N): """
+        offline|unavailable|unreachable|not responding|niedostępny|niedostępna|niedostępne|
         please fix|need a fix|needs fixing|proszę naprawić|
         broken|broke|wrong|fails|failing|failed|fail|failure|crash*|hangs|hanging|hung|freez*
         |frozen|stuck|down|dead|worse|same|the same|same as before|still there|still here
@@ -236,6 +237,7 @@ _LEXICON: dict[tuple[Role, int], str] = {
         still|nadal|wciąż|ciągle|dalej|nadal jest
     """,
     ("neg", 0): """
+        no sign of|no trace of|no signs of|ani śladu|ani sladu|
         not|never|no more|none|nothing|neither|nor|without|unable|cannot|nie|nigdy|nic|żaden
         |żadna|żadne|żadnego|żadnej|żadnych|żadnym|brak|braku|bez|ani|przestał|przestała
         |przestało|przestały|przestali|stopped|ceased|nie ma już|nie ma
@@ -518,7 +520,9 @@ def _tokens(value: str) -> list[tuple[str, str]]:
     return out
 
 
-_CONTRASTS = frozenset(
+#: "worked for an hour and then crashed": the later state is the one that holds.
+_THEN = frozenset(_fold(w) for w in ["then", "potem", "później", "afterwards"])
+_CONTRASTS = _THEN | frozenset(
     _fold(w)
     for w in [
         "but",
@@ -745,6 +749,10 @@ def _read_sentence(clauses: list[list[str]], lex: _Lexicon) -> tuple[list[_Claus
     for clause, following in zip(read, clauses[1:], strict=False):
         if clause.unclear and following and following[0] in _WH:
             clause.unclear = False
+    for k, words in enumerate(clauses):
+        if words[0] in _THEN and read[k].states():
+            for earlier in read[:k]:
+                earlier.preds, earlier.topics = [], []
     if any(c.partial for c in read):
         for clause in read:
             clause.preds = [_N if p > 0 else p for p in clause.preds]
