@@ -615,6 +615,10 @@ def _read_clause(words: list[str], lex: _Lexicon, conditional: list[bool]) -> _C
             continue
         if role == "neutral":
             continue
+        if role in ("thanks", "sad"):
+            clause.quiet.append(cue.polarity)  # politeness and faces: no negation reaches them
+            content = True
+            continue
         content = True
         negated = neg_left > 0
         neg_left = 0
@@ -634,8 +638,6 @@ def _read_clause(words: list[str], lex: _Lexicon, conditional: list[bool]) -> _C
             clause.unclear = clause.unclear or negated  # "haven't tested yet"
         elif role in ("yes", "no"):
             clause.answers.append(cue.polarity * flip)  # „nie potwierdzam”
-        elif role in ("thanks", "sad"):
-            clause.quiet.append(cue.polarity * flip)
         elif role == "persist":
             clause.present = True
             if negated:

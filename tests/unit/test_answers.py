@@ -334,6 +334,32 @@ POLISH = [
     ("Na chwilę obecną działa.", "yes"),
     ("Póki co działa, zobaczymy.", "unclear"),
     ("Z mojej strony wszystko ok.", "yes"),
+    # emoji, quoted history, phone footers
+    (
+        "Działa 👍\n\nOd: IT Help Desk <helpdesk@example.com>\n"
+        "Wysłano: środa, 25 listopada 2026 10:00\nDo: Jan\nTemat: [HD-12] Rozwiązane\n\n"
+        "Czy problem został rozwiązany? Prosimy odpowiedzieć tak albo nie.",
+        "yes",
+    ),
+    (
+        "Nadal nie 😕\n\n-----Original Message-----\nFrom: IT Help Desk\nSent: Wednesday\n"
+        "Subject: [HD-12]\n\nReply yes if solved",
+        "no",
+    ),
+    ("Tak 😊", "yes"),
+    ("Nie 😞", "no"),
+    ("Nie.\n\nWysłane z mojego iPhone'a", "no"),
+    ("Działa\n\n-- \nJan Kowalski\nNie odpowiadaj na tę wiadomość", "yes"),
+    (
+        "Problem nadal występuje.\n\nW dniu 25.11.2026 o 10:00, IT Help Desk pisze:\n"
+        "> Potwierdzam rozwiązanie",
+        "no",
+    ),
+    (
+        "> Czy problem został rozwiązany?\nTak, dziękuję.\n"
+        "> Jeśli nie, prosimy opisać co nie działa.\n",
+        "yes",
+    ),
 ]
 
 ENGLISH = [
@@ -640,6 +666,21 @@ ENGLISH = [
     ("No sign of the problem since Tuesday.", "yes"),
     ("Will confirm tomorrow.", "unclear"),
     ("Thank you, I'll confirm tomorrow once I'm back in the office.", "unclear"),
+    # emoji, quoted history, phone footers
+    ("👍", "yes"),
+    ("👎", "no"),
+    ("🙂", "yes"),
+    ("😞", "no"),
+    ("✅", "yes"),
+    ("❌", "no"),
+    ("Ok 👌", "yes"),
+    ("Thanks 🙏", "yes"),
+    ("Still broken 😡", "no"),
+    (
+        "Yes!\n\nSent from my iPhone\n\n> On 25 Nov 2026, at 10:00, IT Help Desk wrote:\n"
+        "> Please reply no if not",
+        "yes",
+    ),
 ]
 
 
