@@ -102,7 +102,7 @@ Role = Literal[
     "check",  # "tested": nothing; negated ("haven't tested") unclear
     "yes",  # an answer word: tak / yes / potwierdzam
     "no",  # an answer word: nope / 👎
-    "thanks",  # politeness: a quiet yes
+    "glad",  # thanks, a smile, "better": a quiet yes
     "sad",  # „niestety”, ":(": a quiet no
     "persist",  # "still", „nadal” alone: a quiet no
     "neg",  # a negator
@@ -127,16 +127,18 @@ _P, _N = 1, -1
 # Entries separated by "|" or a line end; an entry is a phrase of words, "*" ends a stem.
 _LEXICON: dict[tuple[Role, int], str] = {
     ("pred", _P): """
+        rozwiązuje|rozwiązują|naprawia|pomaga|pomagają|solves|fixes|helps|poprawiło|poprawił
+        |poprawiła|poprawiły|improved|
         usunięty|usunięta|usunięte|usunięto|removed|eliminated|close|closed|happy to close
         |back online|back up|online again|up again|na to wygląda|looks like it|seems so
         |nie muszę już|już nie muszę|no longer have to|no longer need to|works|work|worked
         |working|workin|works fine|functioning|functional|operational|fixed|solved|resolved
         |sorted|sorted out|fine|good|great|perfect|perfectly|excellent|awesome|brilliant
-        |fantastic|wonderful|correct|correctly|properly|normal|normally|ok|okay|okey|okej|oki
-        |okk|better|much better|all set|so far so good|prints|printing|starts|opens|connects
+        |fantastic|wonderful|correct|correctly|properly|normal|normally
+        |okk|all set|so far so good|prints|printing|starts|opens|connects
         |loads|syncs|log in|login|sign in|logs in|drukuje|drukują|uruchamia się|startuje
         |otwiera się|otwierają się|łączy|łączy się|ładuje się|synchronizuje|zalogować
-        |zalogować się|loguje|loguje się|lepiej|dużo lepiej|good to go|up and running
+        |zalogować się|loguje|loguje się|good to go|up and running
         |back to normal|running|gone|disappeared|went away|cleared|helped|did the trick
         |that did it|nailed it|seems to work|seems to be working|appears to work|started working
         |started to work|can be closed|please close|close the ticket|close it|zamykać|zamknąć
@@ -214,6 +216,7 @@ _LEXICON: dict[tuple[Role, int], str] = {
         |sprawdzaliśmy|sprawdziliśmy|próbowałem|próbowałam
     """,
     ("yes", _P): """
+        ok|okay|okey|okej|oki|
         potwierdzam|potwierdzone|potwierdzony|confirm|confirmed|i confirm|confirming
         |jak najbardziej|zdecydowanie|
         yes|yep|yeah|yup|yea|ya|sure|certainly|indeed|absolutely|definitely|of course|i think so
@@ -225,7 +228,8 @@ _LEXICON: dict[tuple[Role, int], str] = {
         nope|nah|negative|no no|i don't think so|i do not think so|no nie|chyba nie|raczej nie
         |myślę że nie|not yet|👎|❌|✖|✗
     """,
-    ("thanks", _P): """
+    ("glad", _P): """
+        better|much better|a bit better|lepiej|dużo lepiej|jest lepiej|trochę lepiej|
         thanks|thank you|thank u|thx|thnx|tnx|ty|cheers|appreciated|appreciate it|many thanks
         |dzięki|dziękuję|dziękujemy|dziękuje|dzięks|podziękowania|wielkie dzięki
         |serdecznie dziękuję|dziekuwa|:)|:-)|:d|:-d|;)|;-)|=)|🙂|😊|😀|😃|😄|😁|☺|☺️|🎉|🙏|❤|❤️
@@ -257,7 +261,7 @@ _LEXICON: dict[tuple[Role, int], str] = {
     ("present", 0): """
         now|today|currently|right now|this morning|as before|than before|jak wcześniej
         |jak przedtem|jak poprzednio|co wcześniej|co przedtem|niż wcześniej|teraz|dziś|dzisiaj
-        |obecnie|aktualnie|dziś rano|rano|od rana|od wczoraj|since yesterday|since|since then
+        |obecnie|aktualnie|dziś rano|od rana|od wczoraj|since yesterday|since|since then
         |od tego czasu|again|once again|znowu|znów|ponownie
     """,
     ("contrast", 0): """
@@ -406,19 +410,20 @@ class _Lexicon:
 
 
 _TYPO_MIN = 5
-_TYPO_ROLES = frozenset({"pred", "topic", "partial", "unclear", "thanks", "sad", "persist", "yes"})
+_TYPO_SUBSTITUTION_MIN = 7
+_TYPO_ROLES = frozenset({"pred", "topic", "partial", "unclear", "glad", "sad", "persist", "yes"})
 
 
 def _one_slip(a: str, b: str) -> bool:
-    """One letter added, dropped, changed, or two neighbours swapped, the
-    last letter kept: an ending that differs is another form of a word
-    („działo”, "print"), not a slip."""
+    """One letter added, dropped, changed (in words of 7 letters or more) or
+    two neighbours swapped, the last letter kept: an ending that differs is
+    another form of a word („działo”, "print"), not a slip."""
     if a == b or abs(len(a) - len(b)) > 1 or a[-1] != b[-1]:
         return False
     if len(a) == len(b):
         diff = [k for k in range(len(a)) if a[k] != b[k]]
         if len(diff) == 1:
-            return True
+            return len(a) >= _TYPO_SUBSTITUTION_MIN  # "files" is no slip of "fixes"
         return (
             len(diff) == 2
             and diff[1] == diff[0] + 1
@@ -445,7 +450,7 @@ def _lexicon(yes_words: tuple[str, ...], no_words: tuple[str, ...]) -> _Lexicon:
             if phrase.strip():
                 lex.add(phrase.strip(), Cue(role, polarity))
     for phrase in _QUIET_YES:
-        lex.add(phrase, Cue("thanks", _P))
+        lex.add(phrase, Cue("glad", _P))
     for words, polarity in ((yes_words, _P), (no_words, _N)):
         for phrase in words:
             key = tuple(w for part in _fold(phrase).split() for w in _expand(part))
@@ -520,6 +525,8 @@ def _tokens(value: str) -> list[tuple[str, str]]:
     return out
 
 
+#: "works, although it took a while": what is conceded is not the answer.
+_CONCESSIVE = frozenset(_fold(w) for w in ["although", "though", "chociaż", "choć"])
 #: "worked for an hour and then crashed": the later state is the one that holds.
 _THEN = frozenset(_fold(w) for w in ["then", "potem", "później", "afterwards"])
 _CONTRASTS = _THEN | frozenset(
@@ -615,7 +622,7 @@ def _read_clause(words: list[str], lex: _Lexicon, conditional: list[bool]) -> _C
             continue
         if role == "neutral":
             continue
-        if role in ("thanks", "sad"):
+        if role in ("glad", "sad"):
             clause.quiet.append(cue.polarity)  # politeness and faces: no negation reaches them
             content = True
             continue
@@ -752,6 +759,8 @@ def _read_sentence(clauses: list[list[str]], lex: _Lexicon) -> tuple[list[_Claus
         if clause.unclear and following and following[0] in _WH:
             clause.unclear = False
     for k, words in enumerate(clauses):
+        if words[0] in _CONCESSIVE:
+            read[k].preds, read[k].topics = [], []  # „działa, chociaż rano się zawiesiło”
         if words[0] in _THEN and read[k].states():
             for earlier in read[:k]:
                 earlier.preds, earlier.topics = [], []

@@ -360,6 +360,21 @@ POLISH = [
         "> Jeśli nie, prosimy opisać co nie działa.\n",
         "yes",
     ),
+    ("Wszystko działa, dziękuję bardzo za pomoc i cierpliwość.", "yes"),
+    ("dziala juz wszystko dzieki", "yes"),
+    ("nie dziala nadal", "no"),
+    ("Działa, ale mam jeszcze jedno pytanie dotyczące drukarki.", "yes"),
+    ("Tak, a przy okazji – czy można dodać nową drukarkę?", "yes"),
+    ("Jest już dobrze, chociaż rano jeszcze się zawiesiło.", "yes"),
+    ("Ok, ale to nie rozwiązuje problemu.", "no"),
+    ("To nie rozwiązało problemu.", "no"),
+    ("To rozwiązało problem.", "yes"),
+    ("Błąd pojawia się rzadziej, ale nadal występuje.", "no"),
+    ("Obecnie wszystko działa poprawnie.", "yes"),
+    ("Komputer nadal się restartuje sam.", "no"),
+    ("Niestety, jest jeszcze gorzej.", "no"),
+    ("Poprawiło się.", "yes"),
+    ("Nie poprawiło się.", "no"),
 ]
 
 ENGLISH = [
@@ -439,7 +454,7 @@ ENGLISH = [
     ("Maybe", "unclear"),
     ("I'm on holiday until Monday", "unclear"),
     ("Let me check and get back to you", "unclear"),
-    ("It's better but still slow", "unclear"),
+    ("It's better but still slow", "no"),
     ("Yes, thank you!", "yes"),
     ("Yes please close it", "yes"),
     ("Yes, it's working now", "yes"),
@@ -681,6 +696,15 @@ ENGLISH = [
         "> Please reply no if not",
         "yes",
     ),
+    ("Works, thanks, but I have another question about my printer.", "yes"),
+    ("It's fixed, although it took a while.", "yes"),
+    ("That didn't solve it.", "no"),
+    ("That solved it!", "yes"),
+    ("The error shows less often but still appears.", "no"),
+    ("It keeps crashing.", "no"),
+    ("Better, but not fixed.", "no"),
+    ("It's a bit better.", "yes"),
+    ("Not better.", "no"),
 ]
 
 
@@ -749,6 +773,7 @@ def test_a_long_story_after_the_answer_does_not_flip_it() -> None:
         ("It does not print", "no"),  # "print" is no slip of "prints": another form
         ("Coś się działo", "unclear"),  # „działo” is no slip of „działa”
         ("Działał wczoraj", "unclear"),  # „działał” is no slip of „działa”
+        ("It crashes with large files", "no"),  # "files" is no slip of "fixes"
         ("Potwierdzm", "yes"),  # a slip inside the word
     ],
 )
