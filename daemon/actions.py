@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from daemon import lifecycle, sla, slaclock
+from daemon import answers, lifecycle, sla, slaclock
 from daemon.domain import OPEN_STATES, Status, Ticket
+from daemon.mailthread import format_tag
 from daemon.notify import Thread
 from daemon.ports import Tx
 from daemon.tickets import Actor, Runtime, queue_mail, record_event, thread_of
@@ -270,14 +271,13 @@ def resolve(ctx: Ctx, code: str, resolution: str) -> None:
     ticket.resolution_note = resolution
     ticket.resolved_at = ctx.now
     ctx.event("resolved", code=code, note=resolution[:4000])
+    schedule_verification(ctx)  # first: the request names the day of the auto-close
     _ask_verification(ctx, "verification")
-    schedule_verification(ctx)
     if ctx.tx.addresses.is_failing(ticket.requester):  # the request was suppressed
         hold_verification(ctx, f"{ticket.requester} is failing (bounced)")
 
 
-def _ask_verification(ctx: Ctx, template: str) -> None:
-    closure = ctx.rt.rules.closure
+def _ask_verification(ctx: Ctx, template: str, auto_submitted: str = "auto-generated") -> None:
     ticket = ctx.ticket
     mail = ctx.rt.composer.compose(
         template=template,
@@ -285,15 +285,36 @@ def _ask_verification(ctx: Ctx, template: str) -> None:
         ticket=ticket,
         to=[ticket.requester],
         cc=ticket.cc,
-        context={
-            "yes_word": closure.yes_words[0] if closure.yes_words else "yes",
-            "no_word": closure.no_words[0] if closure.no_words else "no",
-        },
+        context=_answer_context(ctx),
         now=ctx.now,
         thread=thread_of(ctx.tx, ticket),
-        auto_submitted="auto-generated",
+        auto_submitted=auto_submitted,
     )
     queue_mail(ctx.tx, ctx.rt, ticket, mail, ctx.now)
+
+
+def _answer_context(ctx: Ctx) -> dict[str, Any]:
+    """What a request to confirm shows: the words to answer with in the
+    requester's language, the two one-click `mailto:` links, the auto-close."""
+    ticket = ctx.ticket
+    language = ticket.language if ticket.language in answers.ONE_CLICK else "en"
+    address = ctx.rt.composer.identity.address
+    tag = format_tag(ctx.rt.prefix, ticket.number)
+    yes_word, no_word = answers.ASK_WORDS[language]
+    subjects = answers.one_click_subjects(language, tag)
+    links = {
+        name: {"label": label, "subject": subject, "url": answers.mailto(address, subject)}
+        for name, label, subject in zip(
+            ("yes", "no"), answers.ONE_CLICK[language], subjects, strict=True
+        )
+    }
+    close = [t.due_at for t in ctx.tx.timers.pending(ticket.number) if t.kind == AUTO_CLOSE]
+    return {
+        "yes_word": yes_word,
+        "no_word": no_word,
+        "answer_links": links,
+        "close_at": min(close) if close else None,
+    }
 
 
 def schedule_verification(ctx: Ctx) -> None:
@@ -332,6 +353,35 @@ def verified(ctx: Ctx, answer: str) -> None:
 def rejected(ctx: Ctx, answer: str) -> None:
     """The requester says it is not fixed: back to the assignee, who is told."""
     reopen(ctx, f"requester: {answer}", notify=True)
+
+
+def unclear_answer(ctx: Ctx, answer: str) -> None:
+    """Neither yes nor no: the ticket stays resolved. The requester is asked
+    once per resolution (a second unclear answer gets no second question);
+    the assignee (the group lead if nobody is) hears of every one."""
+    asked = _asked_since_resolved(ctx)
+    ctx.event("verification_unclear", answer=answer, asked=not asked)
+    if not asked:
+        _ask_verification(ctx, "verification_unclear", auto_submitted="auto-replied")
+    notify_agents(
+        ctx, "answer_unclear", _assignee_or_lead(ctx), {"answer": answer, "asked": not asked}
+    )
+
+
+def _assignee_or_lead(ctx: Ctx) -> list[str]:
+    lead = ctx.rt.group_lead(ctx.ticket.group)
+    return [ctx.ticket.assignee] if ctx.ticket.assignee else ([lead] if lead else [])
+
+
+def _asked_since_resolved(ctx: Ctx) -> bool:
+    """Whether this resolution's requester got the unclear-answer question (the
+    trail says it: no field to keep in step)."""
+    for event in reversed(ctx.tx.events.of_ticket(ctx.ticket.number)):
+        if event.type == "resolved":
+            return False
+        if event.type == "verification_unclear" and event.detail.get("asked"):
+            return True
+    return False
 
 
 def close(ctx: Ctx, note_text: str | None = None) -> None:
@@ -408,10 +458,7 @@ def reopen(ctx: Ctx, reason: str | None = None, *, notify: bool = False) -> None
     ctx.tx.timers.cancel(ticket.number, (VERIFY_REMINDER, AUTO_CLOSE))
     ctx.event("reopened", reason=(reason or "")[:4000] or None)
     if notify:
-        lead = ctx.rt.group_lead(ticket.group)
-        to = [ticket.assignee] if ticket.assignee else ([lead] if lead else [])
-        if to:
-            notify_agents(ctx, "reopened", to, {"reason": reason or ""})
+        notify_agents(ctx, "reopened", _assignee_or_lead(ctx), {"reason": reason or ""})
 
 
 def merge(ctx: Ctx, target_number: int) -> Ticket:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from daemon import actions, bounces, commands, mailthread, msgid, text, trust
+from daemon import actions, answers, bounces, commands, mailthread, msgid, text, trust
 from daemon.actions import ActionRefused, Ctx
 from daemon.domain import ParsedMessage, Status, Ticket
 from daemon.notify import Thread
@@ -313,14 +313,20 @@ def requester_mail(
     tx.addresses.clear(sender)  # they can receive mail again, it seems
     closure = rt.rules.closure
     if ticket.status == Status.RESOLVED:
-        answer = text.verification_answer(msg.text, closure.yes_words, closure.no_words)
-        line = text.first_own_line(msg.text)[:500]
+        answer = answers.read_answer(
+            msg.text,
+            msg.subject,
+            prefix=rt.prefix,
+            yes_words=closure.yes_words,
+            no_words=closure.no_words,
+        )
+        line = (text.own_text(msg.text) or mailthread.clean_subject(msg.subject, rt.prefix))[:500]
         if answer == "yes":
             actions.verified(ctx, line)
         elif answer == "no":
             actions.rejected(ctx, line)
         else:
-            ctx.event("verification_unclear", answer=line)
+            actions.unclear_answer(ctx, line)
     elif ticket.status == Status.CLOSED:
         actions.reopen(ctx, "the requester wrote after closure", notify=True)
     else:

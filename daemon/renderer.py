@@ -46,7 +46,53 @@ KINDS = (
     "verification_held",
     "escalation_notice",
     "status_update",
+    "verification_unclear",
+    "answer_unclear",
 )
+
+
+_MONTHS = {
+    "pl": [
+        "stycznia",
+        "lutego",
+        "marca",
+        "kwietnia",
+        "maja",
+        "czerwca",
+        "lipca",
+        "sierpnia",
+        "września",
+        "października",
+        "listopada",
+        "grudnia",
+    ],
+    "en": [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ],
+}
+_WEEKDAYS_EN = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def human_date(value: datetime, zone: ZoneInfo, language: str) -> str:
+    """A moment as people write it (STYLE-MAIL): „30 listopada 2026 r., godz. 10:00”,
+    "Monday 30 November 2026, 10:00"; never ISO in a sentence."""
+    local = value.astimezone(zone)
+    if language == "pl":
+        month = _MONTHS["pl"][local.month - 1]
+        return f"{local.day} {month} {local.year} r., godz. {local:%H:%M}"
+    month = _MONTHS["en"][local.month - 1]
+    return f"{_WEEKDAYS_EN[local.weekday()]} {local.day} {month} {local.year}, {local:%H:%M}"
 
 
 @lru_cache(maxsize=1024)
@@ -105,6 +151,7 @@ class TemplateRenderer:
             auto_reload=False,
         )
         env.filters["when"] = self._when
+        env.filters["day"] = lambda value: human_date(value, self.zone, language)
         return env
 
     def _when(self, value: datetime | None) -> str:

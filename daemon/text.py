@@ -1,8 +1,8 @@
-"""What a person actually wrote in a reply, and what their answer to "is it fixed?" is.
+"""What a person actually wrote in a reply.
 
 Mail clients append the whole thread and a signature to every reply. The ticket
 should keep only the words the author wrote (for an agent's reply mailed to the
-requester, for the resolution note, for the verification answer), so this module
+requester, for the resolution note, for the verification answer in `answers`), so this module
 recognises the quoting styles of the clients our users have, in English and Polish:
 `>` quotes and their "On ... wrote:" lines, Outlook's header blocks and separators,
 forwards, the `-- ` signature delimiter and mobile footers.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Literal
 
 # --- quoted history -----------------------------------------------------------------
 
@@ -199,95 +198,3 @@ def first_own_line(body: str) -> str:
         if line.strip():
             return line.strip()
     return ""
-
-
-# --- verification answers -----------------------------------------------------------
-
-Answer = Literal["yes", "no"]
-
-# Greetings people put before their answer. One is skipped: alone on its line
-# ("Hi Anna," then "yes, works") or before the answer ("Dzień dobry, tak działa").
-_GREETING = re.compile(
-    r"^\s*(?:hi|hello|hey|dear|greetings|good (?:morning|afternoon|evening|day)"
-    r"|dzień dobry|dzien dobry|dobry wieczór|dobry wieczor|cześć|czesc|witam|witaj|hej"
-    r"|szanown\w*)(?![\w'’-])",
-    re.IGNORECASE,
-)
-_GREETING_PUNCT = re.compile(r"\s*[,!.:;]+\s*")
-_GREETING_NAME = re.compile(r"\s+[^,!.:;?]{1,40}?[,!.:;]+\s*")
-_GREETING_NAME_MAX_WORDS = 4
-_WORD_CHARS = "_-'’"
-
-
-def _normalise(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
-def _starts_with(text: str, words: Sequence[tuple[str, Answer]]) -> Answer | None:
-    """The answer whose word or phrase `text` starts with, as a whole word."""
-    norm = _normalise(text)
-    # "**Yes**", "- tak", "„Tak”": decoration before the word does not hide it
-    start = 0
-    while start < len(norm) and not norm[start].isalnum():
-        start += 1
-    norm = norm[start:]
-    for word, answer in words:
-        if not norm.startswith(word):
-            continue
-        following = norm[len(word) : len(word) + 1]
-        if not following or not (following.isalnum() or following in _WORD_CHARS):
-            return answer
-    return None
-
-
-def _candidates(yes_words: Sequence[str], no_words: Sequence[str]) -> list[tuple[str, Answer]]:
-    """All words, longest first so "not fixed" is tried before "no"; "no" wins ties."""
-    pairs: list[tuple[str, Answer]] = [(_normalise(w), "no") for w in no_words]
-    pairs += [(_normalise(w), "yes") for w in yes_words]
-    pairs = [(w, a) for w, a in pairs if w]
-    return sorted(pairs, key=lambda p: (-len(p[0]), p[1] != "no"))
-
-
-def verification_answer(
-    body: str, yes_words: Sequence[str], no_words: Sequence[str]
-) -> Answer | None:
-    """The requester's answer to the closure question, or None when unclear.
-
-    SPEC §4: the first own (unquoted) line starting with a yes-word confirms the
-    fix, with a no-word rejects it. Matching ignores case, needs a whole word or
-    phrase ("nothing" is not "no", "okay" is not "ok", "takie" is not "tak"),
-    allows punctuation after it ("OK, thanks", "Tak!") and tries the longest word
-    first. A single leading greeting is skipped, on its own line or before the
-    answer on the same line ("Hi Anna, yes it works"), since people answer that
-    way. Any other first line is unclear: the caller keeps it as a reply and the
-    question stands.
-    """
-    words = _candidates(yes_words, no_words)
-    lines = [line for line in own_text(body).split("\n") if line.strip()]
-    if not lines:
-        return None
-    first = lines[0]
-    answer = _starts_with(first, words)
-    if answer is not None:
-        return answer
-    greeting = _GREETING.match(first)
-    if not greeting:
-        return None
-    after = first[greeting.end() :]
-    punct = _GREETING_PUNCT.match(after)
-    if punct:  # "Hi, yes" / "Dzień dobry! Tak" / "Hello," alone
-        rest = after[punct.end() :]
-    else:
-        answer = _starts_with(after, words)  # "Hi yes it works"
-        if answer is not None:
-            return answer
-        name = _GREETING_NAME.match(after)
-        if name:  # "Hi Anna, yes" / "Dear Support Team,"
-            rest = after[name.end() :]
-        elif len(after.split()) <= _GREETING_NAME_MAX_WORDS:  # "Hi Anna"
-            rest = ""
-        else:
-            return None
-    if rest.strip():
-        return _starts_with(rest, words)
-    return _starts_with(lines[1], words) if len(lines) > 1 else None

@@ -1,4 +1,4 @@
-"""The author's own words in a reply, and the requester's answer to the closure question."""
+"""The author's own words in a reply (the answers they hold: test_answers.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.text import first_own_line, own_text, verification_answer
+from daemon.text import first_own_line, own_text
 
 REPLIES = Path(__file__).parent.parent / "data" / "replies"
-
-YES = ["yes", "ok", "confirmed", "tak", "potwierdzam"]  # rules.yaml closure defaults
-NO = ["no", "not fixed", "nie"]
 
 
 def reply(name: str) -> str:
@@ -22,91 +19,77 @@ def reply(name: str) -> str:
 
 # --- own_text on replies as real clients write them ------------------------------------
 
-# (fixture, own text, verification answer with the default words)
+# (fixture, own text)
 CLIENT_REPLIES = [
     (
         "outlook_en.txt",  # top-posted, header block, no "-- ": the sign-off is text
         "Hi,\n\nIt works now, thank you.\n\nBest regards,\nJohn Smith\n"
         "IT Department | Contoso Ltd.",
-        None,  # "It works now" has no yes-word: the question stands
     ),
     (
         "outlook_pl.txt",  # Od:/Wysłano:/Do:/DW:/Temat:
         "Dzień dobry,\n\ntak, drukarka działa.\n\nPozdrawiam\nJan Kowalski\nDział Księgowości",
-        "yes",  # greeting line skipped
     ),
     (
         "outlook_original_message_en.txt",
         "Not fixed, the same error appears after a restart.",
-        "no",
     ),
     (
         "outlook_original_message_pl.txt",
         "Nie, VPN nadal się rozłącza.\nZałączam zrzut ekranu.",
-        "no",
     ),
     (
         "outlook_web_en.txt",  # "____" separator right under the text
         "OK, thanks - confirmed, Teams starts again.\n\nKind regards\nMary",
-        "yes",
     ),
-    ("outlook_html2text_en.txt", "Yes, it is fixed.\n\nThanks,\nTom", "yes"),  # **From:**
-    ("outlook_android_en.txt", "Still broken, sorry.", None),  # "Get Outlook for Android<...>"
+    ("outlook_html2text_en.txt", "Yes, it is fixed.\n\nThanks,\nTom"),  # **From:**
+    ("outlook_android_en.txt", "Still broken, sorry."),  # "Get Outlook for Android<...>"
     (
         "outlook_android_pl.txt",  # "Pobierz Outlook dla Android<...>", Wysłane:
         "Potwierdzam, poczta na telefonie działa.",
-        "yes",
     ),
-    ("gmail_en.txt", "Yes, confirmed. Thanks!", "yes"),  # attribution wrapped over two lines
+    ("gmail_en.txt", "Yes, confirmed. Thanks!"),  # attribution wrapped over two lines
     (
         "gmail_pl.txt",  # "pon., 3 lis 2026 o 10:00 ... napisał(a):"
         'Nie, dalej nie działa. Drukarka pokazuje ten sam błąd "Paper jam".',
-        "no",
     ),
-    ("gmail_forward_en.txt", "Please have a look, this one came from our supplier.", None),
-    ("gmail_forward_pl.txt", "Przesyłam, bo to chyba do Was.", None),
-    ("thunderbird_en.txt", "OK, it works again.", "yes"),  # bottom-posted, "-- " signature
-    ("thunderbird_pl.txt", "Tak, działa. Dziękuję za pomoc!", "yes"),  # "W dniu ... pisze:"
-    # "Dnia ... napisał(a):". SPEC's rule reads "Nie wiem" (I don't know) as a no: see README.
-    ("thunderbird_dnia_pl.txt", "Nie wiem jeszcze, sprawdzę jutro rano.", "no"),
+    ("gmail_forward_en.txt", "Please have a look, this one came from our supplier."),
+    ("gmail_forward_pl.txt", "Przesyłam, bo to chyba do Was."),
+    ("thunderbird_en.txt", "OK, it works again."),  # bottom-posted, "-- " signature
+    ("thunderbird_pl.txt", "Tak, działa. Dziękuję za pomoc!"),  # "W dniu ... pisze:"
+    # "Dnia ... napisał(a):"
+    ("thunderbird_dnia_pl.txt", "Nie wiem jeszcze, sprawdzę jutro rano."),
     (
         "thunderbird_inline_en.txt",  # answers between the quotes are all kept
         "The one next to room 3.12, HP LaserJet.\n\nSince Monday morning.\n\nYes, twice.",
-        None,
     ),
-    ("apple_mail_en.txt", "Yes", "yes"),  # "Sent from my iPhone", quoted attribution
-    ("apple_mail_pl.txt", "Tak, działa.", "yes"),  # "Wysłane z iPhone'a"
+    ("apple_mail_en.txt", "Yes"),  # "Sent from my iPhone", quoted attribution
+    ("apple_mail_pl.txt", "Tak, działa."),  # "Wysłane z iPhone'a"
     (
         "apple_mail_desktop_pl.txt",  # "Wiadomość napisana przez ..." with unquoted history
         "Dzień dobry,\nniestety problem wrócił po restarcie.",
-        None,  # "niestety" is not "nie"
     ),
     (
         "plain_en.txt",  # nothing to cut; the author's trailing spaces inside stay
         'Hello,\n\nthe projector in meeting room B shows "No signal" again.   \n'
         "It worked yesterday.",
-        None,
     ),
     (
         "agent_resolve_en.txt",
         "#resolve fixed\n#priority P3\n\nReplaced the toner cartridge and cleared the paper"
         " path.\nThe printer prints test pages again.",
-        None,
     ),
     (
         "agent_internal_pl.txt",  # "Wysłano z aplikacji Outlook dla systemu iOS"
         "#internal\n#assign piotr@example.com\n\n"
         "Piotrze, przejmij proszę, to sprawa dla telefonii.\n\nPozdrawiam,\nAnna",
-        None,
     ),
 ]
 
 
-@pytest.mark.parametrize(("name", "own", "answer"), CLIENT_REPLIES, ids=lambda v: str(v)[:30])
-def test_client_reply(name: str, own: str, answer: str | None) -> None:
-    body = reply(name)
-    assert own_text(body) == own
-    assert verification_answer(body, YES, NO) == answer
+@pytest.mark.parametrize(("name", "own"), CLIENT_REPLIES, ids=lambda v: str(v)[:30])
+def test_client_reply(name: str, own: str) -> None:
+    assert own_text(reply(name)) == own
 
 
 def test_every_fixture_is_in_the_table() -> None:
@@ -245,108 +228,6 @@ def test_first_own_line(body: str, line: str) -> None:
     assert first_own_line(body) == line
 
 
-# --- verification answers -------------------------------------------------------------
-
-ANSWERS = [
-    # English
-    ("yes", "yes"),
-    ("Yes", "yes"),
-    ("YES!", "yes"),
-    ("Yes, thank you", "yes"),
-    ("OK, thanks", "yes"),
-    ("ok.", "yes"),
-    ("Ok it works", "yes"),
-    ("Confirmed.", "yes"),
-    ("No", "no"),
-    ("no, still the same", "no"),
-    ("No - still broken", "no"),
-    ("Not fixed yet", "no"),
-    ("NOT FIXED", "no"),
-    ("not   fixed", "no"),  # whitespace inside a phrase does not matter
-    ("nothing works", None),  # whole words only
-    ("Not yet", None),  # "not" is not "no", and "not yet" is no listed phrase
-    ("Okay", None),  # "okay" is not "ok": add it to yes_words to accept it
-    ("OK-ish", None),  # a hyphen continues the word
-    ("No-one told me", None),
-    ("It works now, thanks", None),  # no yes-word at the start
-    ("Thanks! Yes it works", None),  # the answer must come first
-    ("I think yes", None),
-    ("**Yes**", "yes"),  # bold from an HTML-to-text conversion
-    ("- yes", "yes"),
-    ("", None),
-    # Polish
-    ("Tak", "yes"),
-    ("Tak, działa", "yes"),
-    ("tak!", "yes"),
-    ("TAK - dziękuję", "yes"),
-    ("„Tak”", "yes"),
-    ("Potwierdzam", "yes"),
-    ("Potwierdzam, wszystko działa.", "yes"),
-    ("Nie", "no"),
-    ("Nie, dalej nie działa", "no"),
-    ("nie działa", "no"),
-    ("Niestety nie działa", None),  # "niestety" is not "nie"
-    ("Takie same błędy", None),  # "takie" is not "tak"
-    ("Działa, dziękuję", None),
-    ("Dziękuję, działa", None),
-    # greetings: one is skipped, alone on its line or before the answer
-    ("Hi,\nyes it works", "yes"),
-    ("Hi,\n\nno", "no"),
-    ("Hello Anna,\n\nOK", "yes"),
-    ("Dear Support Team,\nConfirmed", "yes"),
-    ("Good morning!\nnot fixed", "no"),
-    ("Hi Anna\nyes", "yes"),  # greeting with a name and no comma
-    ("Hi, yes it works", "yes"),
-    ("Hi Anna, yes", "yes"),
-    ("Hi yes it works", "yes"),
-    ("Hello, nothing works", None),
-    ("Hello, it works now", None),
-    ("Dzień dobry,\ntak", "yes"),
-    ("Dzień dobry,\n\nNie, nadal to samo.", "no"),
-    ("Dzień dobry Pani Anno,\npotwierdzam", "yes"),
-    ("Dzien dobry, tak dziala", "yes"),  # typed without Polish letters
-    ("Cześć! Tak, działa", "yes"),
-    ("Witam,\nnie", "no"),
-    ("Szanowni Państwo,\nTak", "yes"),
-    ("Hej\nnie działa", "no"),
-    ("Hi,\nHi,\nyes", None),  # only one greeting is skipped
-    ("Hi,", None),  # a greeting and nothing else
-    ("Hi there everyone, my dear friends in IT\nyes", None),  # too long to be a greeting
-    ("Hitting the same error", None),  # "hi" must be a whole word
-    # quoted history and signatures do not count
-    ("> yes\nnot fixed", "no"),
-    ("On 03/11/2026 10:00, IT Help Desk wrote:\n> Reply yes or no.\n\nTak", "yes"),
-    ("-- \nyes", None),
-    ("Sent from my iPhone\n\n> yes", None),
-]
-
-
-@pytest.mark.parametrize(("body", "answer"), ANSWERS)
-def test_verification_answer(body: str, answer: str | None) -> None:
-    assert verification_answer(body, YES, NO) == answer
-
-
-@pytest.mark.parametrize(
-    ("body", "yes_words", "no_words", "answer"),
-    [
-        ("not fixed", ["not"], ["not fixed"], "no"),  # the longer phrase wins
-        ("not really", ["not"], ["not fixed"], "yes"),
-        ("ok", ["ok"], ["ok"], "no"),  # a word in both lists: "no" is the safe reading
-        ("Okay", ["ok", "okay"], ["no"], "yes"),  # configurable
-        ("Działa", ["działa"], ["nie działa"], "yes"),
-        ("nie działa", ["działa"], ["nie działa"], "no"),
-        ("DZIAŁA!", ["Działa"], [], "yes"),  # configured words are case-insensitive too
-        ("yes", [], [], None),  # no words configured
-        ("yes", ["", "  "], [""], None),  # empty words never match
-        ("still broken", ["yes"], ["still broken", "still"], "no"),
-    ],
-)
-def test_configured_words(
-    body: str, yes_words: list[str], no_words: list[str], answer: str | None
-) -> None:
-    assert verification_answer(body, yes_words, no_words) == answer
-
-
 # --- properties -----------------------------------------------------------------------
 
 _LINES = st.sampled_from(
@@ -388,8 +269,3 @@ def test_own_text_never_raises_nor_grows(body: str) -> None:
     # every line it returns is a line of the body (or a blank left where a quote was)
     body_lines = {line.rstrip() for line in body.replace("\r", "\n").split("\n")}
     assert all(line.rstrip() in body_lines or not line for line in own.split("\n"))
-
-
-@given(_BODIES, st.lists(st.text(max_size=8), max_size=4), st.lists(st.text(max_size=8)))
-def test_verification_answer_never_raises(body: str, yes: list[str], no: list[str]) -> None:
-    assert verification_answer(body, yes, no) in ("yes", "no", None)
