@@ -19,9 +19,9 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import re
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from daemon.bounce_texts import header_recipients, text_action, text_details, unique
 from daemon.domain import Attachment, ParsedMessage
 from daemon.parsing import decode_header_value
 
@@ -76,13 +76,13 @@ def parse_bounce(msg: ParsedMessage) -> Bounce | None:
     recipients: list[tuple[str, str, str | None, str]] = []
     for part in status_parts:
         recipients.extend(_dsn_recipients(part.content or b""))
-    text_rcpts, text_diag = _text_details(msg, mta)
+    text_rcpts, text_diag = text_details(msg, mta)
     action, status, diagnostic, failed = _summarise(recipients)
     if not failed:
-        failed = text_rcpts or _header_recipients(msg)
+        failed = text_rcpts or header_recipients(msg)
     if not recipients:
-        action = _text_action(msg)
-        failed = text_rcpts or _header_recipients(msg)
+        action = text_action(msg)
+        failed = text_rcpts or header_recipients(msg)
         status = _find_status(text_diag)
         diagnostic = text_diag
     elif not diagnostic:
@@ -166,7 +166,7 @@ def _summarise(
         return "unknown", None, "", []
     order = {action: rank for rank, action in enumerate((*_ACTIONS, "unknown"))}
     worst = min(recipients, key=lambda r: order[r[1]])
-    failed = _unique(r[0] for r in recipients if r[1] == worst[1] and r[0])
+    failed = unique(r[0] for r in recipients if r[1] == worst[1] and r[0])
     return worst[1], worst[2] or _find_status(worst[3]), worst[3], failed
 
 
@@ -277,206 +277,6 @@ def _from_mail_system(msg: ParsedMessage) -> bool:
     )
 
 
-# --- addresses in free text -------------------------------------------------------------
-
-_LOCAL_EXTRA = frozenset(".!#$%&'*+/=?^`{|}~-_")
-_DOMAIN_AT = re.compile(r"[\w-]+(?:\.[\w-]+)+")
-
-
-def address_spans(text: str) -> list[tuple[int, int]]:
-    """Where mail addresses stand in free text, in linear time.
-
-    A regular expression for addresses searched over text restarts at every
-    position and rescans each run of letters: quadratic on the long hostile
-    lines a bounce or forward may carry. Here each `@` is expanded once, at most
-    64 characters to the left (RFC 5321's local-part limit) and 255 to the right.
-    """
-    spans: list[tuple[int, int]] = []
-    at = text.find("@")
-    while at != -1:
-        start = at
-        while (
-            at - start < 64
-            and start > 0
-            and (text[start - 1].isalnum() or text[start - 1] in _LOCAL_EXTRA)
-        ):
-            start -= 1
-        while start < at and text[start] == ".":
-            start += 1
-        domain = _DOMAIN_AT.match(text, at + 1, min(len(text), at + 256))
-        if start < at and domain:
-            spans.append((start, domain.end()))
-        at = text.find("@", at + 1)
-    return spans
-
-
-def find_addresses(text: str) -> list[str]:
-    """The mail addresses in free text, lower-cased, in order of appearance."""
-    return [text[a:b].lower() for a, b in address_spans(text)]
-
-
-# --- the text of non-report bounces -------------------------------------------------------
-
-_ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
-_POSTFIX_RCPT = re.compile(rf"^<({_ADDR})>(?: \(expanded from <[^>]*>\))?:[ \t]*(.*)$", re.M)
-_QMAIL_RCPT = re.compile(rf"^<({_ADDR})>:[ \t]*$", re.M)
-_EXIM_FAILED = re.compile(
-    r"(?:following address(?:\(es\)|es)? failed"
-    r"|address(?:es)? to which the message has not yet been delivered (?:is|are))[^\n]*:\s*\n",
-    re.I,
-)
-_SENDMAIL_FAILED = re.compile(r"The following addresses had [^\n]*\n", re.I)
-_EXCHANGE_FAILED = re.compile(
-    r"(?:Delivery has failed to these recipients or groups|Dostarczanie nie powiodło się"
-    r"[^\n:]*|Your message (?:couldn't|could not) be delivered to)[^\n]*\n?",
-    re.I,
-)
-_GMAIL_FAILED = re.compile(
-    rf"(?:Your message wasn't delivered to\s+({_ADDR})"
-    rf"|Delivery to the following recipients? failed[^\n]*\n\s*({_ADDR}))",
-    re.I,
-)
-_EXCHANGE_DIAG = re.compile(
-    r"(?:Remote server returned|Remote Server returned|Serwer zdalny zwrócił)\s*'?([^\n]+)", re.I
-)
-_SMTP_REPLY = re.compile(r"\b[45]\d\d[ -][^\n]*")
-
-
-def _text_details(msg: ParsedMessage, mta: str | None) -> tuple[list[str], str]:
-    """Failed recipients and the remote server's words, read from the text."""
-    text = msg.text[:200_000].replace("\r\n", "\n")
-    reader = _TEXT_READERS.get(mta or "", _read_generic)
-    recipients, diagnostic = reader(text)
-    return _unique(r.lower() for r in recipients), " ".join(diagnostic.split())
-
-
-def _indented_after(text: str, start: int) -> tuple[list[str], str]:
-    """Exim and Sendmail: an address line, then its indented explanation."""
-    recipients: list[str] = []
-    diag: list[str] = []
-    for line in text[start:].split("\n")[:40]:
-        if not line.strip():
-            if recipients:
-                break
-            continue
-        stripped = line.strip()
-        address = re.fullmatch(rf"<?({_ADDR})>?(?:\.\.\.[^\n]*)?", stripped)
-        if address and not diag:
-            recipients.append(address.group(1))
-        elif recipients:
-            diag.append(stripped.removeprefix("(reason:").removesuffix(")").strip())
-    return recipients, " ".join(diag)
-
-
-def _read_exim(text: str) -> tuple[list[str], str]:
-    match = _EXIM_FAILED.search(text)
-    return _indented_after(text, match.end()) if match else ([], "")
-
-
-def _read_sendmail(text: str) -> tuple[list[str], str]:
-    match = _SENDMAIL_FAILED.search(text)
-    return _indented_after(text, match.end()) if match else ([], "")
-
-
-def _read_postfix(text: str) -> tuple[list[str], str]:
-    recipients: list[str] = []
-    diagnostic = ""
-    for match in _POSTFIX_RCPT.finditer(text):
-        recipients.append(match.group(1))
-        if not diagnostic:
-            tail = text[match.end() :].split("\n")
-            more = [line.strip() for line in _take_while_indented(tail)]
-            diagnostic = " ".join([match.group(2).strip(), *more])
-    return recipients, diagnostic
-
-
-def _take_while_indented(lines: list[str]) -> list[str]:
-    out = []
-    for line in lines[1:20]:
-        if not line.startswith((" ", "\t")) or not line.strip():
-            break
-        out.append(line)
-    return out
-
-
-def _read_qmail(text: str) -> tuple[list[str], str]:
-    recipients: list[str] = []
-    diagnostic = ""
-    for match in _QMAIL_RCPT.finditer(text):
-        recipients.append(match.group(1))
-        if not diagnostic:
-            lines = text[match.end() :].lstrip("\n").split("\n\n", 1)[0].split("\n")
-            diagnostic = " ".join(line.strip() for line in lines[:10])
-    return recipients, diagnostic
-
-
-def _read_exchange(text: str) -> tuple[list[str], str]:
-    recipients: list[str] = []
-    match = _EXCHANGE_FAILED.search(text)
-    if match:
-        inline = find_addresses(match.group(0))
-        if inline:
-            recipients.append(inline[0])
-        else:
-            for line in text[match.end() :].split("\n", 12)[:12]:
-                found = find_addresses(line)
-                if found:
-                    recipients.append(found[0])
-                    break
-    diag = _EXCHANGE_DIAG.search(text)
-    diagnostic = diag.group(1).strip().rstrip("'") if diag else ""
-    if not diagnostic:
-        reply = _SMTP_REPLY.search(text[match.end() :] if match else text)
-        diagnostic = reply.group(0) if reply else ""
-    return recipients, diagnostic
-
-
-def _read_gmail(text: str) -> tuple[list[str], str]:
-    match = _GMAIL_FAILED.search(text)
-    recipients = [a for a in match.groups() if a] if match else []
-    reply = _SMTP_REPLY.search(text)
-    tech = re.search(r"(?:Technical details[^\n]*:|The response (?:from the remote server )?was:)"
-                     r"\s*\n?\s*([^\n]+)", text, re.I)  # fmt: skip
-    diagnostic = tech.group(1) if tech else reply.group(0) if reply else ""
-    return recipients, diagnostic
-
-
-def _read_generic(text: str) -> tuple[list[str], str]:
-    recipients, diagnostic = _read_postfix(text)
-    if recipients:
-        return recipients, diagnostic
-    reply = _SMTP_REPLY.search(text)
-    return [], reply.group(0) if reply else ""
-
-
-_TEXT_READERS: dict[str, Callable[[str], tuple[list[str], str]]] = {
-    "postfix": _read_postfix,
-    "exim": _read_exim,
-    "sendmail": _read_sendmail,
-    "qmail": _read_qmail,
-    "exchange": _read_exchange,
-    "gmail": _read_gmail,
-}
-
-_DELAYED = re.compile(
-    r"has not yet been delivered|still being retried|will (?:continue|keep) trying"
-    r"|could not send message for past|transient non-fatal|delivery (?:is )?delayed"
-    r"|^delayed mail|^warning: message .* delayed|Delivery incomplete|opóźni",
-    re.I | re.M,
-)
-
-
-def _text_action(msg: ParsedMessage) -> str:
-    """Bounces without a report: failed, unless the words say delivery goes on."""
-    head = msg.subject + "\n" + msg.text[:5_000]
-    return "delayed" if _DELAYED.search(head) else "failed"
-
-
-def _header_recipients(msg: ParsedMessage) -> list[str]:
-    values = ",".join(msg.header_all("x-failed-recipients"))
-    return _unique(find_addresses(values))
-
-
 # --- the mail it reports on ---------------------------------------------------------------
 
 _QUOTED_MSGID = re.compile(r"^[ \t>]*Message-I[Dd][ \t]*:\s*<?([^<>\s@]+@[^<>\s]+?)>?\s*$", re.M)
@@ -538,11 +338,3 @@ def _shorten(text: str) -> str:
     if len(text) <= DIAGNOSTIC_LIMIT:
         return text
     return text[: DIAGNOSTIC_LIMIT - 1].rstrip() + "…"
-
-
-def _unique(items: Iterable[str]) -> list[str]:
-    seen: dict[str, None] = {}
-    for item in items:
-        if item:
-            seen.setdefault(item, None)
-    return list(seen)

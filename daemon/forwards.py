@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
-from daemon.bounces import address_spans
+from daemon.addresses import address_spans
 from daemon.domain import Address, ParsedMessage
 
 #: Content types of an attached, whole original message.
