@@ -17,7 +17,7 @@ from daemon import lifecycle, sla, slaclock
 from daemon.domain import OPEN_STATES, Status, Ticket
 from daemon.notify import Thread
 from daemon.ports import Tx
-from daemon.tickets import Actor, Runtime, queue_mail, record_event, thread_of
+from daemon.tickets import Actor, Runtime, queue_mail, record_event, thread_of, with_first_line
 
 LEVELS = ("high", "medium", "low")
 PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
@@ -284,7 +284,7 @@ def _ask_verification(ctx: Ctx, template: str) -> None:
         kind=template,
         ticket=ticket,
         to=[ticket.requester],
-        cc=ticket.cc,
+        cc=with_first_line(ticket) if template == "verification" else ticket.cc,
         context={
             "yes_word": closure.yes_words[0] if closure.yes_words else "yes",
             "no_word": closure.no_words[0] if closure.no_words else "no",
@@ -384,7 +384,7 @@ def _tell_requester(ctx: Ctx, template: str) -> None:
         kind=template,
         ticket=ticket,
         to=[ticket.requester],
-        cc=ticket.cc,
+        cc=with_first_line(ticket),
         context={},
         now=ctx.now,
         thread=thread_of(ctx.tx, ticket),

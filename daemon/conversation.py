@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from daemon import actions, bounces, commands, mailthread, msgid, text, trust
+from daemon import actions, agent_notices, bounces, commands, mailthread, msgid, text, trust
 from daemon.actions import ActionRefused, Ctx
 from daemon.domain import ParsedMessage, Status, Ticket
 from daemon.notify import Thread
@@ -89,6 +89,7 @@ def record_bounce(
         original_message_id=report.original_message_id if report else None,
         ignored=[a for a in failed if a not in proven],
     )
+    agent_notices.forward_bounce(Ctx(tx, rt, now, SYSTEM, ticket), msg, report)
     if report is not None and report.permanent:
         for address in proven:
             mark_address_failing(
@@ -294,9 +295,12 @@ def requester_mail(
     automatic: bool,
 ) -> None:
     """The requester or a cc'd person wrote. Automatic mail (an out-of-office)
-    is kept but changes nothing: it must not resume a paused clock."""
+    is kept but changes nothing: it must not resume a paused clock, and it is
+    not forwarded to agents (nothing automatic answers automatic mail). Other
+    mail is forwarded to whoever works the ticket."""
     sender = msg.sender.addr if msg.sender else ""
     ctx = Ctx(tx, rt, now, Actor(sender, "email"), ticket)
+    before = ticket.status
     record_inbound(
         tx, ticket, msg, kind="auto_reply" if automatic else "reply", inbound_id=inbound_id, now=now
     )
@@ -326,3 +330,4 @@ def requester_mail(
     else:
         actions.requester_answered(ctx)
     ctx.save()
+    agent_notices.forward_followup(ctx, msg, role=role, before=before)
