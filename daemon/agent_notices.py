@@ -16,8 +16,9 @@ from daemon.domain import OPEN_STATES, Attachment, ParsedMessage, Status, Stored
 from daemon.ports import Tx
 from daemon.tickets import Runtime
 
-#: Inbound kinds that are the requester's (or a cc's) own words.
-REQUEST_KINDS = ("request", "reply")
+#: Inbound kinds that say what the problem is: the request (an escalation's
+#: original, else first line's own mail) and later replies.
+REQUEST_KINDS = ("escalation", "request", "reply")
 #: The most of one mail's text an agent notice carries.
 MAX_TEXT = 8000
 

@@ -123,7 +123,7 @@ def test_a_requester_follow_up_reaches_the_assignee_with_facts_new_text_and_atta
     text, html = text_of(forward), html_of(forward)
     for part in (text, html):
         assert REQUESTER in part and f"HD-{number}" in part  # the facts
-        assert "P4" in part and AGENT in part
+        assert "P4" in part and AGENT in part and "left)" in part  # the deadline, time left
         assert "error E-52 on the display" in part
         assert "We received your request" not in part  # the quoted history is cut
         assert "display-E52.png" in part and "image/png" in part
