@@ -84,15 +84,16 @@ def _change(before: Status, after: Status) -> str | None:
 
 def forward_bounce(ctx: Ctx, msg: ParsedMessage, report: bounces.Bounce | None) -> None:
     """Mail to the requester (or a cc) came back: whoever works the ticket must
-    reach them another way. A report naming only other addresses (an agent's,
-    a forged one) is kept on the ticket but not forwarded, and so is one on a
-    closed ticket: nobody works it any more."""
+    reach them another way. A report that names none of them (an agent's
+    address, a forged one, one we cannot read) is kept on the ticket but not
+    forwarded: a notice that bounced in turn must not bring another notice.
+    Nor is one on a closed ticket: nobody works it any more."""
     ticket = ctx.ticket
-    if ticket.status not in OPEN_STATES and ticket.status != Status.RESOLVED:
+    if report is None or (ticket.status not in OPEN_STATES and ticket.status != Status.RESOLVED):
         return
     people = {ticket.requester.lower(), *(a.lower() for a in ticket.cc)}
-    failed = [a for a in (report.failed_recipients if report else ()) if a.lower() in people]
-    if report is not None and report.failed_recipients and not failed:
+    failed = [a for a in report.failed_recipients if a.lower() in people]
+    if not failed:
         return
     context = {
         "event": "bounce",
@@ -104,9 +105,9 @@ def forward_bounce(ctx: Ctx, msg: ParsedMessage, report: bounces.Bounce | None) 
         "change": None,
         "bounce": {
             "failed": failed,
-            "status": report.status if report else None,
-            "diagnostic": report.diagnostic if report else "",
-            "permanent": report.permanent if report else False,
+            "status": report.status,
+            "diagnostic": report.diagnostic,
+            "permanent": report.permanent,
         },
     }
     actions.notify_agents(ctx, "agent_followup", working_agents(ctx.rt, ticket), context)

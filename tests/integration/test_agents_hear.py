@@ -200,8 +200,10 @@ def test_a_bounce_of_mail_to_the_requester_reaches_the_assignee(
     # A report naming only someone else (forged, or an agent's) is kept on the
     # ticket but tells the agent nothing.
     ingest(relay_app, dsn(reply.message_id, "someone@else.example"))
+    # Nor does a bounce of a notice to an agent: no notice about a notice.
+    ingest(relay_app, dsn(notice.message["Message-ID"].strip("<>"), AGENT))
     assert len(about(relay, AGENT, "bounced")) == 1
-    assert [e.type for e in events(relay_app, number)].count("bounce") == 2
+    assert [e.type for e in events(relay_app, number)].count("bounce") == 3
 
 
 # --- 14.1: escalation and breach notices --------------------------------------------
