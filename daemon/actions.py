@@ -18,7 +18,7 @@ from daemon.domain import OPEN_STATES, Status, Ticket
 from daemon.mailthread import format_tag
 from daemon.notify import Thread
 from daemon.ports import Tx
-from daemon.tickets import Actor, Runtime, queue_mail, record_event, thread_of
+from daemon.tickets import Actor, Runtime, queue_mail, record_event, thread_of, with_first_line
 
 LEVELS = ("high", "medium", "low")
 PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
@@ -284,7 +284,7 @@ def _ask_verification(ctx: Ctx, template: str, auto_submitted: str = "auto-gener
         kind=template,
         ticket=ticket,
         to=[ticket.requester],
-        cc=ticket.cc,
+        cc=with_first_line(ticket) if template == "verification" else ticket.cc,
         context=_answer_context(ctx),
         now=ctx.now,
         thread=thread_of(ctx.tx, ticket),
@@ -434,7 +434,7 @@ def _tell_requester(ctx: Ctx, template: str) -> None:
         kind=template,
         ticket=ticket,
         to=[ticket.requester],
-        cc=ticket.cc,
+        cc=with_first_line(ticket),
         context={},
         now=ctx.now,
         thread=thread_of(ctx.tx, ticket),

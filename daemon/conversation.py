@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from daemon import actions, answers, bounces, commands, mailthread, msgid, text, trust
+from daemon import (
+    actions,
+    agent_notices,
+    answers,
+    bounces,
+    commands,
+    mailthread,
+    msgid,
+    text,
+    trust,
+)
 from daemon.actions import ActionRefused, Ctx
 from daemon.domain import ParsedMessage, Status, Ticket
 from daemon.notify import Thread
@@ -89,6 +99,7 @@ def record_bounce(
         original_message_id=report.original_message_id if report else None,
         ignored=[a for a in failed if a not in proven],
     )
+    agent_notices.forward_bounce(Ctx(tx, rt, now, SYSTEM, ticket), msg, report)
     if report is not None and report.permanent:
         for address in proven:
             mark_address_failing(
@@ -294,9 +305,12 @@ def requester_mail(
     automatic: bool,
 ) -> None:
     """The requester or a cc'd person wrote. Automatic mail (an out-of-office)
-    is kept but changes nothing: it must not resume a paused clock."""
+    is kept but changes nothing: it must not resume a paused clock, and it is
+    not forwarded to agents (nothing automatic answers automatic mail). Other
+    mail is forwarded to whoever works the ticket."""
     sender = msg.sender.addr if msg.sender else ""
     ctx = Ctx(tx, rt, now, Actor(sender, "email"), ticket)
+    before = ticket.status
     record_inbound(
         tx, ticket, msg, kind="auto_reply" if automatic else "reply", inbound_id=inbound_id, now=now
     )
@@ -327,8 +341,13 @@ def requester_mail(
             actions.rejected(ctx, line)
         else:
             actions.unclear_answer(ctx, line)
+        told = answer != "yes"  # the reopen or the unclear answer was a notice of its own
     elif ticket.status == Status.CLOSED:
         actions.reopen(ctx, "the requester wrote after closure", notify=True)
+        told = True
     else:
         actions.requester_answered(ctx)
+        told = False
     ctx.save()
+    if not told:
+        agent_notices.forward_followup(ctx, msg, role=role, before=before)

@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from daemon import actions, slaclock
+from daemon import actions, agent_notices, slaclock
 from daemon.domain import Event, Status, Ticket
 from daemon.ports import Store, Timer, Tx
 from daemon.rules import EscalationStep, raise_priority
@@ -312,6 +312,7 @@ def escalate(
         "priority_raised": {"old": old_priority, "new": raised} if raised else None,
         "previous_assignee": old_assignee,
         "notified": notified,
+        "request_text": agent_notices.latest_request_text(tx, ticket),
     }
     mail = rt.composer.compose(
         template="escalation_notice",
@@ -328,14 +329,17 @@ def escalate(
 
 
 def notify_list(rt: Runtime, ticket: Ticket, step: EscalationStep) -> list[str]:
-    """Who a step tells, as the ticket is before the step: the assignee, the
-    group lead, literal addresses; missing ones skipped, each address once,
-    never the requester. A step that hands the ticket to another group also
-    tells that group's lead, or nobody there would know it has a late ticket."""
+    """Who a step tells, as the ticket is before the step: the assignee (the
+    group lead while nobody is assigned), the group lead, literal addresses;
+    missing ones skipped, each address once, never the requester. A step that
+    hands the ticket to another group also tells that group's lead, or nobody
+    there would know it has a late ticket."""
     found: list[str | None] = []
     for who in step.notify:
         if who == "assignee":
-            found.append(ticket.assignee)
+            # Nobody assigned: the lead is who would assign it, and the one
+            # who must hear that its clock is running out.
+            found.append(ticket.assignee or rt.group_lead(ticket.group))
         elif who == "group_lead":
             found.append(rt.group_lead(ticket.group))
         else:

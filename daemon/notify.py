@@ -95,6 +95,7 @@ class Composer:
             "helpdesk": {"name": self.identity.name, "address": self.identity.address},
             "tag": format_tag(self.identity.tag_prefix, number) if number else "",
             "ticket": ticket_context(ticket, self.identity.tag_prefix) if ticket else None,
+            "now": now,  # for "time left" in the facts agents read
             **context,
         }
         rendered = self.renderer.render(lang, template, full_context)
@@ -235,6 +236,7 @@ def ticket_context(ticket: Ticket, prefix: str) -> dict[str, Any]:
         "escalated_by": ticket.escalated_by,
         "created_at": ticket.created_at,
         "first_response_due": ticket.first_response_due,
+        "first_responded_at": ticket.first_responded_at,
         "resolution_due": ticket.resolution_due,
         "resolution_code": ticket.resolution_code,
         "resolution_note": ticket.resolution_note,

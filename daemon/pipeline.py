@@ -272,7 +272,10 @@ class Pipeline:
         own = rt.settings.own_addresses
         cc = [a.addr for a in (*incoming.incident.to, *incoming.incident.cc) if a.addr not in own]
         if incoming.original is not None:
-            cc = [a for a in cc if a != incoming.escalated_by]
+            # The original was addressed to first line (their shared mailbox):
+            # none of its recipients is copied on the ticket's mail; first line
+            # itself hears through `escalated_by`.
+            cc = []
         ticket = open_ticket(
             tx,
             rt,
@@ -334,7 +337,11 @@ class Pipeline:
             return
         ctx = actions.Ctx(tx, rt, now, Actor("spocd", "system"), ticket)
         thread = Thread(references=incoming.msg.references[-20:]).after(incoming.msg.message_id)
-        context = {"request_text": incoming.incident.text[:8000], "carried_tag": carried_tag}
+        context = {
+            "request_text": incoming.incident.text[:8000],
+            "first_line_note": incoming.note.strip()[:8000] if incoming.original else "",
+            "carried_tag": carried_tag,
+        }
         actions.notify_agents(ctx, "agent_new", to, context, thread)
 
     def _record_escalation(

@@ -35,6 +35,7 @@ LANGUAGES = ("en", "pl")
 KINDS = (
     "ack",
     "agent_new",
+    "agent_followup",
     "agent_reply",
     "assigned",
     "auto_closed",

@@ -191,6 +191,16 @@ def record_inbound(
     )
 
 
+def with_first_line(ticket: Ticket) -> list[str]:
+    """The copies of a milestone mail to the requester (acknowledgement,
+    resolution, closure): the ticket's cc and first line, who escalated it and
+    answers to the customer for it. Never used for internal mail."""
+    first_line = ticket.escalated_by
+    if not first_line or first_line == ticket.requester or first_line in ticket.cc:
+        return list(ticket.cc)
+    return [*ticket.cc, first_line]
+
+
 def thread_of(tx: Tx, ticket: Ticket) -> Thread:
     """The thread new mail on this ticket answers: its latest message."""
     messages = tx.messages.of_ticket(ticket.number)

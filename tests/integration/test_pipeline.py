@@ -44,7 +44,7 @@ def test_a_reply_with_the_tag_joins_the_ticket(app):
     with app.store.reading() as tx:
         assert [t.number for t in tx.tickets.listing(None)] == [1]
         kinds = [m.kind for m in tx.messages.of_ticket(1)]
-    assert kinds == ["request", "ack", "agent_new", "reply"]
+    assert kinds == ["request", "ack", "agent_new", "reply", "agent_followup"]
 
 
 def test_a_reply_by_reference_to_our_acknowledgement_joins_the_ticket(app):
