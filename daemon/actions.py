@@ -240,9 +240,9 @@ def reply(ctx: Ctx, text: str, *, pending_after: bool = False) -> None:
         ticket=ticket,
         to=[ticket.requester],
         cc=ticket.cc,
-        context={"text": text, "agent": ctx.actor.address},
+        context={"text": text, "agent": ctx.rt.agent_name(ctx.actor.address)},
         now=ctx.now,
-        thread=thread_of(ctx.tx, ticket),
+        thread=thread_of(ctx.tx, ticket, requester=True),
         auto_submitted=None,
     )
     queue_mail(ctx.tx, ctx.rt, ticket, mail, ctx.now)
@@ -290,7 +290,7 @@ def _ask_verification(ctx: Ctx, template: str) -> None:
             "no_word": closure.no_words[0] if closure.no_words else "no",
         },
         now=ctx.now,
-        thread=thread_of(ctx.tx, ticket),
+        thread=thread_of(ctx.tx, ticket, requester=True),
         auto_submitted="auto-generated",
     )
     queue_mail(ctx.tx, ctx.rt, ticket, mail, ctx.now)
@@ -387,7 +387,7 @@ def _tell_requester(ctx: Ctx, template: str) -> None:
         cc=ticket.cc,
         context={},
         now=ctx.now,
-        thread=thread_of(ctx.tx, ticket),
+        thread=thread_of(ctx.tx, ticket, requester=True),
         auto_submitted="auto-generated" if template == "auto_closed" else "auto-replied",
     )
     queue_mail(ctx.tx, ctx.rt, ticket, mail, ctx.now)

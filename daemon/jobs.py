@@ -374,7 +374,7 @@ def _update(tx: Tx, rt: Runtime, ticket: Ticket, plan: slaclock.PlannedTimer, no
             "next": {"step": step, "due": due if due and due > now else None},
         },
         now=now,
-        thread=thread_of(tx, ticket),
+        thread=thread_of(tx, ticket, requester=True),
         auto_submitted="auto-generated",
     )
     if queue_mail(tx, rt, ticket, mail, now):
@@ -409,12 +409,14 @@ def _public_item(event: Event) -> dict[str, Any] | None:
         return {"type": "status", "to": d["to"]}
     if event.type == "priority_changed":
         return {"type": "priority", "old": d.get("from"), "new": d.get("to")}
+    # Group names and escalation levels are internal: the requester hears that
+    # the request moved on, not to which team or level.
     if event.type == "group_changed" and d.get("to"):
-        return {"type": "group", "to": d["to"]}
+        return {"type": "group"}
     if event.type == "assignee_changed" and d.get("to"):
         return {"type": "assigned"}
     if event.type == "sla_escalation" and (d.get("level_raised") or d.get("reassigned_to")):
-        return {"type": "escalated", "level": d.get("level")}
+        return {"type": "escalated"}
     return None
 
 

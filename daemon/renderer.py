@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,10 +49,26 @@ KINDS = (
 )
 
 
+#: How people write a moment in a sentence (CLDR patterns; month names come
+#: from Babel in the right case: Polish „7 grudnia”, not „7 grudzień”).
+DATE_PATTERNS = {
+    "pl": "d MMMM y 'r., godz.' HH:mm",
+    "en": "EEEE d MMMM y, HH:mm",
+}
+
+
 @lru_cache(maxsize=1024)
-def _local_time(value: datetime, zone: ZoneInfo) -> str:
-    """Memoised: tickets opened together share their deadlines."""
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+def human_time(value: datetime, zone: ZoneInfo, language: str) -> str:
+    """„7 grudnia 2026 r., godz. 15:35” / "Monday 7 December 2026, 15:35" in `zone`.
+
+    Babel is imported on first use: the intake path (`ingest --queue-only`,
+    timed per process) renders nothing and must not pay for its CLDR data.
+    Memoised: tickets opened together share their deadlines.
+    """
+    from babel.dates import format_datetime
+
+    pattern = DATE_PATTERNS.get(language, DATE_PATTERNS["en"])
+    return format_datetime(value, pattern, tzinfo=zone, locale=language)
 
 
 class BoundedFileLoader(FileSystemLoader):
@@ -104,13 +120,13 @@ class TemplateRenderer:
             # A reload builds a new renderer: no stat() per template per mail.
             auto_reload=False,
         )
-        env.filters["when"] = self._when
+        env.filters["when"] = partial(self._when, language)
         return env
 
-    def _when(self, value: datetime | None) -> str:
+    def _when(self, language: str, value: datetime | None) -> str:
         if value is None:
             return "-"
-        return _local_time(value, self.zone)
+        return human_time(value, self.zone, language)
 
     def _templates(self, language: str, name: str) -> tuple[Template, Template, Template]:
         found = self._loaded.get((language, name))
