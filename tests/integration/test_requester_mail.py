@@ -155,6 +155,8 @@ def play_the_desk(app: App, lang: Language) -> tuple[int, int, int]:
     )
     app.clock.set(datetime.fromisoformat("2026-11-25T10:00:00+00:00"))  # type: ignore[attr-defined]
     agent_says(app, first, "#group third-line\n")  # the requester hears it moved, not where
+    app.clock.set(datetime.fromisoformat("2026-11-25T10:30:00+00:00"))  # type: ignore[attr-defined]
+    agent_says(app, first, f"#assign {AGENT}\n")  # and who works on it, by name
     # Status updates and escalation steps through Wednesday and Thursday.
     for moment in ("2026-11-25T13:00", "2026-11-26T08:00", "2026-11-26T12:00"):
         tick_at(app, f"{moment}:00+00:00")
@@ -242,6 +244,8 @@ def test_requesters_read_one_register_human_dates_and_nothing_internal(
     escalated = {"en": "we escalated your request", "pl": "przekazaliśmy zgłoszenie wyżej"}
     moved = {"en": "passed your request to the specialists", "pl": "specjalistom"}
     assert escalated[lang.code] in updates and moved[lang.code] in updates
+    named = {"en": f"{AGENT_NAME} is now working", "pl": f"zgłoszeniem zajmuje się {AGENT_NAME}"}
+    assert named[lang.code] in updates
 
 
 @pytest.mark.parametrize("lang", LANGUAGES, ids=lambda lang: lang.code)
