@@ -241,9 +241,9 @@ def reply(ctx: Ctx, text: str, *, pending_after: bool = False) -> None:
         ticket=ticket,
         to=[ticket.requester],
         cc=ticket.cc,
-        context={"text": text, "agent": ctx.actor.address},
+        context={"text": text, "agent": ctx.rt.agent_name(ctx.actor.address)},
         now=ctx.now,
-        thread=thread_of(ctx.tx, ticket),
+        thread=thread_of(ctx.tx, ticket, requester=True),
         auto_submitted=None,
     )
     queue_mail(ctx.tx, ctx.rt, ticket, mail, ctx.now)
@@ -287,7 +287,7 @@ def _ask_verification(ctx: Ctx, template: str, auto_submitted: str = "auto-gener
         cc=with_first_line(ticket) if template == "verification" else ticket.cc,
         context=_answer_context(ctx),
         now=ctx.now,
-        thread=thread_of(ctx.tx, ticket),
+        thread=thread_of(ctx.tx, ticket, requester=True),
         auto_submitted=auto_submitted,
     )
     queue_mail(ctx.tx, ctx.rt, ticket, mail, ctx.now)
@@ -437,7 +437,7 @@ def _tell_requester(ctx: Ctx, template: str) -> None:
         cc=with_first_line(ticket),
         context={},
         now=ctx.now,
-        thread=thread_of(ctx.tx, ticket),
+        thread=thread_of(ctx.tx, ticket, requester=True),
         auto_submitted="auto-generated" if template == "auto_closed" else "auto-replied",
     )
     queue_mail(ctx.tx, ctx.rt, ticket, mail, ctx.now)

@@ -127,7 +127,15 @@ def build_parser() -> Parser:
     p.add_argument("ticket")
     _common(p, now=True, json=True)
 
-    p = sub.add_parser("ticket", help="act on a ticket as an agent")
+    p = sub.add_parser(
+        "ticket",
+        help="act on a ticket as an agent",
+        description=(
+            "Act on a ticket as an agent. spocd acts as the lead of the ticket's group "
+            "unless --as ADDRESS (or the environment variable SPOCD_AGENT) names another "
+            "agent; a reply is signed with that agent's name from rules.yaml."
+        ),
+    )
     p.add_argument("ticket")
     p.add_argument(
         "action",
@@ -154,7 +162,8 @@ def build_parser() -> Parser:
         "--as",
         dest="actor",
         metavar="ADDRESS",
-        help="who acts (default: the lead of the ticket's group)",
+        help="the agent who acts and signs a reply (default: $SPOCD_AGENT, "
+        "else the lead of the ticket's group)",
     )
     p.add_argument("--code", help="resolution code (resolve)")
     p.add_argument("--note", help="resolution note (resolve) or a note (close, cancel)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from daemon import actions
@@ -15,6 +16,9 @@ from daemon.actions import ActionRefused, Ctx
 from daemon.cli import EX_DATAERR, EX_OK, UsageError, open_app, ticket_number
 from daemon.tickets import Actor
 from daemon.views import ticket_json
+
+#: Who acts when `--as` is not given (else the lead of the ticket's group).
+AGENT_ENV = "SPOCD_AGENT"
 
 
 def _text(args: argparse.Namespace, what: str) -> str:
@@ -78,8 +82,9 @@ def cmd_ticket(args: argparse.Namespace) -> int:
                 if ticket is None:
                     print(f"spocd: no ticket {rt.ticket_id(number)}", file=sys.stderr)
                     return EX_DATAERR
-                actor = (args.actor or rt.group_lead(ticket.group) or "admin").lower()
-                if args.actor and not rt.is_agent(actor):
+                chosen = args.actor or os.environ.get(AGENT_ENV, "").strip()
+                actor = (chosen or rt.group_lead(ticket.group) or "admin").lower()
+                if chosen and not rt.is_agent(actor):
                     raise ActionRefused(f"{actor} is not an agent in rules.yaml")
                 ctx = Ctx(tx, rt, now, Actor(actor, "cli"), ticket)
                 _run(ctx, args)

@@ -356,7 +356,7 @@ def notify_list(rt: Runtime, ticket: Ticket, step: EscalationStep) -> list[str]:
 
 def _update(tx: Tx, rt: Runtime, ticket: Ticket, plan: slaclock.PlannedTimer, now: datetime) -> str:
     since = datetime.fromisoformat(plan.detail["after"])
-    happened = what_happened(tx.events.of_ticket(ticket.number), since)
+    happened = what_happened(tx.events.of_ticket(ticket.number), since, rt.rules.agent_name)
     if ticket.first_responded_at is None:
         step, due = "first_response", ticket.first_response_due
     else:
@@ -378,7 +378,7 @@ def _update(tx: Tx, rt: Runtime, ticket: Ticket, plan: slaclock.PlannedTimer, no
             "next": {"step": step, "due": due if due and due > now else None},
         },
         now=now,
-        thread=thread_of(tx, ticket),
+        thread=thread_of(tx, ticket, requester=True),
         auto_submitted="auto-generated",
     )
     if queue_mail(tx, rt, ticket, mail, now):
@@ -390,20 +390,24 @@ def _update(tx: Tx, rt: Runtime, ticket: Ticket, plan: slaclock.PlannedTimer, no
     return "status_updates_held"
 
 
-def what_happened(events: list[Event], since: datetime) -> list[dict[str, Any]]:
+def what_happened(
+    events: list[Event], since: datetime, name_of: Callable[[str], str | None] = lambda _: None
+) -> list[dict[str, Any]]:
     """The changes since `since` a requester may be told of, oldest first, as
-    data for the template (which words them in the ticket's language)."""
+    data for the template (which words them in the ticket's language).
+    `name_of`: an agent's name from rules.yaml; an agent without one stays
+    "an agent" (their address is not for the requester)."""
     items: list[dict[str, Any]] = []
     for event in events:
         if event.at <= since:
             continue
-        item = _public_item(event)
+        item = _public_item(event, name_of)
         if item is not None and (not items or items[-1] != item):
             items.append(item)
     return items[-MAX_HAPPENED:]
 
 
-def _public_item(event: Event) -> dict[str, Any] | None:
+def _public_item(event: Event, name_of: Callable[[str], str | None]) -> dict[str, Any] | None:
     d = event.detail
     if event.type == "message_received":
         if d.get("role") in ("requester", "cc") and d.get("kind") == "reply":
@@ -413,12 +417,14 @@ def _public_item(event: Event) -> dict[str, Any] | None:
         return {"type": "status", "to": d["to"]}
     if event.type == "priority_changed":
         return {"type": "priority", "old": d.get("from"), "new": d.get("to")}
+    # Group names and escalation levels are internal: the requester hears that
+    # the request moved on, not to which team or level.
     if event.type == "group_changed" and d.get("to"):
-        return {"type": "group", "to": d["to"]}
+        return {"type": "group"}
     if event.type == "assignee_changed" and d.get("to"):
-        return {"type": "assigned"}
+        return {"type": "assigned", "agent": name_of(d["to"])}
     if event.type == "sla_escalation" and (d.get("level_raised") or d.get("reassigned_to")):
-        return {"type": "escalated", "level": d.get("level")}
+        return {"type": "escalated"}
     return None
 
 

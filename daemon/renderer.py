@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -52,54 +52,26 @@ KINDS = (
 )
 
 
-_MONTHS = {
-    "pl": [
-        "stycznia",
-        "lutego",
-        "marca",
-        "kwietnia",
-        "maja",
-        "czerwca",
-        "lipca",
-        "sierpnia",
-        "września",
-        "października",
-        "listopada",
-        "grudnia",
-    ],
-    "en": [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ],
+#: How people write a moment in a sentence (CLDR patterns; month names come
+#: from Babel in the right case: Polish „7 grudnia”, not „7 grudzień”).
+DATE_PATTERNS = {
+    "pl": "d MMMM y 'r., godz.' HH:mm",
+    "en": "EEEE d MMMM y, HH:mm",
 }
-_WEEKDAYS_EN = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-
-
-def human_date(value: datetime, zone: ZoneInfo, language: str) -> str:
-    """A moment as people write it (STYLE-MAIL): „30 listopada 2026 r., godz. 10:00”,
-    "Monday 30 November 2026, 10:00"; never ISO in a sentence."""
-    local = value.astimezone(zone)
-    if language == "pl":
-        month = _MONTHS["pl"][local.month - 1]
-        return f"{local.day} {month} {local.year} r., godz. {local:%H:%M}"
-    month = _MONTHS["en"][local.month - 1]
-    return f"{_WEEKDAYS_EN[local.weekday()]} {local.day} {month} {local.year}, {local:%H:%M}"
 
 
 @lru_cache(maxsize=1024)
-def _local_time(value: datetime, zone: ZoneInfo) -> str:
-    """Memoised: tickets opened together share their deadlines."""
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+def human_time(value: datetime, zone: ZoneInfo, language: str) -> str:
+    """„7 grudnia 2026 r., godz. 15:35” / "Monday 7 December 2026, 15:35" in `zone`.
+
+    Babel is imported on first use: the intake path (`ingest --queue-only`,
+    timed per process) renders nothing and must not pay for its CLDR data.
+    Memoised: tickets opened together share their deadlines.
+    """
+    from babel.dates import format_datetime
+
+    pattern = DATE_PATTERNS.get(language, DATE_PATTERNS["en"])
+    return format_datetime(value, pattern, tzinfo=zone, locale=language)
 
 
 class BoundedFileLoader(FileSystemLoader):
@@ -151,14 +123,13 @@ class TemplateRenderer:
             # A reload builds a new renderer: no stat() per template per mail.
             auto_reload=False,
         )
-        env.filters["when"] = self._when
-        env.filters["day"] = lambda value: human_date(value, self.zone, language)
+        env.filters["when"] = partial(self._when, language)
         return env
 
-    def _when(self, value: datetime | None) -> str:
+    def _when(self, language: str, value: datetime | None) -> str:
         if value is None:
             return "-"
-        return _local_time(value, self.zone)
+        return human_time(value, self.zone, language)
 
     def _templates(self, language: str, name: str) -> tuple[Template, Template, Template]:
         found = self._loaded.get((language, name))

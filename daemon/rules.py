@@ -121,6 +121,15 @@ class Rules:
         """Every lead and member of every group, lower-cased."""
         return self._agents
 
+    def agent_name(self, address: str) -> str | None:
+        """The name an agent signs with (rules.yaml `Anna Nowak <anna@...>`)."""
+        wanted = address.lower()
+        for group in self.groups.values():
+            for known, name in group.names:
+                if known == wanted:
+                    return name
+        return None
+
     def group_of(self, address: str) -> Group | None:
         """The first group (in file order) whose lead or member `address` is."""
         return next((group for group in self.groups.values() if address in group), None)

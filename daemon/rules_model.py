@@ -33,6 +33,8 @@ class Group:
     name: str
     lead: str
     members: tuple[str, ...] = ()
+    #: (address, display name) of the agents written as "Anna Nowak <anna@...>".
+    names: tuple[tuple[str, str], ...] = ()
 
     def __contains__(self, address: object) -> bool:
         return isinstance(address, str) and address.lower() in {self.lead, *self.members}

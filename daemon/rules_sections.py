@@ -34,6 +34,7 @@ from daemon.rules_values import LANGUAGES, LEVELS, PRIORITIES
 from daemon.rules_values import address as parse_address
 from daemon.rules_values import calendar as parse_calendar
 from daemon.rules_values import duration as parse_duration
+from daemon.rules_values import person as parse_person
 from daemon.rules_values import share as parse_share
 from daemon.sla import Calendar
 
@@ -157,28 +158,31 @@ class Sections:
         return groups if ok else None
 
     def _group(self, name: str, node: Node, path: str) -> Group | None:
+        """`lead` and `members` are agents: `anna@example.com` or, to sign their
+        replies with a name, `Anna Nowak <anna@example.com>`."""
         fields = self.reader.mapping(node, path, required=("lead",), optional=("members",))
         if fields is None:
             return None
-        lead = self.reader.optional(fields, "lead", path, partial(parse_address, self.reader))
-        no_members: list[str] = []
-        members = self.reader.optional(fields, "members", path, self._addresses, no_members)
+        lead = self.reader.optional(fields, "lead", path, partial(parse_person, self.reader))
+        no_members: list[tuple[str, str | None]] = []
+        members = self.reader.optional(fields, "members", path, self._people, no_members)
         if lead is None or members is None:
             return None
-        return Group(name=name, lead=lead, members=tuple(members))
+        names = tuple((a, n) for a, n in (lead, *members) if n)
+        return Group(name=name, lead=lead[0], members=tuple(a for a, _ in members), names=names)
 
-    def _addresses(self, node: Node, path: str) -> list[str] | None:
-        """A list of distinct addresses."""
+    def _people(self, node: Node, path: str) -> list[tuple[str, str | None]] | None:
+        """A list of distinct agents (address, optional name)."""
         items = self.reader.sequence(node, path)
         if items is None:
             return None
-        found: list[str] = []
+        found: list[tuple[str, str | None]] = []
         ok = True
         for index, item in enumerate(items):
             item_path = child_path(path, index)
-            value = parse_address(self.reader, item, item_path)
-            if value is not None and value in found:
-                self.reader.error(item, item_path, f"'{value}' is listed twice")
+            value = parse_person(self.reader, item, item_path)
+            if value is not None and any(value[0] == seen for seen, _ in found):
+                self.reader.error(item, item_path, f"'{value[0]}' is listed twice")
                 value = None
             if value is None:
                 ok = False

@@ -77,6 +77,34 @@ def address(reader: Reader, node: Node, path: str) -> str | None:
     return text.strip().lower()
 
 
+#: `Anna Nowak <anna@example.com>` (the name may be in double quotes).
+_PERSON = re.compile(r'\s*(?:"([^"]*)"|([^"<>]*?))\s*<([^<>]*)>\s*')
+_PERSON_HINT = "like anna@example.com or Anna Nowak <anna@example.com>"
+
+
+def person(reader: Reader, node: Node, path: str) -> tuple[str, str | None] | None:
+    """An agent: a bare address, or a display name and an address in angle
+    brackets, as mail clients write them. Returns (address lower-cased, name)."""
+    text = reader.string(node, path)
+    if text is None:
+        return None
+    if _ADDRESS.fullmatch(text.strip()):
+        return text.strip().lower(), None
+    match = _PERSON.fullmatch(text)
+    if match is None:
+        reader.error(node, path, f"'{text}' is not a mail address {_PERSON_HINT}")
+        return None
+    name = " ".join((match.group(1) if match.group(1) is not None else match.group(2)).split())
+    addr = match.group(3).strip()
+    if not _ADDRESS.fullmatch(addr):
+        reader.error(node, path, f"'{addr}' in '{text}' is not a mail address {_PERSON_HINT}")
+        return None
+    if not name or not name.isprintable():
+        reader.error(node, path, f"'{text}': the name before <{addr}> is empty or unprintable")
+        return None
+    return addr.lower(), name
+
+
 def share(reader: Reader, node: Node, path: str) -> float | None:
     """A positive percentage such as `75%` or `87.5%`, as a fraction (0.75)."""
     text = reader.string(node, path)

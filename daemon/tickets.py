@@ -46,6 +46,10 @@ class Runtime:
     def is_agent(self, address: str) -> bool:
         return address.lower() in self.rules.agents()
 
+    def agent_name(self, address: str) -> str:
+        """How an agent signs mail: the name rules.yaml gives, else the address."""
+        return self.rules.agent_name(address) or address
+
     def group_lead(self, group: str | None) -> str | None:
         found = self.rules.groups.get(group or "")
         return found.lead if found else None
@@ -201,14 +205,29 @@ def with_first_line(ticket: Ticket) -> list[str]:
     return [*ticket.cc, first_line]
 
 
-def thread_of(tx: Tx, ticket: Ticket) -> Thread:
-    """The thread new mail on this ticket answers: its latest message."""
+def thread_of(tx: Tx, ticket: Ticket, *, requester: bool = False) -> Thread:
+    """The thread new mail on this ticket answers: its latest message.
+
+    `requester`: the mail goes to the requester (and cc), so it threads only on
+    mail they sent or were sent; the Message-IDs of internal mail (agent
+    notices, internal notes, untrusted agent mail) and of agents' own mail to
+    the desk never reach them."""
     messages = tx.messages.of_ticket(ticket.number)
+    if requester:
+        messages = [m for m in messages if seen_by_requester(m)]
     if not messages:
         return Thread()
     last = messages[-1]
     refs = tuple(m.message_id for m in messages[:1]) + tuple(m.message_id for m in messages[-9:])
     return Thread(in_reply_to=last.message_id, references=tuple(dict.fromkeys(refs)))
+
+
+def seen_by_requester(message: StoredMessage) -> bool:
+    """Mail the requester's side sent or received: not internal, not an agent's
+    mail to the desk (the reply the requester gets is our own mail)."""
+    if message.internal:
+        return False
+    return message.direction == "out" or message.kind not in ("agent_reply", "escalation")
 
 
 def queue_mail(

@@ -277,8 +277,8 @@ def tick_at(app: App, moment: str) -> dict[str, int]:
 @pytest.mark.parametrize(
     ("sender", "words"),
     [
-        (REQUESTER, ("please confirm", "Reminder", "Closed without answer")),
-        ("jan@firma.pl", ("prosimy o potwierdzenie", "Przypomnienie", "Zamknięte bez odpowiedzi")),
+        (REQUESTER, ("please confirm", "Reminder", "Closed after resolution")),
+        ("jan@firma.pl", ("prosimy o potwierdzenie", "Przypomnienie", "Zamknęliśmy zgłoszenie")),
     ],
 )
 def test_silence_brings_reminders_then_closes_the_ticket_itself(

@@ -361,9 +361,9 @@ def test_status_updates_tell_the_requester_what_happened_and_what_comes_next(
     assert msg["Auto-Submitted"] == "auto-generated"
     body = text_of(first)
     assert "Status:   assigned" in body
-    assert "Team:     second-line" in body
+    assert "Priority: high" in body and "second-line" not in body and "P2" not in body
     assert "nothing has changed yet" in body
-    assert "our target is 2026-11-26 09:00 CET" in body
+    assert "aim to have it done by Thursday 26 November 2026, 09:00" in body
     assert {p.get_content_type() for p in msg.walk()} >= {"text/plain", "text/html"}
 
     desk.clock.set(at("2026-11-25 15:00"))  # type: ignore[attr-defined]
@@ -398,9 +398,10 @@ def test_a_polish_requester_gets_polish_updates_and_agents_the_desk_language(
     assert update.message["Subject"] == "[HD-1] Stan zgłoszenia: Server poczty nie działa"
     body = text_of(update)
     assert body.startswith("Dzień dobry,")
-    assert "Status:    przypisane" in body
+    assert "Stan:      przypisane" in body
     assert "konsultant skontaktuje się z Państwem najszybciej, jak to możliwe" in body
-    assert "zgłoszenie eskalowano (poziom 1)" in body
+    assert "przekazaliśmy zgłoszenie wyżej, aby przyspieszyć rozwiązanie" in body
+    assert "poziom" not in body  # escalation levels are internal
 
 
 def test_a_held_back_update_is_retried_a_full_interval_later(desk: App, relay: Relay) -> None:

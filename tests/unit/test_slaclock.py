@@ -239,7 +239,8 @@ def runtime(rules: Rules) -> Runtime:
     ("step", "assignee", "expected"),
     [
         (EscalationStep(0.75, ("assignee",)), "anna@example.com", ["anna@example.com"]),
-        (EscalationStep(0.75, ("assignee",)), None, []),
+        # nobody assigned: the group lead hears the early warning instead
+        (EscalationStep(0.75, ("assignee",)), None, ["lead@example.com"]),
         (
             EscalationStep(1.0, ("assignee", "group_lead", "LEAD@example.com"), raise_level=True),
             "anna@example.com",
@@ -281,13 +282,19 @@ def test_what_happened_keeps_what_a_requester_may_know_in_order() -> None:
         ev(10, "priority_changed", to="P1", **{"from": "P2"}),
         ev(11, "status_changed", to="in_progress"),
         ev(12, "untrusted_commands"),
+        ev(13, "assignee_changed", to="anna@example.com"),
+        ev(14, "assignee_changed", to="piotr@example.com"),
     ]
-    assert what_happened(events, since) == [
+    names = {"anna@example.com": "Anna Nowak"}
+    # Group names and escalation levels are internal: not even in the data.
+    assert what_happened(events, since, names.get) == [
         {"type": "reply_received"},
-        {"type": "escalated", "level": 1},
-        {"type": "group", "to": "third-line"},
+        {"type": "escalated"},
+        {"type": "group"},
         {"type": "priority", "old": "P2", "new": "P1"},
         {"type": "status", "to": "in_progress"},
+        {"type": "assigned", "agent": "Anna Nowak"},
+        {"type": "assigned", "agent": None},
     ]
 
 
