@@ -131,7 +131,9 @@ class FakeImap:
 
     def _simple(self, tag: str, verb: str, args: list[str]) -> bytes:
         if verb == "CAPABILITY":
-            return f"* CAPABILITY {' '.join(self.script.capabilities)}\r\n{tag} OK done\r\n".encode()
+            return (
+                f"* CAPABILITY {' '.join(self.script.capabilities)}\r\n{tag} OK done\r\n".encode()
+            )
         if verb == "LIST":
             pattern = args[1] if len(args) > 1 else ""
             if pattern == "":
@@ -147,9 +149,7 @@ class FakeImap:
             return f"{tag} OK {verb} done\r\n".encode()
         return f"{tag} BAD unknown command {verb}\r\n".encode()
 
-    async def _select(
-        self, tag: str, verb: str, folder: str, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _select(self, tag: str, verb: str, folder: str, writer: asyncio.StreamWriter) -> None:
         if self.script.new_uidvalidity_every_select:
             self.uidvalidity += 1
         if self.script.flood_exists_on == "SELECT":
