@@ -35,6 +35,21 @@ class ServerMisbehaves(Exception):
     """The server sent more than any honest answer to the command holds."""
 
 
+class Withheld(bytes):
+    """Stands in for a literal read into nowhere: empty, but of the announced
+    length, so imapclient's parser (which checks it) takes the response."""
+
+    size: int
+
+    def __new__(cls, size: int) -> Withheld:
+        made = super().__new__(cls, b"")
+        made.size = size
+        return made
+
+    def __len__(self) -> int:
+        return self.size
+
+
 class ReadGuard:
     """Installed on one imapclient connection; see the module docstring."""
 
@@ -104,7 +119,7 @@ class ReadGuard:
         if size > self.max_literal:
             self._discard(size)
             self.oversized.append(size)
-            return b""
+            return Withheld(size)
         buffer = bytearray(size)
         view = memoryview(buffer)
         done = 0

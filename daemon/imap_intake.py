@@ -146,6 +146,8 @@ class MailboxIntake:
         self.faults = FaultLog()
         #: How long one poll takes new messages before leaving the rest.
         self.poll_seconds_limit = float(POLL_TIMEOUTS * mailbox.timeout_seconds)
+        #: Bytes of mail fetched before they are stored and moved.
+        self.batch_bytes = MAX_BATCH_BYTES
         self._fields = {"mailbox": mailbox.name, "folder": mailbox.folder, "host": mailbox.host}
 
     # --- entry points --------------------------------------------------------------
@@ -411,7 +413,7 @@ class _Session:
                 self.guard,
                 wanted,
                 max_count=self.m.batch_size,
-                max_bytes=MAX_BATCH_BYTES,
+                max_bytes=self.intake.batch_bytes,
                 go_on=go_on,
             )
             for bodies, troubles in batches:

@@ -30,11 +30,12 @@ class Script:
     declared_literal: int | None = None  # the BODY[] literal's announced size
     trickle_bytes_per_second: float | None = None  # how the declared literal is sent
     withhold: frozenset[int] = frozenset()  # UIDs whose FETCH sends no body
-    swap: dict[int, int] = field(default_factory=dict)  # asked UID -> UID answered
+    swap: dict[int, int] = field(default_factory=dict)  # asked UID -> UID it answers as
     store_answer: str = "OK"  # UID STORE: "OK" or "NO"
     move_answer: str = "OK"  # UID MOVE: "OK" or "NO"
     new_uidvalidity_every_select: bool = False
     flood_exists_on: str | None = None  # "SELECT" or "IDLE": endless "* 1 EXISTS"
+    drop_on_idle: bool = False  # hang up at IDLE, right after a good poll
 
 
 @dataclass
@@ -68,7 +69,13 @@ class FakeImap:
         return sum(1 for m in self.folders.get(folder, []) if "\\Deleted" not in m.flags)
 
     def commands(self, verb: str) -> list[str]:
-        return [c for c in self.log if c.split(" ")[0:2][-1].upper() == verb.upper()]
+        """Commands seen of this verb (UID commands by their second word)."""
+        found = []
+        for line in self.log:
+            words = line.upper().split(" ")
+            if (words[1:2] if words[0] == "UID" else words[:1]) == [verb.upper()]:
+                found.append(line)
+        return found
 
     def start(self) -> FakeImap:
         self._thread.start()
@@ -87,6 +94,8 @@ class FakeImap:
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._loop.run_until_complete(asyncio.sleep(0))  # let cancelled tasks end
+        self._loop.close()
 
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -169,6 +178,8 @@ class FakeImap:
     async def _idle(
         self, tag: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        if self.script.drop_on_idle:
+            raise ConnectionResetError("scripted hang-up")
         writer.write(b"+ idling\r\n")
         await writer.drain()
         if self.script.flood_exists_on == "IDLE":
@@ -224,11 +235,10 @@ class FakeImap:
             return
         if m.uid in self.script.withhold:
             return
-        answered = next((x for x in messages if x.uid == self.script.swap.get(m.uid)), m)
         declared = self.script.declared_literal
-        head = f"* {seq} FETCH (UID {answered.uid} BODY[] "
+        head = f"* {seq} FETCH (UID {self.script.swap.get(m.uid, m.uid)} BODY[] "
         if declared is None:
-            writer.write(f"{head}{{{len(answered.raw)}}}\r\n".encode() + answered.raw + b")\r\n")
+            writer.write(f"{head}{{{len(m.raw)}}}\r\n".encode() + m.raw + b")\r\n")
             return
         writer.write(f"{head}{{{declared}}}\r\n".encode())
         rate = self.script.trickle_bytes_per_second
