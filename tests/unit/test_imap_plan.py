@@ -14,6 +14,7 @@ from daemon.imap_plan import (
     destination,
     healthy,
     idle_cycle,
+    message_identity,
     parse_token,
     partition,
     server_folder,
@@ -182,3 +183,25 @@ def test_healthy_means_a_success_within_three_poll_intervals(
 def test_idle_is_renewed_every_poll_interval_and_before_29_minutes() -> None:
     assert idle_cycle(30) == 30
     assert idle_cycle(3600) == 28 * 60
+
+
+def test_a_message_is_named_by_account_folder_and_message_id_whatever_its_uid() -> None:
+    mail = b"Subject: x\r\nMessage-ID: <a@b>\r\n\r\nbody\r\nMessage-ID: <not@header>\r\n"
+    again = b"Message-ID:  <a@b> \nSubject: resent\n\nother body\n"
+    name = message_identity("desk@imap:993", "INBOX", mail)
+    assert message_identity("desk@imap:993", "INBOX", again) == name
+    assert message_identity("desk@imap:993", "Other", mail) != name
+    assert message_identity("else@imap:993", "INBOX", mail) != name
+    assert message_identity("desk@imap:993", "INBOX", mail.replace(b"<a@b>", b"<c@d>")) != name
+    assert len(name) <= 100  # the identities column
+
+
+def test_without_a_message_id_the_bytes_name_the_message() -> None:
+    one, other = b"Subject: x\r\n\r\none\r\n", b"Subject: x\r\n\r\ntwo\r\n"
+    assert message_identity("a", "INBOX", one) == message_identity("a", "INBOX", one)
+    assert message_identity("a", "INBOX", one) != message_identity("a", "INBOX", other)
+
+
+def test_a_connection_settles_after_the_backoff_cap_unless_told() -> None:
+    assert Backoff(initial=1, cap=60).settle_seconds == 60
+    assert Backoff(initial=1, cap=60, settle=5).settle_seconds == 5
