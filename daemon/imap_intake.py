@@ -35,7 +35,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -45,11 +45,11 @@ from imapclient.exceptions import LoginError
 from daemon.config import ImapMailbox
 from daemon.domain import Intake
 from daemon.imap_connect import Connector, TlsRequired, TokenError
-from daemon.imap_fetch import Fetched, fetch_batches
+from daemon.imap_fetch import fetch_batches
 from daemon.imap_guard import ReadGuard, ServerMisbehaves
+from daemon.imap_notes import Notebook
 from daemon.imap_plan import (
     MAX_BATCH_BYTES,
-    MAX_MISSES,
     POLL_TIMEOUTS,
     Backoff,
     FaultLog,
@@ -61,7 +61,7 @@ from daemon.imap_plan import (
     server_folder,
     source_key,
 )
-from daemon.ports import ImapNote, QueuedRaw, Store
+from daemon.ports import QueuedRaw, Store
 
 log = logging.getLogger("spocd.imap")
 
@@ -263,7 +263,7 @@ class _Session:
         self.guard = ReadGuard(
             client, timeout=float(self.m.timeout_seconds), max_literal=self.max_size
         )
-        self.notes: dict[str, ImapNote] = {}
+        self.notes = Notebook(intake.store, self.m.name, self.m.folder, intake.now)
         self.clean = True
         caps = set(client.capabilities())
         self.can_move = b"MOVE" in caps
@@ -378,8 +378,8 @@ class _Session:
         self._select()
         report = PollReport()
         waiting = self.client.search(["NOT", "DELETED"])
-        self._load_notes(waiting)
-        given_up = {u for u in waiting if self._note(u).kind == "untaken"}
+        self.notes.load([self._key(u) for u in waiting])
+        given_up = {u for u in waiting if self.notes.get(self._key(u)).kind == "untaken"}
         left, new = partition([u for u in waiting if u not in given_up], self.last_uid)
         if left:
             report.add(self._leftovers(left, new, stop))
@@ -406,7 +406,10 @@ class _Session:
             wanted = []
             for uid in chunk:
                 size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
-                (too_large.append((uid, size)) if size > self.max_size else wanted.append(uid))
+                if size > self.max_size:
+                    too_large.append((uid, size))
+                else:
+                    wanted.append(uid)
             del sizes
             batches = fetch_batches(
                 self.client,
@@ -418,7 +421,10 @@ class _Session:
             )
             for bodies, troubles in batches:
                 too_large += [(t.uid, t.too_large) for t in troubles if t.too_large]
-                self._missed([t for t in troubles if t.missing])
+                missed = [(self._key(t.uid), t) for t in troubles if t.missing]
+                if missed:
+                    self.clean = False
+                    self.notes.missed(missed, self.intake._fields)
                 report.add(self._take(bodies, stop))
                 done += len(bodies) + len(troubles)
                 del bodies
@@ -560,10 +566,10 @@ class _Session:
             if self.can_move:
                 self.client.move(uids, target)
             else:
-                copy = [u for u in uids if self._note(u).copied_to != target]
+                copy = [u for u in uids if self.notes.get(self._key(u)).copied_to != target]
                 if copy:
                     self.client.copy(copy, target)
-                    self._save_notes([replace(self._note(u), copied_to=target) for u in copy])
+                    self.notes.copied([self._key(u) for u in copy], target)
                 self.client.add_flags(uids, [DELETED], silent=True)
                 if self.can_uidplus:
                     self.client.uid_expunge(uids)
@@ -579,60 +585,9 @@ class _Session:
                 "imap messages not moved",
                 extra={**self.intake._fields, "count": len(uids), "error": str(exc)},
             )
-            self._save_notes(
-                [replace(self._note(u), kind="unmoved", problem=problem) for u in uids]
-            )
+            self.notes.unmoved([self._key(u) for u in uids], problem)
             return
-        gone = [self._key(u) for u in uids if self._key(u) in self.notes]
-        if gone:
-            for key in gone:
-                del self.notes[key]
-            self.intake._record(lambda tx: tx.mailboxes.drop_notes(gone))
-
-    def _missed(self, troubles: list[Fetched]) -> None:
-        """UIDs asked for and not delivered: counted; given up at MAX_MISSES."""
-        if not troubles:
-            return
-        self.clean = False
-        notes = []
-        for t in troubles:
-            note = self._note(t.uid)
-            misses = note.misses + 1
-            fields = {**self.intake._fields, "uid": t.uid, "misses": misses}
-            if t.answered:
-                fields["answered_for"] = ",".join(map(str, t.answered))
-            if misses >= MAX_MISSES:
-                problem = f"the server did not deliver UID {t.uid} in {misses} FETCHes"
-                log.error("imap message not delivered: given up", extra=fields)
-                notes.append(replace(note, misses=misses, kind="untaken", problem=problem))
-            else:
-                log.warning("imap message not delivered: will ask again", extra=fields)
-                notes.append(replace(note, misses=misses))
-        self._save_notes(notes)
-
-    def _note(self, uid: int) -> ImapNote:
-        key = self._key(uid)
-        return self.notes.get(key) or ImapNote(key)
-
-    def _load_notes(self, waiting: list[int]) -> None:
-        keys = [self._key(u) for u in waiting]
-
-        def load(tx: Any) -> None:
-            tx.mailboxes.prune_notes(self.m.name, self.m.folder, keys)
-            self.notes = tx.mailboxes.notes(keys)
-
-        with self.intake.store.transaction() as tx:
-            load(tx)
-
-    def _save_notes(self, notes: list[ImapNote]) -> None:
-        """Written at once, in a transaction of their own: a crash right
-        after a COPY must still know the copy was made."""
-        now = self.intake.now()
-        with self.intake.store.transaction() as tx:
-            for note in notes:
-                tx.mailboxes.note(self.m.name, self.m.folder, note, now)
-        for note in notes:
-            self.notes[note.source_key] = note
+        self.notes.moved([self._key(u) for u in uids])
 
     def _account(self) -> str:
         return f"{self.m.username}@{self.m.host}:{self.m.port}"
