@@ -26,7 +26,8 @@ FAILED_OUTCOMES = frozenset({"quarantined", "failed"})
 #: to re-issue it at least every 29 minutes).
 IDLE_RENEW_SECONDS = 28 * 60
 
-#: A batch never holds more than this many bytes of mail, whatever batch_size
+#: A batch is closed once this many bytes of mail have been received (counted
+#: as they arrive, never taken from the server's word), whatever batch_size
 #: says, so a folder of large messages stays within bounded memory.
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 
@@ -82,23 +83,6 @@ def partition(uids: Iterable[int], last_uid: int) -> tuple[list[int], list[int]]
     for uid in sorted(set(uids)):
         (left if uid <= last_uid else new).append(uid)
     return left, new
-
-
-def batches(
-    sizes: Sequence[tuple[int, int]], max_count: int, max_bytes: int = MAX_BATCH_BYTES
-) -> Iterator[list[int]]:
-    """Cut (uid, size) pairs into batches of at most `max_count` messages and
-    `max_bytes` bytes; a single larger message makes a batch of its own."""
-    batch: list[int] = []
-    total = 0
-    for uid, size in sizes:
-        if batch and (len(batch) >= max_count or total + size > max_bytes):
-            yield batch
-            batch, total = [], 0
-        batch.append(uid)
-        total += size
-    if batch:
-        yield batch
 
 
 def chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:

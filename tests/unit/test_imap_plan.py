@@ -10,7 +10,6 @@ from daemon.imap_plan import (
     Backoff,
     FaultLog,
     Token,
-    batches,
     destination,
     healthy,
     idle_cycle,
@@ -86,22 +85,6 @@ def test_partition_by_the_high_water_mark(
     uids: list[int], last_uid: int, left: list[int], new: list[int]
 ) -> None:
     assert partition(uids, last_uid) == (left, new)
-
-
-@pytest.mark.parametrize(
-    ("sizes", "count", "max_bytes", "expected"),
-    [
-        ([], 3, 100, []),
-        ([(1, 10), (2, 10), (3, 10), (4, 10)], 3, 100, [[1, 2, 3], [4]]),
-        ([(1, 60), (2, 60), (3, 10)], 10, 100, [[1], [2, 3]]),
-        ([(1, 500), (2, 10)], 10, 100, [[1], [2]]),  # too big alone: a batch of its own
-        ([(1, 50), (2, 50), (3, 1)], 10, 100, [[1, 2], [3]]),
-    ],
-)
-def test_batches_are_bounded_by_count_and_bytes(
-    sizes: list[tuple[int, int]], count: int, max_bytes: int, expected: list[list[int]]
-) -> None:
-    assert list(batches(sizes, count, max_bytes)) == expected
 
 
 def test_backoff_doubles_up_to_its_cap_and_resets() -> None:
