@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,15 @@ class Withheld(bytes):
         return self.size
 
 
+def guard(client: Any, *, timeout: float, max_literal: int) -> ReadGuard:
+    """The connection's guard, installed on first use (before LOGIN, by the
+    connector, so a login answer trickled byte by byte ends in time too)."""
+    installed = getattr(client._imap, "spocd_guard", None)
+    if isinstance(installed, ReadGuard):
+        return installed
+    return ReadGuard(client, timeout=timeout, max_literal=max_literal)
+
+
 class ReadGuard:
     """Installed on one imapclient connection; see the module docstring."""
 
@@ -71,13 +81,15 @@ class ReadGuard:
         self._start_command()
         original = self.imap._command
 
-        def command(*args: Any, **kwargs: Any) -> Any:
+        def command(imap: Any, *args: Any, **kwargs: Any) -> Any:
             self._start_command()
             return original(*args, **kwargs)
 
-        self.imap._command = command
+        # A bound method, as imaplib's AUTHENTICATE compares its type with it.
+        self.imap._command = types.MethodType(command, self.imap)
         self.imap.read = self.read
         self.imap.readline = self.readline
+        self.imap.spocd_guard = self
 
     def _start_command(self) -> None:
         self.deadline = self.clock() + self.timeout

@@ -44,9 +44,9 @@ from imapclient.exceptions import LoginError
 
 from daemon.config import ImapMailbox
 from daemon.domain import Intake
-from daemon.imap_connect import Connector, TlsRequired, TokenError
+from daemon.imap_connect import DEFAULT_MAX_MESSAGE_SIZE, Connector, TlsRequired, TokenError
 from daemon.imap_fetch import fetch_batches
-from daemon.imap_guard import ReadGuard, ServerMisbehaves
+from daemon.imap_guard import ServerMisbehaves, guard
 from daemon.imap_notes import Notebook
 from daemon.imap_plan import (
     MAX_BATCH_BYTES,
@@ -71,8 +71,6 @@ IDLE_CHECK_SECONDS = 1.0
 #: UIDs whose sizes are asked for in one FETCH (sizes are a few bytes each).
 SIZE_CHUNK = 1000
 DELETED = rb"\Deleted"
-#: The size cap when the mailbox settings give none ([smtp]'s default).
-DEFAULT_MAX_MESSAGE_SIZE = 26_214_400
 
 Process = Callable[[int], str]  # queued item id -> the pipeline's outcome
 
@@ -260,9 +258,7 @@ class _Session:
         self.opened = time.monotonic()
         self.good = False  # the last poll succeeded in every step
         self.max_size = self.m.max_message_size or DEFAULT_MAX_MESSAGE_SIZE
-        self.guard = ReadGuard(
-            client, timeout=float(self.m.timeout_seconds), max_literal=self.max_size
-        )
+        self.guard = guard(client, timeout=float(self.m.timeout_seconds), max_literal=self.max_size)
         self.notes = Notebook(intake.store, self.m.name, self.m.folder, intake.now)
         self.clean = True
         caps = set(client.capabilities())

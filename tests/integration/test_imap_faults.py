@@ -178,6 +178,18 @@ def test_a_trickled_literal_ends_at_the_command_deadline(tmp_path: Path, db_url:
     assert took < 10
 
 
+def test_a_login_answer_trickled_byte_by_byte_ends_at_the_deadline(
+    tmp_path: Path, db_url: str
+) -> None:
+    with (
+        fake_imap(Script(trickle_login=True)) as server,
+        intake_of(tmp_path, db_url, server, timeout_seconds=2) as app,
+    ):
+        [intake] = app.mailbox_intakes()
+        report = poll_within(intake, 20)
+    assert report.error is not None and report.error.startswith("TimeoutError")
+
+
 def test_a_poll_has_a_deadline_of_its_own(
     tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

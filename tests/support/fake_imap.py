@@ -36,6 +36,7 @@ class Script:
     new_uidvalidity_every_select: bool = False
     flood_exists_on: str | None = None  # "SELECT" or "IDLE": endless "* 1 EXISTS"
     drop_on_idle: bool = False  # hang up at IDLE, right after a good poll
+    trickle_login: bool = False  # answer LOGIN a byte a second, for ever
 
 
 @dataclass
@@ -126,6 +127,8 @@ class FakeImap:
                     await self._select(tag, verb, selected, writer)
                 elif verb == "IDLE":
                     await self._idle(tag, reader, writer)
+                elif verb == "LOGIN" and self.script.trickle_login:
+                    await _trickle(writer, f"{tag} OK ".encode())
                 elif verb == "LOGOUT":
                     writer.write(f"* BYE bye\r\n{tag} OK LOGOUT done\r\n".encode())
                     await writer.drain()
@@ -265,6 +268,15 @@ async def _flood(writer: asyncio.StreamWriter) -> None:
     while True:
         writer.write(line)
         await writer.drain()
+
+
+async def _trickle(writer: asyncio.StreamWriter, start: bytes) -> None:
+    """A line that never ends, a byte a second."""
+    writer.write(start)
+    while True:
+        await writer.drain()
+        await asyncio.sleep(1)
+        writer.write(b"x")
 
 
 def _split(text: str) -> list[str]:
