@@ -114,6 +114,7 @@ class ImapMailbox:
     batch_size: int = 100
     escalation: bool = False
     timeout_seconds: int = 60
+    max_message_size: int | None = None  # None: [smtp] max_message_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +347,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "batch_size": _is_positive,
         "escalation": _is_bool,
         "timeout_seconds": _is_positive,
+        "max_message_size": _is_positive,
     },
     "outgoing": {
         "transport": _one_of("smtp", "maildir"),
@@ -719,6 +721,7 @@ def _absolutise(settings: Settings, base: Path, resolved: dict[str, Any]) -> Set
             m,
             ca_file=absolute(m.ca_file) if m.ca_file else None,
             oauth2_token_file=absolute(m.oauth2_token_file) if m.oauth2_token_file else None,
+            max_message_size=m.max_message_size or settings.smtp.max_message_size,
         )
         for m in settings.imap
     )

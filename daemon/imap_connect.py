@@ -23,11 +23,14 @@ from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from daemon.config import ImapMailbox
+from daemon.imap_guard import guard
 from daemon.imap_plan import Token, parse_token
 
 log = logging.getLogger("spocd.imap")
 
 TOKEN_COMMAND_TIMEOUT = 60.0
+#: The size cap when the mailbox settings give none ([smtp]'s default).
+DEFAULT_MAX_MESSAGE_SIZE = 26_214_400
 
 
 class TlsRequired(Exception):
@@ -137,6 +140,12 @@ class Connector:
         """A logged-in client; raises on any failure (the caller backs off)."""
         client = self._connect()
         try:
+            m = self.mailbox
+            guard(
+                client,
+                timeout=float(m.timeout_seconds),
+                max_literal=m.max_message_size or DEFAULT_MAX_MESSAGE_SIZE,
+            )
             self._login(client)
         except BaseException:
             _close(client)

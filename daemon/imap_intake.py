@@ -2,20 +2,29 @@
 exactly once, then move it out of the way.
 
 One cycle: SELECT the folder (its UIDVALIDITY checked against the stored
-one), UID SEARCH for what is still there, FETCH new messages in batches with
-BODY.PEEK[] (the server marks nothing), store the raw bytes with a source key
-of (mailbox, folder, UIDVALIDITY, UID) and the new high-water UID in one
-commit, hand each stored item to the pipeline through the `process`
-callback, and only then MOVE each message to `processed_folder`, or to
-`failed_folder` when the pipeline quarantined it or failed. A message still
-in the folder at or below the high-water mark was stored before a crash or a
-failed move: it is looked up by its key, not fetched or queued again.
+one), UID SEARCH for what is still there, FETCH new messages one UID at a
+time with BODY.PEEK[] (the server marks nothing) into batches measured by the
+bytes received, store the raw bytes with a source key of (mailbox, folder,
+UIDVALIDITY, UID) and the new high-water UID in one commit, hand each stored
+item to the pipeline through the `process` callback, and only then MOVE each
+message to `processed_folder`, or to `failed_folder` when the pipeline
+quarantined it or failed, or it is larger than `max_message_size`. A message
+still in the folder at or below the high-water mark was stored before a crash
+or a failed move: it is looked up by its key, not fetched or queued again; one
+fetched again under a new UIDVALIDITY is known by its Message-ID.
+
+Every command has a total deadline and a poll one too (`ReadGuard`). What a
+step could not finish is noted by source key (`imap_notes`): a UID the server
+does not deliver is asked for `MAX_MISSES` times, then given up; a message
+whose COPY succeeded is not copied again when deleting the original failed.
+A poll with such a step is not a success, and `spocd status` shows them.
 
 Between cycles the folder is watched with IDLE where the server offers it
 (ended and re-issued every poll interval, so a dead connection is noticed
 and the mailbox's health recorded), else polled every `poll_seconds`. Any
 fault ends the connection; `run` reconnects with exponential backoff and
-logs the first failure of each streak. This adapter reaches the pipeline
+logs the first failure of each streak (a streak ends when a connection has
+stayed up for a while after a good poll). This adapter reaches the pipeline
 only through the callback that `service.py` passes in.
 """
 
@@ -35,14 +44,19 @@ from imapclient.exceptions import LoginError
 
 from daemon.config import ImapMailbox
 from daemon.domain import Intake
-from daemon.imap_connect import Connector, TlsRequired, TokenError
+from daemon.imap_connect import DEFAULT_MAX_MESSAGE_SIZE, Connector, TlsRequired, TokenError
+from daemon.imap_fetch import fetch_batches
+from daemon.imap_guard import ServerMisbehaves, guard
+from daemon.imap_notes import Notebook
 from daemon.imap_plan import (
+    MAX_BATCH_BYTES,
+    POLL_TIMEOUTS,
     Backoff,
     FaultLog,
-    batches,
     chunks,
     destination,
     idle_cycle,
+    message_identity,
     partition,
     server_folder,
     source_key,
@@ -93,6 +107,8 @@ def fault_kind(exc: BaseException) -> str:
         return "token"
     if isinstance(exc, TimeoutError):
         return "timeout"
+    if isinstance(exc, ServerMisbehaves):
+        return "protocol"
     if isinstance(exc, ConnectionLost | IMAPClient.AbortError):
         return "connection"
     if isinstance(exc, IMAPClient.Error):
@@ -126,6 +142,10 @@ class MailboxIntake:
         self.on_processed = on_processed
         self.backoff = backoff or Backoff()
         self.faults = FaultLog()
+        #: How long one poll takes new messages before leaving the rest.
+        self.poll_seconds_limit = float(POLL_TIMEOUTS * mailbox.timeout_seconds)
+        #: Bytes of mail fetched before they are stored and moved.
+        self.batch_bytes = MAX_BATCH_BYTES
         self._fields = {"mailbox": mailbox.name, "folder": mailbox.folder, "host": mailbox.host}
 
     # --- entry points --------------------------------------------------------------
@@ -158,7 +178,7 @@ class MailboxIntake:
                 session = _Session(self, client)
                 while not stop.is_set():
                     session.cycle(stop)
-                    self._recovered()
+                    self._settle(session)
                     session.wait(stop)
             except Exception as exc:
                 self._fault(exc)
@@ -177,6 +197,12 @@ class MailboxIntake:
         return self.mailbox.folder
 
     # --- health --------------------------------------------------------------------
+
+    def _settle(self, session: _Session) -> None:
+        """End the fault streak once the connection has held for a while
+        after a good poll; a drop a moment after a poll stays in the streak."""
+        if session.good and time.monotonic() - session.opened >= self.backoff.settle_seconds:
+            self._recovered()
 
     def _recovered(self) -> None:
         self.backoff.reset()
@@ -229,6 +255,12 @@ class _Session:
         self.intake = intake
         self.client = client
         self.m = intake.mailbox
+        self.opened = time.monotonic()
+        self.good = False  # the last poll succeeded in every step
+        self.max_size = self.m.max_message_size or DEFAULT_MAX_MESSAGE_SIZE
+        self.guard = guard(client, timeout=float(self.m.timeout_seconds), max_literal=self.max_size)
+        self.notes = Notebook(intake.store, self.m.name, self.m.folder, intake.now)
+        self.clean = True
         caps = set(client.capabilities())
         self.can_move = b"MOVE" in caps
         self.can_uidplus = b"UIDPLUS" in caps
@@ -326,36 +358,94 @@ class _Session:
     # --- one cycle ---------------------------------------------------------------------
 
     def cycle(self, stop: threading.Event) -> PollReport:
-        """Take everything now in the folder; records a success at the end."""
+        """Take everything now in the folder; a success only if every step was."""
+        self.clean = True
+        self.good = False
+        limit = time.monotonic() + self.intake.poll_seconds_limit
+        self.guard.poll_deadline = limit + self.m.timeout_seconds
+        try:
+            report = self._cycle(stop, limit)
+        finally:
+            self.guard.poll_deadline = None
+        self.good = self.clean
+        return report
+
+    def _cycle(self, stop: threading.Event, limit: float) -> PollReport:
         self._select()
         report = PollReport()
         waiting = self.client.search(["NOT", "DELETED"])
-        left, new = partition(waiting, self.last_uid)
+        self.notes.load([self._key(u) for u in waiting])
+        given_up = {u for u in waiting if self.notes.get(self._key(u)).kind == "untaken"}
+        left, new = partition([u for u in waiting if u not in given_up], self.last_uid)
         if left:
             report.add(self._leftovers(left, new, stop))
         if len(new) > self.m.batch_size:
             log.info("imap backlog", extra={**self.intake._fields, "waiting": len(new)})
-        done = 0
-        for chunk in chunks(new, SIZE_CHUNK):
+
+        def go_on() -> bool:
             if stop.is_set():
+                return False
+            if time.monotonic() < limit:
+                return True
+            log.warning(
+                "imap poll took its time limit; the rest waits for the next poll",
+                extra={**self.intake._fields, "limit_seconds": self.intake.poll_seconds_limit},
+            )
+            return False
+
+        done = 0
+        too_large: list[tuple[int, int]] = []
+        for chunk in chunks(new, SIZE_CHUNK):
+            if not go_on():
                 break
             sizes = self.client.fetch(chunk, ["RFC822.SIZE"])
-            pairs = [(uid, int(sizes[uid].get(b"RFC822.SIZE", 0))) for uid in chunk if uid in sizes]
-            for batch in batches(pairs, self.m.batch_size):
-                if stop.is_set():
-                    break
-                report.add(self._take(batch, stop))
-                done += len(batch)
+            wanted = []
+            for uid in chunk:
+                size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+                if size > self.max_size:
+                    too_large.append((uid, size))
+                else:
+                    wanted.append(uid)
+            del sizes
+            batches = fetch_batches(
+                self.client,
+                self.guard,
+                wanted,
+                max_count=self.m.batch_size,
+                max_bytes=self.intake.batch_bytes,
+                go_on=go_on,
+            )
+            for bodies, troubles in batches:
+                too_large += [(t.uid, t.too_large) for t in troubles if t.too_large]
+                missed = [(self._key(t.uid), t) for t in troubles if t.missing]
+                if missed:
+                    self.clean = False
+                    self.notes.missed(missed, self.intake._fields)
+                report.add(self._take(bodies, stop))
+                done += len(bodies) + len(troubles)
+                del bodies
                 if len(new) > self.m.batch_size:
                     log.info(
                         "imap progress",
                         extra={**self.intake._fields, "done": done, "waiting": len(new)},
                     )
-        self.intake._record(
-            lambda tx: tx.mailboxes.succeeded(
-                self.m.name, self.m.folder, failed=report.failed, now=self.intake.now()
+        if too_large and not stop.is_set():
+            report.failed += self._too_large(too_large)
+        self._record_cycle(report)
+        return report
+
+    def _record_cycle(self, report: PollReport) -> None:
+        now = self.intake.now()
+        if self.clean:
+            self.intake._record(
+                lambda tx: tx.mailboxes.succeeded(
+                    self.m.name, self.m.folder, failed=report.failed, now=now
+                )
             )
-        )
+        elif report.failed:
+            self.intake._record(
+                lambda tx: tx.mailboxes.add_failed(self.m.name, self.m.folder, report.failed)
+            )
         if report.taken or report.processed or report.failed:
             log.info(
                 "imap taken",
@@ -366,7 +456,6 @@ class _Session:
                     "failed": report.failed,
                 },
             )
-        return report
 
     def _leftovers(self, left: list[int], new: list[int], stop: threading.Event) -> PollReport:
         """Messages stored before but still here: finish them without fetching."""
@@ -375,7 +464,7 @@ class _Session:
             known = tx.inbound.ids_by_source(list(keys.values()))
         pairs = [(uid, known[key]) for uid, key in keys.items() if key in known]
         unknown = [uid for uid, key in keys.items() if key not in known]
-        new[:0] = unknown  # not in the queue after all (a restored database): take them
+        new[:0] = unknown  # not queued under this key (a restored database, a miss): take them
         if pairs:
             log.info(
                 "imap finishing messages stored earlier",
@@ -383,35 +472,37 @@ class _Session:
             )
         return self._finish(pairs, stop)
 
-    def _take(self, batch: list[int], stop: threading.Event) -> PollReport:
-        """Fetch, store and commit one batch; then process and move it."""
-        fetched = self.client.fetch(batch, ["BODY.PEEK[]"])
-        items = [
-            (uid, fetched[uid][b"BODY[]"]) for uid in batch if b"BODY[]" in fetched.get(uid, {})
-        ]
-        del fetched
+    def _take(self, bodies: list[tuple[int, bytes]], stop: threading.Event) -> PollReport:
+        """Store and commit one batch; then process and move it. A message
+        already stored under another UIDVALIDITY is not stored again."""
+        if not bodies:
+            return PollReport()
         now = self.intake.now()
         pairs: list[tuple[int, int]] = []
         taken = 0
         with self.intake.store.transaction() as tx:
-            for uid, raw in items:
+            for uid, raw in bodies:
                 key = self._key(uid)
-                item_id = tx.inbound.add(
-                    QueuedRaw(
-                        raw=bytes(raw),
-                        intake=Intake.IMAP,
-                        escalation=self.m.escalation,
-                        source_key=key,
-                        mailbox=self.m.name,
-                    ),
-                    now,
-                )
-                if item_id is None:  # queued before (another instance, or a retry)
-                    item_id = tx.inbound.ids_by_source([key])[key]
-                else:
-                    taken += 1
+                identity = message_identity(self._account(), self.m.folder, raw)
+                item_id = tx.mailboxes.item_of(identity)
+                if item_id is None:
+                    item_id = tx.inbound.add(
+                        QueuedRaw(
+                            raw=raw,
+                            intake=Intake.IMAP,
+                            escalation=self.m.escalation,
+                            source_key=key,
+                            mailbox=self.m.name,
+                        ),
+                        now,
+                    )
+                    if item_id is None:  # queued before (another instance, or a retry)
+                        item_id = tx.inbound.ids_by_source([key])[key]
+                    else:
+                        taken += 1
+                    tx.mailboxes.remember(identity, item_id)
                 pairs.append((uid, item_id))
-            self.last_uid = max(self.last_uid, *batch)
+            self.last_uid = max(self.last_uid, *(uid for uid, _ in bodies))
             tx.mailboxes.advance(
                 self.m.name,
                 self.m.folder,
@@ -420,7 +511,6 @@ class _Session:
                 taken=taken,
                 now=now,
             )
-        del items
         report = self._finish(pairs, stop)
         report.taken += taken
         return report
@@ -444,39 +534,83 @@ class _Session:
             self.intake.on_processed()
         return report
 
+    def _too_large(self, messages: list[tuple[int, int]]) -> int:
+        """Messages over the size cap go to the failed folder, not fetched."""
+        for uid, size in messages:
+            log.warning(
+                "imap message too large: moved to the failed folder",
+                extra={
+                    **self.intake._fields,
+                    "uid": uid,
+                    "size": size,
+                    "max_message_size": self.max_size,
+                },
+            )
+        self._move([uid for uid, _ in messages], self.targets["failed"])
+        return len(messages)
+
+    # --- moving, and what could not be done ---------------------------------------------
+
     def _move(self, uids: list[int], target: str) -> None:
         """MOVE; without it COPY, flag \\Deleted and UID EXPUNGE exactly these
-        UIDs (never a plain EXPUNGE, which would take others' deletions too)."""
+        UIDs (never a plain EXPUNGE, which would take others' deletions too).
+        A copy made is noted first, so a failure after it never copies again;
+        a failure is noted and the poll is not a success, but goes on."""
         if not uids:
             return
-        if self.can_move:
-            self.client.move(uids, target)
+        try:
+            if self.can_move:
+                self.client.move(uids, target)
+            else:
+                copy = [u for u in uids if self.notes.get(self._key(u)).copied_to != target]
+                if copy:
+                    self.client.copy(copy, target)
+                    self.notes.copied([self._key(u) for u in copy], target)
+                self.client.add_flags(uids, [DELETED], silent=True)
+                if self.can_uidplus:
+                    self.client.uid_expunge(uids)
+                # Without UIDPLUS the copies stay flagged \Deleted here; the
+                # search skips them and the next expunge by a mail client
+                # removes them.
+        except IMAPClient.AbortError:
+            raise
+        except IMAPClient.Error as exc:
+            self.clean = False
+            problem = f"moving to {target} failed: {exc}"
+            log.warning(
+                "imap messages not moved",
+                extra={**self.intake._fields, "count": len(uids), "error": str(exc)},
+            )
+            self.notes.unmoved([self._key(u) for u in uids], problem)
             return
-        self.client.copy(uids, target)
-        self.client.add_flags(uids, [DELETED], silent=True)
-        if self.can_uidplus:
-            self.client.uid_expunge(uids)
-        # Without UIDPLUS the copies stay flagged \Deleted here; the search
-        # skips them and the next expunge by a mail client removes them.
+        self.notes.moved([self._key(u) for u in uids])
+
+    def _account(self) -> str:
+        return f"{self.m.username}@{self.m.host}:{self.m.port}"
 
     def _key(self, uid: int) -> str:
-        account = f"{self.m.username}@{self.m.host}:{self.m.port}"
-        return source_key(self.m.name, account, self.m.folder, self.uidvalidity, uid)
+        return source_key(self.m.name, self._account(), self.m.folder, self.uidvalidity, uid)
 
     # --- waiting ---------------------------------------------------------------------
 
     def wait(self, stop: threading.Event) -> None:
         """Until new mail may be there: IDLE, or a sleep of poll_seconds."""
         if not (self.m.idle and self.can_idle):
-            stop.wait(self.m.poll_seconds)
+            end = time.monotonic() + self.m.poll_seconds
+            while not stop.is_set() and (left := end - time.monotonic()) > 0:
+                stop.wait(min(left, IDLE_CHECK_SECONDS))
+                self.intake._settle(self)
             return
+        cycle = idle_cycle(self.m.poll_seconds)
         self.client.idle()
-        self._idle(stop, time.monotonic() + idle_cycle(self.m.poll_seconds))
+        self.guard.extend(cycle)
+        self._idle(stop, time.monotonic() + cycle)
         self.client.idle_done()
 
     def _idle(self, stop: threading.Event, deadline: float) -> None:
         quiet_returns = 0
         while not stop.is_set():
+            self.intake._settle(self)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return

@@ -14,6 +14,8 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 
 #: Outcomes of the pipeline whose message goes to `failed_folder`; every other
 #: outcome (created, appended, duplicate, ignored, bounce) goes to
@@ -24,7 +26,8 @@ FAILED_OUTCOMES = frozenset({"quarantined", "failed"})
 #: to re-issue it at least every 29 minutes).
 IDLE_RENEW_SECONDS = 28 * 60
 
-#: A batch never holds more than this many bytes of mail, whatever batch_size
+#: A batch is closed once this many bytes of mail have been received (counted
+#: as they arrive, never taken from the server's word), whatever batch_size
 #: says, so a folder of large messages stays within bounded memory.
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 
@@ -82,35 +85,53 @@ def partition(uids: Iterable[int], last_uid: int) -> tuple[list[int], list[int]]
     return left, new
 
 
-def batches(
-    sizes: Sequence[tuple[int, int]], max_count: int, max_bytes: int = MAX_BATCH_BYTES
-) -> Iterator[list[int]]:
-    """Cut (uid, size) pairs into batches of at most `max_count` messages and
-    `max_bytes` bytes; a single larger message makes a batch of its own."""
-    batch: list[int] = []
-    total = 0
-    for uid, size in sizes:
-        if batch and (len(batch) >= max_count or total + size > max_bytes):
-            yield batch
-            batch, total = [], 0
-        batch.append(uid)
-        total += size
-    if batch:
-        yield batch
-
-
 def chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
 
 
+#: A UID the server does not deliver when asked is asked again this many
+#: times (one FETCH per poll), then given up and shown by `spocd status`.
+MAX_MISSES = 3
+
+#: A poll takes new messages for at most this many command timeouts; the
+#: rest waits for the next poll (a server slow on purpose cannot hold one).
+POLL_TIMEOUTS = 30
+
+
+def message_identity(account: str, folder: str, raw: bytes) -> str:
+    """Names one message in one account's folder whatever its UID: by its
+    Message-ID, or by its bytes when it has none. A UIDVALIDITY change renames
+    every UID; this name stays, so the message is not stored twice."""
+    head = raw[:262144]
+    ends = [i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0]
+    if ends:
+        head = head[: min(ends)]
+    message_id = BytesHeaderParser(policy=compat32).parsebytes(head).get("Message-ID")
+    basis = str(message_id).strip() if message_id else ""
+    if not basis:
+        basis = "sha256:" + hashlib.sha256(raw).hexdigest()
+    return hashlib.sha256(f"{account}\0{folder}\0{basis}".encode()).hexdigest()
+
+
 @dataclass(slots=True)
 class Backoff:
-    """Exponential delay between reconnection attempts: 1 s, 2 s, 4 s ... cap."""
+    """Exponential delay between reconnection attempts: 1 s, 2 s, 4 s ... cap.
+
+    A connection must stay up `settle` seconds (the cap unless given) after a
+    good poll before the delay starts again from the beginning: a server that
+    drops every connection a moment after a poll gets slower retries, not a
+    reconnect a second.
+    """
 
     initial: float = 1.0
     cap: float = 60.0
     failures: int = 0
+    settle: float | None = None
+
+    @property
+    def settle_seconds(self) -> float:
+        return self.cap if self.settle is None else self.settle
 
     def next_delay(self) -> float:
         delay = min(self.cap, self.initial * 2**self.failures)

@@ -294,6 +294,19 @@ class MailboxState:
     taken: int
     failed: int
     poll_seconds: int
+    untaken: int = 0  # messages the server would not deliver (given up)
+    unmoved: int = 0  # messages taken but not moved out of the folder
+
+
+@dataclass(frozen=True, slots=True)
+class ImapNote:
+    """What the intake remembers of a message it could not finish."""
+
+    source_key: str
+    misses: int = 0
+    copied_to: str | None = None
+    kind: str | None = None  # "untaken" | "unmoved"
+    problem: str | None = None
 
 
 class MailboxRepo(Protocol):
@@ -317,17 +330,36 @@ class MailboxRepo(Protocol):
         taken: int,
         now: datetime,
     ) -> None:
-        """Move the position and count newly queued messages (a success)."""
+        """Move the position and count newly queued messages (a success is `succeeded`)."""
 
     def connected(self, mailbox: str, folder: str, *, poll_seconds: int, now: datetime) -> None: ...
 
     def succeeded(self, mailbox: str, folder: str, *, failed: int, now: datetime) -> None:
         """A complete poll; `failed` messages went to the failed folder."""
 
+    def add_failed(self, mailbox: str, folder: str, failed: int) -> None:
+        """Count messages sent to the failed folder by a poll that was no success."""
+
     def errored(self, mailbox: str, folder: str, *, error: str, now: datetime) -> None:
         """A fault: recorded, and the mailbox is no longer connected."""
 
     def disconnected(self, mailbox: str, folder: str) -> None: ...
+
+    def notes(self, keys: Sequence[str]) -> dict[str, ImapNote]:
+        """What is remembered of these messages (source keys)."""
+
+    def note(self, mailbox: str, folder: str, note: ImapNote, now: datetime) -> None:
+        """Remember (or replace) what is known of one message."""
+
+    def prune_notes(self, mailbox: str, folder: str, keep: Iterable[str]) -> None:
+        """Drop the notes of this folder's messages that are gone (not in `keep`)."""
+
+    def drop_notes(self, keys: Sequence[str]) -> None: ...
+
+    def item_of(self, identity: str) -> int | None:
+        """The queued item holding the message of this identity, if any."""
+
+    def remember(self, identity: str, inbound_id: int) -> None: ...
 
 
 class Tx(Protocol):

@@ -3,9 +3,11 @@
 Reads what the running daemon recorded (mailbox state, queue and outbox
 counts) from the database, so it answers for a daemon in another process,
 or on another host sharing the database. A mailbox is healthy when it had a
-success within 3 of its poll intervals; the whole is healthy when every
-enabled mailbox is and no intake thread of the daemon died (the daemon
-records that as it exits for a restart, and clears it when it starts).
+success within 3 of its poll intervals (a poll is a success only when every
+step of it succeeded) and no message stays in its folder untaken or unmoved;
+the whole is healthy when every enabled mailbox is and no intake thread of the
+daemon died (the daemon records that as it exits for a restart, and clears it
+when it starts).
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ def _mailbox(
         )
     else:
         problem = None
+    stuck = _stuck(state)
+    if enabled and stuck:
+        problem = "; ".join([problem, stuck] if problem else [stuck])
+        ok = False
     return {
         "name": name,
         "folder": folder,
@@ -78,7 +84,22 @@ def _mailbox(
         "uidvalidity": state.uidvalidity if state else None,
         "last_uid": state.last_uid if state else 0,
         "poll_seconds": poll_seconds,
+        "untaken": state.untaken if state else 0,
+        "unmoved": state.unmoved if state else 0,
     }
+
+
+def _stuck(state: MailboxState | None) -> str | None:
+    """Messages that stay in the folder: the server would not deliver them,
+    or they could not be moved out (`spocd` will not copy them again)."""
+    if state is None:
+        return None
+    parts = []
+    if state.untaken:
+        parts.append(f"{state.untaken} message(s) the server would not deliver")
+    if state.unmoved:
+        parts.append(f"{state.unmoved} message(s) taken but not moved out of the folder")
+    return "; ".join(parts) or None
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -3,21 +3,27 @@
 The intake moves the position (UIDVALIDITY, last UID) in the transaction that
 queues a batch, and records connects, successes and faults in small
 transactions of their own, so `spocd status` (another process) sees them.
-Like every repository it never commits.
+Messages it could not finish are noted by source key (`imap_notes`), and the
+queued item of each (account, folder, Message-ID) is remembered
+(`imap_identities`). Like every repository it never commits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from daemon.ports import MailboxState
-from daemon.storage.models import MailboxStateRow
+from daemon.ports import ImapNote, MailboxState
+from daemon.storage.models import ImapIdentityRow, ImapNoteRow, MailboxStateRow
 
 MAILBOX_STATE = MailboxStateRow.__table__
+NOTES = ImapNoteRow.__table__
+IDENTITIES = ImapIdentityRow.__table__
+_IN_CHUNK = 500
 _ERROR_LIMIT = 2000
 
 
@@ -27,11 +33,72 @@ class SqlMailboxes:
 
     def get(self, mailbox: str, folder: str) -> MailboxState | None:
         row = self.conn.execute(select(MAILBOX_STATE).where(*self._key(mailbox, folder))).first()
-        return _state(row) if row else None
+        return _state(row, self._troubles()) if row else None
 
     def listing(self) -> list[MailboxState]:
         stmt = select(MAILBOX_STATE).order_by(MAILBOX_STATE.c.mailbox, MAILBOX_STATE.c.folder)
-        return [_state(row) for row in self.conn.execute(stmt)]
+        troubles = self._troubles()
+        return [_state(row, troubles) for row in self.conn.execute(stmt)]
+
+    def _troubles(self) -> dict[tuple[str, str, str], int]:
+        """Noted messages per (mailbox, folder, kind)."""
+        stmt = (
+            select(NOTES.c.mailbox, NOTES.c.folder, NOTES.c.kind, func.count())
+            .where(NOTES.c.kind.is_not(None))
+            .group_by(NOTES.c.mailbox, NOTES.c.folder, NOTES.c.kind)
+        )
+        return {(m, f, k): int(n) for m, f, k, n in self.conn.execute(stmt)}
+
+    # --- notes and identities --------------------------------------------------------
+
+    def notes(self, keys: Sequence[str]) -> dict[str, ImapNote]:
+        found: dict[str, ImapNote] = {}
+        for start in range(0, len(keys), _IN_CHUNK):
+            stmt = select(NOTES).where(NOTES.c.source_key.in_(keys[start : start + _IN_CHUNK]))
+            for row in self.conn.execute(stmt):
+                found[row.source_key] = ImapNote(
+                    row.source_key, row.misses, row.copied_to, row.kind, row.problem
+                )
+        return found
+
+    def note(self, mailbox: str, folder: str, note: ImapNote, now: datetime) -> None:
+        values = {
+            "misses": note.misses,
+            "copied_to": note.copied_to,
+            "kind": note.kind,
+            "problem": note.problem,
+            "updated_at": now,
+        }
+        done = self.conn.execute(
+            update(NOTES).where(NOTES.c.source_key == note.source_key).values(**values)
+        )
+        if not done.rowcount:
+            self.conn.execute(
+                insert(NOTES).values(
+                    source_key=note.source_key, mailbox=mailbox, folder=folder, **values
+                )
+            )
+
+    def prune_notes(self, mailbox: str, folder: str, keep: Iterable[str]) -> None:
+        kept = set(keep)
+        stmt = select(NOTES.c.source_key).where(
+            NOTES.c.mailbox == mailbox, NOTES.c.folder == folder
+        )
+        gone = [key for (key,) in self.conn.execute(stmt) if key not in kept]
+        self.drop_notes(gone)
+
+    def drop_notes(self, keys: Sequence[str]) -> None:
+        for start in range(0, len(keys), _IN_CHUNK):
+            chunk = list(keys[start : start + _IN_CHUNK])
+            self.conn.execute(delete(NOTES).where(NOTES.c.source_key.in_(chunk)))
+
+    def item_of(self, identity: str) -> int | None:
+        stmt = select(IDENTITIES.c.inbound_id).where(IDENTITIES.c.identity == identity)
+        return self.conn.execute(stmt).scalar()
+
+    def remember(self, identity: str, inbound_id: int) -> None:
+        if self.item_of(identity) is None:
+            self.conn.execute(insert(IDENTITIES).values(identity=identity, inbound_id=inbound_id))
 
     def advance(
         self,
@@ -51,7 +118,6 @@ class SqlMailboxes:
                 uidvalidity=uidvalidity,
                 last_uid=last_uid,
                 taken=MAILBOX_STATE.c.taken + taken,
-                last_success_at=now,
                 connected=True,
             )
         )
@@ -70,6 +136,14 @@ class SqlMailboxes:
             update(MAILBOX_STATE)
             .where(*self._key(mailbox, folder))
             .values(last_success_at=now, connected=True, failed=MAILBOX_STATE.c.failed + failed)
+        )
+
+    def add_failed(self, mailbox: str, folder: str, failed: int) -> None:
+        self._ensure(mailbox, folder)
+        self.conn.execute(
+            update(MAILBOX_STATE)
+            .where(*self._key(mailbox, folder))
+            .values(failed=MAILBOX_STATE.c.failed + failed)
         )
 
     def errored(self, mailbox: str, folder: str, *, error: str, now: datetime) -> None:
@@ -116,7 +190,7 @@ class SqlMailboxes:
             pass
 
 
-def _state(row: Any) -> MailboxState:
+def _state(row: Any, troubles: dict[tuple[str, str, str], int]) -> MailboxState:
     return MailboxState(
         mailbox=row.mailbox,
         folder=row.folder,
@@ -129,4 +203,6 @@ def _state(row: Any) -> MailboxState:
         taken=row.taken,
         failed=row.failed,
         poll_seconds=row.poll_seconds,
+        untaken=troubles.get((row.mailbox, row.folder, "untaken"), 0),
+        unmoved=troubles.get((row.mailbox, row.folder, "unmoved"), 0),
     )

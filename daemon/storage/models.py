@@ -273,3 +273,31 @@ class MailboxStateRow(Base):
     taken: Mapped[int] = mapped_column(BigInteger, default=0)
     failed: Mapped[int] = mapped_column(BigInteger, default=0)
     poll_seconds: Mapped[int] = mapped_column(Integer, default=30)
+
+
+class ImapNoteRow(Base):
+    """A message on an IMAP server the intake could not finish: a UID the
+    server did not deliver (`misses`), a copy made but the original not
+    deleted (`copied_to`), a move that failed. Kept by source key until the
+    message is gone from the folder; `kind` says what `spocd status` shows."""
+
+    __tablename__ = "imap_notes"
+    source_key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(200))
+    folder: Mapped[str] = mapped_column(String(400))
+    misses: Mapped[int] = mapped_column(Integer, default=0)
+    copied_to: Mapped[str | None] = mapped_column(String(400))
+    kind: Mapped[str | None] = mapped_column(String(16))  # "untaken" | "unmoved"
+    problem: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_imap_notes_mailbox", "mailbox", "folder"),)
+
+
+class ImapIdentityRow(Base):
+    """Which queued item holds the message with this (account, folder,
+    Message-ID): a UIDVALIDITY change renames every UID, not the message."""
+
+    __tablename__ = "imap_identities"
+    identity: Mapped[str] = mapped_column(String(100), primary_key=True)
+    inbound_id: Mapped[int] = mapped_column(Id)

@@ -10,7 +10,7 @@ import pytest
 
 from daemon.config import ImapMailbox, Settings
 from daemon.domain import Intake
-from daemon.ports import QueuedRaw
+from daemon.ports import ImapNote, QueuedRaw
 from daemon.status import status_report, status_text
 from daemon.storage.store import SqlStore
 from tests.conftest import T0
@@ -103,3 +103,35 @@ def test_status_is_healthy_only_with_a_recent_success_of_every_enabled_mailbox(
     assert "no success for 91s" in stale["mailboxes"][0]["problem"]
     text = status_text(stale)
     assert "UNHEALTHY" in text and "inbound queue: 1 queued" in text
+
+
+def test_notes_of_unfinished_messages_count_in_status_until_the_message_is_gone(
+    store: SqlStore,
+) -> None:
+    settings = _settings(ImapMailbox(name="desk", enabled=True, poll_seconds=30))
+    with store.transaction() as tx:
+        tx.mailboxes.succeeded("desk", "INBOX", failed=0, now=T0)
+        tx.mailboxes.note("desk", "INBOX", ImapNote("k1", misses=1), T0)
+        tx.mailboxes.note("desk", "INBOX", ImapNote("k1", misses=3, kind="untaken"), T0)
+        tx.mailboxes.note("desk", "INBOX", ImapNote("k2", copied_to="done", kind="unmoved"), T0)
+        tx.mailboxes.note("desk", "INBOX", ImapNote("k3", copied_to="done"), T0)
+        tx.mailboxes.remember("id-1", 7)
+        tx.mailboxes.remember("id-1", 8)  # the first holder stays
+    with store.reading() as tx:
+        notes = tx.mailboxes.notes(["k1", "k2", "k9"])
+        report = status_report(settings, tx, T0)
+        assert tx.mailboxes.item_of("id-1") == 7
+        assert tx.mailboxes.item_of("id-2") is None
+    assert notes == {
+        "k1": ImapNote("k1", misses=3, kind="untaken"),
+        "k2": ImapNote("k2", copied_to="done", kind="unmoved"),
+    }
+    desk = report["mailboxes"][0]
+    assert (desk["healthy"], desk["untaken"], desk["unmoved"]) == (False, 1, 1)
+    assert "would not deliver" in desk["problem"] and "not moved" in desk["problem"]
+    with store.transaction() as tx:
+        tx.mailboxes.prune_notes("desk", "INBOX", keep=["k2", "k3"])  # k1 left the folder
+        tx.mailboxes.drop_notes(["k2"])  # k2 was moved at last
+    with store.reading() as tx:
+        assert set(tx.mailboxes.notes(["k1", "k2", "k3"])) == {"k3"}
+        assert status_report(settings, tx, T0)["healthy"] is True

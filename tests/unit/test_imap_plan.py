@@ -10,10 +10,10 @@ from daemon.imap_plan import (
     Backoff,
     FaultLog,
     Token,
-    batches,
     destination,
     healthy,
     idle_cycle,
+    message_identity,
     parse_token,
     partition,
     server_folder,
@@ -85,22 +85,6 @@ def test_partition_by_the_high_water_mark(
     uids: list[int], last_uid: int, left: list[int], new: list[int]
 ) -> None:
     assert partition(uids, last_uid) == (left, new)
-
-
-@pytest.mark.parametrize(
-    ("sizes", "count", "max_bytes", "expected"),
-    [
-        ([], 3, 100, []),
-        ([(1, 10), (2, 10), (3, 10), (4, 10)], 3, 100, [[1, 2, 3], [4]]),
-        ([(1, 60), (2, 60), (3, 10)], 10, 100, [[1], [2, 3]]),
-        ([(1, 500), (2, 10)], 10, 100, [[1], [2]]),  # too big alone: a batch of its own
-        ([(1, 50), (2, 50), (3, 1)], 10, 100, [[1, 2], [3]]),
-    ],
-)
-def test_batches_are_bounded_by_count_and_bytes(
-    sizes: list[tuple[int, int]], count: int, max_bytes: int, expected: list[list[int]]
-) -> None:
-    assert list(batches(sizes, count, max_bytes)) == expected
 
 
 def test_backoff_doubles_up_to_its_cap_and_resets() -> None:
@@ -182,3 +166,25 @@ def test_healthy_means_a_success_within_three_poll_intervals(
 def test_idle_is_renewed_every_poll_interval_and_before_29_minutes() -> None:
     assert idle_cycle(30) == 30
     assert idle_cycle(3600) == 28 * 60
+
+
+def test_a_message_is_named_by_account_folder_and_message_id_whatever_its_uid() -> None:
+    mail = b"Subject: x\r\nMessage-ID: <a@b>\r\n\r\nbody\r\nMessage-ID: <not@header>\r\n"
+    again = b"Message-ID:  <a@b> \nSubject: resent\n\nother body\n"
+    name = message_identity("desk@imap:993", "INBOX", mail)
+    assert message_identity("desk@imap:993", "INBOX", again) == name
+    assert message_identity("desk@imap:993", "Other", mail) != name
+    assert message_identity("else@imap:993", "INBOX", mail) != name
+    assert message_identity("desk@imap:993", "INBOX", mail.replace(b"<a@b>", b"<c@d>")) != name
+    assert len(name) <= 100  # the identities column
+
+
+def test_without_a_message_id_the_bytes_name_the_message() -> None:
+    one, other = b"Subject: x\r\n\r\none\r\n", b"Subject: x\r\n\r\ntwo\r\n"
+    assert message_identity("a", "INBOX", one) == message_identity("a", "INBOX", one)
+    assert message_identity("a", "INBOX", one) != message_identity("a", "INBOX", other)
+
+
+def test_a_connection_settles_after_the_backoff_cap_unless_told() -> None:
+    assert Backoff(initial=1, cap=60).settle_seconds == 60
+    assert Backoff(initial=1, cap=60, settle=5).settle_seconds == 5
