@@ -10,415 +10,32 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daemon import passwords
+from daemon.config.schema import LIST_KEYS, PATH_KEYS, SCHEMA, SECRET, is_str, key_lines
+from daemon.config.settings import (
+    AgentsSettings,
+    DatabaseSettings,
+    HelpdeskSettings,
+    HttpSettings,
+    ImapMailbox,
+    LimitsSettings,
+    LoggingSettings,
+    OutgoingSettings,
+    PathsSettings,
+    Settings,
+    SmtpSettings,
+)
 from daemon.errors import ConfigError
 from daemon.files import read_config_file
 
 CONFIG_ENV = "SPOCD_CONFIG"
 DEFAULT_NAME = "spocd.toml"
-
-
-@dataclass(frozen=True, slots=True)
-class HelpdeskSettings:
-    address: str = "helpdesk@example.com"
-    name: str = "IT Help Desk"
-    tag_prefix: str = "HD"
-    default_language: str = "en"
-    timezone: str = "Europe/Warsaw"  # how times are shown in mail
-
-    @property
-    def domain(self) -> str:
-        return self.address.rpartition("@")[2].lower()
-
-
-@dataclass(frozen=True, slots=True)
-class DatabaseSettings:
-    url: str = "sqlite:///var/spocd.db"
-    #: How long a write waits for a lock held by another process before it
-    #: fails (SQLite busy timeout; PostgreSQL lock_timeout). SMTP then answers
-    #: 451 and the sender retries, so a stuck lock never loses mail.
-    busy_timeout_ms: int = 30_000
-
-
-@dataclass(frozen=True, slots=True)
-class SmtpSettings:
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = 2525
-    max_message_size: int = 26_214_400
-    max_recipients: int = 50
-    accept_from_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
-    escalation_addresses: tuple[str, ...] = ("escalations@example.com",)
-    extra_addresses: tuple[str, ...] = ()  # more recipients we accept (aliases)
-    #: Longest line in octets, CRLF included (RFC 5321 4.5.3.1.6: 1000), not
-    #: counting the dot SMTP adds to a line that begins with one; longer gets 500.
-    max_line_length: int = 1000
-    #: Concurrent connections one client address may hold; the next gets 421.
-    max_connections_per_client: int = 20
-    #: Concurrent connections in all; the next gets 421. Lowered at start to
-    #: fit the process's open-file limit (RLIMIT_NOFILE), with a warning.
-    max_connections: int = 100
-    #: Idle time allowed per command (the DATA transfer included), then 421.
-    command_timeout_seconds: int = 300
-    tls_cert_file: Path | None = None  # both set: STARTTLS is offered
-    tls_key_file: Path | None = None
-    require_starttls: bool = False  # no MAIL before STARTTLS
-    auth_users_file: Path | None = None  # `user:hash` lines (daemon.passwords)
-    auth_required: bool = False  # no MAIL before AUTH
-    auth_allow_plaintext: bool = False  # AUTH without TLS (a loopback-only listener)
-    auth_users: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-
-    @property
-    def tls(self) -> bool:
-        return self.tls_cert_file is not None and self.tls_key_file is not None
-
-    def accepts_peer(self, host: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(host.split("%")[0])
-        except ValueError:
-            return False
-        if ip.version == 6 and ip.ipv4_mapped:  # ::ffff:127.0.0.1
-            ip = ip.ipv4_mapped
-        return any(
-            ip in ipaddress.ip_network(net, strict=False) for net in self.accept_from_networks
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ImapMailbox:
-    name: str = "default"
-    enabled: bool = False
-    host: str = "imap.example.com"
-    port: int = 993
-    tls: str = "implicit"
-    verify_certificate: bool = True
-    ca_file: Path | None = None
-    username: str = "helpdesk"
-    password: str | None = field(default=None, repr=False)
-    auth: str = "password"  # "password" | "oauth2"
-    oauth2_token_file: Path | None = None
-    oauth2_token_command: str | None = None
-    folder: str = "INBOX"
-    processed_folder: str = "spocd/processed"
-    failed_folder: str = "spocd/failed"
-    idle: bool = True
-    poll_seconds: int = 30
-    batch_size: int = 100
-    escalation: bool = False
-    timeout_seconds: int = 60
-    max_message_size: int | None = None  # None: [smtp] max_message_size
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingSettings:
-    transport: str = "maildir"
-    maildir: Path = Path("var/sent")
-    host: str = "localhost"
-    port: int = 25
-    tls: str = "none"  # "none" | "starttls" | "implicit"
-    verify_certificate: bool = True
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    timeout_seconds: int = 30
-    retry_for_hours: int = 48  # a mail the relay keeps deferring fails after this
-    allow_plaintext_auth: bool = False  # a login without TLS to a relay not on loopback
-
-    @property
-    def plaintext_login(self) -> bool:
-        """A relay login whose password would cross the wire unencrypted."""
-        return self.transport == "smtp" and bool(self.username) and self.tls == "none"
-
-
-@dataclass(frozen=True, slots=True)
-class PathsSettings:
-    rules: Path = Path("rules.yaml")
-    templates: Path = Path("templates")
-    spool: Path = Path("var/spool")
-
-
-@dataclass(frozen=True, slots=True)
-class AgentsSettings:
-    trust: str = "authentication-results"
-    trusted_authserv_ids: tuple[str, ...] = ("mx.example.com",)
-
-
-@dataclass(frozen=True, slots=True)
-class LimitsSettings:
-    max_attachment_bytes: int = 10 * 1024 * 1024
-    #: CPU seconds parsing and sanitising one message may take; past it the
-    #: message is quarantined with the reason (one mail never holds intake).
-    max_parse_seconds: int = 10
-
-
-@dataclass(frozen=True, slots=True)
-class LoggingSettings:
-    format: str = "logfmt"  # "logfmt" | "json"
-    level: str = "INFO"
-
-
-@dataclass(frozen=True, slots=True)
-class HttpSettings:
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 9325
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Everything `spocd.toml` says, with paths made absolute."""
-
-    helpdesk: HelpdeskSettings = HelpdeskSettings()
-    database: DatabaseSettings = DatabaseSettings()
-    smtp: SmtpSettings = SmtpSettings()
-    imap: tuple[ImapMailbox, ...] = ()
-    outgoing: OutgoingSettings = OutgoingSettings()
-    paths: PathsSettings = PathsSettings()
-    agents: AgentsSettings = AgentsSettings()
-    limits: LimitsSettings = LimitsSettings()
-    logging: LoggingSettings = LoggingSettings()
-    http: HttpSettings = HttpSettings()
-    source: Path | None = None  # the file read, or None for the embedded default
-    base_dir: Path = Path(".")
-
-    @property
-    def own_addresses(self) -> frozenset[str]:
-        """Every address that is us: mail from these is our own."""
-        return frozenset(
-            a.lower()
-            for a in (
-                self.helpdesk.address,
-                *self.smtp.escalation_addresses,
-                *self.smtp.extra_addresses,
-            )
-        )
-
-
-# --- schema -----------------------------------------------------------------
-
-Check = Callable[[Any], str | None]  # returns a problem or None
-
-
-def _is_str(v: Any) -> str | None:
-    return None if isinstance(v, str) else "must be a string"
-
-
-def _is_bool(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "must be true or false"
-
-
-def _is_port(v: Any) -> str | None:
-    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 65535:
-        return "must be a port number 0..65535"
-    return None
-
-
-def _is_positive(v: Any) -> str | None:
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        return "must be a positive whole number"
-    return None
-
-
-def _is_str_list(v: Any) -> str | None:
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        return "must be a list of strings"
-    return None
-
-
-def _one_of(*choices: str) -> Check:
-    def check(v: Any) -> str | None:
-        if v not in choices:
-            return "must be one of " + ", ".join(f'"{c}"' for c in choices)
-        return None
-
-    return check
-
-
-_ADDRESS_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$|^[^@\s<>]+@localhost$")
-
-
-def _is_address(v: Any) -> str | None:
-    if not isinstance(v, str) or not _ADDRESS_RE.match(v):
-        return "must be an email address"
-    return None
-
-
-def _is_address_list(v: Any) -> str | None:
-    if _is_str_list(v) or not all(_ADDRESS_RE.match(x) for x in v):
-        return "must be a list of email addresses"
-    return None
-
-
-def _is_networks(v: Any) -> str | None:
-    if _is_str_list(v):
-        return 'must be a list of networks such as "127.0.0.0/8"'
-    for net in v:
-        try:
-            ipaddress.ip_network(net, strict=False)
-        except ValueError:
-            return f"{net!r} is not a network"
-    return None
-
-
-def _is_prefix(v: Any) -> str | None:
-    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,9}", v):
-        return 'must be 1-10 letters or digits starting with a letter, such as "HD"'
-    return None
-
-
-def _is_db_url(v: Any) -> str | None:
-    if not isinstance(v, str) or not re.match(r"^(sqlite|postgresql)(\+\w+)?://", v):
-        return "must be a sqlite:/// or postgresql+psycopg:// URL"
-    return None
-
-
-def _is_zone(v: Any) -> str | None:
-    if not isinstance(v, str):
-        return 'must be a time zone name such as "Europe/Warsaw"'
-    try:
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError):
-        return f"{v!r} is not a known time zone"
-    return None
-
-
-def _is_line_length(v: Any) -> str | None:
-    if isinstance(v, bool) or not isinstance(v, int) or not 1000 <= v <= 1_000_000:
-        return "must be a whole number 1000..1000000 (RFC 5321 requires at least 1000)"
-    return None
-
-
-_SECRET = object()  # marks a key that also accepts *_env and *_file
-
-SCHEMA: dict[str, dict[str, Any]] = {
-    "helpdesk": {
-        "address": _is_address,
-        "name": _is_str,
-        "tag_prefix": _is_prefix,
-        "default_language": _one_of("en", "pl"),
-        "timezone": _is_zone,
-    },
-    "database": {"url": _is_db_url, "busy_timeout_ms": _is_positive},
-    "smtp": {
-        "enabled": _is_bool,
-        "host": _is_str,
-        "port": _is_port,
-        "max_message_size": _is_positive,
-        "max_recipients": _is_positive,
-        "accept_from_networks": _is_networks,
-        "escalation_addresses": _is_address_list,
-        "extra_addresses": _is_address_list,
-        "max_line_length": _is_line_length,
-        "max_connections_per_client": _is_positive,
-        "max_connections": _is_positive,
-        "command_timeout_seconds": _is_positive,
-        "tls_cert_file": _is_str,
-        "tls_key_file": _is_str,
-        "require_starttls": _is_bool,
-        "auth_users_file": _is_str,
-        "auth_required": _is_bool,
-        "auth_allow_plaintext": _is_bool,
-    },
-    "imap": {
-        "name": _is_str,
-        "enabled": _is_bool,
-        "host": _is_str,
-        "port": _is_port,
-        "tls": _one_of("implicit", "starttls", "none"),
-        "verify_certificate": _is_bool,
-        "ca_file": _is_str,
-        "username": _is_str,
-        "password": _SECRET,
-        "auth": _one_of("password", "oauth2"),
-        "oauth2_token_file": _is_str,
-        "oauth2_token_command": _is_str,
-        "folder": _is_str,
-        "processed_folder": _is_str,
-        "failed_folder": _is_str,
-        "idle": _is_bool,
-        "poll_seconds": _is_positive,
-        "batch_size": _is_positive,
-        "escalation": _is_bool,
-        "timeout_seconds": _is_positive,
-        "max_message_size": _is_positive,
-    },
-    "outgoing": {
-        "transport": _one_of("smtp", "maildir"),
-        "maildir": _is_str,
-        "host": _is_str,
-        "port": _is_port,
-        "tls": _one_of("none", "starttls", "implicit"),
-        "verify_certificate": _is_bool,
-        "username": _is_str,
-        "password": _SECRET,
-        "timeout_seconds": _is_positive,
-        "retry_for_hours": _is_positive,
-        "allow_plaintext_auth": _is_bool,
-    },
-    "paths": {"rules": _is_str, "templates": _is_str, "spool": _is_str},
-    "agents": {
-        "trust": _one_of("authentication-results", "none"),
-        "trusted_authserv_ids": _is_str_list,
-    },
-    "limits": {"max_attachment_bytes": _is_positive, "max_parse_seconds": _is_positive},
-    "logging": {
-        "format": _one_of("logfmt", "json"),
-        "level": _one_of("DEBUG", "INFO", "WARNING", "ERROR"),
-    },
-    "http": {"enabled": _is_bool, "host": _is_str, "port": _is_port},
-}
-_PATH_KEYS = {
-    ("outgoing", "maildir"),
-    ("paths", "rules"),
-    ("paths", "templates"),
-    ("paths", "spool"),
-    ("imap", "ca_file"),
-    ("imap", "oauth2_token_file"),
-    ("smtp", "tls_cert_file"),
-    ("smtp", "tls_key_file"),
-    ("smtp", "auth_users_file"),
-}
-_LIST_KEYS = {
-    "accept_from_networks",
-    "escalation_addresses",
-    "extra_addresses",
-    "trusted_authserv_ids",
-}
-
-
-# --- locating keys in the text ------------------------------------------------
-
-_TABLE_RE = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\]?\s*(#.*)?$")
-_KEY_RE = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
-
-
-def _key_lines(text: str) -> dict[tuple[str, int, str], int]:
-    """(table, array index, key) -> line number; key "" is the table header."""
-    lines: dict[tuple[str, int, str], int] = {}
-    table, index = "", 0
-    counts: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        header = _TABLE_RE.match(line)
-        if header:
-            table = header.group(2).replace('"', "").strip()
-            if header.group(1) == "[[":
-                index = counts.get(table, 0)
-                counts[table] = index + 1
-            else:
-                index = 0
-            lines.setdefault((table, index, ""), number)
-            continue
-        key = _KEY_RE.match(line)
-        if key:
-            lines.setdefault((table, index, key.group(1)), number)
-    return lines
 
 
 # --- loading -------------------------------------------------------------------
@@ -451,7 +68,7 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str]) -> Setting
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: {exc}"]) from exc
-    lines = _key_lines(text)
+    lines = key_lines(text)
     problems: list[str] = []
 
     def where(table: str, index: int, key: str) -> str:
@@ -484,7 +101,7 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str]) -> Setting
                 spot = where(name, index, key)
                 secret_base = key.removesuffix("_env").removesuffix("_file")
                 schema = SCHEMA[name]
-                if key not in schema and schema.get(secret_base) is _SECRET and key != secret_base:
+                if key not in schema and schema.get(secret_base) is SECRET and key != secret_base:
                     secret, problem = _read_secret(key, value, environ, base)
                     if problem:
                         if _in_use(name, table):
@@ -496,7 +113,7 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str]) -> Setting
                 if check is None:
                     problems.append(f"{spot}: {label}: unknown key")
                     continue
-                problem = _is_str(value) if check is _SECRET else check(value)
+                problem = is_str(value) if check is SECRET else check(value)
                 if problem:
                     problems.append(f"{spot}: {label}: {problem}")
                     continue
@@ -691,9 +308,9 @@ def _build(resolved: dict[str, list[dict[str, Any]]], path: Path, base: Path) ->
 def _convert(section: str, table: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in table.items():
-        if (section, key) in _PATH_KEYS:
+        if (section, key) in PATH_KEYS:
             value = Path(value)
-        elif key in _LIST_KEYS:
+        elif key in LIST_KEYS:
             value = tuple(value)
         elif key in ("address",):
             value = value.lower()
