@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from daemon.domain import (
+from daemon.core.domain import (
     Attachment,
     Event,
     InboundItem,

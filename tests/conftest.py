@@ -35,8 +35,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'spocd.db'}"
     url = request.getfixturevalue("pg_database")
-    from daemon.storage.engine import make_engine
-    from daemon.storage.migrate import ensure_head
+    from daemon.adapters.storage.engine import make_engine
+    from daemon.adapters.storage.migrate import ensure_head
 
     engine = make_engine(url)
     ensure_head(engine)
@@ -106,7 +106,7 @@ def relay() -> Iterator[Relay]:
 
 @pytest.fixture
 def app(settings: Settings, clock: ManualClock) -> Iterator[object]:
-    from daemon.service import App
+    from daemon.service.wiring import App
 
     application = App(settings, clock)
     yield application
@@ -116,7 +116,7 @@ def app(settings: Settings, clock: ManualClock) -> Iterator[object]:
 @pytest.fixture
 def relay_app(settings: Settings, clock: ManualClock, relay: Relay) -> Iterator[object]:
     """The app sending its mail through the test's relay over real SMTP."""
-    from daemon.service import App
+    from daemon.service.wiring import App
 
     smtp_settings = replace(
         settings,

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from daemon import passwords
+from daemon.config.files import read_config_file
 from daemon.config.schema import LIST_KEYS, PATH_KEYS, SCHEMA, SECRET, is_str, key_lines
 from daemon.config.settings import (
     AgentsSettings,
@@ -31,8 +31,8 @@ from daemon.config.settings import (
     Settings,
     SmtpSettings,
 )
-from daemon.errors import ConfigError
-from daemon.files import read_config_file
+from daemon.core import passwords
+from daemon.core.errors import ConfigError
 
 CONFIG_ENV = "SPOCD_CONFIG"
 DEFAULT_NAME = "spocd.toml"

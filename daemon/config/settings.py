@@ -55,7 +55,7 @@ class SmtpSettings:
     tls_cert_file: Path | None = None  # both set: STARTTLS is offered
     tls_key_file: Path | None = None
     require_starttls: bool = False  # no MAIL before STARTTLS
-    auth_users_file: Path | None = None  # `user:hash` lines (daemon.passwords)
+    auth_users_file: Path | None = None  # `user:hash` lines (daemon.core.passwords)
     auth_required: bool = False  # no MAIL before AUTH
     auth_allow_plaintext: bool = False  # AUTH without TLS (a loopback-only listener)
     auth_users: tuple[tuple[str, str], ...] = field(default=(), repr=False)

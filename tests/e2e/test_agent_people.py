@@ -101,4 +101,4 @@ def test_queue_only_intake_does_not_load_babel(config: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     imported = result.stderr.decode()
-    assert "daemon.cli" in imported and "babel" not in imported
+    assert "daemon.cli.main" in imported and "babel" not in imported

@@ -215,7 +215,7 @@ def test_init_writes_starter_files_and_keeps_existing_ones(tmp_path: Path) -> No
 
 
 def test_passwd_prints_a_users_file_line_from_stdin_never_the_password() -> None:
-    from daemon.passwords import parse_users, verify_user
+    from daemon.core.passwords import parse_users, verify_user
 
     done = spocd("passwd", "sd-tool", "--scheme", "pbkdf2_sha256", input=b"hunter2\n")
     assert done.returncode == 0, done.stderr

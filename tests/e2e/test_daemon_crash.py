@@ -27,8 +27,8 @@ from typing import Protocol
 import pytest
 from sqlalchemy import text
 
-from daemon.storage.store import SqlStore
-from daemon.testbed import PASSWORD, Dovecot
+from daemon.adapters.storage.store import SqlStore
+from daemon.cli.bench.dovecot import PASSWORD, Dovecot
 from tests.conftest import write_config
 from tests.support.dovecot import new_user, start_dovecot
 from tests.support.mail import make_mail

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from daemon.storage.store import SqlStore
+from daemon.adapters.storage.store import SqlStore
 from tests.conftest import write_config
 from tests.support.mail import make_mail
 from tests.support.proc import start_daemon, wait_for_port, wait_until

@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from daemon.adapters.storage.engine import make_engine
+from daemon.adapters.storage.migrate import ensure_head
+from daemon.adapters.storage.store import SqlStore
+from daemon.cli.bench.dovecot import PASSWORD
 from daemon.config import load_settings
-from daemon.service import App
-from daemon.storage.engine import make_engine
-from daemon.storage.migrate import ensure_head
-from daemon.storage.store import SqlStore
-from daemon.testbed import PASSWORD
+from daemon.service.wiring import App
 from tests.conftest import write_config
 from tests.support.db import truncate_all
 from tests.support.dovecot import new_user, start_dovecot

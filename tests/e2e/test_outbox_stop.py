@@ -11,9 +11,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from daemon.adapters.storage.engine import make_engine
 from daemon.config import load_settings
-from daemon.service import App
-from daemon.storage.engine import make_engine
+from daemon.service.wiring import App
 from tests.conftest import write_config
 from tests.support.flow import ingest
 from tests.support.mail import make_mail

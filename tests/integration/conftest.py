@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from daemon.testbed import Dovecot
+from daemon.cli.bench.dovecot import Dovecot
 from tests.support.dovecot import new_user, start_dovecot
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from daemon.adapters.storage.store import SqlStore
+from daemon.cli.bench.dovecot import PASSWORD, Dovecot
 from daemon.config import load_settings
 from daemon.ports import Clock
-from daemon.storage.store import SqlStore
-from daemon.testbed import PASSWORD, Dovecot
 from tests.conftest import write_config
 
 #: Dovecot's Maildir hierarchy delimiter is ".": the configured
@@ -41,7 +41,7 @@ def imap_config(directory: Path, db_url: str, server: Dovecot, user: str, **over
 
 
 def make_app(config: Path, clock: Clock | None = None) -> Any:
-    from daemon.service import App
+    from daemon.service.wiring import App
 
     return App(load_settings(config), clock)
 

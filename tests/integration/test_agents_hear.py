@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from daemon.config import Settings
-from daemon.service import App
+from daemon.service.wiring import App
 from tests.integration.test_escalations_and_bounces import dsn
 from tests.integration.test_sla_sweeps import desk_settings_for, tick
 from tests.support.clock import ManualClock

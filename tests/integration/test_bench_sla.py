@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon import bench_sla
+from daemon.cli.bench import sla as bench_sla
 
 
 def test_the_benchmark_builds_tickets_and_sweeps_the_due_share() -> None:

@@ -19,8 +19,8 @@ import pytest
 from jinja2.exceptions import SecurityError
 from sqlalchemy import text
 
-from daemon.renderer import TemplateRenderer
-from daemon.service import App
+from daemon.adapters.templates import TemplateRenderer
+from daemon.service.wiring import App
 from tests.conftest import ROOT, write_config
 from tests.support.flow import ingest
 from tests.support.mail import make_mail

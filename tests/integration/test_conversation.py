@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from daemon.config import Settings
-from daemon.service import App
+from daemon.service.wiring import App
 from tests.support.clock import ManualClock
 from tests.support.flow import events, ingest, last_out, messages, ticket
 from tests.support.mail import make_mail
@@ -267,7 +267,7 @@ def test_pending_pauses_and_the_requester_answer_resumes(relay_app: App) -> None
 def tick_at(app: App, moment: str) -> dict[str, int]:
     from datetime import datetime
 
-    from daemon.jobs import run_due
+    from daemon.app.jobs import run_due
 
     app.clock.set(datetime.fromisoformat(moment))  # type: ignore[attr-defined]
     report = app.tick(lambda now: run_due(app.store, lambda: app.runtime, now))

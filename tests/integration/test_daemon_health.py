@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from daemon.adapters.storage.store import SqlStore
+from daemon.app.status import status_report, status_text
 from daemon.config import Settings, load_settings
 from daemon.ports import SystemClock
-from daemon.runner import EXIT_INTAKE_DIED, Daemon
-from daemon.service import App
-from daemon.status import status_report, status_text
-from daemon.storage.store import SqlStore
+from daemon.service.runner import EXIT_INTAKE_DIED, Daemon
+from daemon.service.wiring import App
 from tests.conftest import write_config
 from tests.support.proc import wait_until
 from tests.support.relay import free_port

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from daemon.worker import BackgroundDelivery, deliver_batch
+from daemon.service.worker import BackgroundDelivery, deliver_batch
 from tests.support.flow import ingest
 from tests.support.mail import make_mail
 

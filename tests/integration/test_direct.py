@@ -10,9 +10,9 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
-from daemon.storage import direct
-from daemon.storage.models import InboundRow, UTCDateTime
-from daemon.storage.store import SqlStore
+from daemon.adapters.storage import direct
+from daemon.adapters.storage.models import InboundRow, UTCDateTime
+from daemon.adapters.storage.store import SqlStore
 
 INBOUND = InboundRow.__table__
 NOW = datetime(2026, 11, 25, 9, 30, 15, 123456, tzinfo=UTC)

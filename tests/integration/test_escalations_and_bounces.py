@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from daemon.config import Settings
-from daemon.parsing import parse_message
-from daemon.service import App
+from daemon.mail.parsing import parse_message
+from daemon.service.wiring import App
 from tests.support.clock import ManualClock
 from tests.support.flow import events, ingest, last_out, messages, ticket
 from tests.support.mail import make_mail
 from tests.support.relay import Relay
-from tests.unit.test_forwards import CASES
+from tests.unit.mail.test_forwards import CASES
 
 FORWARDS = Path(__file__).resolve().parents[1] / "data" / "forwards"
 
@@ -169,7 +169,7 @@ def resolve(app: App, number: int) -> None:
 
 
 def tick_at(app: App, moment: str) -> dict[str, int]:
-    from daemon.jobs import run_due
+    from daemon.app.jobs import run_due
 
     app.clock.set(datetime.fromisoformat(moment))  # type: ignore[attr-defined]
     return app.tick(lambda now: run_due(app.store, lambda: app.runtime, now)).jobs

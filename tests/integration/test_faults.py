@@ -28,12 +28,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from daemon.adapters.smtp import SmtpIntake
+from daemon.adapters.storage.store import SqlStore
 from daemon.config import Settings, load_settings
-from daemon.domain import Intake, OutgoingMail
+from daemon.core.domain import Intake, OutgoingMail
 from daemon.ports import QueuedRaw
-from daemon.service import App
-from daemon.smtp_intake import SmtpIntake
-from daemon.storage.store import SqlStore
+from daemon.service.wiring import App
 from tests.conftest import ROOT, write_config
 from tests.support.clock import ManualClock
 from tests.support.flow import events, ingest
@@ -493,8 +493,8 @@ from pathlib import Path
 limit = 1536 * 1024 * 1024  # a pattern that slips through fails here, not on the machine
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 from daemon.config import load_settings
-from daemon.errors import ConfigError
-from daemon.service import App
+from daemon.core.errors import ConfigError
+from daemon.service.wiring import App
 app = App(load_settings(Path(sys.argv[1])))
 before = app.runtime.rules.version
 rules = Path(sys.argv[2])

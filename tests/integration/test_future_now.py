@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from daemon.config import load_settings
-from daemon.runner import Daemon
-from daemon.service import App
+from daemon.service.runner import Daemon
+from daemon.service.wiring import App
 from tests.conftest import write_config
 from tests.support.clock import ManualClock
 from tests.support.mail import make_mail

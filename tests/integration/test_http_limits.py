@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from daemon.observability import HealthServer, Metrics
+from daemon.adapters.http import HealthServer, Metrics
 from tests.support.proc import wait_until
 
 

@@ -20,24 +20,24 @@ from typing import Any
 
 import pytest
 
+from daemon.adapters.imap.intake import MailboxIntake, PollReport
+from daemon.app.status import status_report
 from daemon.config import load_settings
-from daemon.imap_intake import MailboxIntake, PollReport
-from daemon.imap_plan import Backoff
-from daemon.status import status_report
+from daemon.mail.imap_plan import Backoff
 from tests.conftest import write_config
 from tests.integration.imap_support import counts
 from tests.support.fake_imap import FakeImap, Script, fake_imap
 from tests.support.mail import make_mail
 from tests.support.proc import wait_until
 
-#: daemon.imap_plan.MAX_MISSES (spelled out so the test runs on older code too).
+#: daemon.mail.imap_plan.MAX_MISSES (spelled out so the test runs on older code too).
 MAX_MISSES = 3
 PROCESSED = "spocd/processed"
 FAILED = "spocd/failed"
 
 
 def app_for(tmp_path: Path, db_url: str, server: FakeImap, **overrides: Any) -> Any:
-    from daemon.service import App
+    from daemon.service.wiring import App
 
     section: dict[str, Any] = {
         "enabled": True,

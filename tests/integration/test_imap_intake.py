@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 from imapclient import IMAPClient
 
-from daemon.domain import Intake
-from daemon.imap_connect import Connector
-from daemon.imap_intake import MailboxIntake
-from daemon.imap_plan import FAULT_FAMILIES, Backoff, source_key
+from daemon.adapters.imap.connect import Connector
+from daemon.adapters.imap.intake import MailboxIntake
+from daemon.cli.bench.dovecot import PASSWORD, Dovecot
+from daemon.core.domain import Intake
+from daemon.mail.imap_plan import FAULT_FAMILIES, Backoff, source_key
 from daemon.ports import QueuedRaw
-from daemon.testbed import PASSWORD, Dovecot
 from tests.integration.imap_support import FAILED, PROCESSED, counts, imap_config, make_app
 from tests.support.dovecot import new_user
 from tests.support.mail import make_mail

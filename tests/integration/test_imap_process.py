@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from daemon.storage.store import SqlStore
-from daemon.testbed import Dovecot
+from daemon.adapters.storage.store import SqlStore
+from daemon.cli.bench.dovecot import Dovecot
 from tests.integration.imap_support import (
     FAILED,
     PROCESSED,

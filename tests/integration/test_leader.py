@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from daemon.storage.engine import make_engine
-from daemon.storage.leader import Leadership, lock_key
+from daemon.adapters.storage.engine import make_engine
+from daemon.adapters.storage.leader import Leadership, lock_key
 
 
 def test_on_sqlite_the_lone_instance_holds_everything(sqlite_url: str) -> None:

@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Settings, load_settings
-from daemon.service import App
+from daemon.service.wiring import App
 from tests.conftest import DATA, write_config
 from tests.support.clock import ManualClock
 from tests.support.flow import events, ingest
 from tests.support.mail import make_mail
 from tests.support.relay import Relay
-from tests.unit.test_loops import CASES as AUTOMATIC_CASES
+from tests.unit.mail.test_loops import CASES as AUTOMATIC_CASES
 
 A, B = "helpdesk@desk-a.example", "helpdesk@desk-b.example"
 

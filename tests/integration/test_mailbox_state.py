@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
+from daemon.adapters.storage.store import SqlStore
+from daemon.app.status import status_report, status_text
 from daemon.config import ImapMailbox, Settings
-from daemon.domain import Intake
+from daemon.core.domain import Intake
 from daemon.ports import ImapNote, QueuedRaw
-from daemon.status import status_report, status_text
-from daemon.storage.store import SqlStore
 from tests.conftest import T0
 from tests.support.mail import make_mail
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from daemon.domain import Intake
-from daemon.pipeline import prepare_many
+from daemon.app.pipeline import prepare_many
+from daemon.core.domain import Intake
 from daemon.ports import QueuedRaw
 from tests.support.flow import ingest, ticket
 from tests.support.mail import make_mail

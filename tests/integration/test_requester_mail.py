@@ -19,16 +19,16 @@ from pathlib import Path
 
 import pytest
 
+from daemon.app.jobs import run_due
 from daemon.config import Settings
-from daemon.jobs import run_due
-from daemon.service import App
+from daemon.service.wiring import App
 from tests.conftest import ROOT
 from tests.integration.test_escalations_and_bounces import dsn
 from tests.support.clock import ManualClock
 from tests.support.flow import ingest, last_out, messages, ticket
 from tests.support.mail import make_mail
 from tests.support.relay import Caught, Relay
-from tests.unit.test_mail_register import INFORMAL_PL
+from tests.unit.adapters.test_templates import INFORMAL_PL
 
 AGENT = "anna@example.com"
 AGENT_NAME = "Anna Nowak"

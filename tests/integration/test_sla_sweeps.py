@@ -25,14 +25,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon import msgid, slaclock
+from daemon.app import slaclock
+from daemon.app.jobs import run_due
+from daemon.app.notify import Composer
+from daemon.app.views import ticket_json
 from daemon.config import Settings, load_settings
-from daemon.domain import Event, Status
-from daemon.jobs import run_due
-from daemon.notify import Composer
+from daemon.core.domain import Event, Status
+from daemon.mail import msgid
 from daemon.ports import Rendered, Renderer
-from daemon.service import App, TickReport
-from daemon.views import ticket_json
+from daemon.service.wiring import App, TickReport
 from tests.conftest import DATA, write_config
 from tests.integration.test_pipeline import ingest
 from tests.support.clock import ManualClock

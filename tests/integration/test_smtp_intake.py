@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
+from daemon.adapters.smtp import SmtpIntake
+from daemon.adapters.storage.store import SqlStore
 from daemon.config import Settings
-from daemon.smtp_intake import SmtpIntake
-from daemon.storage.store import SqlStore
 from tests.support.mail import make_mail
 from tests.support.relay import free_port
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from daemon.adapters.smtp import SmtpIntake
+from daemon.adapters.storage.store import SqlStore
 from daemon.config import Settings, load_settings
-from daemon.passwords import hash_password
-from daemon.smtp_intake import SmtpIntake
-from daemon.storage.store import SqlStore
+from daemon.core.passwords import hash_password
 from tests.conftest import DATA, write_config
 from tests.support.mail import make_mail
 from tests.support.proc import wait_until
@@ -307,7 +307,7 @@ def test_without_users_no_auth_is_offered_even_over_tls(listen) -> None:  # type
 def test_a_certificate_that_does_not_load_is_a_configuration_error(
     tmp_path: Path, sqlite_url: str, store: SqlStore
 ) -> None:
-    from daemon.errors import ConfigError
+    from daemon.core.errors import ConfigError
 
     bad = tmp_path / "bad.pem"
     bad.write_text("not a certificate\n")

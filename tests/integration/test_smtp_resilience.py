@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from daemon.adapters.smtp import SmtpIntake
+from daemon.adapters.storage.store import SqlStore
 from daemon.config import load_settings
-from daemon.smtp_intake import SmtpIntake
-from daemon.storage.store import SqlStore
 from tests.conftest import write_config
 from tests.support.mail import make_mail
 from tests.support.proc import wait_until

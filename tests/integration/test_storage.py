@@ -8,7 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, inspect
 
-from daemon.domain import (
+from daemon.adapters.storage import migrate
+from daemon.adapters.storage.models import Base, TimerRow
+from daemon.adapters.storage.store import SqlStore
+from daemon.core.domain import (
     Attachment,
     Channel,
     Event,
@@ -19,9 +22,6 @@ from daemon.domain import (
     Ticket,
 )
 from daemon.ports import QueuedRaw
-from daemon.storage import migrate
-from daemon.storage.models import Base, TimerRow
-from daemon.storage.store import SqlStore
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
@@ -265,7 +265,7 @@ def test_instances_starting_together_migrate_a_fresh_postgresql_database_once() 
 
     server = require_postgres()
     url = create_database(server)
-    code = f"from daemon.storage.store import SqlStore; SqlStore.open({url!r}).close()"
+    code = f"from daemon.adapters.storage.store import SqlStore; SqlStore.open({url!r}).close()"
     try:
         procs = [
             subprocess.Popen([sys.executable, "-c", code], env=env(), stderr=subprocess.PIPE)

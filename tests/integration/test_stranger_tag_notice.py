@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from daemon.config import Settings
-from daemon.service import App
+from daemon.service.wiring import App
 from tests.support.clock import ManualClock
 from tests.support.flow import ingest
 from tests.support.mail import make_mail

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from daemon.service import App
+from daemon.service.wiring import App
 from tests.integration.test_conversation import AGENT, LEAD, agent_says, tick_at
 from tests.support.flow import events, ingest, ticket
 from tests.support.mail import make_mail

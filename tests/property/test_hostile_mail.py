@@ -21,10 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.config import load_settings
-from daemon.domain import ParsedMessage
-from daemon.errors import NotMail
-from daemon.parsing import parse_message
-from daemon.service import App
+from daemon.core.domain import ParsedMessage
+from daemon.core.errors import NotMail
+from daemon.mail.parsing import parse_message
+from daemon.service.wiring import App
 from tests.conftest import DATA, T0, write_config
 from tests.support.clock import ManualClock
 from tests.support.flow import ingest

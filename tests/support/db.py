@@ -56,7 +56,7 @@ def drop_database(server_url: str, db_url: str) -> None:
 
 
 def truncate_all(db_url: str) -> None:
-    from daemon.storage.models import Base
+    from daemon.adapters.storage.models import Base
 
     engine = create_engine(db_url)
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)

@@ -1,4 +1,4 @@
-"""The private Dovecot of the IMAP tests (see `daemon.testbed`).
+"""The private Dovecot of the IMAP tests (see `daemon.cli.bench.dovecot`).
 
 Without Dovecot installed the tests that need it skip, saying why; in CI
 (`CI=true`) a missing Dovecot fails them instead, so a broken CI image cannot
@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from daemon.testbed import MISSING, NOT_ROOT, PASSWORD, Dovecot, find_dovecot, new_user
+from daemon.cli.bench.dovecot import MISSING, NOT_ROOT, PASSWORD, Dovecot, find_dovecot, new_user
 
 __all__ = ["PASSWORD", "Dovecot", "dovecot_binary", "new_user", "start_dovecot"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.domain import Intake
+from daemon.core.domain import Intake
 from daemon.ports import QueuedRaw
 
 

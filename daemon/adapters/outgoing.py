@@ -1,0 +1,215 @@
+"""Outgoing transports: an SMTP relay, or a local Maildir.
+
+The Maildir transport names each file after the outbox row and Message-ID, so
+sending the same row again after a crash finds the file already delivered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import hashlib
+import os
+import smtplib
+import socket
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+from daemon.config import OutgoingSettings
+from daemon.config.files import open_private, private_dirs
+from daemon.ports import OutboxItem, Refusal, TransportError
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """Linux's syncfs(2): one flush of a whole file system, in place of one
+    fsync per file (which costs a journal commit each). Looked up once, in the
+    C library already loaded (`ctypes.util.find_library` would run ldconfig)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syncfs  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+class MaildirTransport:
+    """Writes each mail as a file of its own into a Maildir.
+
+    A batch is written, then made durable at once (`flush`), and only then is
+    it recorded as sent. The file name comes from the outbox row, so a row sent
+    again after a crash finds its complete file and is not delivered twice; a
+    file cut short by the crash is written again.
+    """
+
+    idempotent = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for sub in ("tmp", "new", "cur"):
+            private_dirs(root / sub)
+        self._written: list[Path] = []
+        self._syncfs = _syncfs()
+
+    def _name(self, item: OutboxItem) -> str:
+        digest = hashlib.sha256(item.message_id.encode()).hexdigest()[:16]
+        return f"{item.id:010d}.{digest}.spocd"
+
+    def send(self, item: OutboxItem, envelope_from: str) -> list[Refusal]:
+        name = self._name(item)
+        content = (
+            f"Return-Path: <{envelope_from}>\r\nX-Original-To: {', '.join(item.recipients)}\r\n"
+        ).encode() + item.raw
+        for done in (self.root / "new" / name, self.root / "cur" / f"{name}:2,"):
+            with contextlib.suppress(OSError):
+                if done.stat().st_size == len(content):
+                    return []  # delivered before a crash kept us from recording it
+        tmp = self.root / "tmp" / name
+        try:
+            with open_private(tmp) as fh:
+                fh.write(content)
+            final = self.root / "new" / name
+            os.rename(tmp, final)
+        except OSError as exc:
+            raise TransportError(f"maildir {self.root}: {exc.strerror or exc}") from exc
+        self._written.append(final)
+        return []
+
+    def flush(self) -> None:
+        """Make the batch durable before anyone records it as sent."""
+        written, self._written = self._written, []
+        if not written:
+            return
+        try:
+            dir_fd = os.open(self.root / "new", os.O_RDONLY)
+            try:
+                if self._syncfs is None or self._syncfs(dir_fd) != 0:
+                    for path in written:
+                        with open(path, "rb") as fh:
+                            os.fsync(fh.fileno())
+                    os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise TransportError(f"maildir {self.root}: {exc.strerror or exc}") from exc
+
+    def abort(self) -> None:
+        pass  # a local write: it finishes promptly
+
+    def close(self) -> None:
+        pass
+
+
+class SmtpTransport:
+    """Delivers through a relay; one connection per batch, opened lazily."""
+
+    idempotent = False  # each accepted row is recorded at once: none sent twice
+
+    def __init__(self, settings: OutgoingSettings, local_hostname: str | None = None) -> None:
+        self.settings = settings
+        self.local_hostname = local_hostname
+        self._conn: smtplib.SMTP | None = None
+        self._live: smtplib.SMTP | None = None  # the connection being opened or used
+        self._aborted = False
+
+    def abort(self) -> None:
+        """Shut the socket down under a send blocked on the relay (called from
+        another thread): the send fails at once instead of waiting it out. A
+        send after that opens a new connection."""
+        self._aborted = True  # for a connection not yet open: it is not opened
+        conn = self._live
+        sock = getattr(conn, "sock", None) if conn is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if not self.settings.verify_certificate:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        if s.tls == "implicit":
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                local_hostname=self.local_hostname,
+                timeout=s.timeout_seconds,
+                context=self._tls_context(),
+            )
+        else:
+            conn = smtplib.SMTP(local_hostname=self.local_hostname, timeout=s.timeout_seconds)
+        self._live = conn  # from here on `abort` can cut it off
+        try:
+            self._open(conn)
+        except TransportError:
+            with contextlib.suppress(OSError):
+                conn.close()
+            self._live = None
+            raise
+        return conn
+
+    def _open(self, conn: smtplib.SMTP) -> None:
+        s = self.settings
+        try:
+            if self._aborted:
+                self._aborted = False
+                raise TransportError(f"relay {s.host}:{s.port}: sending cut off")
+            conn.connect(s.host, s.port)
+            conn.ehlo()
+            if s.tls == "starttls":
+                # starttls() raises when the server does not offer it: never plain text.
+                conn.starttls(context=self._tls_context())
+                conn.ehlo()
+            if s.username:
+                conn.login(s.username, s.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise TransportError(
+                f"relay refused login: {exc.smtp_code} {exc.smtp_error!r}"
+            ) from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            raise TransportError(f"relay {s.host}:{s.port}: {exc}") from exc
+        except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
+            raise TransportError(f"relay {s.host}:{s.port}: {exc}") from exc
+
+    def send(self, item: OutboxItem, envelope_from: str) -> list[Refusal]:
+        if self._conn is None:
+            self._conn = self._connect()
+        try:
+            refused = self._conn.sendmail(envelope_from, list(item.recipients), item.raw)
+        except smtplib.SMTPRecipientsRefused as exc:  # every one of them
+            refused = exc.recipients
+        except smtplib.SMTPResponseException as exc:
+            self._drop()
+            raise TransportError(
+                f"{exc.smtp_code} {exc.smtp_error!r}", permanent=exc.smtp_code >= 500
+            ) from exc
+        except (TimeoutError, OSError, smtplib.SMTPException) as exc:
+            self._drop()
+            raise TransportError(f"relay connection: {exc}") from exc
+        return [
+            Refusal(address, f"{code} {_text(answer)}", permanent=code >= 500)
+            for address, (code, answer) in refused.items()
+        ]
+
+    def flush(self) -> None:
+        pass
+
+    def _drop(self) -> None:
+        self._aborted = False  # a cut-off connection is gone: the next send starts afresh
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.close()
+            self._conn = self._live = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self._conn.quit()
+            self._conn = self._live = None
+
+
+def _text(answer: bytes | str) -> str:
+    return answer.decode("utf-8", "replace") if isinstance(answer, bytes) else answer

@@ -1,0 +1,124 @@
+"""The spool: a Maildir-like folder for `spocd ingest --queue-only`.
+
+An MTA pipe starts one process per message; writing the raw bytes to a file
+(fsync, rename, fsync the folder) is durable and needs no database driver,
+so that path stays fast. The daemon moves spooled files into the inbound
+queue; a file's name is its source key, so a crash between the commit and
+the unlink queues nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from daemon.config.files import open_private, private_dirs
+from daemon.core.domain import Intake
+from daemon.ports import QueuedRaw, Store
+
+ESCALATION_SUFFIX = ".escalation"
+#: Spooled files over the intake limit are set aside here, never loaded.
+REFUSED_DIR = "refused"
+_CHUNK = 1024 * 1024
+
+
+class NotSpooled(Exception):
+    """The input was refused (empty, or over the size limit); nothing was kept."""
+
+
+def spool_message(spool: Path, raw: bytes, *, escalation: bool = False) -> Path:
+    """Store one raw message durably; return its final path."""
+    return _spool(spool, lambda fh: fh.write(raw), escalation)
+
+
+def spool_stream(spool: Path, source: BinaryIO, *, limit: int, escalation: bool = False) -> Path:
+    """Copy a message from `source` into the spool in chunks, so memory does not
+    grow with it; over `limit` bytes or blank, the partial file is removed and
+    NotSpooled says why."""
+
+    def copy(fh: BinaryIO) -> None:
+        size, blank = 0, True
+        while chunk := source.read(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise NotSpooled(f"larger than smtp.max_message_size ({limit} bytes); not kept")
+            blank = blank and not chunk.strip()
+            fh.write(chunk)
+        if blank:
+            raise NotSpooled("empty input, nothing queued")
+
+    return _spool(spool, copy, escalation)
+
+
+def _spool(spool: Path, write: Callable[[BinaryIO], object], escalation: bool) -> Path:
+    tmp_dir, new_dir = spool / "tmp", spool / "new"
+    private_dirs(tmp_dir)
+    private_dirs(new_dir)
+    name = f"{time.time_ns()}.{os.getpid()}.{secrets.token_hex(6)}"
+    if escalation:
+        name += ESCALATION_SUFFIX
+    tmp = tmp_dir / name
+    try:
+        with open_private(tmp, exclusive=True) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    final = new_dir / name
+    os.rename(tmp, final)
+    fd = os.open(new_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return final
+
+
+def spooled(spool: Path) -> list[Path]:
+    new_dir = spool / "new"
+    if not new_dir.is_dir():
+        return []
+    return sorted(p for p in new_dir.iterdir() if p.is_file())
+
+
+def import_spool(
+    spool: Path,
+    store: Store,
+    now: Callable[[], object],
+    limit: int = 500,
+    *,
+    max_bytes: int | None = None,
+    on_refused: Callable[[Path, int], object] = lambda path, size: None,
+) -> int:
+    """Move spooled messages into the inbound queue; returns how many. A file
+    over `max_bytes` (put there by hand or by an older spocd) is moved to
+    `refused/` unread: one message cannot cost the daemon more than the limit."""
+    moved = 0
+    for path in spooled(spool)[:limit]:
+        try:
+            size = path.stat().st_size
+            if max_bytes is not None and size > max_bytes:
+                private_dirs(spool / REFUSED_DIR)
+                os.rename(path, spool / REFUSED_DIR / path.name)
+                on_refused(path, size)
+                continue
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            continue  # another importer took it
+        item = QueuedRaw(
+            raw=raw,
+            intake=Intake.SPOOL,
+            escalation=path.name.endswith(ESCALATION_SUFFIX),
+            source_key=f"spool:{path.name}",
+        )
+        with store.transaction() as tx:
+            tx.inbound.add(item, now())  # type: ignore[arg-type]
+        path.unlink(missing_ok=True)
+        moved += 1
+    return moved

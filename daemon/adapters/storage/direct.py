@@ -1,0 +1,204 @@
+"""The pipeline's hot statements, run on the driver's cursor.
+
+A message runs a dozen statements; through `Connection.execute` most of each
+one's time goes to SQLAlchemy's per-call work (cache keys, execution
+contexts, result objects), not to the database. Here each statement (or
+each (table, columns) shape of a row write) is compiled by SQLAlchemy once
+per dialect, with its parameters' own bind processors, and then run straight
+on the DBAPI cursor of the same connection, inside the same transaction and
+savepoints. Driver errors are raised as SQLAlchemy's, so callers catch what
+they caught before. Rows come back as the driver gives them: `fetch` is only
+for results that need no conversion (numbers, text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, insert, update
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+
+from daemon.adapters.storage.models import UTCDateTime
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    sql: str
+    names: tuple[str, ...]  # parameter order (positional styles) or keys
+    positional: bool
+    processors: Mapping[str, Callable[[Any], Any]]
+    defaults: Mapping[str, Callable[[], Any]]  # Python-side defaults of columns not given
+    returning: bool
+
+
+_SHAPES: dict[tuple[str, str, str, tuple[str, ...]], _Shape] = {}
+_STATEMENTS: dict[tuple[str, int], tuple[Any, _Shape]] = {}
+
+
+def insert_row(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
+    """INSERT one row; its new primary key."""
+    shape = _shape(conn.dialect, table, "insert", tuple(values))
+    cursor = _run(conn, shape, values)
+    try:
+        if shape.returning:
+            return int(cursor.fetchone()[0])
+        return int(cursor.lastrowid)
+    finally:
+        cursor.close()
+
+
+def update_row(conn: Connection, table: Table, pk: int, values: Mapping[str, Any]) -> int:
+    """UPDATE the row with this primary key; the number of rows changed."""
+    shape = _shape(conn.dialect, table, "update", tuple(values))
+    cursor = _run(conn, shape, {**values, "_pk": pk})
+    try:
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT rows of one shape in one executemany."""
+    if rows:
+        shape = _shape(conn.dialect, table, "insert-many", tuple(rows[0]))
+        params = [_params(shape, row) for row in rows]
+        _execute(conn, shape.sql, params, many=True).close()
+
+
+def execute(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> int:
+    """Run a prepared statement (a module constant); rows it changed."""
+    cursor = _run(conn, _statement(conn.dialect, stmt), params)
+    try:
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
+def fetch(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Run a prepared SELECT whose columns need no conversion; its rows."""
+    cursor = _run(conn, _statement(conn.dialect, stmt), params)
+    try:
+        return [tuple(row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def statement(conn: Connection, sql: str) -> None:
+    """A statement without parameters (SAVEPOINT and the like)."""
+    _execute(conn, sql, ()).close()
+
+
+def _params(shape: _Shape, values: Mapping[str, Any]) -> Any:
+    row = dict(values)
+    for name, make in shape.defaults.items():
+        if name not in row:
+            row[name] = make()
+    for name, process in shape.processors.items():
+        row[name] = process(row[name])
+    return tuple(row[n] for n in shape.names) if shape.positional else row
+
+
+def _run(conn: Connection, shape: _Shape, values: Mapping[str, Any]) -> Any:
+    return _execute(conn, shape.sql, _params(shape, values))
+
+
+def _execute(conn: Connection, sql: str, params: Any, *, many: bool = False) -> Any:
+    """The driver's cursor, the statement run on it; driver errors raised as
+    SQLAlchemy's."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        cursor.close()
+        raise DBAPIError.instance(
+            sql, params, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+        ) from exc
+    return cursor
+
+
+def _statement(dialect: Dialect, stmt: Any) -> _Shape:
+    found = _STATEMENTS.get((dialect.name, id(stmt)))
+    if found is None or found[0] is not stmt:
+        compiled = stmt.compile(dialect=dialect)
+        processors = {}
+        defaults: dict[str, Callable[[], Any]] = {}
+        for name, bind in compiled.binds.items():
+            if bind.expanding:
+                raise ValueError(f"{name}: expanding parameters are not prepared")
+            process = _processor(bind.type, dialect)
+            if process is not None:
+                processors[name] = process
+            if not bind.required:
+                defaults[name] = lambda value=bind.effective_value: value
+        positional = bool(dialect.positional)
+        names = tuple(compiled.positiontup or ()) if positional else tuple(compiled.binds)
+        shape = _Shape(str(compiled), names, positional, processors, defaults, False)
+        found = _STATEMENTS[(dialect.name, id(stmt))] = (stmt, shape)
+    return found[1]
+
+
+def _shape(dialect: Dialect, table: Table, kind: str, keys: tuple[str, ...]) -> _Shape:
+    cache_key = (dialect.name, table.name, kind, keys)
+    shape = _SHAPES.get(cache_key)
+    if shape is None:
+        shape = _SHAPES[cache_key] = _compile(dialect, table, kind, keys)
+    return shape
+
+
+def _compile(dialect: Dialect, table: Table, kind: str, keys: tuple[str, ...]) -> _Shape:
+    columns = {c.key: c for c in table.columns}
+    defaults: dict[str, Callable[[], Any]] = {}
+    if kind.startswith("insert"):
+        for key, column in columns.items():
+            if key in keys or column.default is None or column.primary_key:
+                continue
+            default: Any = column.default
+            if default.is_scalar:
+                defaults[key] = lambda value=default.arg: value
+            elif default.is_callable:
+                defaults[key] = lambda make=default.arg: make(None)
+            else:
+                raise ValueError(f"{table.name}.{key}: a default run by the database")
+    written = (*keys, *defaults)
+    binds = {k: bindparam(k, type_=columns[k].type) for k in written}
+    returning = False
+    if kind.startswith("insert"):
+        stmt: Any = insert(table).values(binds)
+        if kind == "insert" and dialect.name != "sqlite":  # SQLite gives lastrowid
+            stmt = stmt.returning(table.c.id)
+            returning = True
+    else:
+        stmt = update(table).where(table.c.id == bindparam("_pk")).values(binds)
+    compiled = stmt.compile(dialect=dialect)
+    processors = {}
+    for key in written:
+        process = _processor(columns[key].type, dialect)
+        if process is not None:
+            processors[key] = process
+    positional = bool(dialect.positional)
+    names = tuple(compiled.positiontup or ()) if positional else written
+    return _Shape(str(compiled), names, positional, processors, defaults, returning)
+
+
+def _processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The type's own bind processor; for our UTC datetimes on SQLite, the
+    same stored text (`2026-11-25 09:30:15.123456`) written by C's isoformat
+    instead of SQLAlchemy's %-formatting: a message writes a dozen of them."""
+    if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
+        return _sqlite_datetime
+    return type_.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
+
+
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the database")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

@@ -1,0 +1,172 @@
+"""Jinja2 templates from `templates/<language>/`, rendered in the sandbox.
+
+User text only ever enters as context data, never as template source; HTML
+templates autoescape it. A template missing in a language falls back to
+English, so adding a language can be done one template at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateNotFound,
+)
+from jinja2.loaders import split_template_path
+from jinja2.sandbox import SandboxedEnvironment
+
+from daemon.config.files import read_config_file
+from daemon.ports import Rendered
+
+LANGUAGES = ("en", "pl")
+#: Every template a complete language folder has (checked at load and in tests).
+KINDS = (
+    "ack",
+    "agent_new",
+    "agent_followup",
+    "agent_reply",
+    "assigned",
+    "auto_closed",
+    "closed",
+    "command_result",
+    "reopened",
+    "verification",
+    "verification_reminder",
+    "verification_held",
+    "escalation_notice",
+    "status_update",
+    "verification_unclear",
+    "answer_unclear",
+)
+
+
+#: How people write a moment in a sentence (CLDR patterns; month names come
+#: from Babel in the right case: Polish „7 grudnia”, not „7 grudzień”).
+DATE_PATTERNS = {
+    "pl": "d MMMM y 'r., godz.' HH:mm",
+    "en": "EEEE d MMMM y, HH:mm",
+}
+
+
+@lru_cache(maxsize=1024)
+def human_time(value: datetime, zone: ZoneInfo, language: str) -> str:
+    """„7 grudnia 2026 r., godz. 15:35” / "Monday 7 December 2026, 15:35" in `zone`.
+
+    Babel is imported on first use: the intake path (`ingest --queue-only`,
+    timed per process) renders nothing and must not pay for its CLDR data.
+    Memoised: tickets opened together share their deadlines.
+    """
+    from babel.dates import format_datetime
+
+    pattern = DATE_PATTERNS.get(language, DATE_PATTERNS["en"])
+    return format_datetime(value, pattern, tzinfo=zone, locale=language)
+
+
+class BoundedFileLoader(FileSystemLoader):
+    """FileSystemLoader that reads through `read_config_file`: a template that is
+    a FIFO, a device or too large is refused (FileRefused names it), never read."""
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        pieces = split_template_path(template)
+        for searchpath in self.searchpath:
+            filename = os.path.join(searchpath, *pieces)
+            if os.path.exists(filename):
+                break
+        else:
+            raise TemplateNotFound(template)
+        contents = read_config_file(filename)
+        mtime = os.path.getmtime(filename)
+
+        def uptodate() -> bool:
+            try:
+                return os.path.getmtime(filename) == mtime
+            except OSError:
+                return False
+
+        return contents, os.path.normpath(filename), uptodate
+
+
+class TemplateRenderer:
+    def __init__(self, root: Path, timezone: str = "Europe/Warsaw") -> None:
+        self.root = root
+        self.zone = ZoneInfo(timezone)
+        if not (root / "en").is_dir():
+            raise FileNotFoundError(f"{root}/en: no English templates")
+        self._envs = {lang: self._environment(lang) for lang in LANGUAGES}
+        self._loaded: dict[tuple[str, str], tuple[Template, Template, Template]] = {}
+
+    def _environment(self, language: str) -> SandboxedEnvironment:
+        loaders: list[BaseLoader] = [BoundedFileLoader(str(self.root / language))]
+        if language != "en":
+            loaders.append(BoundedFileLoader(str(self.root / "en")))
+        env = SandboxedEnvironment(
+            loader=ChoiceLoader(loaders),
+            autoescape=lambda name: bool(name and name.endswith(".html")),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+            # A reload builds a new renderer: no stat() per template per mail.
+            auto_reload=False,
+        )
+        env.filters["when"] = partial(self._when, language)
+        return env
+
+    def _when(self, language: str, value: datetime | None) -> str:
+        if value is None:
+            return "-"
+        return human_time(value, self.zone, language)
+
+    def _templates(self, language: str, name: str) -> tuple[Template, Template, Template]:
+        found = self._loaded.get((language, name))
+        if found is None:
+            env = self._envs.get(language) or self._envs["en"]
+            found = (
+                env.get_template(f"{name}.subject.txt"),
+                env.get_template(f"{name}.txt"),
+                env.get_template(f"{name}.html"),
+            )
+            self._loaded[(language, name)] = found
+        return found
+
+    def render(self, language: str, name: str, context: dict[str, Any]) -> Rendered:
+        subject, text, html = self._templates(language, name)
+        ctx = {**context, "language": language}
+        return Rendered(
+            subject=subject.render(ctx).strip(), text=text.render(ctx), html=html.render(ctx)
+        )
+
+    def missing(self) -> list[str]:
+        """Templates a language lacks (it would fall back to English)."""
+        gaps = []
+        for lang in LANGUAGES:
+            for kind in KINDS:
+                for suffix in (".subject.txt", ".txt", ".html"):
+                    if not (self.root / lang / f"{kind}{suffix}").is_file():
+                        gaps.append(f"{lang}/{kind}{suffix}")
+        return gaps
+
+    def check(self) -> None:
+        """Compile every template now, so a broken one is refused at load."""
+        for lang, env in self._envs.items():
+            for kind in KINDS:
+                for suffix in (".subject.txt", ".txt", ".html"):
+                    try:
+                        env.get_template(f"{kind}{suffix}")
+                    except TemplateNotFound:
+                        if lang == "en":
+                            raise

@@ -1,0 +1,243 @@
+"""Compose outgoing mail from templates. It never sends: the outbox does.
+
+Every mail carries the ticket tag, a signed Message-ID of our own domain,
+In-Reply-To/References to the thread, RFC 3834 `Auto-Submitted` for automatic
+mail, a loop header, and a text part plus an HTML part.
+"""
+
+from __future__ import annotations
+
+import binascii
+import email.utils
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.charset import BASE64, Charset
+from email.header import Header
+from typing import Any
+
+from daemon.core.domain import OutgoingMail, Ticket
+from daemon.mail import msgid
+from daemon.mail.threads import format_tag
+from daemon.ports import Renderer
+
+LOOP_HEADER = "X-Spocd-Loop"
+#: Encoded words in base64: choosing the shorter of Q and B per header (the
+#: email package's default for UTF-8) costs more than the whole rest of a mail.
+_UTF8_B64 = Charset("utf-8")
+_UTF8_B64.header_encoding = BASE64
+#: Bidi embeddings, overrides and isolates: what follows one can display
+#: reversed ("gpj.exe" as "exe.jpg"), so they are shown, never obeyed.
+_BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+#: C0 controls but tab and newline, DEL, C1 controls (ESC starts terminal
+#: escapes: colours, OSC 52 clipboard writes), and the bidi controls.
+_UNSAFE = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_BIDI}]")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who we are on the wire."""
+
+    address: str
+    name: str
+    tag_prefix: str
+    key: bytes = field(repr=False)
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2].lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """Where a new mail sits in a conversation."""
+
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+
+    def after(self, message_id: str) -> Thread:
+        refs = tuple(r for r in self.references if r != message_id)[-20:]
+        return Thread(in_reply_to=message_id, references=(*refs, message_id))
+
+
+class Composer:
+    """Renders a template for a ticket into an `OutgoingMail`."""
+
+    def __init__(self, identity: Identity, renderer: Renderer) -> None:
+        self.identity = identity
+        self.renderer = renderer
+
+    def new_message_id(self, ticket_number: int | None) -> str:
+        return msgid.make_message_id(
+            self.identity.key, self.identity.domain, ticket_number, secrets.token_hex(8)
+        )
+
+    def compose(
+        self,
+        *,
+        template: str,
+        kind: str,
+        ticket: Ticket | None,
+        to: Sequence[str],
+        context: dict[str, Any],
+        now: datetime,
+        language: str | None = None,
+        cc: Sequence[str] = (),
+        thread: Thread = Thread(),
+        auto_submitted: str | None = "auto-replied",
+    ) -> OutgoingMail:
+        """`auto_submitted` None marks a mail a person sent (an agent's reply)."""
+        lang = language or (ticket.language if ticket else "en")
+        number = ticket.number if ticket else None
+        full_context = {
+            "helpdesk": {"name": self.identity.name, "address": self.identity.address},
+            "tag": format_tag(self.identity.tag_prefix, number) if number else "",
+            "ticket": ticket_context(ticket, self.identity.tag_prefix) if ticket else None,
+            "now": now,  # for "time left" in the facts agents read
+            **context,
+        }
+        rendered = self.renderer.render(lang, template, full_context)
+        subject = one_line(rendered.subject)
+        text, html = printable(rendered.text), printable(rendered.html)
+        message_id = self.new_message_id(number)
+        headers = [
+            (
+                "From",
+                email.utils.formataddr(
+                    (self.identity.name, self.identity.address), charset="utf-8"
+                ),
+            ),
+            ("Reply-To", self.identity.address),
+            ("To", ", ".join(to)),
+            ("Cc", ", ".join(cc) if cc else None),
+            ("Subject", subject),
+            ("Date", email.utils.format_datetime(now)),
+            ("Message-ID", f"<{message_id}>"),
+            ("In-Reply-To", f"<{thread.in_reply_to}>" if thread.in_reply_to else None),
+            ("References", " ".join(f"<{r}>" for r in thread.references) or None),
+            ("Auto-Submitted", auto_submitted),
+            ("X-Auto-Response-Suppress", "All" if auto_submitted else None),
+            (
+                "Precedence",
+                ("auto_reply" if auto_submitted == "auto-replied" else "bulk")
+                if auto_submitted
+                else None,
+            ),
+            (LOOP_HEADER, self.identity.domain),
+            ("Content-Language", lang),
+        ]
+        raw = build_mime(headers, text, html)
+        recipients = tuple(dict.fromkeys(a.lower() for a in (*to, *cc)))
+        return OutgoingMail(
+            message_id=message_id,
+            recipients=recipients,
+            raw=raw,
+            kind=kind,
+            ticket_number=number,
+            automatic=auto_submitted is not None,
+            subject=subject,
+            text=text,
+        )
+
+
+def build_mime(headers: Sequence[tuple[str, str | None]], text: str, html: str) -> bytes:
+    """multipart/alternative with a text and an HTML part, UTF-8 quoted-printable,
+    CRLF line ends.
+
+    Written out directly: every header value is a single line we built, so the
+    email package's generic folding (the slowest part of composing) is not
+    needed; non-ASCII values become RFC 2047 words. The boundary starts with
+    "=_", which quoted-printable output can never contain.
+    """
+    boundary = f"=_spocd_{secrets.token_hex(12)}"
+    lines = [
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+        "MIME-Version: 1.0",
+    ]
+    for name, value in headers:
+        if value is None:
+            continue
+        lines.append(f"{name}: {_header_value(name, value)}")
+    head = "\r\n".join(lines).encode("ascii")
+    parts = [head, b"", b""]
+    for subtype, body in (("plain", text), ("html", html)):
+        parts += [
+            f"--{boundary}".encode(),
+            f'Content-Type: text/{subtype}; charset="utf-8"'.encode(),
+            b"Content-Transfer-Encoding: quoted-printable",
+            b"",
+            _quoted_printable(body),
+        ]
+    parts.append(f"--{boundary}--".encode())
+    return b"\r\n".join(parts) + b"\r\n"
+
+
+def _header_value(name: str, value: str) -> str:
+    if value.isascii():
+        return value if len(value) <= 900 else _fold(value)
+    return Header(value, _UTF8_B64, header_name=name).encode(linesep="\r\n")
+
+
+def _fold(value: str) -> str:
+    """Fold a long ASCII value (References) at spaces, lines under 998 octets."""
+    out, line = [], ""
+    for word in value.split(" "):
+        if line and len(line) + 1 + len(word) > 900:
+            out.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    out.append(line)
+    return "\r\n ".join(out)
+
+
+def _quoted_printable(text: str) -> bytes:
+    data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    return binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
+
+
+def one_line(text: str) -> str:
+    """Header text from user data: CR, LF and other controls become spaces
+    (then `printable`)."""
+    spaced = "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in text)
+    return " ".join(printable(spaced).split())
+
+
+def printable(text: str) -> str:
+    """Outgoing text from user data: controls dropped but tab and newline
+    (Unicode's line separators become newlines), bidi controls shown as a
+    visible mark such as `[U+202E]`."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _UNSAFE.sub(_visible, text.replace("\u2028", "\n").replace("\u2029", "\n"))
+
+
+def _visible(match: re.Match[str]) -> str:
+    char = match.group(0)
+    return f"[U+{ord(char):04X}]" if char in _BIDI else ""
+
+
+def ticket_context(ticket: Ticket, prefix: str) -> dict[str, Any]:
+    """The ticket as plain data for templates (user text stays data)."""
+    return {
+        "id": f"{prefix}-{ticket.number}",
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "requester": ticket.requester,
+        "status": str(ticket.status),
+        "priority": ticket.priority,
+        "impact": ticket.impact,
+        "urgency": ticket.urgency,
+        "category": ticket.category,
+        "group": ticket.group,
+        "assignee": ticket.assignee,
+        "external_ref": ticket.external_ref,
+        "escalated_by": ticket.escalated_by,
+        "created_at": ticket.created_at,
+        "first_response_due": ticket.first_response_due,
+        "first_responded_at": ticket.first_responded_at,
+        "resolution_due": ticket.resolution_due,
+        "resolution_code": ticket.resolution_code,
+        "resolution_note": ticket.resolution_note,
+    }

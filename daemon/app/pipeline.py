@@ -1,0 +1,498 @@
+"""One inbound message through its stages, inside one transaction.
+
+Parsing, sanitising and the rules' decision for a new request are CPU work
+done ahead (`Pipeline.prepare`, before the write transaction); then
+parse -> de-duplicate -> classify (loops, escalations) -> thread -> act. A
+stage ends the journey early by raising a `Disposition`; any other exception
+rolls the message back and the worker records the stage it failed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from daemon.app import actions, conversation
+from daemon.app.notify import Thread
+from daemon.app.tickets import (
+    Actor,
+    Runtime,
+    open_ticket,
+    queue_mail,
+    record_event,
+    record_inbound,
+)
+from daemon.core.domain import Channel, InboundItem, Intake, ParsedMessage, Status, Ticket
+from daemon.core.errors import Disposition, Duplicate, Ignored, NotMail, Quarantined
+from daemon.mail import forwards, loops
+from daemon.mail import threads as mailthread
+from daemon.mail.parsing import PARSE_SECONDS, parse_many, parse_message
+from daemon.ports import Tx
+from daemon.rules import ruleset as rules
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one message (one line of `spocd ingest`)."""
+
+    outcome: str  # created | appended | duplicate | ignored | quarantined | bounce | failed
+    ticket: int | None = None
+    message_id: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A message parsed, and the rules' decision for it as a requester's new
+    mail, ahead of its transaction: batch ingest does both in a second
+    process. The decision counts only under the same rules version, and only
+    where the pipeline would decide the same (no escalation, no thread)."""
+
+    msg: ParsedMessage | NotMail
+    decision: rules.Decision | None = None
+    rules_version: str = ""
+
+
+def prepare_many(
+    raws: list[bytes],
+    max_attachment_bytes: int,
+    ruleset: rules.Rules | None,
+    max_parse_seconds: float = PARSE_SECONDS,
+) -> list[Prepared]:
+    """Parse a batch, and decide for the mail that looks like a new request
+    (a reply's decision would go unused)."""
+    return [
+        _decided(parsed, ruleset)
+        for parsed in parse_many(raws, max_attachment_bytes, max_parse_seconds)
+    ]
+
+
+def _decided(parsed: ParsedMessage | NotMail, ruleset: rules.Rules | None) -> Prepared:
+    decision = None
+    if (
+        ruleset is not None
+        and isinstance(parsed, ParsedMessage)
+        and not (parsed.in_reply_to or parsed.references)
+    ):
+        try:
+            # Without the trace: only `spocd rules test` shows it, and it
+            # is most of what would cross back from the parser process.
+            decision = replace(rules.decide(ruleset, parsed, str(Channel.EMAIL)), trace=())
+        except Exception:  # decided again in the transaction, where it is recorded
+            decision = None
+    return Prepared(parsed, decision, ruleset.version if ruleset else "")
+
+
+class StageError(Exception):
+    """An unexpected failure, labelled with the stage it happened in."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(f"{stage}: {type(cause).__name__}: {cause}")
+        self.stage = stage
+        self.cause = cause
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One message as the stages see it, with what they learned so far."""
+
+    item: InboundItem
+    msg: ParsedMessage
+    automatic: loops.Automatic | None = None
+    channel: Channel = Channel.EMAIL
+    requester: str = ""
+    escalated_by: str | None = None
+    external_ref: str | None = None
+    original: ParsedMessage | None = None  # the incident inside an escalation
+    note: str = ""  # first line's own words
+    forward_style: str = ""
+    decided: rules.Decision | None = None  # made ahead, for the mail as it came
+
+    @property
+    def sender(self) -> str:
+        return self.msg.sender.addr if self.msg.sender else ""
+
+    @property
+    def incident(self) -> ParsedMessage:
+        """What rules and the ticket's subject come from."""
+        return self.original or self.msg
+
+
+class Pipeline:
+    def __init__(self, runtime: Callable[[], Runtime], key: bytes) -> None:
+        self._runtime = runtime
+        self.key = key
+
+    def parse(self, raw: bytes) -> ParsedMessage:
+        limits = self._runtime().settings.limits
+        return parse_message(
+            raw,
+            max_attachment_bytes=limits.max_attachment_bytes,
+            max_parse_seconds=limits.max_parse_seconds,
+        )
+
+    def prepare(self, raw: bytes) -> Prepared:
+        """Parse, sanitise and decide the rules for one message: the slow,
+        CPU-bound part, done before the write transaction so a slow message
+        never holds the database lock."""
+        ruleset = self._runtime().rules
+        try:
+            parsed: ParsedMessage | NotMail = self.parse(raw)
+        except NotMail as exc:
+            parsed = exc
+        return _decided(parsed, ruleset)
+
+    def process(
+        self,
+        tx: Tx,
+        item: InboundItem,
+        now: datetime,
+        parsed: ParsedMessage | NotMail | Prepared | None = None,
+    ) -> Outcome:
+        """`parsed`: the message parsed ahead (batch ingest parses in another
+        process), or the NotMail that parsing it gave."""
+        rt = self._runtime()
+        stage = "parse"
+        decided = None
+        if isinstance(parsed, Prepared):
+            if parsed.rules_version == rt.rules.version:
+                decided = parsed.decision
+            parsed = parsed.msg
+        try:
+            try:
+                if isinstance(parsed, NotMail):
+                    raise parsed
+                msg = parsed if parsed is not None else self.parse(item.raw)
+            except NotMail as exc:
+                tx.inbound.quarantine(item.id, reason=f"not mail: {exc}", now=now)
+                return Outcome("quarantined", detail=f"not mail: {exc}")
+            stage = "classify"
+            incoming = self._classify(tx, rt, item, msg)
+            incoming.decided = decided
+            stage = "thread"
+            match = mailthread.find_thread(
+                msg,
+                prefix=rt.prefix,
+                key=self.key,
+                domain=rt.settings.helpdesk.domain,
+                lookup=tx.messages.ticket_of,
+            )
+            if match.ticket is None and incoming.original is not None:
+                # An escalation of an incident the requester also mailed us.
+                found = tx.messages.ticket_of(incoming.original.message_id)
+                match = mailthread.ThreadMatch(found, "escalated-original") if found else match
+            stage = "act"
+            if incoming.automatic is not None and incoming.automatic.kind == "bounce":
+                outcome = self._bounce(tx, rt, incoming, match.ticket, now)
+            else:
+                ticket = self._existing(tx, match.ticket)
+                if ticket is not None:
+                    outcome = self._to_ticket(tx, rt, incoming, ticket, match, now)
+                else:
+                    outcome = self._new(tx, rt, incoming, now)
+        except Disposition as disposition:
+            return self._dispose(tx, item, disposition, now)
+        except Exception as exc:
+            raise StageError(stage, exc) from exc
+        tx.inbound.finish(
+            item.id,
+            outcome=outcome.outcome,
+            now=now,
+            ticket_number=outcome.ticket,
+            message_id=msg.message_id,
+        )
+        return outcome
+
+    # --- stages ----------------------------------------------------------------------------
+
+    def _classify(self, tx: Tx, rt: Runtime, item: InboundItem, msg: ParsedMessage) -> Incoming:
+        if tx.messages.exists(msg.message_id):
+            raise Duplicate(msg.message_id, tx.messages.ticket_of(msg.message_id))
+        incoming = Incoming(item=item, msg=msg, requester=msg.sender.addr if msg.sender else "")
+        settings = rt.settings
+        incoming.automatic = loops.classify(msg, settings.helpdesk.domain, settings.own_addresses)
+        if incoming.automatic is None and item.intake == Intake.SMTP and item.envelope_from == "":
+            incoming.automatic = loops.Automatic(
+                "auto-reply", "null envelope sender (MAIL FROM:<>)"
+            )
+        escalation_rcpts = set(settings.smtp.escalation_addresses)
+        if incoming.automatic is None and (
+            item.escalation or any(a.addr in escalation_rcpts for a in (*msg.to, *msg.cc))
+        ):
+            self._unwrap(rt, incoming)
+        return incoming
+
+    def _unwrap(self, rt: Runtime, incoming: Incoming) -> None:
+        """A first-line escalation: the requester is the original sender."""
+        msg = incoming.msg
+        escalation = forwards.escalation(msg, self.parse)
+        forwarded = escalation.forwarded
+        incoming.channel = Channel.ESCALATION
+        incoming.escalated_by = escalation.by
+        incoming.forward_style = forwarded.style
+        incoming.note = forwarded.note
+        incoming.requester = escalation.requester
+        incoming.original = escalation.original
+        incoming.external_ref = rt.rules.find_external_ref(msg.subject) or (
+            rt.rules.find_external_ref(forwarded.original.subject) if forwarded.original else None
+        )
+
+    def _existing(self, tx: Tx, number: int | None) -> Ticket | None:
+        """The ticket a match names, following merges to the survivor."""
+        seen: set[int] = set()
+        while number is not None and number not in seen:
+            seen.add(number)
+            ticket = tx.tickets.get(number, for_update=True)
+            if ticket is None:
+                return None
+            if ticket.merged_into is None:
+                return ticket
+            number = ticket.merged_into
+        return None
+
+    def _new(
+        self,
+        tx: Tx,
+        rt: Runtime,
+        incoming: Incoming,
+        now: datetime,
+        *,
+        tagged: int | None = None,
+        linked_to: int | None = None,
+        note: str | None = None,
+    ) -> Outcome:
+        msg = incoming.msg
+        decision = (
+            incoming.decided
+            if incoming.decided is not None
+            and incoming.original is None
+            and incoming.channel == Channel.EMAIL
+            else rules.decide(rt.rules, incoming.incident, str(incoming.channel))
+        )
+        if decision.ignore:
+            raise Ignored(", ".join(decision.matched))
+        own = rt.settings.own_addresses
+        cc = [a.addr for a in (*incoming.incident.to, *incoming.incident.cc) if a.addr not in own]
+        if incoming.original is not None:
+            # The original was addressed to first line (their shared mailbox):
+            # none of its recipients is copied on the ticket's mail; first line
+            # itself hears through `escalated_by`.
+            cc = []
+        ticket = open_ticket(
+            tx,
+            rt,
+            msg=incoming.incident,
+            decision=decision,
+            requester=incoming.requester,
+            now=now,
+            channel=incoming.channel,
+            escalated_by=incoming.escalated_by,
+            external_ref=incoming.external_ref,
+            cc=cc,
+            linked_to=linked_to,
+        )
+        actor = Actor(incoming.sender)
+        if tagged is not None:
+            record_event(
+                tx,
+                ticket,
+                now,
+                actor,
+                "tag_not_honoured",
+                tag=rt.ticket_id(tagged),
+                reason=note or "sender is not on that ticket",
+            )
+        if linked_to is not None:
+            old = tx.tickets.get(linked_to)
+            if old is not None:
+                record_event(
+                    tx, old, now, actor, "follow_up_ticket", follow_up=rt.ticket_id(ticket.number)
+                )
+        if incoming.channel == Channel.ESCALATION:
+            self._record_escalation(tx, rt, incoming, ticket, now)
+        else:
+            record_inbound(tx, ticket, msg, kind="request", inbound_id=incoming.item.id, now=now)
+        self._acknowledge(tx, rt, incoming, ticket, now)
+        carried = rt.ticket_id(tagged) if tagged is not None else None
+        self._tell_agents(tx, rt, incoming, ticket, now, carried_tag=carried)
+        return Outcome("created", ticket.number, msg.message_id)
+
+    def _tell_agents(
+        self,
+        tx: Tx,
+        rt: Runtime,
+        incoming: Incoming,
+        ticket: Ticket,
+        now: datetime,
+        *,
+        carried_tag: str | None = None,
+    ) -> None:
+        """The assignee, or else the whole group, hears of a new ticket; and of
+        the tag of another ticket a stranger's mail carried (`tag_not_honoured`),
+        so they can tell a colleague forwarding a thread from a tag spoofer."""
+        group = rt.rules.groups.get(ticket.group or "")
+        if ticket.assignee:
+            to = [ticket.assignee]
+        elif group is not None:
+            to = [group.lead, *group.members]
+        else:
+            return
+        ctx = actions.Ctx(tx, rt, now, Actor("spocd", "system"), ticket)
+        thread = Thread(references=incoming.msg.references[-20:]).after(incoming.msg.message_id)
+        context = {
+            "request_text": incoming.incident.text[:8000],
+            "first_line_note": incoming.note.strip()[:8000] if incoming.original else "",
+            "carried_tag": carried_tag,
+        }
+        actions.notify_agents(ctx, "agent_new", to, context, thread)
+
+    def _record_escalation(
+        self, tx: Tx, rt: Runtime, incoming: Incoming, ticket: Ticket, now: datetime
+    ) -> None:
+        """Both first line's note and the original incident stay on the ticket."""
+        msg, original = incoming.msg, incoming.original
+        record_inbound(
+            tx,
+            ticket,
+            msg,
+            kind="escalation",
+            inbound_id=incoming.item.id,
+            now=now,
+            body=incoming.note if original is not None else msg.text,
+        )
+        if original is not None and not tx.messages.exists(original.message_id):
+            record_inbound(
+                tx, ticket, original, kind="request", inbound_id=incoming.item.id, now=now
+            )
+        record_event(
+            tx,
+            ticket,
+            now,
+            Actor(incoming.sender),
+            "escalated_by_first_line",
+            by=incoming.escalated_by,
+            external_ref=incoming.external_ref,
+            forward_style=incoming.forward_style,
+            requester_found=original is not None,
+        )
+        if original is None:
+            record_event(
+                tx,
+                ticket,
+                now,
+                Actor("spocd", "system"),
+                "requester_unknown",
+                reason="the original sender was not found in the escalation; the "
+                "first-line sender is the requester",
+            )
+
+    def _to_ticket(
+        self,
+        tx: Tx,
+        rt: Runtime,
+        incoming: Incoming,
+        ticket: Ticket,
+        match: mailthread.ThreadMatch,
+        now: datetime,
+    ) -> Outcome:
+        sender, msg = incoming.sender, incoming.msg
+        role = _role(rt, ticket, sender)
+        if role == "stranger":
+            if rt.rules.strangers == "quarantine":
+                raise Quarantined(f"{sender} is not on {rt.ticket_id(ticket.number)}")
+            return self._new(tx, rt, incoming, now, tagged=ticket.number)
+        if role == "agent":
+            conversation.agent_mail(tx, rt, ticket, msg, incoming.item.id, now)
+            return Outcome("appended", ticket.number, msg.message_id)
+        closed_for_good = ticket.status == Status.CANCELLED or (
+            ticket.status == Status.CLOSED and not conversation.reopen_window_open(rt, ticket, now)
+        )
+        if closed_for_good and incoming.automatic is None:
+            return self._new(
+                tx,
+                rt,
+                incoming,
+                now,
+                linked_to=ticket.number,
+                note="a reply to a closed ticket after reopen_days",
+            )
+        conversation.requester_mail(
+            tx, rt, ticket, msg, incoming.item.id, now, automatic=incoming.automatic is not None
+        )
+        return Outcome("appended", ticket.number, msg.message_id)
+
+    def _bounce(
+        self, tx: Tx, rt: Runtime, incoming: Incoming, threaded: int | None, now: datetime
+    ) -> Outcome:
+        number, report = conversation.bounce_ticket(tx, rt, incoming.msg, threaded, self.key)
+        ticket = self._existing(tx, number)
+        if ticket is None:
+            return Outcome("bounce", None, incoming.msg.message_id, "matched no ticket")
+        conversation.record_bounce(
+            tx, rt, ticket, incoming.msg, report, incoming.item.id, now, self.key
+        )
+        return Outcome("bounce", ticket.number, incoming.msg.message_id)
+
+    def _acknowledge(
+        self, tx: Tx, rt: Runtime, incoming: Incoming, ticket: Ticket, now: datetime
+    ) -> None:
+        if incoming.automatic is not None:
+            record_event(
+                tx,
+                ticket,
+                now,
+                Actor("spocd", "system"),
+                "auto_reply_suppressed",
+                kind="ack",
+                reason=f"{incoming.automatic.kind}: {incoming.automatic.reason}",
+            )
+            return
+        # The request is the whole thread so far: answer it without a lookup.
+        thread = Thread(references=incoming.msg.references[-20:]).after(incoming.msg.message_id)
+        cc = (
+            [incoming.escalated_by]
+            if incoming.escalated_by and (incoming.escalated_by != ticket.requester)
+            else []
+        )
+        mail = rt.composer.compose(
+            template="ack",
+            kind="ack",
+            ticket=ticket,
+            to=[ticket.requester],
+            cc=cc,
+            context={},
+            now=now,
+            thread=thread,
+            auto_submitted="auto-replied",
+        )
+        queue_mail(tx, rt, ticket, mail, now)
+
+    def _dispose(
+        self, tx: Tx, item: InboundItem, disposition: Disposition, now: datetime
+    ) -> Outcome:
+        if isinstance(disposition, Quarantined):
+            tx.inbound.quarantine(item.id, reason=str(disposition), now=now)
+            return Outcome("quarantined", detail=str(disposition))
+        ticket = None
+        message_id = None
+        if isinstance(disposition, Duplicate):
+            message_id, ticket = disposition.args[0], disposition.args[1]
+        tx.inbound.finish(
+            item.id,
+            outcome=disposition.outcome,
+            now=now,
+            ticket_number=ticket,
+            message_id=message_id,
+        )
+        return Outcome(disposition.outcome, ticket, message_id, str(disposition.args[0]))
+
+
+def _role(rt: Runtime, ticket: Ticket, sender: str) -> str:
+    if sender == ticket.requester:
+        return "requester"
+    if rt.is_agent(sender):
+        return "agent"
+    if sender in ticket.cc or sender == ticket.escalated_by:
+        return "cc"
+    return "stranger"

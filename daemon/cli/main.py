@@ -1,0 +1,435 @@
+"""The `spocd` command line.
+
+Heavy imports (SQLAlchemy, aiosmtpd, the pipeline) happen inside the commands
+that need them, so `spocd ingest --queue-only -` from an MTA pipe starts fast.
+Exit codes follow sysexits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+from daemon.config import Settings, find_config, load_settings
+from daemon.core.errors import ConfigError
+
+EX_OK, EX_USAGE, EX_DATAERR, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 70, 75, 78
+EX_SIGPIPE = 128 + 13  # what a shell reports for a tool ended by SIGPIPE
+#: How far ahead of the wall clock `--now` may act on live tickets without --force.
+FUTURE_SLACK = timedelta(hours=24)
+#: Deadlines and reminders are computed this far past a moment; the calendar ends in 9999.
+_HORIZON = timedelta(days=100 * 366)
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def parse_moment(text: str) -> datetime:
+    """ISO 8601; a moment without offset is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 moment: {text!r}") from exc
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        moment.astimezone(UTC) + _HORIZON
+    except OverflowError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too far in the future: deadlines after it would pass the year 9999"
+        ) from None
+    return moment
+
+
+def future_now_problem(now: datetime, wall: datetime, has_tickets: bool) -> str | None:
+    """Why a `--now` must not act on this database, or None. A moment far ahead
+    would fire every escalation and move every status update there for good."""
+    if not has_tickets or now - wall <= FUTURE_SLACK:
+        return None
+    return (
+        f"--now {now.isoformat()} is {now - wall} ahead of the wall clock "
+        f"({wall.isoformat(timespec='seconds')}); on a database with tickets it would fire "
+        "their escalations and move their status updates there. Use --force to act anyway"
+    )
+
+
+def _common(
+    p: argparse.ArgumentParser, *, now: bool = False, json: bool = False, writes: bool = False
+) -> None:
+    p.add_argument(
+        "-c",
+        "--config",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="configuration file (default: $SPOCD_CONFIG or ./spocd.toml)",
+    )
+    if now:
+        p.add_argument(
+            "--now",
+            type=parse_moment,
+            default=argparse.SUPPRESS,
+            metavar="ISO8601",
+            help="act as if at this moment",
+        )
+    if json:
+        p.add_argument("--json", action="store_true", help="output for programs")
+    if writes:
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="act with a --now more than 24 hours ahead on a database with tickets",
+        )
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="spocd", description="Email-driven IT service desk daemon.")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser("run", help="run the daemon in the foreground")
+    _common(p)
+
+    p = sub.add_parser("init", help="write starter spocd.toml, rules.yaml and templates")
+    p.add_argument("dir", nargs="?", default=".")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    _common(p)
+
+    p = sub.add_parser("ingest", help="ingest mail once (.eml, -, mbox, Maildir)")
+    p.add_argument("paths", nargs="*", default=["-"], metavar="PATH")
+    p.add_argument("--escalation", action="store_true", help="first-line escalations")
+    p.add_argument(
+        "--queue-only",
+        action="store_true",
+        help="store durably and leave the rest to the running daemon",
+    )
+    _common(p, now=True, json=True, writes=True)
+
+    p = sub.add_parser("tick", help="process the queue, run due jobs, send due mail, exit")
+    _common(p, now=True, json=True, writes=True)
+
+    p = sub.add_parser("tickets", help="list tickets")
+    p.add_argument("--status", default="open", help="a state, 'open' or 'all'")
+    _common(p, now=True, json=True)
+
+    p = sub.add_parser("show", help="one ticket with its messages and events")
+    p.add_argument("ticket")
+    _common(p, now=True, json=True)
+
+    p = sub.add_parser(
+        "ticket",
+        help="act on a ticket as an agent",
+        description=(
+            "Act on a ticket as an agent. spocd acts as the lead of the ticket's group "
+            "unless --as ADDRESS (or the environment variable SPOCD_AGENT) names another "
+            "agent; a reply is signed with that agent's name from rules.yaml."
+        ),
+    )
+    p.add_argument("ticket")
+    p.add_argument(
+        "action",
+        choices=[
+            "assign",
+            "status",
+            "priority",
+            "impact",
+            "urgency",
+            "category",
+            "group",
+            "reply",
+            "note",
+            "pending",
+            "resolve",
+            "close",
+            "cancel",
+            "reopen",
+            "merge",
+        ],
+    )
+    p.add_argument("args", nargs="*", help="the action's argument (an agent, a state, text)")
+    p.add_argument(
+        "--as",
+        dest="actor",
+        metavar="ADDRESS",
+        help="the agent who acts and signs a reply (default: $SPOCD_AGENT, "
+        "else the lead of the ticket's group)",
+    )
+    p.add_argument("--code", help="resolution code (resolve)")
+    p.add_argument("--note", help="resolution note (resolve) or a note (close, cancel)")
+    _common(p, now=True, json=True, writes=True)
+
+    p = sub.add_parser("report", help="KPIs: counts, SLA compliance, response and resolution times")
+    p.add_argument(
+        "--since", metavar="D", help="start: ISO date or moment (default: 30 days before --until)"
+    )
+    p.add_argument(
+        "--until", metavar="D", help="end: ISO date (inclusive) or moment (default: now)"
+    )
+    p.add_argument("--csv", action="store_true", help="KPI rows as CSV for spreadsheets")
+    _common(p, now=True, json=True)
+
+    p = sub.add_parser("db", help="database maintenance")
+    dbsub = p.add_subparsers(dest="db_command", required=True, parser_class=Parser)
+    q = dbsub.add_parser("upgrade", help="apply database migrations")
+    _common(q)
+    q = dbsub.add_parser("copy", help="copy every row to another (empty) database and verify")
+    q.add_argument("source", metavar="SRC", help="database URL to copy from")
+    q.add_argument("target", metavar="DST", help="database URL to copy to (must be empty)")
+    _common(q)
+    _common(p)
+
+    p = sub.add_parser("rules", help="check or try out rules.yaml")
+    rsub = p.add_subparsers(dest="rules_command", required=True, parser_class=Parser)
+    q = rsub.add_parser("check", help="validate rules (the configured file, or FILE)")
+    q.add_argument("file", nargs="?")
+    _common(q)
+    q = rsub.add_parser("test", help="what the rules would decide for a message")
+    q.add_argument("message", metavar="MESSAGE.eml")
+    q.add_argument(
+        "--escalation",
+        action="store_true",
+        help="read it as a first-line escalation: decide on the forwarded incident and its sender",
+    )
+    _common(q, json=True)
+    _common(p)
+
+    sub.add_parser(
+        "bench", help="measure throughput and memory on a synthetic load (spocd bench --help)"
+    )
+
+    p = sub.add_parser(
+        "passwd",
+        help="print a `user:hash` line for the SMTP AUTH users file ([smtp] auth_users_file)",
+    )
+    p.add_argument("user")
+    p.add_argument("--scheme", choices=["scrypt", "pbkdf2_sha256"], default="scrypt")
+
+    p = sub.add_parser(
+        "status",
+        help="mailbox health, queue depth, outbox; exit 0 when healthy, 1 when not",
+        description="Exit 0 when every enabled IMAP mailbox had a success within 3 "
+        "of its poll intervals, else 1.",
+    )
+    _common(p, json=True)
+
+    p = sub.add_parser("queue", help="the inbound queue: failed and quarantined mail")
+    p.add_argument("action", choices=["list", "retry", "raw"])
+    p.add_argument("ids", nargs="*", type=int)
+    p.add_argument("--state", default="failed,quarantined")
+    _common(p, now=True, json=True, writes=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    config, rest = _without_config(words)
+    if rest[:1] == ["bench"]:  # its own options; it builds its own temporary setups
+        from daemon.cli.bench.load import main as bench
+
+        if config is not None:  # taken like everywhere else: a bad config is refused
+            try:
+                load_settings(Path(config))
+            except ConfigError as exc:
+                return _refused(exc)
+        return bench(rest[1:])
+    parser = build_parser()
+    args = parser.parse_args(words)
+    handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+    try:
+        code = handler(args)
+        sys.stdout.flush()  # here, where a closed pipe is still ours to catch
+        return code
+    except BrokenPipeError:
+        # `spocd show HD-3 | head`: the reader has gone; stop quietly like
+        # other Unix tools, and let nothing flush into the closed pipe at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EX_SIGPIPE
+    except UsageError as exc:
+        print(f"spocd: {exc}", file=sys.stderr)
+        return EX_USAGE
+    except ConfigError as exc:
+        return _refused(exc)
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def _refused(exc: ConfigError) -> int:
+    print("spocd: configuration refused:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return EX_CONFIG
+
+
+def _without_config(words: list[str]) -> tuple[str | None, list[str]]:
+    """The `-c PATH` among `words` (anywhere, in any of argparse's spellings)
+    and the words without it: `bench` parses its own options after it."""
+    config: str | None = None
+    rest: list[str] = []
+    taking = False
+    for word in words:
+        if taking:
+            config, taking = word, False
+        elif word in ("-c", "--config"):
+            taking = True
+        elif word.startswith("--config="):
+            config = word.partition("=")[2]
+        elif word.startswith("-c") and not word.startswith("--"):
+            config = word[2:]
+        else:
+            rest.append(word)
+    return config, rest
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    return load_settings(find_config(getattr(args, "config", None), os.environ))
+
+
+def open_app(args: argparse.Namespace) -> Any:
+    """The wired application, or exit 75 when the database is unreachable."""
+    from daemon.ports import FixedClock, SystemClock
+    from daemon.service.wiring import App
+
+    settings = settings_of(args)
+    now = getattr(args, "now", None)
+    clock = FixedClock(now) if now else SystemClock()
+    try:
+        app = App(settings, clock)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        if type(exc).__module__.startswith("sqlalchemy"):
+            print(f"spocd: database unavailable: {exc}", file=sys.stderr)
+            raise SystemExit(EX_TEMPFAIL) from exc
+        raise
+    if now and "force" in args and not args.force:
+        with app.store.reading() as tx:
+            has_tickets = bool(tx.tickets.listing(None, limit=1))
+        problem = future_now_problem(now, SystemClock().now(), has_tickets)
+        if problem:
+            app.close()
+            raise UsageError(problem)
+    return app
+
+
+def ticket_number(text: str, prefix: str) -> int:
+    cleaned = text.strip().strip("[]")
+    head, _, tail = cleaned.rpartition("-")
+    if head and head.lower() != prefix.lower():
+        raise UsageError(f"{text!r} is not a ticket of this desk ({prefix}-N)")
+    try:
+        number = int(tail if head else cleaned)
+    except ValueError as exc:
+        raise UsageError(f"{text!r} is not a ticket id such as {prefix}-42") from exc
+    if number <= 0:
+        raise UsageError(f"{text!r} is not a ticket id such as {prefix}-42")
+    return number
+
+
+# --- commands ------------------------------------------------------------------
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    if args.queue_only:
+        return _queue_only(args)
+    from daemon.cli.ingest import ingest
+
+    app = open_app(args)
+    try:
+        return ingest(app, args.paths, escalation=args.escalation, as_json=args.json)
+    finally:
+        app.close()
+
+
+def _queue_only(args: argparse.Namespace) -> int:
+    """The MTA-pipe path: stream the bytes durably into the spool; no database
+    driver loaded. Over smtp.max_message_size is exit 65 (the MTA bounces it)."""
+    from daemon.adapters.spool import NotSpooled, spool_stream
+
+    settings = settings_of(args)
+    limit = settings.smtp.max_message_size
+    for path in args.paths:
+        try:
+            source = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+        except OSError as exc:
+            print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+            return EX_DATAERR
+        try:
+            with source if path != "-" else contextlib.nullcontext(source):
+                final = spool_stream(
+                    settings.paths.spool, source, limit=limit, escalation=args.escalation
+                )
+        except NotSpooled as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            return EX_DATAERR
+        except OSError as exc:
+            print(f"{path}: cannot spool: {exc.strerror or exc}", file=sys.stderr)
+            return EX_TEMPFAIL
+        print(f"{path}: queued {final.name}")
+    return EX_OK
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    """The password is read from the terminal (twice) or from stdin's first
+    line, never from the command line, where `ps` would show it."""
+    from daemon.core.passwords import USER_RE, hash_password
+
+    if not USER_RE.match(args.user):
+        raise UsageError(f"{args.user!r} is not a user name (letters, digits, ._@+-)")
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("spocd: the passwords differ", file=sys.stderr)
+            return EX_DATAERR
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("spocd: empty password", file=sys.stderr)
+        return EX_DATAERR
+    print(f"{args.user}:{hash_password(password, scheme=args.scheme)}")
+    return EX_OK
+
+
+def cmd_passthrough(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(module), function)(args))
+
+    return run
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "ingest": cmd_ingest,
+    "passwd": cmd_passwd,
+    "run": cmd_passthrough("daemon.cli.commands", "cmd_run"),
+    "init": cmd_passthrough("daemon.cli.commands", "cmd_init"),
+    "tick": cmd_passthrough("daemon.cli.commands", "cmd_tick"),
+    "tickets": cmd_passthrough("daemon.cli.commands", "cmd_tickets"),
+    "show": cmd_passthrough("daemon.cli.commands", "cmd_show"),
+    "report": cmd_passthrough("daemon.cli.commands", "cmd_report"),
+    "db": cmd_passthrough("daemon.cli.commands", "cmd_db"),
+    "queue": cmd_passthrough("daemon.cli.commands", "cmd_queue"),
+    "rules": cmd_passthrough("daemon.cli.rules", "cmd_rules"),
+    "ticket": cmd_passthrough("daemon.cli.ticket", "cmd_ticket"),
+    "status": cmd_passthrough("daemon.cli.commands", "cmd_status"),
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

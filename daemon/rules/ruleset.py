@@ -1,0 +1,381 @@
+"""rules.yaml: load, validate and compile it, and decide what a new ticket gets.
+
+Pure core: the caller reads the file and passes its text; `load_rules` reports
+every problem at once as a `RulesError` whose issues carry file, line, column
+and YAML path, or returns an immutable `Rules`. `decide` runs the compiled
+rules over a parsed message: first match wins unless a rule says
+`continue: true`; later matches override earlier ones field by field and tags
+accumulate. Conditions and the regex safety net live in `rules_match`, the
+value formats (durations, calendars) in `rules_values`, the YAML node reader
+in `rules_schema`, the section parsers in `rules_sections`.
+
+Choices where SPEC is silent:
+- `channel` takes exact names (`escalation`, or a list `[email, cli]`),
+  checked at load: three fixed values gain nothing from a regex.
+- `from`, `from_domain` and `to` see lower-cased addresses; `to` is any of
+  To and Cc; a `header` condition matches if any value of that header does.
+- `languages.by_domain` keys match their domain and its subdomains label by
+  label; the longest key wins (`pl` covers every .pl domain).
+- A rule without `when` matches every message; `when: {}`, `all: []` and
+  `any: []` are errors (more likely a mistake than a wish).
+- The trace holds every condition of every evaluated rule (no
+  short-circuit, so it answers "which parts matched"); rules after the one
+  that stopped evaluation are not evaluated and not traced.
+- An assignee must be a lead or member of some group, and of the group the
+  same rule sets, if it sets one.
+- Issue paths count list items from 0: `rules[0]` is the first rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import regex
+from yaml.nodes import Node
+
+from daemon.core.domain import ParsedMessage
+from daemon.core.sla import Calendar
+from daemon.rules.match import (
+    IGNORE_RESERVE,
+    REGEX_TIMEOUT,
+    Budget,
+    MessageView,
+    Result,
+    TraceEntry,
+)
+from daemon.rules.model import (
+    ACTION_KEYS,
+    Actions,
+    ClosurePolicy,
+    Defaults,
+    EscalationStep,
+    Group,
+    Rule,
+    SlaPolicy,
+)
+from daemon.rules.schema import Reader, RuleIssue, RulesError
+from daemon.rules.sections import Sections
+from daemon.rules.values import CHANNELS, PRIORITIES
+
+__all__ = [
+    "ClosurePolicy",
+    "Decision",
+    "Defaults",
+    "EscalationStep",
+    "Group",
+    "Rule",
+    "RuleIssue",
+    "Rules",
+    "RulesError",
+    "SlaPolicy",
+    "TraceEntry",
+    "decide",
+    "load_rules",
+    "raise_priority",
+]
+
+_REQUIRED = ("version", "priority_matrix", "defaults", "groups", "calendars", "sla")
+_OPTIONAL = (
+    "languages",
+    "escalation",
+    "closure",
+    "external_ref_pattern",
+    "rules",
+    "strangers",
+    "auto_replies",
+)
+
+
+# -- the compiled rules --------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Rules:
+    """A validated, compiled rules.yaml; immutable, safe to share between threads.
+
+    Compared and hashed by identity: two loads of one text are told apart by
+    `version`, not by ==.
+    """
+
+    version: str  # first 12 hex digits of the sha256 of the text
+    default_language: str
+    languages_by_domain: Mapping[str, str]
+    priority_matrix: Mapping[str, Mapping[str, str]]
+    defaults: Defaults
+    groups: Mapping[str, Group]
+    calendars: Mapping[str, Calendar]
+    sla: Mapping[str, SlaPolicy]
+    escalation: tuple[EscalationStep, ...]
+    closure: ClosurePolicy
+    external_ref: regex.Pattern[str] | None
+    strangers: str
+    auto_reply_max_per_hour: int
+    rules: tuple[Rule, ...]
+    _agents: frozenset[str] = field(default=frozenset(), repr=False)
+
+    def agents(self) -> frozenset[str]:
+        """Every lead and member of every group, lower-cased."""
+        return self._agents
+
+    def agent_name(self, address: str) -> str | None:
+        """The name an agent signs with (rules.yaml `Anna Nowak <anna@...>`)."""
+        wanted = address.lower()
+        for group in self.groups.values():
+            for known, name in group.names:
+                if known == wanted:
+                    return name
+        return None
+
+    def group_of(self, address: str) -> Group | None:
+        """The first group (in file order) whose lead or member `address` is."""
+        return next((group for group in self.groups.values() if address in group), None)
+
+    def priority_for(self, impact: str, urgency: str) -> str:
+        """The matrix priority of an impact and urgency (high|medium|low)."""
+        try:
+            return self.priority_matrix[impact][urgency]
+        except KeyError:
+            message = f"impact and urgency must be high|medium|low: {impact!r}, {urgency!r}"
+            raise ValueError(message) from None
+
+    def language_for(self, address: str | None) -> str:
+        """`by_domain` language of a sender, else the default.
+
+        A key matches its domain and every subdomain, label by label, and the
+        longest key wins: `pl` covers every .pl domain, `example.pl` also
+        `mail.example.pl`.
+        """
+        labels = address.rpartition("@")[2].lower().split(".") if address else []
+        for start in range(len(labels)):
+            language = self.languages_by_domain.get(".".join(labels[start:]))
+            if language:
+                return language
+        return self.default_language
+
+    def find_external_ref(self, subject: str) -> str | None:
+        """The first-line reference in a subject: group 1 if the pattern has one."""
+        if self.external_ref is None:
+            return None
+        try:
+            found = self.external_ref.search(subject[:4096], timeout=REGEX_TIMEOUT)
+        except TimeoutError:
+            return None
+        if found is None:
+            return None
+        return found.group(1) if self.external_ref.groups and found.group(1) else found.group(0)
+
+
+def raise_priority(priority: str) -> str:
+    """One step more urgent (P3 -> P2); P1 stays P1."""
+    index = PRIORITIES.index(priority)
+    return PRIORITIES[max(index - 1, 0)]
+
+
+# -- the decision --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the rules decided for one message, and the trace of how."""
+
+    category: str | None
+    group: str
+    assignee: str | None
+    impact: str
+    urgency: str
+    priority: str
+    priority_explicit: bool
+    language: str
+    tags: tuple[str, ...]
+    ignore: bool
+    matched: tuple[str, ...]
+    trace: tuple[TraceEntry, ...]
+    #: Rules not decided because their regex was not tried or was stopped
+    #: (the message's regex budget spent): they did not match.
+    skipped: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The `spocd rules test --json` document (SPEC §3)."""
+        fields = ("category", "group", "assignee", "impact", "urgency", "priority", "language")
+        decision: dict[str, Any] = {name: getattr(self, name) for name in fields}
+        decision["tags"] = list(self.tags)
+        decision["ignore"] = self.ignore
+        return {
+            "decision": decision,
+            "matched": list(self.matched),
+            "skipped": list(self.skipped),
+            "trace": [entry.to_json() for entry in self.trace],
+        }
+
+    def format_text(self) -> str:
+        """A human-readable decision and trace for `spocd rules test`."""
+        source = "set by a rule" if self.priority_explicit else "from the matrix"
+        lines = [
+            f"category:  {self.category or '-'}",
+            f"group:     {self.group}",
+            f"assignee:  {self.assignee or '-'}",
+            f"impact:    {self.impact}",
+            f"urgency:   {self.urgency}",
+            f"priority:  {self.priority} ({source})",
+            f"language:  {self.language}",
+            f"tags:      {', '.join(self.tags) or '-'}",
+            f"ignore:    {'yes' if self.ignore else 'no'}",
+            f"matched:   {', '.join(self.matched) or '-'}",
+            f"skipped:   {', '.join(self.skipped) or '-'}",
+            "trace:",
+        ]
+        lines.extend(_trace_line(entry) for entry in self.trace)
+        return "\n".join(lines)
+
+
+def _trace_line(entry: TraceEntry) -> str:
+    detail = f"  ({entry.detail})" if entry.detail else ""
+    if entry.depth == 0:
+        return f"  {entry.condition} ({entry.path}): {entry.result}{detail}"
+    return f"  {'  ' * entry.depth}{entry.path}: {entry.condition} -> {entry.result}{detail}"
+
+
+@dataclass(slots=True)
+class _Draft:
+    """A decision under construction while rules match."""
+
+    fields: dict[str, Any]
+    tags: list[str]
+
+    def apply(self, actions: Actions) -> None:
+        for name in ACTION_KEYS:
+            value = getattr(actions, name)
+            if name == "tags":
+                self.tags.extend(tag for tag in value if tag not in self.tags)
+            elif value is not None:
+                self.fields[name] = value
+
+
+def decide(rules: Rules, msg: ParsedMessage, channel: str = "email") -> Decision:
+    """Run the rules over a message: defaults, then every matching rule in order."""
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {', '.join(CHANNELS)}: {channel!r}")
+    view = MessageView.of(msg, str(channel))
+    budget = Budget.start()
+    # `ignore` rules keep a reserve: slow rules before them cannot make
+    # spam open tickets by spending the budget they would need.
+    reserve = Budget(budget.deadline + IGNORE_RESERVE)
+    defaults = rules.defaults
+    draft = _Draft(
+        fields={
+            "category": defaults.category,
+            "group": defaults.group,
+            "impact": defaults.impact,
+            "urgency": defaults.urgency,
+            "language": rules.language_for(view.sender),
+        },
+        tags=[],
+    )
+    trace: list[TraceEntry] = []
+    matched: list[str] = []
+    skipped: list[str] = []
+    for rule in rules.rules:
+        result, entries = rule.evaluate(view, reserve if rule.actions.ignore else budget)
+        trace.extend(entries)
+        if result is Result.TIMEOUT:
+            skipped.append(rule.name)
+        if result is Result.MATCHED:
+            matched.append(rule.name)
+            draft.apply(rule.actions)
+            if not rule.continues:
+                break
+    return _finish(rules, draft, tuple(matched), tuple(trace), tuple(skipped))
+
+
+def _finish(
+    rules: Rules,
+    draft: _Draft,
+    matched: tuple[str, ...],
+    trace: tuple[TraceEntry, ...],
+    skipped: tuple[str, ...],
+) -> Decision:
+    found = draft.fields
+    explicit = found.get("priority")
+    return Decision(
+        category=found.get("category"),
+        group=found["group"],
+        assignee=found.get("assignee"),
+        impact=found["impact"],
+        urgency=found["urgency"],
+        priority=explicit or rules.priority_for(found["impact"], found["urgency"]),
+        priority_explicit=explicit is not None,
+        language=found["language"],
+        tags=tuple(draft.tags),
+        ignore=bool(found.get("ignore", False)),
+        matched=matched,
+        trace=trace,
+        skipped=skipped,
+    )
+
+
+# -- loading -------------------------------------------------------------------
+
+
+def load_rules(text: str, filename: str = "rules.yaml") -> Rules:
+    """Parse, validate and compile rules.yaml text; RulesError lists every problem."""
+    reader = Reader(filename)
+    root = reader.compose(text)
+    fields = reader.mapping(root, "", _REQUIRED, _OPTIONAL) if root is not None else None
+    rules = _build(reader, fields, text) if fields is not None else None
+    if reader.issues or rules is None:
+        raise RulesError(sorted(reader.issues, key=lambda issue: (issue.line, issue.column)))
+    return rules
+
+
+def _build(reader: Reader, f: dict[str, Node], text: str) -> Rules | None:
+    """Every section is parsed even after an error, so all issues come out at once."""
+    s = Sections(reader)
+    version = s.version(f.get("version"))
+    default_language, by_domain = s.languages(f.get("languages"))
+    matrix = s.priority_matrix(f.get("priority_matrix"))
+    groups = s.groups(f.get("groups"))
+    defaults = s.defaults(f.get("defaults"), groups)
+    calendars = s.calendars(f.get("calendars"))
+    sla = s.sla(f.get("sla"), calendars)
+    escalation = s.escalation(f.get("escalation"), groups)
+    closure = s.closure(f.get("closure"))
+    external_ref = s.external_ref(f.get("external_ref_pattern"))
+    strangers = s.strangers(f.get("strangers"))
+    max_per_hour = s.auto_replies(f.get("auto_replies"))
+    rule_list = s.rules(f.get("rules"), groups)
+    if (
+        reader.issues
+        or version is None
+        or matrix is None
+        or groups is None
+        or defaults is None
+        or calendars is None
+        or sla is None
+        or escalation is None
+        or closure is None
+        or rule_list is None
+    ):
+        return None
+    return Rules(
+        version=hashlib.sha256(text.encode("utf-8")).hexdigest()[:12],
+        default_language=default_language,
+        languages_by_domain=MappingProxyType(by_domain),
+        priority_matrix=MappingProxyType(
+            {impact: MappingProxyType(row) for impact, row in matrix.items()}
+        ),
+        defaults=defaults,
+        groups=MappingProxyType(groups),
+        calendars=MappingProxyType(calendars),
+        sla=MappingProxyType(sla),
+        escalation=escalation,
+        closure=closure,
+        external_ref=external_ref,
+        strangers=strangers,
+        auto_reply_max_per_hour=max_per_hour,
+        rules=rule_list,
+        _agents=frozenset(a for g in groups.values() for a in (g.lead, *g.members)),
+    )

@@ -1,0 +1,507 @@
+"""`spocd run`: the daemon in the foreground.
+
+Threads: the SMTP listener (aiosmtpd's own loop), the inbound worker, the
+outbox sender, one IMAP intake per enabled mailbox; the main thread handles
+signals and runs the scheduler. Every loop waits on an event with a timeout,
+so a commit wakes the next step at once, SIGTERM ends an IMAP IDLE within
+about a second, and nothing depends on sleeping.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+import schedule
+
+from daemon.adapters.http import HealthServer, Heartbeat, Metrics
+from daemon.adapters.smtp import SmtpIntake
+from daemon.adapters.storage.leader import Leadership
+from daemon.adapters.storage.stats import ping, read_stats
+from daemon.adapters.systemd import Notifier
+from daemon.app.pipeline import Outcome
+from daemon.app.status import INTAKE_FAILURE, status_report
+from daemon.config import Settings, load_settings
+from daemon.core.clockjump import JumpGuard
+from daemon.core.domain import InboundItem
+from daemon.core.errors import ConfigError, SpocdError
+from daemon.service.wiring import App, resolve_paths
+
+log = logging.getLogger("spocd.run")
+
+#: `spocd run`'s exit status when an intake thread died (EX_SOFTWARE):
+#: non-zero, so systemd's Restart=on-failure starts a fresh process.
+EXIT_INTAKE_DIED = 70
+
+
+class InstanceLocked(SpocdError):
+    """Another `spocd run` serves this SQLite database."""
+
+
+class Daemon:
+    def __init__(
+        self,
+        app: App,
+        config_path: Path | None,
+        jobs: Callable[[datetime], dict[str, int]] | None = None,
+    ) -> None:
+        self.app = app
+        self.config_path = config_path
+        self.jobs = jobs
+        self.stop_event = threading.Event()
+        self.inbound_wake = threading.Event()
+        self.outbox_wake = threading.Event()
+        self.reload_requested = threading.Event()
+        self.smtp: SmtpIntake | None = None
+        self.threads: list[threading.Thread] = []
+        self.scheduler = schedule.Scheduler()
+        self._watched: dict[Path, float] = {}
+        self.notifier = Notifier()
+        self.leader = Leadership(app.store.engine)
+        self.heartbeat = Heartbeat()
+        self.metrics = Metrics(lambda: read_stats(app.store.engine))
+        self.http: HealthServer | None = None
+        self.mailboxes: dict[str, _MailboxRunner] = {}
+        self._lock_file: IO[bytes] | None = None
+        self._last_watchdog = 0.0
+        self.clock_guard = JumpGuard()
+        self.monotonic: Callable[[], float] = time.monotonic
+        self._errors_logged: dict[str, float] = {}
+        self.failed: str | None = None  # why the daemon stopped serving, if it did
+        app.inbound.observer = self._observe
+
+    # --- signals ---------------------------------------------------------------
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_event.set()
+        self.inbound_wake.set()
+        self.outbox_wake.set()
+
+    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
+        self.reload_requested.set()
+
+    # --- loops -----------------------------------------------------------------
+
+    def _inbound_loop(self) -> None:
+        while not self.stop_event.is_set():
+            self.inbound_wake.wait(1.0)
+            self.inbound_wake.clear()
+            try:
+                self.app.import_spool()
+                done = self._drain()
+            except Exception as exc:  # storage unavailable: keep trying, say so once a round
+                log.error("inbound worker error", extra={"error": str(exc)})
+                self.stop_event.wait(2.0)
+                continue
+            if done:
+                self.outbox_wake.set()
+
+    def _drain(self) -> int:
+        """Process the queue group by group. While SMTP clients are delivering,
+        take small groups and step aside between them: a 250 waits for the
+        database's write lock and for this process's attention (one GIL), and
+        accepting mail comes first; the durable queue keeps the rest."""
+        done = 0
+        while not self.stop_event.is_set():
+            busy = self.smtp is not None and self.smtp.busy()
+            # Small groups while mail arrives: the write lock is held briefly.
+            group = self.app.inbound.process_group(limit=4 if busy else 25)
+            if not group:
+                break
+            done += len(group)
+            self.outbox_wake.set()
+            if busy:
+                self.stop_event.wait(0.005)
+        return done
+
+    def _outbox_loop(self) -> None:
+        while not self.stop_event.is_set():
+            self.outbox_wake.wait(1.0)
+            self.outbox_wake.clear()
+            try:
+                report = self.app.sender.send_due()
+            except Exception as exc:
+                log.error("outbox sender error", extra={"error": str(exc)})
+                self.stop_event.wait(2.0)
+                continue
+            for result in ("sent", "deferred", "failed"):
+                if getattr(report, result):
+                    self.metrics.sent.labels(result).inc(getattr(report, result))
+
+    def _observe(self, item: InboundItem, outcome: Outcome, now: datetime) -> None:
+        self.metrics.received.labels(str(item.intake), outcome.outcome).inc()
+        self.metrics.latency.observe(max((now - item.received_at).total_seconds(), 0.0))
+
+    def _supervise_mailboxes(self) -> None:
+        """Each mailbox is worked by the one instance holding its lock; a
+        survivor starts it within seconds of its holder's death."""
+        for name, runner in self.mailboxes.items():
+            if self.stop_event.is_set():
+                return
+            ours = self.leader.holds(f"mailbox:{name}")
+            if ours and not runner.running:
+                runner.start()
+            elif not ours and runner.running:
+                log.warning("imap mailbox lock lost; stopping its intake", extra={"mailbox": name})
+                runner.stop()
+
+    def _claim_sweeps(self) -> None:
+        """Take over the sweeps within seconds when their holder is gone (and
+        catch up at once on what came due meanwhile)."""
+        if self.leader.shared and "sweeps" not in self.leader.held and self.leader.holds("sweeps"):
+            self._run_jobs()
+
+    def _run_jobs(self) -> None:
+        if self.jobs is None:
+            return
+        if not self.leader.holds("sweeps"):
+            return  # another instance on this PostgreSQL database runs them
+        now = self.app.clock.now()
+        jump = self.clock_guard.jump(now, self.monotonic())
+        if jump is not None:
+            log.warning(
+                "the wall clock jumped forward; this sweep is skipped",
+                extra={"jump": str(jump), "now": now.isoformat()},
+            )
+            return
+        try:
+            done = self.jobs(now)
+        except Exception as exc:
+            log.error("scheduled jobs failed", extra={"error": str(exc)})
+            return
+        for kind, count in done.items():
+            self.metrics.jobs.labels(kind).inc(count)
+        if any(done.values()):
+            log.info("scheduled jobs", extra=done)
+            self.outbox_wake.set()
+
+    # --- reload ----------------------------------------------------------------
+
+    def _watch_files(self) -> list[Path]:
+        rules, templates = resolve_paths(self.app.settings)
+        paths = [rules]
+        if self.config_path:
+            paths.append(self.config_path)
+        paths.extend(p for p in templates.rglob("*") if p.is_file())
+        return paths
+
+    def _snapshot(self) -> dict[Path, float]:
+        out = {}
+        for path in self._watch_files():
+            try:
+                out[path] = path.stat().st_mtime_ns
+            except OSError:
+                out[path] = -1
+        return out
+
+    def _check_files(self) -> None:
+        current = self._snapshot()
+        if current != self._watched:
+            self._watched = current
+            log.info("a watched file changed; reloading")
+            self.reload()
+
+    def reload(self) -> None:
+        """Config, rules and templates; a bad new file is refused, the old stays."""
+        try:
+            settings = load_settings(self.config_path) if self.config_path else self.app.settings
+            self.app.reload(settings if _reloadable(self.app.settings, settings) else None)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload refused; keeping the rules in force", extra={"problem": problem})
+            return
+        self._watched = self._snapshot()
+
+    # --- life cycle --------------------------------------------------------------
+
+    def _lock_instance(self) -> None:
+        """SQLite allows one writer process: a second `spocd run` on the same
+        file refuses to start instead of fighting over it."""
+        database = self.app.store.engine.url.database or ""
+        if self.app.store.engine.dialect.name != "sqlite" or database in ("", ":memory:"):
+            return
+        path = Path(database + ".lock")
+        handle = open(path, "a+b")  # noqa: SIM115 - held for the life of the daemon
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().decode(errors="replace").strip() or "another process"
+            handle.close()
+            raise InstanceLocked(
+                f"another spocd run ({holder}) already serves {database}; SQLite allows one "
+                "instance per database (use PostgreSQL to run several)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}".encode())
+        handle.flush()
+        self._lock_file = handle
+
+    def start(self) -> None:
+        settings = self.app.settings
+        self._lock_instance()
+        self._record_failure("")  # a failure recorded by an earlier run is over
+        # Before anything listens: a file changed from here on is a change to apply.
+        self._watched = self._snapshot()
+        if self.app.store.engine.dialect.name == "sqlite":
+            # A lone instance (SQLite allows one): rows left in flight by a crash
+            # are ours, so they are due now rather than when their lease ends.
+            released = self.app.sender.release_leases()
+            if released:
+                log.info(
+                    "outbox rows in flight at the last stop are due again", extra={"rows": released}
+                )
+        if settings.outgoing.plaintext_login:
+            log.warning(
+                'the relay login goes in clear text (outgoing.tls = "none")',
+                extra={"host": settings.outgoing.host, "username": settings.outgoing.username},
+            )
+        if settings.smtp.enabled:
+            self.smtp = SmtpIntake(
+                settings, self.app.store, self.app.clock.now, on_commit=self.inbound_wake.set
+            )
+            self.smtp.start()
+            log.info("smtp listening", extra={"host": settings.smtp.host, "port": self.smtp.port})
+        for name, target in (("inbound", self._inbound_loop), ("outbox", self._outbox_loop)):
+            thread = threading.Thread(target=target, name=f"spocd-{name}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        if settings.agents.trust == "none":
+            log.warning(
+                "[agents] trust = none: mail commands are obeyed on the From address "
+                "alone, which anyone can forge"
+            )
+        rules_path, templates = resolve_paths(settings)
+        log.info(
+            "spocd started",
+            extra={
+                "config": str(self.config_path) if self.config_path else "embedded default",
+                "database": _safe_url(settings.database.url),
+                "rules": str(rules_path),
+                "rules_version": self.app.runtime.rules.version,
+                "templates": str(templates),
+                "outgoing": settings.outgoing.transport
+                if settings.outgoing.transport == "smtp"
+                else f"maildir {settings.outgoing.maildir}",
+            },
+        )
+        self.mailboxes = {
+            intake.mailbox.name: _MailboxRunner(intake)
+            for intake in self.app.mailbox_intakes(on_processed=self.outbox_wake.set)
+        }
+        self._supervise_mailboxes()
+        self.scheduler.every(3).seconds.do(self._guarded, self._supervise_mailboxes)
+        self.scheduler.every(30).seconds.do(self._guarded, self._run_jobs)
+        self.scheduler.every(3).seconds.do(self._guarded, self._claim_sweeps)
+        self.scheduler.every(2).seconds.do(self._guarded, self._check_files)
+        self.scheduler.every(10).seconds.do(self._guarded, self._report_status)
+        if settings.http.enabled:
+            self.http = HealthServer(
+                settings.http.host,
+                settings.http.port,
+                self.metrics,
+                self._alive,
+                self._ready,
+            )
+            self.http.start()
+            log.info("http listening", extra={"host": settings.http.host, "port": self.http.port})
+        self.inbound_wake.set()
+        self.notifier.ready(self._status_line())
+
+    def _guarded(self, step: Callable[[], object]) -> None:
+        """Run one main-thread step; an error (out of file descriptors, say)
+        is logged, at most once a minute per step, and the loop goes on."""
+        try:
+            step()
+        except Exception as exc:
+            name = getattr(step, "__name__", str(step))
+            now = time.monotonic()
+            if now - self._errors_logged.get(name, -60.0) >= 60.0:
+                self._errors_logged[name] = now
+                log.error("main loop step failed", extra={"step": name, "error": str(exc)})
+
+    def _failure(self) -> str | None:
+        """An intake or worker thread that died: the daemon cannot recover it."""
+        if self.smtp is not None and (why := self.smtp.failure()):
+            return why
+        for thread in self.threads:
+            if not thread.is_alive():
+                return f"thread {thread.name} died"
+        return None
+
+    def _alive(self) -> tuple[bool, str]:
+        """/healthz: the main loop beats and no thread of ours died."""
+        why = self._failure()
+        if why:
+            return False, why
+        return (True, "ok") if self.heartbeat.alive() else (False, "main loop stalled")
+
+    def _record_failure(self, why: str) -> None:
+        """What `spocd status` reads ("" clears it)."""
+        try:
+            with self.app.store.transaction() as tx:
+                tx.settings.put(INTAKE_FAILURE, why)
+        except Exception as exc:
+            log.error("cannot record the intake state", extra={"error": str(exc)})
+
+    def _ready(self) -> tuple[bool, str]:
+        """Ready: the database answers and every enabled mailbox succeeded
+        within 3 of its poll intervals (the rule of `spocd status`)."""
+        try:
+            ping(self.app.store.engine)
+            with self.app.store.reading() as tx:
+                report = status_report(self.app.settings, tx, self.app.clock.now())
+        except Exception as exc:
+            return False, f"database unreachable: {exc}"
+        problems = [
+            f"mailbox {m['name']}: {m['problem']}"
+            for m in report["mailboxes"]
+            if m["enabled"] and not m["healthy"]
+        ]
+        return (False, "; ".join(problems)) if problems else (True, "ready")
+
+    def _status_line(self) -> str:
+        try:
+            stats = read_stats(self.app.store.engine)
+        except Exception as exc:
+            return f"database unavailable: {exc}"
+        line = (
+            f"queue {stats.inbound.get('queued', 0)}, failed {stats.inbound.get('failed', 0)}"
+            f", outbox {stats.outbox.get('pending', 0)} pending "
+            f"{stats.outbox.get('failed', 0)} failed"
+        )
+        boxes = [
+            f"{b['mailbox']}:{'up' if b.get('connected') else 'down'}" for b in stats.mailboxes
+        ]
+        return line + (f", imap {' '.join(boxes)}" if boxes else "")
+
+    def _report_status(self) -> None:
+        self.notifier.status(self._status_line())
+
+    def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval
+        now = time.monotonic()
+        if interval and now - self._last_watchdog >= interval:
+            self.notifier.watchdog()
+            self._last_watchdog = now
+
+    def serve(self) -> int:
+        """Block until SIGTERM, or until an intake thread dies; then finish
+        the work in hand and return the exit status (0, or EXIT_INTAKE_DIED)."""
+        self._guarded(self._run_jobs)
+        while not self.stop_event.is_set():
+            if why := self._failure():
+                self._fail(why)
+                break
+            self.heartbeat.beat()
+            self._guarded(self._watchdog)
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                log.info("SIGHUP: reloading")
+                self._guarded(self.notifier.reloading)
+                self._guarded(self.reload)
+                self._guarded(lambda: self.notifier.ready(self._status_line()))
+            self._guarded(self.scheduler.run_pending)
+            self.stop_event.wait(0.5)
+        self.shutdown()
+        return EXIT_INTAKE_DIED if self.failed else 0
+
+    def _fail(self, why: str) -> None:
+        self.failed = why
+        log.critical("intake stopped; exiting for a restart", extra={"problem": why})
+        self._record_failure(f"{self.app.clock.now().isoformat()} {why} (pid {os.getpid()})")
+        self._guarded(lambda: self.notifier.status(f"FAILED: {why}; exiting for a restart"))
+
+    def shutdown(self) -> None:
+        log.info("stopping")
+        self.notifier.stopping()
+        if self.http is not None:
+            self.http.stop()
+        if self.smtp is not None:
+            try:
+                self.smtp.stop()
+            except Exception as exc:  # its thread died: nothing more to stop
+                log.error("smtp listener did not stop cleanly", extra={"error": str(exc)})
+        self.stop_event.set()
+        self.app.sender.interrupt()  # a relay that tarpits does not hold up the stop
+        self.inbound_wake.set()
+        self.outbox_wake.set()
+        for runner in self.mailboxes.values():
+            runner.stop()
+        for thread in self.threads:
+            thread.join(timeout=60)
+        for runner in self.mailboxes.values():
+            runner.join(timeout=60)
+        self.leader.release_all()
+        self.app.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+        log.info("stopped")
+
+
+class _MailboxRunner:
+    """One IMAP intake in a thread of its own (a server that hangs stalls only
+    its own mailbox), started and stopped as its lock comes and goes."""
+
+    def __init__(self, intake: Any) -> None:
+        self.intake = intake
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self) -> None:
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(
+            target=self.intake.run,
+            args=(self.stop_event,),
+            name=f"spocd-imap-{self.intake.mailbox.name}",
+            daemon=True,
+        )
+        self.thread.start()
+        log.info(
+            "imap intake started",
+            extra={"mailbox": self.intake.mailbox.name, "host": self.intake.mailbox.host},
+        )
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def join(self, timeout: float) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout=timeout)
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for the log."""
+    head, at, tail = url.rpartition("@")
+    if not at or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, credentials = head.partition("//")
+    return f"{scheme}//{credentials.split(':', 1)[0]}:***@{tail}"
+
+
+def _reloadable(old: Settings, new: Settings) -> bool:
+    """Only rules/templates/helpdesk text changes apply live; listeners and
+    the database need a restart (logged)."""
+    if (old.database, old.smtp, old.imap) != (new.database, new.smtp, new.imap):
+        log.warning("database, smtp or imap settings changed: restart spocd to apply them")
+        return False
+    return True

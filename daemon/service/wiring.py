@@ -1,0 +1,193 @@
+"""The one place that builds concrete objects and wires them together.
+
+`App` owns the store, the current runtime (settings, rules, templates), the
+pipeline and the senders; the CLI and the daemon loop use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from daemon.adapters.imap.intake import MailboxIntake, PollReport
+from daemon.adapters.outgoing import MaildirTransport, SmtpTransport
+from daemon.adapters.spool import import_spool
+from daemon.adapters.storage.store import SqlStore
+from daemon.adapters.templates import TemplateRenderer
+from daemon.app.notify import Composer, Identity
+from daemon.app.pipeline import Outcome, Pipeline
+from daemon.app.tickets import Runtime
+from daemon.config import Settings
+from daemon.config.files import FileRefused, read_config_file
+from daemon.core.errors import ConfigError
+from daemon.ports import Clock, SystemClock, Transport
+from daemon.rules import ruleset as rules_mod
+from daemon.service.worker import InboundWorker, OutboxSender, SendReport
+
+log = logging.getLogger("spocd.service")
+
+
+def starter_root() -> Path:
+    """Where the starter rules.yaml and templates live: inside the installed
+    package (a wheel), or at the top of the source tree (editable install)."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "starter"
+    return packaged if packaged.is_dir() else package.parent
+
+
+def resolve_paths(settings: Settings) -> tuple[Path, Path]:
+    """rules.yaml and templates/ to use; without a config file, a missing
+    ./rules.yaml or ./templates falls back to the starter copies, so
+    `spocd run` works on a fresh machine."""
+    rules_path, templates = settings.paths.rules, settings.paths.templates
+    if settings.source is None:
+        if not rules_path.is_file():
+            rules_path = starter_root() / "rules.yaml"
+        if not (templates / "en").is_dir():
+            templates = starter_root() / "templates"
+    return rules_path, templates
+
+
+def load_rules_file(path: Path) -> rules_mod.Rules:
+    try:
+        text = read_config_file(path)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from exc
+    try:
+        return rules_mod.load_rules(text, str(path))
+    except rules_mod.RulesError as exc:
+        raise ConfigError([str(issue) for issue in exc.issues]) from exc
+
+
+def load_runtime(settings: Settings, key: bytes) -> Runtime:
+    """Rules and templates, validated; raises ConfigError with every problem."""
+    rules_path, templates = resolve_paths(settings)
+    problems: list[str] = []
+    rules = None
+    try:
+        rules = load_rules_file(rules_path)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    renderer = None
+    try:
+        renderer = TemplateRenderer(templates, settings.helpdesk.timezone)
+        renderer.check()
+    except FileRefused as exc:
+        problems.append(f"{exc.filename}: cannot read: {exc}")
+    except Exception as exc:  # a template that does not compile
+        problems.append(f"{templates}: {type(exc).__name__}: {exc}")
+    if problems or rules is None or renderer is None:
+        raise ConfigError(problems)
+    identity = Identity(
+        settings.helpdesk.address, settings.helpdesk.name, settings.helpdesk.tag_prefix, key
+    )
+    return Runtime(settings=settings, rules=rules, composer=Composer(identity, renderer))
+
+
+@dataclass(slots=True)
+class TickReport:
+    spooled: int = 0
+    imap: dict[str, PollReport] = field(default_factory=dict)
+    processed: list[tuple[int, Outcome]] = field(default_factory=list)
+    jobs: dict[str, int] = field(default_factory=dict)
+    sent: SendReport = field(default_factory=SendReport)
+
+
+class App:
+    def __init__(
+        self, settings: Settings, clock: Clock | None = None, store: SqlStore | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.store = store or SqlStore.open(
+            settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms
+        )
+        try:
+            self.key = self.store.signing_key()
+            self._runtime = load_runtime(settings, self.key)
+        except BaseException:
+            if store is None:  # ours: do not leave its connections behind
+                self.store.close()
+            raise
+        self._lock = threading.Lock()
+        self.pipeline = Pipeline(lambda: self.runtime, self.key)
+        self.inbound = InboundWorker(self.store, self.pipeline, self.clock)
+        self.sender = OutboxSender(
+            self.store,
+            self.transport,
+            self.clock,
+            settings.helpdesk.address,
+            lambda: self.runtime,
+            retry_for=timedelta(hours=settings.outgoing.retry_for_hours),
+            lease=timedelta(seconds=2 * settings.outgoing.timeout_seconds),
+        )
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime
+
+    def reload(self, settings: Settings | None = None) -> None:
+        """Swap in new rules and templates; on any error keep the old ones."""
+        runtime = load_runtime(settings or self.settings, self.key)
+        with self._lock:
+            self._runtime = runtime
+        log.info("rules and templates reloaded", extra={"rules_version": runtime.rules.version})
+
+    def transport(self) -> Transport:
+        out = self.settings.outgoing
+        if out.transport == "smtp":
+            return SmtpTransport(out, local_hostname=self.settings.helpdesk.domain)
+        return MaildirTransport(out.maildir)
+
+    def import_spool(self) -> int:
+        return import_spool(
+            self.settings.paths.spool,
+            self.store,
+            self.clock.now,
+            max_bytes=self.settings.smtp.max_message_size,
+            on_refused=lambda path, size: log.error(
+                "spooled message over smtp.max_message_size set aside unread",
+                extra={"path": str(path), "bytes": size},
+            ),
+        )
+
+    def mailbox_intakes(
+        self, on_processed: Callable[[], None] = lambda: None
+    ) -> list[MailboxIntake]:
+        """One IMAP intake per enabled mailbox, reaching the pipeline through
+        a callback (adapters never import the application)."""
+        return [
+            MailboxIntake(
+                mailbox,
+                self.store,
+                self.clock.now,
+                self.process_outcome,
+                on_processed=on_processed,
+            )
+            for mailbox in self.settings.imap
+            if mailbox.enabled
+        ]
+
+    def process_outcome(self, item_id: int) -> str:
+        """Run one queued item through the pipeline; its outcome word."""
+        return self.inbound.process_item(item_id).outcome
+
+    def tick(self, jobs: Callable[[datetime], dict[str, int]] | None = None) -> TickReport:
+        """Everything due once: spool, mailboxes (one poll each, no IDLE),
+        inbound queue, scheduled jobs, outbox."""
+        report = TickReport()
+        report.spooled = self.import_spool()
+        for intake in self.mailbox_intakes():
+            report.imap[intake.mailbox.name] = intake.poll_once()
+        report.processed = self.inbound.drain()
+        if jobs is not None:
+            report.jobs = jobs(self.clock.now())
+        report.sent = self.sender.send_due()
+        return report
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,81 @@
+"""How requester mail reads (SPEC §4 "What requesters see", issue 14.5): the
+Polish templates speak the polite „Państwo” form throughout, and dates read
+the way people write them, in the desk's time zone."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from daemon.adapters.templates import TemplateRenderer, human_time
+
+TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
+#: Informal (second person singular) forms a Polish requester must never read.
+INFORMAL_PL = re.compile(
+    r"\b(pozostaw|zostaw|odpisz|napisz|odpowiedz|kliknij|sprawdź|daj znać|dodaj|wyślij|"
+    r"prześlij|potwierdź|skontaktuj się|zadzwoń|twój|twoja|twoje|twojego|twojej|twoim|"
+    r"ciebie|tobą)\b|\bCi\b",
+    re.IGNORECASE,
+)
+REQUESTER_TEMPLATES = sorted(
+    [
+        f"{kind}{suffix}"
+        for kind in (
+            "ack",
+            "agent_reply",
+            "status_update",
+            "verification",
+            "verification_reminder",
+            "closed",
+            "auto_closed",
+        )
+        for suffix in (".subject.txt", ".txt", ".html")
+    ]
+    + ["footer.txt", "layout.html", "names.txt"]
+)
+
+
+@pytest.mark.parametrize("name", REQUESTER_TEMPLATES)
+def test_polish_requester_templates_use_no_informal_forms(name: str) -> None:
+    source = (TEMPLATES / "pl" / name).read_text(encoding="utf-8")
+    words = re.sub(r"\{[{%#].*?[}%#]\}", " ", source, flags=re.DOTALL)  # the text, not Jinja
+    found = INFORMAL_PL.search(words)
+    assert found is None, f"pl/{name}: informal {found and found.group(0)!r}"
+
+
+def test_the_informal_list_catches_the_old_footer() -> None:
+    assert INFORMAL_PL.search("Odpowiadając, pozostaw [HD-1] w temacie wiadomości.")
+    assert not INFORMAL_PL.search("Odpowiadając, prosimy pozostawić [HD-1] w temacie.")
+    assert not INFORMAL_PL.search("wystarczy odpowiedzieć; Państwa odpowiedź")
+
+
+@pytest.mark.parametrize(
+    ("moment", "language", "expected"),
+    [
+        (datetime(2026, 12, 7, 14, 35, tzinfo=UTC), "pl", "7 grudnia 2026 r., godz. 15:35"),
+        (datetime(2026, 12, 7, 14, 35, tzinfo=UTC), "en", "Monday 7 December 2026, 15:35"),
+        (datetime(2026, 7, 7, 13, 5, tzinfo=UTC), "pl", "7 lipca 2026 r., godz. 15:05"),
+        (datetime(2026, 7, 7, 13, 5, tzinfo=UTC), "en", "Tuesday 7 July 2026, 15:05"),
+        (datetime(2026, 3, 1, 23, 30, tzinfo=UTC), "pl", "2 marca 2026 r., godz. 00:30"),
+    ],
+)
+def test_dates_read_as_people_write_them_in_the_desk_zone(
+    moment: datetime, language: str, expected: str
+) -> None:
+    assert human_time(moment, ZoneInfo("Europe/Warsaw"), language) == expected
+
+
+def test_the_when_filter_speaks_the_mail_language(tmp_path: Path) -> None:
+    for language, text in (("en", "by {{ due | when }}"), ("pl", "do {{ due | when }}")):
+        folder = tmp_path / language
+        folder.mkdir()
+        for suffix in (".subject.txt", ".txt", ".html"):
+            (folder / f"probe{suffix}").write_text(text, encoding="utf-8")
+    renderer = TemplateRenderer(tmp_path, "Europe/Warsaw")
+    due = datetime(2026, 12, 7, 14, 35, tzinfo=UTC)
+    assert renderer.render("pl", "probe", {"due": due}).text == "do 7 grudnia 2026 r., godz. 15:35"
+    assert renderer.render("en", "probe", {"due": due}).html == "by Monday 7 December 2026, 15:35"
