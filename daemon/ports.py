@@ -7,7 +7,7 @@ A transaction (`Tx`) groups the repositories; repositories never commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,9 +103,16 @@ class InboundRepo(Protocol):
     def add(self, item: QueuedRaw, now: datetime) -> int | None:
         """Queue a raw message; None when its source_key is already queued."""
 
-    def claim(self, now: datetime, limit: int, max_bytes: int | None = None) -> list[InboundItem]:
+    def claim(
+        self,
+        now: datetime,
+        limit: int,
+        max_bytes: int | None = None,
+        without_raw: Collection[int] = (),
+    ) -> list[InboundItem]:
         """Queued items due at `now`, locked for this transaction; at most
-        `max_bytes` of raw message in all (but always one, however large)."""
+        `max_bytes` of raw message in all (but always one, however large).
+        Items in `without_raw` (already parsed) come without their bytes."""
 
     def get_item(self, item_id: int, *, for_update: bool = False) -> InboundItem | None:
         """One item; `for_update` locks it so a concurrent worker cannot take it too."""

@@ -70,7 +70,7 @@ class InboundWorker:
             parsed = self._prepare(item_ids, limit, now)
         with self.store.transaction() as tx:
             if item_ids is None:
-                items = tx.inbound.claim(now, limit, self.group_bytes)
+                items = tx.inbound.claim(now, limit, self.group_bytes, without_raw=parsed or ())
             else:
                 items = []
                 for item_id in item_ids:

@@ -81,3 +81,27 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05) -> None
             return
         time.sleep(interval)
     raise TimeoutError(f"condition not met within {timeout}s")
+
+
+#: Runs argv[1:] as a grandchild and reports its peak memory. A child forked
+#: straight from pytest starts with pytest's own resident size (ru_maxrss keeps
+#: it across exec); forked from this small launcher it starts small.
+_MEASURE = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+sys.stderr.write(f"\\npeak_rss_kb={usage.ru_maxrss}\\n")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def measured(cmd: list[str]) -> list[str]:
+    """`cmd` run so that its peak RSS ends its stderr (`peak_rss_kb=N`)."""
+    return [sys.executable, "-c", _MEASURE, *cmd]
+
+
+def peak_rss_kb(stderr: str) -> int:
+    """The peak RSS a `measured` command reported."""
+    return int(stderr.rsplit("peak_rss_kb=", 1)[1].split()[0])

@@ -8,7 +8,7 @@ Rows are mapped to the domain types of `daemon.core.domain` at this edge.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -153,7 +153,13 @@ class SqlInbound(_Repo):
                 return None  # a concurrent instance queued the same source first
         return self._insert(INBOUND, values)
 
-    def claim(self, now: datetime, limit: int, max_bytes: int | None = None) -> list[InboundItem]:
+    def claim(
+        self,
+        now: datetime,
+        limit: int,
+        max_bytes: int | None = None,
+        without_raw: Collection[int] = (),
+    ) -> list[InboundItem]:
         due = (
             select(INBOUND.c.id, INBOUND.c.size)
             .where(INBOUND.c.state == "queued", INBOUND.c.next_attempt_at <= now)
@@ -169,10 +175,16 @@ class SqlInbound(_Repo):
             total += size
         if not chosen:
             return []
-        rows = self.conn.execute(
-            select(INBOUND).where(INBOUND.c.id.in_(chosen)).order_by(INBOUND.c.id)
-        )
-        return [_inbound_item(row) for row in rows]
+        skip = [item_id for item_id in chosen if item_id in without_raw]
+        load = [item_id for item_id in chosen if item_id not in without_raw]
+        items = []
+        if load:
+            rows = self.conn.execute(select(INBOUND).where(INBOUND.c.id.in_(load)))
+            items += [_inbound_item(row) for row in rows]
+        if skip:  # parsed before the transaction: a second copy of the bytes would be waste
+            rows = self.conn.execute(select(*_NO_RAW).where(INBOUND.c.id.in_(skip)))
+            items += [_inbound_item(row, raw=b"") for row in rows]
+        return sorted(items, key=lambda item: item.id)
 
     def get_item(self, item_id: int, *, for_update: bool = False) -> InboundItem | None:
         stmt = _INBOUND_BY_ID.with_for_update() if for_update and self.locking else _INBOUND_BY_ID
@@ -300,10 +312,14 @@ def _queue_entry(row: Any) -> QueueEntry:
     )
 
 
-def _inbound_item(row: Any) -> InboundItem:
+#: Every inbound column but the raw bytes.
+_NO_RAW = [column for column in INBOUND.c if column.name != "raw"]
+
+
+def _inbound_item(row: Any, raw: bytes | None = None) -> InboundItem:
     return InboundItem(
         id=row.id,
-        raw=row.raw,
+        raw=row.raw if raw is None else raw,
         intake=Intake(row.intake),
         escalation=row.escalation,
         received_at=row.received_at,
