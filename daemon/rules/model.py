@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from daemon.core.sla import Calendar, Duration
-from daemon.rules.match import Budget, Condition, MessageView, Result, TraceEntry, evaluate_rule
+from daemon.rules.match import Condition, MessageView, TraceEntry, evaluate_rule
+from daemon.rules.patterns import Budget, Result
 
 ACTION_KEYS = (
     "category",

@@ -5,9 +5,10 @@ every problem at once as a `RulesError` whose issues carry file, line, column
 and YAML path, or returns an immutable `Rules`. `decide` runs the compiled
 rules over a parsed message: first match wins unless a rule says
 `continue: true`; later matches override earlier ones field by field and tags
-accumulate. Conditions and the regex safety net live in `rules_match`, the
-value formats (durations, calendars) in `rules_values`, the YAML node reader
-in `rules_schema`, the section parsers in `rules_sections`.
+accumulate. Conditions live in `match` (built from `when` by `when`), the
+regex safety net in `patterns` and `pattern_size`, the value formats
+(durations, calendars) in `values`, the YAML node reader in `schema`, the
+section parsers in `sections`.
 
 Choices where SPEC is silent:
 - `channel` takes exact names (`escalation`, or a list `[email, cli]`),
@@ -39,14 +40,7 @@ from yaml.nodes import Node
 
 from daemon.core.domain import ParsedMessage
 from daemon.core.sla import Calendar
-from daemon.rules.match import (
-    IGNORE_RESERVE,
-    REGEX_TIMEOUT,
-    Budget,
-    MessageView,
-    Result,
-    TraceEntry,
-)
+from daemon.rules.match import MessageView, TraceEntry
 from daemon.rules.model import (
     ACTION_KEYS,
     Actions,
@@ -57,6 +51,7 @@ from daemon.rules.model import (
     Rule,
     SlaPolicy,
 )
+from daemon.rules.patterns import IGNORE_RESERVE, REGEX_TIMEOUT, Budget, Result
 from daemon.rules.schema import Reader, RuleIssue, RulesError
 from daemon.rules.sections import Sections
 from daemon.rules.values import CHANNELS, PRIORITIES

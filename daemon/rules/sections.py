@@ -19,7 +19,7 @@ import regex
 from yaml.nodes import MappingNode, Node
 
 from daemon.core.sla import Calendar
-from daemon.rules.match import Always, Condition, compile_regex, compile_when
+from daemon.rules.match import Always, Condition
 from daemon.rules.model import (
     ACTION_KEYS,
     Actions,
@@ -30,6 +30,7 @@ from daemon.rules.model import (
     Rule,
     SlaPolicy,
 )
+from daemon.rules.patterns import compile_regex
 from daemon.rules.schema import Reader, child_path
 from daemon.rules.values import LANGUAGES, LEVELS, PRIORITIES
 from daemon.rules.values import address as parse_address
@@ -37,6 +38,7 @@ from daemon.rules.values import calendar as parse_calendar
 from daemon.rules.values import duration as parse_duration
 from daemon.rules.values import person as parse_person
 from daemon.rules.values import share as parse_share
+from daemon.rules.when import compile_when
 
 SUPPORTED_VERSION = 1
 STRANGER_POLICIES = ("new_ticket", "quarantine")

@@ -1,0 +1,92 @@
+"""Regular expressions of rules.yaml, compiled once and searched within time.
+
+Patterns use the `regex` module, are vetted for size (`pattern_size`) and
+compiled at load; every search runs with a timeout and on capped text, and
+one evaluation of all rules shares a time budget, so a catastrophic pattern
+costs a bounded moment and shows up in the trace as `timeout` instead of
+stalling the pipeline.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+
+import regex
+from yaml.nodes import Node
+
+from daemon.rules.pattern_size import regex_refusal
+from daemon.rules.schema import Reader
+
+#: Longest a single regex search may run, in seconds.
+REGEX_TIMEOUT = 0.1
+#: Regex time all rules together may spend on one message, in seconds.
+MATCH_BUDGET = 1.0
+#: More regex time `ignore` rules may use once that is spent, in seconds.
+IGNORE_RESERVE = 0.25
+#: A regex sees at most this many characters of a subject, body or header.
+MAX_TEXT = 64 * 1024
+
+
+class Result(enum.StrEnum):
+    MATCHED = "matched"
+    NOT_MATCHED = "not matched"
+    TIMEOUT = "timeout"
+
+
+@dataclass(slots=True)
+class Budget:
+    """Regex time left for one message; shared by every search in decide()."""
+
+    deadline: float
+
+    @classmethod
+    def start(cls, seconds: float = MATCH_BUDGET) -> Budget:
+        return cls(time.monotonic() + seconds)
+
+    def next_timeout(self) -> float:
+        return min(REGEX_TIMEOUT, self.deadline - time.monotonic())
+
+
+@dataclass(frozen=True, slots=True)
+class SafePattern:
+    """A regex compiled at load and searched with a timeout."""
+
+    source: str
+    compiled: regex.Pattern[str]
+
+    def search(self, text: str, budget: Budget) -> tuple[Result, str | None]:
+        timeout = budget.next_timeout()
+        if timeout <= 0:
+            return Result.TIMEOUT, "not tried: this message's regex time budget is spent"
+        try:
+            found = self.compiled.search(text[:MAX_TEXT], timeout=timeout, concurrent=True)
+        except TimeoutError:
+            return Result.TIMEOUT, f"search stopped after {timeout:.2f} s"
+        if found is None:
+            return Result.NOT_MATCHED, None
+        return Result.MATCHED, _snippet(" ".join(found.group(0).split()))
+
+
+def _snippet(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def compile_regex(reader: Reader, node: Node, path: str) -> SafePattern | None:
+    """Compile a pattern once; a syntax error is a `bad regex` issue, and a
+    pattern whose compiled size could exhaust memory is refused unseen by
+    the compiler."""
+    source = reader.string(node, path)
+    if source is None:
+        return None
+    refusal = regex_refusal(source)
+    if refusal is not None:
+        reader.error(node, path, f"regex refused: {refusal}")
+        return None
+    try:
+        compiled = regex.compile(source)
+    except (regex.error, ValueError, OverflowError) as exc:
+        reader.error(node, path, f"bad regex: {exc}")
+        return None
+    return SafePattern(source, compiled)
