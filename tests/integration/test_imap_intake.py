@@ -21,7 +21,7 @@ import pytest
 from imapclient import IMAPClient
 
 from daemon.adapters.imap.connect import Connector
-from daemon.adapters.imap.session import MailboxIntake
+from daemon.adapters.imap.intake import MailboxIntake
 from daemon.cli.bench.dovecot import PASSWORD, Dovecot
 from daemon.core.domain import Intake
 from daemon.mail.imap_plan import FAULT_FAMILIES, Backoff, source_key

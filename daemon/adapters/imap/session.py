@@ -1,5 +1,5 @@
-"""IMAP intake: take every message of a mailbox folder into the inbound queue
-exactly once, then move it out of the way.
+"""One logged-in IMAP connection's poll: take every message of a mailbox
+folder into the inbound queue exactly once, then move it out of the way.
 
 One cycle: SELECT the folder (its UIDVALIDITY checked against the stored
 one), UID SEARCH for what is still there, FETCH new messages one UID at a
@@ -18,70 +18,43 @@ step could not finish is noted by source key (`imap_notes`): a UID the server
 does not deliver is asked for `MAX_MISSES` times, then given up; a message
 whose COPY succeeded is not copied again when deleting the original failed.
 A poll with such a step is not a success, and `spocd status` shows them.
-
-Between cycles the folder is watched with IDLE where the server offers it
-(ended and re-issued every poll interval, so a dead connection is noticed
-and the mailbox's health recorded), else polled every `poll_seconds`. Any
-fault ends the connection; `run` reconnects with exponential backoff and
-logs the first failure of each streak (a streak ends when a connection has
-stayed up for a while after a good poll). This adapter reaches the pipeline
-only through the callback that `service.py` passes in.
 """
 
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imapclient import IMAPClient
-from imapclient.exceptions import LoginError
 
-from daemon.adapters.imap.connect import (
-    DEFAULT_MAX_MESSAGE_SIZE,
-    Connector,
-    TlsRequired,
-    TokenError,
-)
+from daemon.adapters.imap.connect import DEFAULT_MAX_MESSAGE_SIZE
 from daemon.adapters.imap.fetch import fetch_batches
-from daemon.adapters.imap.guard import ServerMisbehaves, guard
+from daemon.adapters.imap.folders import ensure_folder, hierarchy
+from daemon.adapters.imap.guard import guard
 from daemon.adapters.imap.notes import Notebook
-from daemon.config import ImapMailbox
 from daemon.core.domain import Intake
 from daemon.mail.imap_plan import (
-    MAX_BATCH_BYTES,
-    POLL_TIMEOUTS,
-    Backoff,
-    FaultLog,
     chunks,
     destination,
-    idle_cycle,
     message_identity,
     partition,
     server_folder,
     source_key,
 )
-from daemon.ports import QueuedRaw, Store
+from daemon.ports import QueuedRaw
+
+if TYPE_CHECKING:
+    from daemon.adapters.imap.intake import MailboxIntake
 
 log = logging.getLogger("spocd.imap")
 
-#: How long one IDLE wait lasts before the stop flag is looked at again:
-#: SIGTERM ends an IDLE within about this time.
-IDLE_CHECK_SECONDS = 1.0
 #: UIDs whose sizes are asked for in one FETCH (sizes are a few bytes each).
 SIZE_CHUNK = 1000
 DELETED = rb"\Deleted"
-
-Process = Callable[[int], str]  # queued item id -> the pipeline's outcome
-
-
-class ConnectionLost(Exception):
-    """The server said BYE or closed the connection."""
 
 
 @dataclass(slots=True)
@@ -102,158 +75,7 @@ class PollReport:
             self.outcomes[key] = self.outcomes.get(key, 0) + count
 
 
-def fault_kind(exc: BaseException) -> str:
-    """A short name for a failure, so streaks of the same fault log once."""
-    if isinstance(exc, TlsRequired | ssl.SSLError):
-        return "tls"
-    if isinstance(exc, LoginError):
-        return "login"
-    if isinstance(exc, TokenError):
-        return "token"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, ServerMisbehaves):
-        return "protocol"
-    if isinstance(exc, ConnectionLost | IMAPClient.AbortError):
-        return "connection"
-    if isinstance(exc, IMAPClient.Error):
-        return "server"
-    if isinstance(exc, OSError):
-        return "network"
-    if type(exc).__module__.startswith(("sqlalchemy", "psycopg", "sqlite3")):
-        return "storage"
-    return "internal"
-
-
-class MailboxIntake:
-    """Keeps one mailbox folder drained into the inbound queue."""
-
-    def __init__(
-        self,
-        mailbox: ImapMailbox,
-        store: Store,
-        now: Callable[[], datetime],
-        process: Process,
-        *,
-        connector: Connector | None = None,
-        on_processed: Callable[[], None] = lambda: None,
-        backoff: Backoff | None = None,
-    ) -> None:
-        self.mailbox = mailbox
-        self.store = store
-        self.now = now
-        self.process = process
-        self.connector = connector or Connector(mailbox)
-        self.on_processed = on_processed
-        self.backoff = backoff or Backoff()
-        self.faults = FaultLog()
-        #: How long one poll takes new messages before leaving the rest.
-        self.poll_seconds_limit = float(POLL_TIMEOUTS * mailbox.timeout_seconds)
-        #: Bytes of mail fetched before they are stored and moved.
-        self.batch_bytes = MAX_BATCH_BYTES
-        self._fields = {"mailbox": mailbox.name, "folder": mailbox.folder, "host": mailbox.host}
-
-    # --- entry points --------------------------------------------------------------
-
-    def poll_once(self, stop: threading.Event | None = None) -> PollReport:
-        """Connect, take everything waiting, disconnect (`spocd tick`)."""
-        stop = stop or threading.Event()
-        client = None
-        try:
-            client = self.connector.open()
-            session = _Session(self, client)
-            report = session.cycle(stop)
-        except Exception as exc:
-            self._fault(exc, retrying=False)
-            return PollReport(error=f"{type(exc).__name__}: {exc}")
-        finally:
-            if client is not None:
-                _logout(client)
-            self._record(lambda tx: tx.mailboxes.disconnected(self.mailbox.name, self.folder))
-        return report
-
-    def run(self, stop: threading.Event) -> None:
-        """Until `stop` is set: connect, drain, wait for mail (IDLE or poll),
-        drain again; on any fault back off and reconnect."""
-        self._warn_plain_text()
-        while not stop.is_set():
-            client = None
-            try:
-                client = self.connector.open()
-                session = _Session(self, client)
-                while not stop.is_set():
-                    session.cycle(stop)
-                    self._settle(session)
-                    session.wait(stop)
-            except Exception as exc:
-                self._fault(exc)
-                if client is not None:
-                    _shutdown(client)
-                    client = None
-                stop.wait(self.backoff.next_delay())
-            finally:
-                if client is not None:
-                    _logout(client)
-        self._record(lambda tx: tx.mailboxes.disconnected(self.mailbox.name, self.folder))
-        log.info("imap stopped", extra=self._fields)
-
-    @property
-    def folder(self) -> str:
-        return self.mailbox.folder
-
-    # --- health --------------------------------------------------------------------
-
-    def _settle(self, session: _Session) -> None:
-        """End the fault streak once the connection has held for a while
-        after a good poll; a drop a moment after a poll stays in the streak."""
-        if session.good and time.monotonic() - session.opened >= self.backoff.settle_seconds:
-            self._recovered()
-
-    def _recovered(self) -> None:
-        self.backoff.reset()
-        failures = self.faults.recovered()
-        if failures:
-            log.info("imap recovered", extra={**self._fields, "failures": failures})
-
-    def _fault(self, exc: BaseException, *, retrying: bool = True) -> None:
-        kind = fault_kind(exc)
-        text = f"{kind}: {type(exc).__name__}: {exc}"
-        self._record(
-            lambda tx: tx.mailboxes.errored(
-                self.mailbox.name, self.folder, error=text, now=self.now()
-            )
-        )
-        if self.faults.failed(kind):
-            fields = {**self._fields, "fault": kind, "error": f"{type(exc).__name__}: {exc}"}
-            if retrying:
-                fields["retry"] = "with backoff; not logged again until it recovers"
-            log.error(
-                "imap login refused" if kind == "login" else "imap mailbox unavailable",
-                extra=fields,
-                exc_info=exc if kind == "internal" else None,
-            )
-        else:
-            log.debug("imap still failing", extra={**self._fields, "fault": kind})
-
-    def _record(self, action: Callable[[Any], None]) -> None:
-        """Write health state; a database fault is logged, never raised here."""
-        try:
-            with self.store.transaction() as tx:
-                action(tx)
-        except Exception as exc:
-            log.debug("imap state not recorded", extra={**self._fields, "error": str(exc)})
-
-    def _warn_plain_text(self) -> None:
-        m = self.mailbox
-        if m.tls == "none" and m.host not in ("127.0.0.1", "::1", "localhost"):
-            log.warning(
-                "imap without TLS: credentials cross the network in clear", extra=self._fields
-            )
-        if m.tls != "none" and not m.verify_certificate:
-            log.warning("imap certificate checking is off", extra=self._fields)
-
-
-class _Session:
+class Session:
     """One logged-in connection with the folder selected."""
 
     def __init__(self, intake: MailboxIntake, client: Any) -> None:
@@ -270,14 +92,14 @@ class _Session:
         self.can_move = b"MOVE" in caps
         self.can_uidplus = b"UIDPLUS" in caps
         self.can_idle = b"IDLE" in caps
-        delimiter, prefix = self._hierarchy()
+        delimiter, prefix = hierarchy(client)
         self.folder = server_folder(self.m.folder, delimiter, prefix)
         self.targets = {
             "processed": server_folder(self.m.processed_folder, delimiter, prefix),
             "failed": server_folder(self.m.failed_folder, delimiter, prefix),
         }
         for target in self.targets.values():
-            self._ensure_folder(target)
+            ensure_folder(client, target, intake._fields)
         self.uidvalidity = 0
         self.last_uid = 0
         self._select(first=True)
@@ -296,38 +118,6 @@ class _Session:
                 "move": self.can_move,
             },
         )
-
-    # --- folders ---------------------------------------------------------------------
-
-    def _hierarchy(self) -> tuple[str | None, str]:
-        """The server's hierarchy delimiter and personal namespace prefix."""
-        prefix, delimiter = "", None
-        if self.client.has_capability("NAMESPACE"):
-            personal = self.client.namespace().personal
-            if personal:
-                prefix, sep = personal[0]
-                delimiter = sep if sep else None
-        if delimiter is None:
-            listed = self.client.list_folders("", "")
-            if listed and listed[0][1]:
-                delimiter = listed[0][1]
-        if isinstance(delimiter, bytes):
-            delimiter = delimiter.decode()
-        return delimiter, prefix or ""
-
-    def _ensure_folder(self, name: str) -> None:
-        if self.client.folder_exists(name):
-            return
-        try:
-            self.client.create_folder(name)
-        except IMAPClient.Error:
-            if not self.client.folder_exists(name):  # another instance made it
-                raise
-        try:
-            self.client.subscribe_folder(name)  # so mail clients show it
-        except IMAPClient.Error:
-            log.debug("could not subscribe %s", name)
-        log.info("imap folder created", extra={**self.intake._fields, "new_folder": name})
 
     def _select(self, first: bool = False) -> None:
         """SELECT (again) and compare UIDVALIDITY with the stored position.
@@ -595,69 +385,3 @@ class _Session:
 
     def _key(self, uid: int) -> str:
         return source_key(self.m.name, self._account(), self.m.folder, self.uidvalidity, uid)
-
-    # --- waiting ---------------------------------------------------------------------
-
-    def wait(self, stop: threading.Event) -> None:
-        """Until new mail may be there: IDLE, or a sleep of poll_seconds."""
-        if not (self.m.idle and self.can_idle):
-            end = time.monotonic() + self.m.poll_seconds
-            while not stop.is_set() and (left := end - time.monotonic()) > 0:
-                stop.wait(min(left, IDLE_CHECK_SECONDS))
-                self.intake._settle(self)
-            return
-        cycle = idle_cycle(self.m.poll_seconds)
-        self.client.idle()
-        self.guard.extend(cycle)
-        self._idle(stop, time.monotonic() + cycle)
-        self.client.idle_done()
-
-    def _idle(self, stop: threading.Event, deadline: float) -> None:
-        quiet_returns = 0
-        while not stop.is_set():
-            self.intake._settle(self)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            timeout = min(IDLE_CHECK_SECONDS, remaining)
-            started = time.monotonic()
-            responses = self.client.idle_check(timeout=timeout)
-            if any(_is_bye(r) for r in responses):
-                raise ConnectionLost("the server said BYE during IDLE")
-            if any(_is_new_mail(r) for r in responses):
-                return
-            # At EOF the socket polls readable at once and yields nothing, for
-            # ever: a few such returns in a row mean the connection is gone.
-            if not responses and time.monotonic() - started < timeout / 2:
-                quiet_returns += 1
-                if quiet_returns >= 3:
-                    raise ConnectionLost("the connection closed during IDLE")
-            else:
-                quiet_returns = 0
-
-
-def _is_new_mail(response: Any) -> bool:
-    return (
-        isinstance(response, tuple)
-        and len(response) >= 2
-        and isinstance(response[0], int)
-        and response[1] in (b"EXISTS", b"RECENT")
-    )
-
-
-def _is_bye(response: Any) -> bool:
-    return isinstance(response, tuple) and bool(response) and response[0] == b"BYE"
-
-
-def _logout(client: Any) -> None:
-    try:
-        client.logout()
-    except Exception:
-        _shutdown(client)
-
-
-def _shutdown(client: Any) -> None:
-    try:
-        client.shutdown()
-    except Exception:
-        log.debug("closing an imap connection failed", exc_info=True)

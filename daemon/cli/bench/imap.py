@@ -29,7 +29,7 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
-from daemon.adapters.imap.session import MailboxIntake
+from daemon.adapters.imap.intake import MailboxIntake
 from daemon.cli.bench.dovecot import PASSWORD, Dovecot, new_user
 from daemon.config import (
     DatabaseSettings,
