@@ -1,6 +1,6 @@
 """Pure decisions of the IMAP intake, kept apart from the socket work.
 
-The adapter (`imap_intake.py`) asks these functions what to call a folder on
+The adapter (`adapters/imap/`) asks these functions what to call a folder on
 this server, how to cut a backlog into batches, where a processed message
 goes, how long to wait after a fault and whether a mailbox is healthy; each
 answer depends only on its arguments, so they are table-tested without a

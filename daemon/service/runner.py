@@ -24,7 +24,7 @@ from typing import IO, Any
 import schedule
 
 from daemon.adapters.http import HealthServer, Heartbeat, Metrics
-from daemon.adapters.smtp import SmtpIntake
+from daemon.adapters.smtp.listener import SmtpIntake
 from daemon.adapters.storage.leader import Leadership
 from daemon.adapters.storage.stats import ping, read_stats
 from daemon.adapters.systemd import Notifier

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from daemon.adapters.imap.intake import MailboxIntake, PollReport
+from daemon.adapters.imap.intake import MailboxIntake
+from daemon.adapters.imap.session import PollReport
 from daemon.adapters.outgoing import MaildirTransport, SmtpTransport
 from daemon.adapters.spool import import_spool
 from daemon.adapters.storage.store import SqlStore

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from daemon.adapters.smtp import SmtpIntake
+from daemon.adapters.smtp.listener import SmtpIntake
 from daemon.adapters.storage.store import SqlStore
 from daemon.config import Settings, load_settings
 from daemon.core.domain import Intake, OutgoingMail

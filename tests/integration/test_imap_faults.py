@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from daemon.adapters.imap.intake import MailboxIntake, PollReport
+from daemon.adapters.imap.intake import MailboxIntake
+from daemon.adapters.imap.session import PollReport
 from daemon.app.status import status_report
 from daemon.config import load_settings
 from daemon.mail.imap_plan import Backoff

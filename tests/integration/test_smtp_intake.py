@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from daemon.adapters.smtp import SmtpIntake
+from daemon.adapters.smtp.listener import SmtpIntake
 from daemon.adapters.storage.store import SqlStore
 from daemon.config import Settings
 from tests.support.mail import make_mail

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.adapters.smtp import SmtpIntake
+from daemon.adapters.smtp.listener import SmtpIntake
 from daemon.adapters.storage.store import SqlStore
 from daemon.config import Settings, load_settings
 from daemon.core.passwords import hash_password

@@ -68,7 +68,7 @@ def test_the_service_is_hardened_and_notifies() -> None:
 
 
 def test_the_service_sets_an_open_file_limit_above_the_connection_cap() -> None:
-    from daemon.adapters.smtp import FD_RESERVE, connection_cap
+    from daemon.adapters.smtp.limits import FD_RESERVE, connection_cap
     from daemon.config import SmtpSettings
 
     text = (UNITS / "spocd.service").read_text()
