@@ -179,6 +179,15 @@ class MessageRepo(Protocol):
 
     def of_ticket(self, number: int) -> list[StoredMessage]: ...
 
+    def attachment_ids(self, message_row_id: int) -> list[int]:
+        """Ids of one message's attachments, in the order they were added."""
+
+    def attachment_rows(self, number: int) -> list[tuple[int, int, Attachment]]:
+        """(attachment id, message row id, attachment without its bytes)."""
+
+    def attachment(self, number: int, attachment_id: int) -> tuple[Attachment, int | None] | None:
+        """One attachment of the ticket with its bytes, and its inbound id."""
+
     def move(self, source: int, target: int) -> int: ...
 
 

@@ -9,6 +9,7 @@ anywhere leaves nothing applied.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,8 +18,9 @@ from daemon.app import slaclock
 from daemon.app.notify import Thread
 from daemon.app.tickets import Actor, Runtime, queue_mail, record_event, thread_of, with_first_line
 from daemon.core import lifecycle, sla
-from daemon.core.domain import OPEN_STATES, Status, Ticket
+from daemon.core.domain import OPEN_STATES, Attachment, Status, Ticket
 from daemon.mail import answers
+from daemon.mail.attachparts import NO_FILES, Plan
 from daemon.mail.threads import format_tag
 from daemon.ports import Tx
 
@@ -227,9 +229,18 @@ def _require_open(ctx: Ctx, verb: str) -> None:
 # --- conversation --------------------------------------------------------------------------
 
 
-def reply(ctx: Ctx, text: str, *, pending_after: bool = False) -> None:
+def reply(
+    ctx: Ctx,
+    text: str,
+    *,
+    pending_after: bool = False,
+    attachments: Plan = NO_FILES,
+    files: Sequence[Attachment] = (),
+) -> None:
     """A public reply by an agent, mailed to the requester (and cc): the first
-    one is the ticket's first response."""
+    one is the ticket's first response. `attachments`: what the mail carries
+    and lists; `files`: attachments new to the ticket (a CLI reply's), stored
+    on the reply itself."""
     ticket = ctx.ticket
     if not text.strip():
         raise ActionRefused(f"{ctx.tid}: an empty reply")
@@ -247,8 +258,9 @@ def reply(ctx: Ctx, text: str, *, pending_after: bool = False) -> None:
         now=ctx.now,
         thread=thread_of(ctx.tx, ticket, requester=True),
         auto_submitted=None,
+        attachments=attachments,
     )
-    queue_mail(ctx.tx, ctx.rt, ticket, mail, ctx.now)
+    queue_mail(ctx.tx, ctx.rt, ticket, mail, ctx.now, files=files)
     ctx.event("replied", by=ctx.actor.address, message_id=mail.message_id)
 
 
@@ -352,12 +364,13 @@ def verified(ctx: Ctx, answer: str) -> None:
     _tell_requester(ctx, "closed")
 
 
-def rejected(ctx: Ctx, answer: str) -> None:
-    """The requester says it is not fixed: back to the assignee, who is told."""
-    reopen(ctx, f"requester: {answer}", notify=True)
+def rejected(ctx: Ctx, answer: str, attachments: Plan = NO_FILES) -> None:
+    """The requester says it is not fixed: back to the assignee, who is told
+    (with the files the answer brought: a screenshot of the error, say)."""
+    reopen(ctx, f"requester: {answer}", notify=True, attachments=attachments)
 
 
-def unclear_answer(ctx: Ctx, answer: str) -> None:
+def unclear_answer(ctx: Ctx, answer: str, attachments: Plan = NO_FILES) -> None:
     """Neither yes nor no: the ticket stays resolved. The requester is asked
     once per resolution (a second unclear answer gets no second question);
     the assignee (the group lead if nobody is) hears of every one."""
@@ -366,7 +379,11 @@ def unclear_answer(ctx: Ctx, answer: str) -> None:
     if not asked:
         _ask_verification(ctx, "verification_unclear", auto_submitted="auto-replied")
     notify_agents(
-        ctx, "answer_unclear", _assignee_or_lead(ctx), {"answer": answer, "asked": not asked}
+        ctx,
+        "answer_unclear",
+        _assignee_or_lead(ctx),
+        {"answer": answer, "asked": not asked},
+        attachments=attachments,
     )
 
 
@@ -451,7 +468,9 @@ def cancel(ctx: Ctx, reason: str | None = None) -> None:
     ctx.tx.timers.cancel(ctx.ticket.number, (VERIFY_REMINDER, AUTO_CLOSE))
 
 
-def reopen(ctx: Ctx, reason: str | None = None, *, notify: bool = False) -> None:
+def reopen(
+    ctx: Ctx, reason: str | None = None, *, notify: bool = False, attachments: Plan = NO_FILES
+) -> None:
     ticket = ctx.ticket
     target = lifecycle.reopen_target(ticket.assignee is not None)
     _move(ctx, target, reason=reason)
@@ -460,7 +479,13 @@ def reopen(ctx: Ctx, reason: str | None = None, *, notify: bool = False) -> None
     ctx.tx.timers.cancel(ticket.number, (VERIFY_REMINDER, AUTO_CLOSE))
     ctx.event("reopened", reason=(reason or "")[:4000] or None)
     if notify:
-        notify_agents(ctx, "reopened", _assignee_or_lead(ctx), {"reason": reason or ""})
+        notify_agents(
+            ctx,
+            "reopened",
+            _assignee_or_lead(ctx),
+            {"reason": reason or ""},
+            attachments=attachments,
+        )
 
 
 def merge(ctx: Ctx, target_number: int) -> Ticket:
@@ -508,7 +533,12 @@ def merge(ctx: Ctx, target_number: int) -> Ticket:
 
 
 def notify_agents(
-    ctx: Ctx, template: str, to: list[str], context: dict[str, Any], thread: Thread | None = None
+    ctx: Ctx,
+    template: str,
+    to: list[str],
+    context: dict[str, Any],
+    thread: Thread | None = None,
+    attachments: Plan = NO_FILES,
 ) -> None:
     """Ticket mail to agents: tagged and with a signed Message-ID, so a reply
     threads; never rate-limited like answers to strangers, never to requesters."""
@@ -526,6 +556,7 @@ def notify_agents(
         language=ctx.rt.settings.helpdesk.default_language,
         thread=thread if thread is not None else thread_of(ctx.tx, ticket),
         auto_submitted="auto-generated",
+        attachments=attachments,
     )
     queue_mail(ctx.tx, ctx.rt, ticket, mail, ctx.now, public=False, internal=True)
 

@@ -7,15 +7,13 @@ the people working the ticket, with the facts and the new text only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from daemon.app import actions
 from daemon.app.actions import Ctx
 from daemon.app.tickets import Runtime
 from daemon.core import text
-from daemon.core.domain import OPEN_STATES, Attachment, ParsedMessage, Status, StoredMessage, Ticket
+from daemon.core.domain import OPEN_STATES, ParsedMessage, Status, StoredMessage, Ticket
 from daemon.mail import bounces
+from daemon.mail.attachparts import NO_FILES, Plan
 from daemon.ports import Tx
 
 #: Inbound kinds that say what the problem is: the request (an escalation's
@@ -33,27 +31,14 @@ def working_agents(rt: Runtime, ticket: Ticket) -> list[str]:
     return [group.lead, *group.members] if group is not None else []
 
 
-def attachment_list(attachments: Sequence[Attachment]) -> list[dict[str, Any]]:
-    """Name, type and size of each attachment, for the notice to list."""
-    return [
-        {"name": a.filename or "(unnamed)", "type": a.content_type, "size": _size(a.size)}
-        for a in attachments
-    ]
-
-
-def _size(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KB"
-    return f"{size / (1024 * 1024):.1f} MB"
-
-
-def forward_followup(ctx: Ctx, msg: ParsedMessage, *, role: str, before: Status) -> None:
+def forward_followup(
+    ctx: Ctx, msg: ParsedMessage, *, role: str, before: Status, files: Plan = NO_FILES
+) -> None:
     """The requester or a cc wrote on a ticket that was open or resolved when
-    the mail came: its workers get the new text (quoted history cut) and the
-    attachment names. `before`: the status the mail found, so the notice says
-    what the mail changed (reopened, closed, back from waiting)."""
+    the mail came: its workers get the new text (quoted history cut) and its
+    attachments (up to the cap; the rest listed). `before`: the status the
+    mail found, so the notice says what the mail changed (reopened, closed,
+    back from waiting); `files`: what the notice carries and lists."""
     if before not in OPEN_STATES and before != Status.RESOLVED:
         return
     ticket = ctx.ticket
@@ -64,11 +49,12 @@ def forward_followup(ctx: Ctx, msg: ParsedMessage, *, role: str, before: Status)
         "sender": sender.addr if sender else "",
         "sender_name": sender.name if sender else "",
         "new_text": text.own_text(msg.text).strip()[:MAX_TEXT],
-        "attachments": attachment_list(msg.attachments),
         "change": _change(before, ticket.status),
         "bounce": None,
     }
-    actions.notify_agents(ctx, "agent_followup", working_agents(ctx.rt, ticket), context)
+    actions.notify_agents(
+        ctx, "agent_followup", working_agents(ctx.rt, ticket), context, attachments=files
+    )
 
 
 def _change(before: Status, after: Status) -> str | None:

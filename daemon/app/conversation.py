@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from daemon.app import actions, agent_notices
 from daemon.app.actions import ActionRefused, Ctx
 from daemon.app.notify import Thread
-from daemon.app.tickets import SYSTEM, Actor, Runtime, record_event, record_inbound
+from daemon.app.tickets import SYSTEM, Actor, Runtime, carried, record_event, record_inbound
 from daemon.core import commands, text
 from daemon.core.domain import ParsedMessage, Status, Ticket
 from daemon.mail import answers, bounces, msgid, trust
@@ -218,7 +218,7 @@ def _refuse(
 def _apply(ctx: Ctx, block: commands.CommandBlock, msg: ParsedMessage, inbound_id: int) -> None:
     rest = block.rest.strip()
     internal = block.has("internal") or block.has("close")
-    record_inbound(
+    row = record_inbound(
         ctx.tx,
         ctx.ticket,
         msg,
@@ -240,7 +240,8 @@ def _apply(ctx: Ctx, block: commands.CommandBlock, msg: ParsedMessage, inbound_i
     if block.has("internal") or block.has("close"):
         actions.note(ctx, rest)
     else:
-        actions.reply(ctx, rest, pending_after=block.has("pending"))
+        files = carried(ctx.tx, ctx.rt, row, msg.attachments, msg.html)
+        actions.reply(ctx, rest, pending_after=block.has("pending"), attachments=files)
 
 
 def _field(ctx: Ctx, command: commands.Command) -> None:
@@ -304,7 +305,7 @@ def requester_mail(
     sender = msg.sender.addr if msg.sender else ""
     ctx = Ctx(tx, rt, now, Actor(sender, "email"), ticket)
     before = ticket.status
-    record_inbound(
+    row = record_inbound(
         tx, ticket, msg, kind="auto_reply" if automatic else "reply", inbound_id=inbound_id, now=now
     )
     role = "requester" if sender == ticket.requester else "cc"
@@ -318,6 +319,8 @@ def requester_mail(
         ctx.save()
         return
     tx.addresses.clear(sender)  # they can receive mail again, it seems
+    # The files of their mail go with whichever notice the agents get.
+    files = carried(tx, rt, row, msg.attachments, msg.html)
     closure = rt.rules.closure
     if ticket.status == Status.RESOLVED:
         answer = answers.read_answer(
@@ -331,16 +334,16 @@ def requester_mail(
         if answer == "yes":
             actions.verified(ctx, line)
         elif answer == "no":
-            actions.rejected(ctx, line)
+            actions.rejected(ctx, line, attachments=files)
         else:
-            actions.unclear_answer(ctx, line)
+            actions.unclear_answer(ctx, line, attachments=files)
         told = answer != "yes"  # the reopen or the unclear answer was a notice of its own
     elif ticket.status == Status.CLOSED:
-        actions.reopen(ctx, "the requester wrote after closure", notify=True)
+        actions.reopen(ctx, "the requester wrote after closure", notify=True, attachments=files)
         told = True
     else:
         actions.requester_answered(ctx)
         told = False
     ctx.save()
     if not told:
-        agent_notices.forward_followup(ctx, msg, role=role, before=before)
+        agent_notices.forward_followup(ctx, msg, role=role, before=before, files=files)

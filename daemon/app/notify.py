@@ -11,6 +11,7 @@ import binascii
 import email.utils
 import re
 import secrets
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +20,8 @@ from email.header import Header
 from typing import Any
 
 from daemon.core.domain import OutgoingMail, Ticket
-from daemon.mail import msgid
+from daemon.mail import attachparts, msgid
+from daemon.mail.attachparts import NO_FILES, Plan
 from daemon.mail.threads import format_tag
 from daemon.ports import Renderer
 
@@ -87,8 +89,12 @@ class Composer:
         cc: Sequence[str] = (),
         thread: Thread = Thread(),
         auto_submitted: str | None = "auto-replied",
+        attachments: Plan = NO_FILES,
     ) -> OutgoingMail:
-        """`auto_submitted` None marks a mail a person sent (an agent's reply)."""
+        """`auto_submitted` None marks a mail a person sent (an agent's reply).
+        `attachments`: the files the mail carries and those it only lists
+        (the templates list both as `attachments`, inline images as
+        `inline_images`)."""
         lang = language or (ticket.language if ticket else "en")
         number = ticket.number if ticket else None
         full_context = {
@@ -96,6 +102,12 @@ class Composer:
             "tag": format_tag(self.identity.tag_prefix, number) if number else "",
             "ticket": ticket_context(ticket, self.identity.tag_prefix) if ticket else None,
             "now": now,  # for "time left" in the facts agents read
+            "attachments": attachment_context(attachments, ticket, self.identity.tag_prefix),
+            "inline_images": [
+                {"cid": i.content_id, "name": attachparts.safe_name(i.attachment.filename)}
+                for i in attachments.attached
+                if i.content_id
+            ],
             **context,
         }
         rendered = self.renderer.render(lang, template, full_context)
@@ -128,7 +140,7 @@ class Composer:
             (LOOP_HEADER, self.identity.domain),
             ("Content-Language", lang),
         ]
-        raw = build_mime(headers, text, html)
+        raw = build_mime(headers, text, html, attachments.attached)
         recipients = tuple(dict.fromkeys(a.lower() for a in (*to, *cc)))
         return OutgoingMail(
             message_id=message_id,
@@ -142,36 +154,95 @@ class Composer:
         )
 
 
-def build_mime(headers: Sequence[tuple[str, str | None]], text: str, html: str) -> bytes:
+def build_mime(
+    headers: Sequence[tuple[str, str | None]],
+    text: str,
+    html: str,
+    attached: Sequence[attachparts.Item] = (),
+) -> bytes:
     """multipart/alternative with a text and an HTML part, UTF-8 quoted-printable,
-    CRLF line ends.
+    CRLF line ends; with attachments, that inside a multipart/mixed whose other
+    parts are the files (bodies as references, see `attachparts`), and inline
+    images beside the HTML in a multipart/related.
 
     Written out directly: every header value is a single line we built, so the
     email package's generic folding (the slowest part of composing) is not
     needed; non-ASCII values become RFC 2047 words. The boundary starts with
     "=_", which quoted-printable output can never contain.
     """
-    boundary = f"=_spocd_{secrets.token_hex(12)}"
-    lines = [
-        f'Content-Type: multipart/alternative; boundary="{boundary}"',
-        "MIME-Version: 1.0",
-    ]
+    inline = [i for i in attached if i.content_id]
+    files = [i for i in attached if not i.content_id]
+    html_part = _text_part("html", html)
+    if inline:
+        html_part = _multipart(
+            "related", [html_part, *(attachparts.part(i, n) for n, i in enumerate(inline, 1))]
+        )
+    body = _multipart("alternative", [_text_part("plain", text), html_part])
+    if files:
+        body = _multipart(
+            "mixed", [body, *(attachparts.part(i, n) for n, i in enumerate(files, 1))]
+        )
+    lines = ["MIME-Version: 1.0"]
     for name, value in headers:
         if value is None:
             continue
         lines.append(f"{name}: {_header_value(name, value)}")
-    head = "\r\n".join(lines).encode("ascii")
-    parts = [head, b"", b""]
-    for subtype, body in (("plain", text), ("html", html)):
-        parts += [
-            f"--{boundary}".encode(),
+    return "\r\n".join(lines).encode("ascii") + b"\r\n" + body + b"\r\n"
+
+
+def _text_part(subtype: str, body: str) -> bytes:
+    return b"\r\n".join(
+        [
             f'Content-Type: text/{subtype}; charset="utf-8"'.encode(),
             b"Content-Transfer-Encoding: quoted-printable",
             b"",
             _quoted_printable(body),
         ]
-    parts.append(f"--{boundary}--".encode())
-    return b"\r\n".join(parts) + b"\r\n"
+    )
+
+
+def _multipart(subtype: str, parts: Sequence[bytes]) -> bytes:
+    """A multipart entity (its Content-Type line first, then its parts)."""
+    boundary = f"=_spocd_{secrets.token_hex(12)}"
+    out = [f'Content-Type: multipart/{subtype}; boundary="{boundary}"'.encode(), b""]
+    for chunk in parts:
+        out += [f"--{boundary}".encode(), chunk]
+    out.append(f"--{boundary}--".encode())
+    return b"\r\n".join(out)
+
+
+def attachment_context(plan: Plan, ticket: Ticket | None, prefix: str) -> list[dict[str, Any]]:
+    """Every attachment as the templates show it: name and size, whether it
+    is attached, and for one that is not, the command that fetches it."""
+    tid = f"{prefix}-{ticket.number}" if ticket else ""
+    out = []
+    for attached, items in ((True, plan.attached), (False, plan.listed)):
+        for n, item in enumerate(items, 1):
+            a = item.attachment
+            out.append(
+                {
+                    "name": attachparts.safe_name(a.filename, n),
+                    "type": attachparts.content_type(a.content_type),
+                    "size": human_size(a.size),
+                    "attached": attached,
+                    "inline": bool(item.content_id) and attached,
+                    "command": (
+                        f"spocd attachment {tid} {item.id} --output "
+                        f"{shlex.quote(attachparts.safe_name(a.filename, n))}"
+                        if not attached and item.id is not None and tid
+                        else None
+                    ),
+                }
+            )
+    return out
+
+
+def human_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
 
 
 def _header_value(name: str, value: str) -> str:

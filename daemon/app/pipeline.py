@@ -18,15 +18,18 @@ from daemon.app.notify import Thread
 from daemon.app.tickets import (
     Actor,
     Runtime,
+    attachment_items,
     open_ticket,
+    outgoing_plan,
     queue_mail,
     record_event,
     record_inbound,
 )
 from daemon.core.domain import Channel, InboundItem, Intake, ParsedMessage, Status, Ticket
 from daemon.core.errors import Disposition, Duplicate, Ignored, NotMail, Quarantined
-from daemon.mail import forwards, loops
+from daemon.mail import attachparts, forwards, loops
 from daemon.mail import threads as mailthread
+from daemon.mail.attachparts import NO_FILES, Plan
 from daemon.mail.parsing import PARSE_SECONDS, parse_many, parse_message
 from daemon.ports import Tx
 from daemon.rules import ruleset as rules
@@ -310,12 +313,17 @@ class Pipeline:
                     tx, old, now, actor, "follow_up_ticket", follow_up=rt.ticket_id(ticket.number)
                 )
         if incoming.channel == Channel.ESCALATION:
-            self._record_escalation(tx, rt, incoming, ticket, now)
+            files = self._record_escalation(tx, rt, incoming, ticket, now)
         else:
-            record_inbound(tx, ticket, msg, kind="request", inbound_id=incoming.item.id, now=now)
+            row = record_inbound(
+                tx, ticket, msg, kind="request", inbound_id=incoming.item.id, now=now
+            )
+            files = attachment_items(tx, row, msg.attachments, msg.html)
         self._acknowledge(tx, rt, incoming, ticket, now)
         carried = rt.ticket_id(tagged) if tagged is not None else None
-        self._tell_agents(tx, rt, incoming, ticket, now, carried_tag=carried)
+        self._tell_agents(
+            tx, rt, incoming, ticket, now, carried_tag=carried, files=outgoing_plan(rt, files)
+        )
         return Outcome("created", ticket.number, msg.message_id)
 
     def _tell_agents(
@@ -327,10 +335,12 @@ class Pipeline:
         now: datetime,
         *,
         carried_tag: str | None = None,
+        files: Plan = NO_FILES,
     ) -> None:
-        """The assignee, or else the whole group, hears of a new ticket; and of
-        the tag of another ticket a stranger's mail carried (`tag_not_honoured`),
-        so they can tell a colleague forwarding a thread from a tag spoofer."""
+        """The assignee, or else the whole group, hears of a new ticket, with
+        the request's attachments (`files`); and of the tag of another ticket a
+        stranger's mail carried (`tag_not_honoured`), so they can tell a
+        colleague forwarding a thread from a tag spoofer."""
         group = rt.rules.groups.get(ticket.group or "")
         if ticket.assignee:
             to = [ticket.assignee]
@@ -345,14 +355,16 @@ class Pipeline:
             "first_line_note": incoming.note.strip()[:8000] if incoming.original else "",
             "carried_tag": carried_tag,
         }
-        actions.notify_agents(ctx, "agent_new", to, context, thread)
+        actions.notify_agents(ctx, "agent_new", to, context, thread, attachments=files)
 
     def _record_escalation(
         self, tx: Tx, rt: Runtime, incoming: Incoming, ticket: Ticket, now: datetime
-    ) -> None:
-        """Both first line's note and the original incident stay on the ticket."""
+    ) -> list[attachparts.Item]:
+        """Both first line's note and the original incident stay on the ticket.
+        Returns the attachments the agents' notice carries: the original's,
+        and first line's own files (not the original again as a .eml)."""
         msg, original = incoming.msg, incoming.original
-        record_inbound(
+        row = record_inbound(
             tx,
             ticket,
             msg,
@@ -361,10 +373,18 @@ class Pipeline:
             now=now,
             body=incoming.note if original is not None else msg.text,
         )
-        if original is not None and not tx.messages.exists(original.message_id):
-            record_inbound(
-                tx, ticket, original, kind="request", inbound_id=incoming.item.id, now=now
-            )
+        files = attachment_items(tx, row, msg.attachments, msg.html)
+        if original is not None:
+            files = [f for f in files if f.attachment.content_type != "message/rfc822"]
+            original_row = None
+            if not tx.messages.exists(original.message_id):
+                original_row = record_inbound(
+                    tx, ticket, original, kind="request", inbound_id=incoming.item.id, now=now
+                )
+            files = [
+                *attachment_items(tx, original_row, original.attachments, original.html),
+                *files,
+            ]
         record_event(
             tx,
             ticket,
@@ -386,6 +406,8 @@ class Pipeline:
                 reason="the original sender was not found in the escalation; the "
                 "first-line sender is the requester",
             )
+        unique = {f.attachment.sha256: f for f in reversed(files)}
+        return [f for f in files if unique[f.attachment.sha256] is f]
 
     def _to_ticket(
         self,

@@ -15,6 +15,7 @@ from daemon.app.notify import Composer, Thread
 from daemon.app.slaclock import align_clock, set_deadlines, store_timers
 from daemon.config import Settings
 from daemon.core.domain import (
+    Attachment,
     Channel,
     Event,
     OutgoingMail,
@@ -23,6 +24,8 @@ from daemon.core.domain import (
     StoredMessage,
     Ticket,
 )
+from daemon.mail import attachparts
+from daemon.mail.attachparts import Plan
 from daemon.mail.threads import clean_subject
 from daemon.ports import Tx
 from daemon.rules.ruleset import Decision, Rules
@@ -195,6 +198,27 @@ def record_inbound(
     )
 
 
+def carried(
+    tx: Tx, rt: Runtime, row_id: int | None, attachments: Sequence[Attachment], html: str | None
+) -> Plan:
+    """Which attachments of a stored message a mail carries and which it only
+    lists (over `limits.max_outgoing_attachment_bytes`, or not kept)."""
+    return outgoing_plan(rt, attachment_items(tx, row_id, attachments, html))
+
+
+def attachment_items(
+    tx: Tx, row_id: int | None, attachments: Sequence[Attachment], html: str | None
+) -> list[attachparts.Item]:
+    """A stored message's attachments with their ids (for the fetch command)."""
+    ids: list[int | None] = list(tx.messages.attachment_ids(row_id)) if row_id else []
+    ids += [None] * (len(attachments) - len(ids))
+    return attachparts.items_of(ids, attachments, html)
+
+
+def outgoing_plan(rt: Runtime, items: Sequence[attachparts.Item]) -> Plan:
+    return attachparts.plan(items, rt.settings.limits.max_outgoing_attachment_bytes)
+
+
 def with_first_line(ticket: Ticket) -> list[str]:
     """The copies of a milestone mail to the requester (acknowledgement,
     resolution, closure): the ticket's cc and first line, who escalated it and
@@ -240,6 +264,7 @@ def queue_mail(
     public: bool = True,
     internal: bool = False,
     rate_limited: bool = True,
+    files: Sequence[Attachment] = (),
 ) -> bool:
     """Store an outgoing mail in the outbox and on the ticket.
 
@@ -247,7 +272,8 @@ def queue_mail(
     recorded as an event) when the address is failing or has had too many
     automatic mails this hour (rules.yaml `auto_replies`): that is what stops
     mail loops with auto-responders. Mail to our own agents is not limited,
-    nor is mail that answers nobody (`rate_limited=False`).
+    nor is mail that answers nobody (`rate_limited=False`). `files`: new
+    attachments the mail brings (a CLI reply's), stored on its message.
     """
     state = "pending"
     reason = None
@@ -275,6 +301,7 @@ def queue_mail(
             body=mail.text,
             internal=internal or mail.internal,
             outbox_id=outbox_id,
+            attachments=tuple(files),
         )
     )
     if reason:

@@ -8,12 +8,13 @@ shown as visible escapes, never sent as they are. JSON escapes them itself.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from daemon.app import slaclock
-from daemon.core.domain import Event, StoredMessage, Ticket
+from daemon.core.domain import Attachment, Event, StoredMessage, Ticket
 from daemon.rules.ruleset import Rules
 
 
@@ -57,7 +58,19 @@ def ticket_json(ticket: Ticket, prefix: str, rules: Rules, now: datetime) -> dic
     }
 
 
-def message_json(message: StoredMessage) -> dict[str, Any]:
+def attachment_json(attachment_id: int, attachment: Attachment) -> dict[str, Any]:
+    return {
+        "id": attachment_id,
+        "name": attachment.filename,
+        "type": attachment.content_type,
+        "size": attachment.size,
+        "sha256": attachment.sha256,
+    }
+
+
+def message_json(
+    message: StoredMessage, attachments: Sequence[tuple[int, Attachment]] = ()
+) -> dict[str, Any]:
     return {
         "direction": message.direction,
         "kind": message.kind,
@@ -69,6 +82,7 @@ def message_json(message: StoredMessage) -> dict[str, Any]:
         "internal": message.internal,
         "body": message.body,
         "inbound_id": message.inbound_id,
+        "attachments": [attachment_json(i, a) for i, a in attachments],
     }
 
 
@@ -190,6 +204,8 @@ def ticket_text(
         lines.append(f"      {m['subject']}")
         for body_line in (m["body"] or "").strip().splitlines()[:12]:
             lines.append(f"      | {body_line}")
+        for a in m.get("attachments", ()):
+            lines.append(f"      + attachment {a['id']}: {a['name']} ({a['type']}, {a['size']} B)")
     lines += ["", f"History ({len(events)}):"]
     for e in events:
         detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items() if v not in (None, "", []))

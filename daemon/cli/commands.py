@@ -176,7 +176,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             if ticket is None:
                 print(f"spocd: no ticket {rt.ticket_id(number)}", file=sys.stderr)
                 return EX_DATAERR
-            messages = [message_json(m) for m in tx.messages.of_ticket(number)]
+            files: dict[int, list[tuple[int, Any]]] = {}
+            for attachment_id, row_id, attachment in tx.messages.attachment_rows(number):
+                files.setdefault(row_id, []).append((attachment_id, attachment))
+            messages = [
+                message_json(m, files.get(m.row_id or 0, ())) for m in tx.messages.of_ticket(number)
+            ]
             events = [event_json(e) for e in tx.events.of_ticket(number)]
         data = ticket_json(ticket, rt.prefix, rt.rules, app.clock.now())
     finally:
@@ -185,6 +190,51 @@ def cmd_show(args: argparse.Namespace) -> int:
         _print_json({**data, "messages": messages, "events": events})
     else:
         print(ticket_text(data, messages, events, zone))
+    return EX_OK
+
+
+EX_CANTCREAT = 73
+
+
+def cmd_attachment(args: argparse.Namespace) -> int:
+    """Write one attachment's bytes: the stored copy, or (over
+    `max_attachment_bytes` when it came) the one in the raw message."""
+    from daemon.mail.parsing import find_attachment
+
+    app = open_app(args)
+    try:
+        rt = app.runtime
+        number = ticket_number(args.ticket, rt.prefix)
+        try:
+            attachment_id = int(args.id)
+        except ValueError:
+            attachment_id = -1
+        with app.store.reading() as tx:
+            found = tx.messages.attachment(number, attachment_id)
+            raw = None
+            if found is not None and found[0].content is None and found[1] is not None:
+                raw = tx.inbound.raw(found[1])
+    finally:
+        app.close()
+    if found is None:
+        print(f"spocd: {rt.ticket_id(number)} has no attachment {args.id}", file=sys.stderr)
+        return EX_DATAERR
+    attachment = found[0]
+    data = attachment.content
+    if data is None and raw is not None:
+        data = find_attachment(raw, attachment.sha256)
+    if data is None:
+        print(f"spocd: the bytes of attachment {args.id} are not stored", file=sys.stderr)
+        return EX_DATAERR
+    if args.output:
+        try:
+            Path(args.output).write_bytes(data)
+        except OSError as exc:
+            print(f"spocd: cannot write {args.output}: {exc}", file=sys.stderr)
+            return EX_CANTCREAT  # sysexits: cannot create the output file
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
     return EX_OK
 
 

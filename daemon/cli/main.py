@@ -165,9 +165,22 @@ def build_parser() -> Parser:
         help="the agent who acts and signs a reply (default: $SPOCD_AGENT, "
         "else the lead of the ticket's group)",
     )
+    p.add_argument(
+        "--attach",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a file the reply carries (repeatable)",
+    )
     p.add_argument("--code", help="resolution code (resolve)")
     p.add_argument("--note", help="resolution note (resolve) or a note (close, cancel)")
     _common(p, now=True, json=True, writes=True)
+
+    p = sub.add_parser("attachment", help="write one stored attachment's bytes")
+    p.add_argument("ticket")
+    p.add_argument("id", help="the attachment's id (spocd show lists them)")
+    p.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+    _common(p)
 
     p = sub.add_parser("report", help="KPIs: counts, SLA compliance, response and resolution times")
     p.add_argument(
@@ -422,6 +435,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "tick": cmd_passthrough("daemon.cli.commands", "cmd_tick"),
     "tickets": cmd_passthrough("daemon.cli.commands", "cmd_tickets"),
     "show": cmd_passthrough("daemon.cli.commands", "cmd_show"),
+    "attachment": cmd_passthrough("daemon.cli.commands", "cmd_attachment"),
     "report": cmd_passthrough("daemon.cli.commands", "cmd_report"),
     "db": cmd_passthrough("daemon.cli.commands", "cmd_db"),
     "queue": cmd_passthrough("daemon.cli.commands", "cmd_queue"),

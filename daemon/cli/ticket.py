@@ -7,15 +7,21 @@ the actor's channel is "cli". A refused action changes nothing (exit 65).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import mimetypes
 import os
 import sys
+from pathlib import Path
 
 from daemon.app import actions
 from daemon.app.actions import ActionRefused, Ctx
-from daemon.app.tickets import Actor
+from daemon.app.tickets import Actor, outgoing_plan
 from daemon.app.views import ticket_json
 from daemon.cli.main import EX_DATAERR, EX_OK, UsageError, open_app, ticket_number
+from daemon.core.domain import Attachment
+from daemon.mail import attachparts
+from daemon.mail.parsing import safe_filename
 
 #: Who acts when `--as` is not given (else the lead of the ticket's group).
 AGENT_ENV = "SPOCD_AGENT"
@@ -43,7 +49,10 @@ def _run(ctx: Ctx, args: argparse.Namespace) -> None:
     elif action == "group":
         actions.set_group(ctx, _text(args, "a group"))
     elif action == "reply":
-        actions.reply(ctx, _text(args, "the text of the reply"))
+        text = _text(args, "the text of the reply")
+        files = _files(args.attach)
+        plan = outgoing_plan(ctx.rt, attachparts.items_of([None] * len(files), files, None))
+        actions.reply(ctx, text, attachments=plan, files=files)
     elif action == "note":
         actions.note(ctx, _text(args, "the text of the note"))
     elif action == "pending":
@@ -60,6 +69,21 @@ def _run(ctx: Ctx, args: argparse.Namespace) -> None:
         actions.reopen(ctx, args.note or (" ".join(args.args) or None), notify=True)
     elif action == "merge":
         ctx.ticket = actions.merge(ctx, ticket_number(_text(args, "a ticket"), ctx.rt.prefix))
+
+
+def _files(paths: list[str]) -> list[Attachment]:
+    """The files of `reply --attach`, read whole, named by their base name
+    (made safe as mail names are); a missing file is a usage error."""
+    found = []
+    for n, path in enumerate(paths, 1):
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        name = safe_filename(Path(path).name, n, "application/octet-stream")
+        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        found.append(Attachment(name, ctype, len(data), hashlib.sha256(data).hexdigest(), data))
+    return found
 
 
 def _state(text: str) -> str:

@@ -137,6 +137,8 @@ class AgentsSettings:
 @dataclass(frozen=True, slots=True)
 class LimitsSettings:
     max_attachment_bytes: int = 10 * 1024 * 1024
+    #: Attachments one outgoing mail carries at most; the rest it lists.
+    max_outgoing_attachment_bytes: int = 10 * 1024 * 1024
     #: CPU seconds parsing and sanitising one message may take; past it the
     #: message is quarantined with the reason (one mail never holds intake).
     max_parse_seconds: int = 10

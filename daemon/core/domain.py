@@ -88,6 +88,7 @@ class Attachment:
     size: int
     sha256: str
     content: bytes | None
+    content_id: str | None = None  # an inline part's Content-ID, without <>
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +197,9 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class OutgoingMail:
-    """A rendered mail waiting in the outbox."""
+    """A rendered mail waiting in the outbox. `raw` names each attachment
+    body by its SHA-256 (see `attachparts`): the outbox keeps no second copy
+    of the bytes and puts them back, the same every time, when it sends."""
 
     message_id: str
     recipients: tuple[str, ...]
@@ -228,3 +231,4 @@ class StoredMessage:
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
     attachments: tuple[Attachment, ...] = ()
+    row_id: int | None = None  # the stored row, as read back (for its attachments)

@@ -28,6 +28,7 @@ import nh3
 
 from daemon.core.domain import Address, Attachment, ParsedMessage
 from daemon.core.errors import NotMail
+from daemon.mail.attachparts import clean_name
 from daemon.mail.mimecut import TOKEN_PREFIX, CutPart, cut_large_parts
 
 # mail-parser logs a warning for every content type it does not handle
@@ -281,8 +282,13 @@ def html_depth(html: str) -> int:
 
 
 def sanitize_html(html: str) -> str:
-    """HTML safe to show or forward: no scripts, handlers, or remote tricks."""
-    return nh3.clean(html)
+    """HTML safe to show or forward: no scripts, handlers, or remote tricks.
+    `cid:` links stay: they name a part of the same message (an inline image
+    that must stay inline when the mail is passed on)."""
+    return nh3.clean(html, url_schemes=_URL_SCHEMES)
+
+
+_URL_SCHEMES = nh3.ALLOWED_URL_SCHEMES | {"cid"}
 
 
 def derived_message_id(raw: bytes) -> str:
@@ -552,6 +558,7 @@ def _attachment_of(
             size=elided.size,
             sha256=elided.sha256,
             content=elided.content,
+            content_id=_content_id(part),
         )
     if not _is_attachment(part):
         return None
@@ -601,7 +608,15 @@ def _attachment(
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         content=data if len(data) <= limit else None,
+        content_id=_content_id(part),
     )
+
+
+def _content_id(part: email.message.Message) -> str | None:
+    """The part's Content-ID without angle brackets (an inline image the HTML
+    shows by `cid:`), or None."""
+    value = _one_line(str(part.get("Content-ID") or "")).strip().strip("<>").strip()
+    return value[:250] or None
 
 
 def _as_bytes(inner: email.message.Message) -> bytes:
@@ -620,13 +635,30 @@ def _leaf_bytes(part: email.message.Message) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
+def find_attachment(raw: bytes, sha256: str, max_parts: int = 1000) -> bytes | None:
+    """The bytes of the attachment with this SHA-256 in a raw message, looked
+    for in embedded messages too (an escalation's original): for one whose
+    bytes were over the limit when it came. Only decoded from its transfer
+    encoding, nothing else."""
+    queue = [raw]
+    seen = 0
+    while queue and seen < max_parts:
+        msg = parse_message(queue.pop(0), max_attachment_bytes=len(raw) + 1)
+        for a in msg.attachments:
+            seen += 1
+            if a.sha256 == sha256 and a.content is not None:
+                return a.content
+            if a.content_type == "message/rfc822" and a.content is not None:
+                queue.append(a.content)
+    return None
+
+
 def safe_filename(name: str | None, index: int, ctype: str) -> str:
     """A display name that is never a path: last component, no control chars."""
-    text = _one_line(decode_header_value(name)) if name else ""
-    text = re.split(r"[\\/]", text)[-1].strip().lstrip(".")
+    text = clean_name(_one_line(decode_header_value(name)), 200) if name else ""
     if not text:
         ext = {"message/rfc822": ".eml", "text/plain": ".txt", "text/html": ".html"}.get(
             ctype, ".bin"
         )
         text = f"part-{index}{ext}"
-    return text[:200]
+    return text

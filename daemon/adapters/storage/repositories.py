@@ -39,6 +39,7 @@ from daemon.core.domain import (
     StoredMessage,
     Ticket,
 )
+from daemon.mail import attachparts
 from daemon.ports import OutboxItem, QueuedRaw, QueueEntry, Timer
 
 INBOUND = InboundRow.__table__
@@ -416,6 +417,7 @@ def _stored_message(row: Any, number: int | None = None) -> StoredMessage:
         outbox_id=row.outbox_id,
         in_reply_to=row.in_reply_to,
         references=tuple(row.refs or ()),
+        row_id=row.id,
     )
 
 
@@ -491,6 +493,45 @@ class SqlMessages(_Repo):
             for row in self.conn.execute(stmt)
         ]
 
+    def attachment_ids(self, message_row_id: int) -> list[int]:
+        stmt = (
+            select(ATTACHMENTS.c.id)
+            .where(ATTACHMENTS.c.message_row_id == message_row_id)
+            .order_by(ATTACHMENTS.c.id)
+        )
+        return [int(r[0]) for r in self.conn.execute(stmt)]
+
+    def attachment_rows(self, number: int) -> list[tuple[int, int, Attachment]]:
+        """(attachment id, message row id, attachment without its bytes)."""
+        stmt = (
+            select(*(c for c in ATTACHMENTS.c if c.name != "content"))
+            .join(MESSAGES, MESSAGES.c.id == ATTACHMENTS.c.message_row_id)
+            .where(MESSAGES.c.ticket_id == number)
+            .order_by(ATTACHMENTS.c.id)
+        )
+        return [
+            (
+                row.id,
+                row.message_row_id,
+                Attachment(row.filename, row.content_type, row.size, row.sha256, None),
+            )
+            for row in self.conn.execute(stmt)
+        ]
+
+    def attachment(self, number: int, attachment_id: int) -> tuple[Attachment, int | None] | None:
+        """One attachment of the ticket with its bytes (None when not kept),
+        and the inbound raw message it came in."""
+        stmt = (
+            select(ATTACHMENTS, MESSAGES.c.inbound_id)
+            .join(MESSAGES, MESSAGES.c.id == ATTACHMENTS.c.message_row_id)
+            .where(MESSAGES.c.ticket_id == number, ATTACHMENTS.c.id == attachment_id)
+        )
+        row = self.conn.execute(stmt).first()
+        if row is None:
+            return None
+        found = Attachment(row.filename, row.content_type, row.size, row.sha256, row.content)
+        return found, row.inbound_id
+
     def move(self, source: int, target: int) -> int:
         return self.conn.execute(
             update(MESSAGES).where(MESSAGES.c.ticket_id == source).values(ticket_id=target)
@@ -561,19 +602,48 @@ class SqlOutbox(_Repo):
             .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id)
             .limit(limit)
         )
-        return [
-            OutboxItem(
-                id=r.id,
-                ticket_number=r.ticket_id,
-                kind=r.kind,
-                message_id=r.message_id,
-                recipients=_still_to_send(r.recipients, r.rcpt_results),
-                raw=r.raw,
-                attempts=r.attempts,
-                created_at=r.created_at,
+        items = []
+        for r in self.conn.execute(self._locked(stmt)).all():
+            try:
+                raw = self._whole(r.raw, r.ticket_id)
+            except LookupError as exc:  # its bytes are gone: say so, never send half
+                self.mark_failed(r.id, str(exc), now)
+                continue
+            items.append(
+                OutboxItem(
+                    id=r.id,
+                    ticket_number=r.ticket_id,
+                    kind=r.kind,
+                    message_id=r.message_id,
+                    recipients=_still_to_send(r.recipients, r.rcpt_results),
+                    raw=raw,
+                    attempts=r.attempts,
+                    created_at=r.created_at,
+                )
             )
-            for r in self.conn.execute(self._locked(stmt))
-        ]
+        return items
+
+    def _whole(self, raw: bytes, ticket_number: int | None) -> bytes:
+        """The stored mail with its attachments' bytes put back (`attachparts`)."""
+        if attachparts.MARK not in raw:
+            return raw
+        return attachparts.expand(raw, lambda sha: self._blob(sha, ticket_number))
+
+    def _blob(self, sha256: str, ticket_number: int | None) -> bytes | None:
+        """An attachment's bytes by hash: the ticket's own first (indexed),
+        then any (a merged ticket's messages moved)."""
+        base = select(ATTACHMENTS.c.content).where(
+            ATTACHMENTS.c.sha256 == sha256, ATTACHMENTS.c.content.is_not(None)
+        )
+        if ticket_number is not None:
+            scoped = base.join(MESSAGES, MESSAGES.c.id == ATTACHMENTS.c.message_row_id).where(
+                MESSAGES.c.ticket_id == ticket_number
+            )
+            found = self.conn.execute(scoped.limit(1)).scalar()
+            if found is not None:
+                return bytes(found)
+        found = self.conn.execute(base.limit(1)).scalar()
+        return bytes(found) if found is not None else None
 
     def lease(self, item_ids: Sequence[int], until: datetime) -> None:
         if item_ids:

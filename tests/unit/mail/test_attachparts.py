@@ -1,0 +1,74 @@
+"""The pure side of outgoing attachments: the cap, safe names, and the
+outbox's references put back to the same bytes every time."""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import hashlib
+
+from daemon.app.notify import build_mime
+from daemon.core.domain import Attachment
+from daemon.mail.attachparts import Item, clean_name, expand, items_of, plan, references, safe_name
+
+
+def att(
+    name: str, data: bytes | None, size: int | None = None, cid: str | None = None
+) -> Attachment:
+    digest = hashlib.sha256(data or b"").hexdigest()
+    ctype = "image/png" if name.endswith(".png") else "application/pdf"
+    length = size if size is not None else len(data or b"")
+    return Attachment(name, ctype, length, digest, data, content_id=cid)
+
+
+def test_smallest_travel_first_and_the_largest_over_the_cap_is_listed() -> None:
+    big, mid, small = att("big", b"b" * 700), att("mid", b"m" * 300), att("small", b"s" * 100)
+    gone = att("gone", None, size=10)  # its bytes were not kept: always listed
+    chosen = plan([Item(1, big), Item(2, mid), Item(3, small), Item(4, gone)], cap=500)
+    assert [i.id for i in chosen.attached] == [3, 2]
+    assert [i.id for i in chosen.listed] == [4, 1]
+    assert plan([Item(1, att("empty", b""))], cap=0).attached  # 0 bytes always fit
+
+
+def test_hostile_names_become_plain_names_keeping_the_extension() -> None:
+    name = safe_name("..\u202egpj.exe/../" + "\x00" + "a" * 300 + ".pdf")
+    assert name.endswith(".pdf") and len(name) == 120
+    assert "\x00" not in name and "/" not in name and not name.startswith(".")
+    assert safe_name("\u202e") == "attachment-0.bin"
+    assert clean_name("C:\\Users\\x\\report.xlsx", 200) == "report.xlsx"
+
+
+def test_only_images_the_html_shows_stay_inline() -> None:
+    shown = att("a.png", b"png", cid="a@x")
+    hidden = att("b.png", b"png", cid="b@x")
+    items = items_of([1, 2], [shown, hidden], '<img src="cid:a@x">')
+    assert [i.content_id for i in items] == ["a@x", None]
+
+
+def test_the_outbox_form_expands_to_the_same_mail_every_time() -> None:
+    data = bytes(range(256)) * 20
+    item = Item(1, att("x.pdf", data))
+    raw = build_mime([("Subject", "s")], "text =spocd-blob=x", "<p>=</p>", [item])
+    assert references(raw) == [item.attachment.sha256]
+    assert data not in raw and base64.b64encode(data)[:60] not in raw
+    blobs = {item.attachment.sha256: data}
+    first, again = expand(raw, blobs.get), expand(raw, blobs.get)
+    assert first == again
+    msg = email.message_from_bytes(first, policy=email.policy.default)
+    [part] = list(msg.iter_attachments())  # type: ignore[attr-defined]
+    assert part.get_payload(decode=True) == data
+    assert msg.get_body(("plain",)).get_content() == "text =spocd-blob=x"  # type: ignore[union-attr]
+
+
+def test_a_long_non_ascii_name_keeps_every_line_short_and_reads_back_whole() -> None:
+    data = b"png"
+    name = "zrzut ekranu – błąd „krytyczny” " * 3 + ".png"
+    item = Item(1, att(name, data))
+    raw = expand(
+        build_mime([("Subject", "s")], "t", "h", [item]), {item.attachment.sha256: data}.get
+    )
+    assert max(len(line) for line in raw.split(b"\r\n") if b"name" in line) <= 78
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    [part] = list(msg.iter_attachments())  # type: ignore[attr-defined]
+    assert part.get_filename() == safe_name(name)
