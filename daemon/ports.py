@@ -158,6 +158,9 @@ class TicketRepo(Protocol):
 
     def listing(self, statuses: Iterable[str] | None, limit: int | None = None) -> list[Ticket]: ...
 
+    def clocks(self, statuses: Iterable[str]) -> list[Ticket]:
+        """Tickets in `statuses` with only the fields lists and SLA clocks read."""
+
     def all_between(self, since: datetime | None, until: datetime | None) -> list[Ticket]: ...
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -162,6 +163,8 @@ class HealthServer:
         *,
         request_timeout: float = HTTP_REQUEST_TIMEOUT,
         max_connections: int = HTTP_MAX_CONNECTIONS,
+        extra: Callable[[BaseHTTPRequestHandler], bool] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         server = self
 
@@ -177,7 +180,13 @@ class HealthServer:
         self.metrics = metrics
         self.alive = alive
         self.ready = ready
+        self.extra = extra  # more paths (the SLA board): True when it answered
         self.httpd = _BoundedHTTPServer((host, port), Handler, max_connections)
+        if tls is not None:
+            # The handshake happens on the request's thread, under its timeout.
+            self.httpd.socket = tls.wrap_socket(
+                self.httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, name="spocd-http", daemon=True
         )
@@ -203,7 +212,7 @@ class HealthServer:
             self._reply(request, 200 if ok else 503, (why + "\n").encode())
         elif path == "/metrics":
             self._reply(request, 200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST)
-        else:
+        elif self.extra is None or not self.extra(request):
             self._reply(request, 404, b"not found\n")
 
     @staticmethod

@@ -49,6 +49,7 @@ KINDS = (
     "status_update",
     "verification_unclear",
     "answer_unclear",
+    "digest",
 )
 
 

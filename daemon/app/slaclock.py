@@ -433,8 +433,15 @@ def record_response(tx: Tx, ticket: Ticket, now: datetime) -> bool:
 # --- state -------------------------------------------------------------------------
 
 
-def state(ticket: Ticket, rules: Rules, now: datetime, warn_share: float = WARN_SHARE) -> str:
-    """`sla_state` of the ticket JSON: ok | warning | breached | paused | met."""
+def state(
+    ticket: Ticket,
+    rules: Rules,
+    now: datetime,
+    warn_share: float = WARN_SHARE,
+    seconds: sla.Timeline | None = None,
+) -> str:
+    """`sla_state` of the ticket JSON: ok | warning | breached | paused | met.
+    `seconds`: a timeline shared by many tickets (the SLA board), same result."""
     policy = policy_of(ticket, rules)
     if policy is None or ticket.resolution_due is None:
         return "ok"
@@ -458,6 +465,7 @@ def state(ticket: Ticket, rules: Rules, now: datetime, warn_share: float = WARN_
                 met_at=ticket.first_responded_at,
                 warn_share=warn_share,
                 paused_seconds=ticket.paused_seconds,
+                seconds=seconds,
             )
         )
     paused = ticket.paused_at is not None
@@ -470,6 +478,7 @@ def state(ticket: Ticket, rules: Rules, now: datetime, warn_share: float = WARN_
             paused=paused,
             warn_share=warn_share,
             paused_seconds=ticket.paused_seconds,
+            seconds=seconds,
         )
     )
     if "breached" in states:

@@ -134,6 +134,8 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str]) -> Setting
         problems.extend(_check_outgoing(resolved["outgoing"][0], lambda k: where("outgoing", 0, k)))
     if "smtp" in resolved:
         problems.extend(_check_smtp(resolved["smtp"][0], base, lambda k: where("smtp", 0, k)))
+    if "http" in resolved:
+        problems.extend(_check_http(resolved["http"][0], base, lambda k: where("http", 0, k)))
     if problems:
         raise ConfigError(problems)
     return _build(resolved, path, base)
@@ -210,6 +212,57 @@ def _check_smtp(table: dict[str, Any], base: Path, where: Callable[[str], str]) 
             f"{where('auth_users_file')}: smtp.auth_users_file: {users_path} lists no users"
         )
     table["auth_users"] = tuple(sorted(users.items()))
+    return problems
+
+
+def _check_http(table: dict[str, Any], base: Path, where: Callable[[str], str]) -> list[str]:
+    """The SLA board shows requesters and subjects: off loopback it needs a
+    login (a users file, or a trusted authenticating proxy)."""
+    problems: list[str] = []
+    cert, key = table.get("tls_cert_file"), table.get("tls_key_file")
+    if (cert is None) != (key is None):
+        have, lack = (
+            ("tls_cert_file", "tls_key_file") if key is None else ("tls_key_file", "tls_cert_file")
+        )
+        problems.append(f"{where(have)}: http.{have}: needs http.{lack} as well")
+    for name in ("tls_cert_file", "tls_key_file"):
+        value = table.get(name)
+        if value is not None and not _under(base, value).is_file():
+            problems.append(f"{where(name)}: http.{name}: {_under(base, value)}: no such file")
+    for value in table.get("trusted_proxies", ()):
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            problems.append(
+                f"{where('trusted_proxies')}: http.trusted_proxies: {value!r} is not an "
+                "address or network"
+            )
+    header = table.get("trusted_proxy_header")
+    if header is not None and not table.get("trusted_proxies"):
+        problems.append(
+            f"{where('trusted_proxy_header')}: http.trusted_proxy_header: needs "
+            "http.trusted_proxies (the proxies whose header is believed)"
+        )
+    users_file = table.get("users_file")
+    if users_file is not None:
+        users_path = _under(base, users_file)
+        try:
+            users, bad = passwords.parse_users(read_config_file(users_path))
+        except OSError as exc:
+            problems.append(f"{where('users_file')}: http.users_file: cannot read: {exc}")
+            users, bad = {}, []
+        problems.extend(f"{users_path}:{line}: {problem}" for line, problem in bad)
+        if not users and not bad:
+            problems.append(f"{where('users_file')}: http.users_file: {users_path} lists no users")
+        table["users"] = tuple(sorted(users.items()))
+    host = table.get("host", HttpSettings().host)
+    if table.get("enabled") and not _loopback(host) and users_file is None and header is None:
+        problems.append(
+            f"{where('host')}: http.host: {host!r} is not a loopback address and the SLA "
+            "board shows requesters and subjects: set http.users_file (HTTP Basic) or "
+            "http.trusted_proxy_header with http.trusted_proxies (an authenticating proxy), "
+            'or bind http.host = "127.0.0.1"'
+        )
     return problems
 
 
@@ -352,6 +405,16 @@ def _absolutise(settings: Settings, base: Path, resolved: dict[str, Any]) -> Set
             tls_cert_file=absolute(smtp.tls_cert_file) if smtp.tls_cert_file else None,
             tls_key_file=absolute(smtp.tls_key_file) if smtp.tls_key_file else None,
             auth_users_file=absolute(smtp.auth_users_file) if smtp.auth_users_file else None,
+        ),
+        http=replace(
+            settings.http,
+            users_file=absolute(settings.http.users_file) if settings.http.users_file else None,
+            tls_cert_file=absolute(settings.http.tls_cert_file)
+            if settings.http.tls_cert_file
+            else None,
+            tls_key_file=absolute(settings.http.tls_key_file)
+            if settings.http.tls_key_file
+            else None,
         ),
         outgoing=replace(settings.outgoing, maildir=absolute(settings.outgoing.maildir)),
         paths=replace(

@@ -180,7 +180,16 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "format": _one_of("logfmt", "json"),
         "level": _one_of("DEBUG", "INFO", "WARNING", "ERROR"),
     },
-    "http": {"enabled": _is_bool, "host": is_str, "port": _is_port},
+    "http": {
+        "enabled": _is_bool,
+        "host": is_str,
+        "port": _is_port,
+        "users_file": is_str,
+        "tls_cert_file": is_str,
+        "tls_key_file": is_str,
+        "trusted_proxy_header": is_str,
+        "trusted_proxies": _is_str_list,
+    },
 }
 PATH_KEYS = {
     ("outgoing", "maildir"),
@@ -192,12 +201,16 @@ PATH_KEYS = {
     ("smtp", "tls_cert_file"),
     ("smtp", "tls_key_file"),
     ("smtp", "auth_users_file"),
+    ("http", "users_file"),
+    ("http", "tls_cert_file"),
+    ("http", "tls_key_file"),
 }
 LIST_KEYS = {
     "accept_from_networks",
     "escalation_addresses",
     "extra_addresses",
     "trusted_authserv_ids",
+    "trusted_proxies",
 }
 
 

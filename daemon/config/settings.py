@@ -155,6 +155,15 @@ class HttpSettings:
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 9325
+    #: Who may see the SLA board off loopback: `user:hash` lines (HTTP Basic) ...
+    users_file: Path | None = None
+    users: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # from users_file
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    #: ... or a header naming the user, set by an authenticating reverse proxy
+    #: and believed only from `trusted_proxies` (addresses or networks).
+    trusted_proxy_header: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -403,6 +403,7 @@ def sla_state(
     paused: bool = False,
     warn_share: float = 0.75,
     paused_seconds: float = 0.0,
+    seconds: Callable[[Calendar, datetime, datetime], float] | None = None,
 ) -> SlaState:
     """The state of one SLA target at `now`, checked in this order:
 
@@ -419,8 +420,9 @@ def sla_state(
         return SlaState.PAUSED
     if now > due:
         return SlaState.BREACHED
-    target = business_seconds(cal, start, due) - paused_seconds
-    elapsed = business_seconds(cal, start, now) - paused_seconds
+    measure = seconds or business_seconds
+    target = measure(cal, start, due) - paused_seconds
+    elapsed = measure(cal, start, now) - paused_seconds
     return SlaState.WARNING if elapsed >= warn_share * target else SlaState.OK
 
 
@@ -444,3 +446,57 @@ def combine_states(*states: str) -> SlaState:
     if not states:
         raise ValueError("no SLA states to combine")
     return max((SlaState(s) for s in states), key=_SEVERITY.__getitem__)
+
+
+class Timeline:
+    """Business seconds between many moments at once, for lists of tickets.
+
+    `business_seconds` walks the days between its two moments; over 10,000
+    tickets opened across weeks that walk is most of the time. A timeline
+    lays out, once per calendar, the working intervals of a span of days with
+    the working seconds before each, so any difference is two binary searches.
+    Moments outside the span fall back to `business_seconds`. Call it like
+    `business_seconds`: `timeline(cal, start, end)`.
+    """
+
+    def __init__(self, first: date, last: date) -> None:
+        self.first, self.last = first, last
+        # Within the span by a day's margin: local days never reach past it.
+        self._lo = datetime.combine(first + timedelta(days=1), time(), UTC).timestamp()
+        self._hi = datetime.combine(last - timedelta(days=1), time(), UTC).timestamp()
+        self._tables: dict[Calendar, tuple[list[float], list[float], list[float]]] = {}
+
+    def __call__(self, cal: Calendar, start: datetime, end: datetime) -> float:
+        a, b = start.timestamp(), end.timestamp()
+        if b <= a:
+            return 0.0
+        if cal.always:
+            return b - a
+        if a < self._lo or b > self._hi:
+            return business_seconds(cal, start, end)
+        table = self._tables.get(cal) or self._table(cal)
+        return self._at(table, b) - self._at(table, a)
+
+    @staticmethod
+    def _at(table: tuple[list[float], list[float], list[float]], moment: float) -> float:
+        starts, ends, before = table
+        i = bisect_right(starts, moment) - 1
+        if i < 0:
+            return 0.0
+        end = ends[i]
+        return before[i] + (end if moment > end else moment) - starts[i]
+
+    def _table(self, cal: Calendar) -> tuple[list[float], list[float], list[float]]:
+        tz = _zone(cal)
+        starts: list[float] = []
+        ends: list[float] = []
+        before: list[float] = []
+        total = 0.0
+        for _, intervals in _working_days(cal, tz, self.first, self.last):
+            for a, b in intervals:
+                starts.append(a.timestamp())
+                ends.append(b.timestamp())
+                before.append(total)
+                total += (b - a).total_seconds()
+        self._tables[cal] = (starts, ends, before)
+        return self._tables[cal]

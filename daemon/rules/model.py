@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import time
 
 from daemon.core.sla import Calendar, Duration
 from daemon.rules.match import Condition, MessageView, TraceEntry, evaluate_rule
@@ -79,6 +80,15 @@ class ClosurePolicy:
     reopen_days: int = 14
     yes_words: tuple[str, ...] = ("yes", "ok", "confirmed", "tak", "potwierdzam")
     no_words: tuple[str, ...] = ("no", "not fixed", "nie")
+
+
+@dataclass(frozen=True, slots=True)
+class DigestPolicy:
+    """Morning digests: at `at` (local time of the calendar's zone) on each
+    working day of `calendar`."""
+
+    at: time
+    calendar: Calendar
 
 
 @dataclass(frozen=True, slots=True)

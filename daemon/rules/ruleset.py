@@ -46,6 +46,7 @@ from daemon.rules.model import (
     Actions,
     ClosurePolicy,
     Defaults,
+    DigestPolicy,
     EscalationStep,
     Group,
     Rule,
@@ -60,6 +61,7 @@ __all__ = [
     "ClosurePolicy",
     "Decision",
     "Defaults",
+    "DigestPolicy",
     "EscalationStep",
     "Group",
     "Rule",
@@ -82,6 +84,7 @@ _OPTIONAL = (
     "rules",
     "strangers",
     "auto_replies",
+    "digest",
 )
 
 
@@ -110,6 +113,7 @@ class Rules:
     strangers: str
     auto_reply_max_per_hour: int
     rules: tuple[Rule, ...]
+    digest: DigestPolicy | None = None  # morning digests to agents and leads
     _agents: frozenset[str] = field(default=frozenset(), repr=False)
 
     def agents(self) -> frozenset[str]:
@@ -342,6 +346,7 @@ def _build(reader: Reader, f: dict[str, Node], text: str) -> Rules | None:
     strangers = s.strangers(f.get("strangers"))
     max_per_hour = s.auto_replies(f.get("auto_replies"))
     rule_list = s.rules(f.get("rules"), groups)
+    digest = s.digest(f.get("digest"), calendars)
     if (
         reader.issues
         or version is None
@@ -372,5 +377,6 @@ def _build(reader: Reader, f: dict[str, Node], text: str) -> Rules | None:
         strangers=strangers,
         auto_reply_max_per_hour=max_per_hour,
         rules=rule_list,
+        digest=digest,
         _agents=frozenset(a for g in groups.values() for a in (g.lead, *g.members)),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import time
 from functools import partial
 from typing import Any
 
@@ -25,6 +26,7 @@ from daemon.rules.model import (
     Actions,
     ClosurePolicy,
     Defaults,
+    DigestPolicy,
     EscalationStep,
     Group,
     Rule,
@@ -43,6 +45,7 @@ from daemon.rules.when import compile_when
 SUPPORTED_VERSION = 1
 STRANGER_POLICIES = ("new_ticket", "quarantine")
 NOTIFY_ROLES = ("assignee", "group_lead")
+_CLOCK_TIME = re.compile(r"(\d{1,2}):(\d{2})")
 _GROUP_NAME = re.compile(r"[\w.-]+")
 _DOMAIN = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)*")
 
@@ -369,6 +372,32 @@ class Sections:
             self.reader.error(node, "closure", f"words in both yes_words and no_words: {both}")
             return None
         return policy
+
+    def digest(
+        self, node: Node | None, calendars: Mapping[str, Calendar] | None
+    ) -> DigestPolicy | None:
+        """`digest: {at: "08:00", calendar: office}`; absent means no digests
+        (None, with no issue recorded)."""
+        if node is None:
+            return None
+        fields = self.reader.mapping(node, "digest", required=("at", "calendar"))
+        if fields is None or "at" not in fields or "calendar" not in fields:
+            return None
+        at = self._clock_time(fields["at"], "digest.at")
+        calendar = self._calendar_ref(fields["calendar"], "digest.calendar", calendars)
+        if at is None or calendar is None:
+            return None
+        return DigestPolicy(at, calendar)
+
+    def _clock_time(self, node: Node, path: str) -> time | None:
+        text = self.reader.string(node, path)
+        if text is None:
+            return None
+        found = _CLOCK_TIME.fullmatch(text.strip())
+        if found is None or int(found[1]) > 23 or int(found[2]) > 59:
+            self.reader.error(node, path, f"'{text}' is not a time of day like \"08:00\"")
+            return None
+        return time(int(found[1]), int(found[2]))
 
     def _words(self, node: Node, path: str) -> tuple[str, ...] | None:
         words = self.reader.strings(node, path)

@@ -10,10 +10,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from daemon.adapters.storage import direct
@@ -337,6 +349,29 @@ _RENAMED = {"number": "id", "group": "group_name"}
 _TICKET_COLUMNS = {name: _RENAMED.get(name, name) for name in _TICKET_FIELDS}
 
 
+#: The fields `SqlTickets.clocks` reads (the SLA board's columns and clock).
+_CLOCK_FIELDS = (
+    "number",
+    "subject",
+    "requester",
+    "status",
+    "priority",
+    "created_at",
+    "group",
+    "assignee",
+    "first_response_due",
+    "resolution_due",
+    "first_responded_at",
+    "paused_at",
+    "paused_seconds",
+    "escalation_level",
+)
+
+
+_STATUSES = {str(status): status for status in Status}
+_TIMES = ("created_at", "first_response_due", "resolution_due", "first_responded_at", "paused_at")
+
+
 def ticket_values(ticket: Ticket) -> dict[str, Any]:
     """The `tickets` row of a ticket, without its id (bulk loads use it too)."""
     values: dict[str, Any] = {}
@@ -389,6 +424,70 @@ class SqlTickets(_Repo):
         if limit:
             stmt = stmt.limit(limit)
         return [_ticket(row) for row in self.conn.execute(stmt)]
+
+    def clocks(self, statuses: Iterable[str]) -> list[Ticket]:
+        """Open tickets (`statuses`) with only what lists and the SLA clock of
+        an open ticket read (no message count, tags, cc, extra, impact,
+        urgency, language, resolution or closure): one query on the status
+        index, cheap enough for the SLA board over 10,000 open tickets.
+
+        On SQLite the times come as the stored text and are read with
+        `datetime.fromisoformat` (C), several times faster than the generic
+        result processing for this many rows; PostgreSQL's driver already
+        returns datetimes."""
+        text_times = self.conn.dialect.name == "sqlite"
+        columns = []
+        for name in _CLOCK_FIELDS:
+            column = TICKETS.c[_TICKET_COLUMNS[name]]
+            columns.append(type_coerce(column, String) if text_times and name in _TIMES else column)
+        stmt = select(*columns).where(TICKETS.c.status.in_(list(statuses)))
+        parsed: dict[str, datetime] = {}  # deadlines repeat: each text is read once
+
+        def when(value: Any) -> datetime | None:
+            if value is None or not text_times:
+                return value
+            moment = parsed.get(value)
+            if moment is None:
+                moment = parsed[value] = datetime.fromisoformat(value).replace(tzinfo=UTC)
+            return moment
+
+        return [
+            Ticket(
+                number=number,
+                subject=subject,
+                requester=requester,
+                status=_STATUSES[status],
+                impact="",
+                urgency="",
+                priority=priority,
+                language="",
+                created_at=when(created_at),  # type: ignore[arg-type]
+                group=group,
+                assignee=assignee,
+                first_response_due=when(response_due),
+                resolution_due=when(resolution_due),
+                first_responded_at=when(responded_at),
+                paused_at=when(paused_at),
+                paused_seconds=paused_seconds,
+                escalation_level=escalation_level,
+            )
+            for (
+                number,
+                subject,
+                requester,
+                status,
+                priority,
+                created_at,
+                group,
+                assignee,
+                response_due,
+                resolution_due,
+                responded_at,
+                paused_at,
+                paused_seconds,
+                escalation_level,
+            ) in self.conn.execute(stmt)
+        ]
 
     def all_between(self, since: datetime | None, until: datetime | None) -> list[Ticket]:
         """Tickets alive in the period: created before its end and not closed

@@ -334,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
 
         words.remove("--sla")
         return bench_sla.main(words)
+    if "--board" in words:  # the SLA board page over 10,000 open tickets
+        from daemon.cli.bench import board as bench_board
+
+        words.remove("--board")
+        return bench_board.main(words)
     if "--imap" in words:  # so has the IMAP one (it starts a private Dovecot)
         from daemon.cli.bench import imap as bench_imap
 
