@@ -175,7 +175,11 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "trust": _one_of("authentication-results", "none"),
         "trusted_authserv_ids": _is_str_list,
     },
-    "limits": {"max_attachment_bytes": _is_positive, "max_parse_seconds": _is_positive},
+    "limits": {
+        "max_attachment_bytes": _is_positive,
+        "max_outgoing_attachment_bytes": _is_positive,
+        "max_parse_seconds": _is_positive,
+    },
     "logging": {
         "format": _one_of("logfmt", "json"),
         "level": _one_of("DEBUG", "INFO", "WARNING", "ERROR"),
