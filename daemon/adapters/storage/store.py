@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine
 from daemon.adapters.storage import direct, migrate
 from daemon.adapters.storage.engine import SQLITE_BUSY_MS, make_engine
 from daemon.adapters.storage.mailboxes import SqlMailboxes
-from daemon.adapters.storage.repositories import (
+from daemon.adapters.storage.tickets import (
     SqlAddresses,
     SqlEvents,
     SqlInbound,

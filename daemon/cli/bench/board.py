@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from daemon.adapters import board_page
 from daemon.adapters.board_http import PAGE_ROWS
-from daemon.adapters.storage.repositories import ticket_values
+from daemon.adapters.storage.tickets import ticket_values
 from daemon.adapters.storage.store import SqlStore
 from daemon.app import board, slaclock
 from daemon.cli.bench.load import _free_port, _spocd, _wait_port, write_config
