@@ -12,17 +12,11 @@ from sqlalchemy import Connection, Engine
 
 from daemon.adapters.storage import direct, migrate
 from daemon.adapters.storage.engine import SQLITE_BUSY_MS, make_engine
+from daemon.adapters.storage.inbound import SqlInbound
 from daemon.adapters.storage.mailboxes import SqlMailboxes
-from daemon.adapters.storage.repositories import (
-    SqlAddresses,
-    SqlEvents,
-    SqlInbound,
-    SqlMessages,
-    SqlOutbox,
-    SqlSettings,
-    SqlTickets,
-    SqlTimers,
-)
+from daemon.adapters.storage.outbox import SqlAddresses, SqlOutbox
+from daemon.adapters.storage.tickets import SqlEvents, SqlMessages, SqlTickets
+from daemon.adapters.storage.timers import SqlSettings, SqlTimers
 from daemon.core.errors import TemporaryFailure
 
 SIGNING_KEY = "message_id_key"

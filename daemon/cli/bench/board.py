@@ -28,8 +28,8 @@ from zoneinfo import ZoneInfo
 
 from daemon.adapters import board_page
 from daemon.adapters.board_http import PAGE_ROWS
-from daemon.adapters.storage.repositories import ticket_values
 from daemon.adapters.storage.store import SqlStore
+from daemon.adapters.storage.tickets import ticket_values
 from daemon.app import board, slaclock
 from daemon.cli.bench.load import _free_port, _spocd, _wait_port, write_config
 from daemon.cli.bench.sla import CHUNK, TICKETS, _bound, _insert_sql, _runtime

@@ -26,8 +26,8 @@ from typing import Any
 from sqlalchemy import text
 
 from daemon.adapters.storage.models import TicketRow, TimerRow
-from daemon.adapters.storage.repositories import ticket_values
 from daemon.adapters.storage.store import SqlStore
+from daemon.adapters.storage.tickets import ticket_values
 from daemon.app import jobs, slaclock
 from daemon.app.notify import Composer
 from daemon.app.tickets import Runtime

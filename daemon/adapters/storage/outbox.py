@@ -1,0 +1,238 @@
+"""The outbox: mail waiting for the relay, leased so instances never send
+it twice, its attachments' bytes put back from their stored blobs; and the
+failing addresses that, with it, set the automatic-mail budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, or_, select, update
+
+from daemon.adapters.storage import direct
+from daemon.adapters.storage.base import ADDRESSES, ATTACHMENTS, MESSAGES, OUTBOX, Repo
+from daemon.core.domain import OutgoingMail
+from daemon.mail import attachparts
+from daemon.ports import OutboxItem
+
+_MARK_SENT = (
+    update(OUTBOX).where(OUTBOX.c.id == bindparam("_pk")).values(attempts=OUTBOX.c.attempts + 1)
+)
+_LEASE = (
+    update(OUTBOX)
+    .where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(leased_until=bindparam("until"))
+)
+_AUTOMATIC_BUDGET = select(
+    select(func.count())
+    .select_from(ADDRESSES)
+    .where(ADDRESSES.c.address == bindparam("rcpt"), ADDRESSES.c.failing_since.is_not(None))
+    .scalar_subquery()
+    .label("failing"),
+    select(func.count())
+    .select_from(OUTBOX)
+    .where(
+        OUTBOX.c.primary_rcpt == bindparam("rcpt"),
+        OUTBOX.c.created_at >= bindparam("since"),
+        OUTBOX.c.automatic.is_(True),
+        OUTBOX.c.state != "suppressed",
+    )
+    .scalar_subquery()
+    .label("sent"),
+)
+_CLEAR_ADDRESS = (
+    update(ADDRESSES)
+    .where(ADDRESSES.c.address == bindparam("address"))
+    .values(failing_since=None, failure=None)
+)
+
+
+class SqlOutbox(Repo):
+    def add(self, mail: OutgoingMail, now: datetime, *, state: str = "pending") -> int:
+        return self._insert(
+            OUTBOX,
+            dict(
+                ticket_id=mail.ticket_number,
+                kind=mail.kind,
+                message_id=mail.message_id,
+                recipients=list(mail.recipients),
+                primary_rcpt=mail.recipients[0].lower(),
+                automatic=mail.automatic,
+                raw=mail.raw,
+                state=state,
+                attempts=0,
+                created_at=now,
+                next_attempt_at=now,
+            ),
+        )
+
+    def due(self, now: datetime, limit: int) -> list[OutboxItem]:
+        stmt = (
+            select(OUTBOX)
+            .where(
+                OUTBOX.c.state == "pending",
+                OUTBOX.c.next_attempt_at <= now,
+                or_(OUTBOX.c.leased_until.is_(None), OUTBOX.c.leased_until <= now),
+            )
+            .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id)
+            .limit(limit)
+        )
+        items = []
+        for r in self.conn.execute(self._locked(stmt)).all():
+            try:
+                raw = self._whole(r.raw, r.ticket_id)
+            except LookupError as exc:  # its bytes are gone: say so, never send half
+                self.mark_failed(r.id, str(exc), now)
+                continue
+            items.append(
+                OutboxItem(
+                    id=r.id,
+                    ticket_number=r.ticket_id,
+                    kind=r.kind,
+                    message_id=r.message_id,
+                    recipients=_still_to_send(r.recipients, r.rcpt_results),
+                    raw=raw,
+                    attempts=r.attempts,
+                    created_at=r.created_at,
+                )
+            )
+        return items
+
+    def _whole(self, raw: bytes, ticket_number: int | None) -> bytes:
+        """The stored mail with its attachments' bytes put back (`attachparts`)."""
+        if attachparts.MARK not in raw:
+            return raw
+        return attachparts.expand(raw, lambda sha: self._blob(sha, ticket_number))
+
+    def _blob(self, sha256: str, ticket_number: int | None) -> bytes | None:
+        """An attachment's bytes by hash: the ticket's own first (indexed),
+        then any (a merged ticket's messages moved)."""
+        base = select(ATTACHMENTS.c.content).where(
+            ATTACHMENTS.c.sha256 == sha256, ATTACHMENTS.c.content.is_not(None)
+        )
+        if ticket_number is not None:
+            scoped = base.join(MESSAGES, MESSAGES.c.id == ATTACHMENTS.c.message_row_id).where(
+                MESSAGES.c.ticket_id == ticket_number
+            )
+            found = self.conn.execute(scoped.limit(1)).scalar()
+            if found is not None:
+                return bytes(found)
+        found = self.conn.execute(base.limit(1)).scalar()
+        return bytes(found) if found is not None else None
+
+    def lease(self, item_ids: Sequence[int], until: datetime) -> None:
+        if item_ids:
+            self.conn.execute(_LEASE, {"ids": list(item_ids), "until": until})
+
+    def release_leases(self) -> int:
+        return self.conn.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.state == "pending", OUTBOX.c.leased_until.is_not(None))
+            .values(leased_until=None)
+        ).rowcount
+
+    def mark_sent(self, item_ids: Sequence[int], now: datetime) -> None:
+        if item_ids:
+            self.conn.execute(
+                _MARK_SENT,
+                [
+                    {
+                        "_pk": item_id,
+                        "state": "sent",
+                        "sent_at": now,
+                        "last_error": None,
+                        "leased_until": None,
+                    }
+                    for item_id in item_ids
+                ],
+            )
+
+    def record_results(
+        self, item_id: int, results: Mapping[str, Mapping[str, str]]
+    ) -> dict[str, dict[str, str]]:
+        known = self.conn.execute(
+            select(OUTBOX.c.rcpt_results).where(OUTBOX.c.id == item_id)
+        ).scalar_one_or_none()
+        merged = {**(known or {}), **{address: dict(r) for address, r in results.items()}}
+        self.conn.execute(update(OUTBOX).where(OUTBOX.c.id == item_id).values(rcpt_results=merged))
+        return merged
+
+    def mark_retry(self, item_id: int, error: str, next_at: datetime) -> None:
+        self.conn.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id == item_id)
+            .values(
+                attempts=OUTBOX.c.attempts + 1,
+                last_error=error[:2000],
+                next_attempt_at=next_at,
+                leased_until=None,
+            )
+        )
+
+    def mark_failed(self, item_id: int, error: str, now: datetime) -> None:
+        self.conn.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id == item_id)
+            .values(
+                state="failed",
+                attempts=OUTBOX.c.attempts + 1,
+                last_error=error[:2000],
+                sent_at=None,
+                leased_until=None,
+            )
+        )
+
+    def count(self, state: str) -> int:
+        return self.conn.execute(
+            select(func.count()).select_from(OUTBOX).where(OUTBOX.c.state == state)
+        ).scalar_one()
+
+    def automatic_budget(self, address: str, since: datetime) -> tuple[bool, int]:
+        [(failing, sent)] = direct.fetch(
+            self.conn, _AUTOMATIC_BUDGET, {"rcpt": address.lower(), "since": since}
+        )
+        return bool(failing), int(sent)
+
+    def sent_recipients(self, message_id: str) -> tuple[str, ...]:
+        found = self.conn.execute(
+            select(OUTBOX.c.recipients).where(
+                OUTBOX.c.message_id == message_id, OUTBOX.c.state == "sent"
+            )
+        ).scalar()
+        return tuple(str(r).lower() for r in found or ())
+
+
+def _still_to_send(recipients: list[str], results: dict[str, Any] | None) -> tuple[str, ...]:
+    """The recipients the relay has neither taken nor refused for good."""
+    done = {a for a, r in (results or {}).items() if r.get("state") in ("sent", "refused")}
+    return tuple(a for a in recipients if a not in done)
+
+
+class SqlAddresses(Repo):
+    def mark_failing(self, address: str, now: datetime, reason: str) -> None:
+        address = address.lower()
+        if self.conn.execute(
+            select(ADDRESSES.c.address).where(ADDRESSES.c.address == address)
+        ).first():
+            self.conn.execute(
+                update(ADDRESSES)
+                .where(ADDRESSES.c.address == address)
+                .values(failing_since=now, failure=reason[:2000])
+            )
+        else:
+            self.conn.execute(
+                insert(ADDRESSES).values(address=address, failing_since=now, failure=reason[:2000])
+            )
+
+    def is_failing(self, address: str) -> bool:
+        return (
+            self.conn.execute(
+                select(ADDRESSES.c.failing_since).where(ADDRESSES.c.address == address.lower())
+            ).scalar()
+            is not None
+        )
+
+    def clear(self, address: str) -> None:
+        direct.execute(self.conn, _CLEAR_ADDRESS, {"address": address.lower()})

@@ -1,0 +1,155 @@
+"""Timers (SLA deadlines, reminders, jobs) and settings: small keyed rows
+the scheduler and the store read and move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, insert, select, update
+
+from daemon.adapters.storage import direct
+from daemon.adapters.storage.base import SETTINGS, TIMERS, Repo
+from daemon.ports import Timer
+
+_TIMERS_OF_TICKET = (
+    select(TIMERS).where(TIMERS.c.ticket_id == bindparam("ticket")).order_by(TIMERS.c.id)
+)
+_TIMERS_OF_TICKET_KINDS = _TIMERS_OF_TICKET.where(
+    TIMERS.c.kind.in_(bindparam("kinds", expanding=True))
+)
+
+
+class SqlTimers(Repo):
+    def set(
+        self,
+        ticket_number: int,
+        kind: str,
+        key: str,
+        due_at: datetime,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        where = and_(
+            TIMERS.c.ticket_id == ticket_number, TIMERS.c.kind == kind, TIMERS.c.key == key
+        )
+        existing = self.conn.execute(select(TIMERS.c.id, TIMERS.c.done_at).where(where)).first()
+        if existing is None:
+            self.conn.execute(
+                insert(TIMERS).values(
+                    ticket_id=ticket_number, kind=kind, key=key, due_at=due_at, detail=detail or {}
+                )
+            )
+        elif existing.done_at is None:
+            self.conn.execute(
+                update(TIMERS)
+                .where(TIMERS.c.id == existing.id)
+                .values(due_at=due_at, detail=detail or {})
+            )
+
+    def add_many(
+        self, ticket_number: int, timers: Sequence[tuple[str, str, datetime, dict[str, Any]]]
+    ) -> None:
+        """New timers in one statement (the caller knows none of them exists)."""
+        direct.insert_rows(
+            self.conn,
+            TIMERS,
+            [
+                dict(ticket_id=ticket_number, kind=kind, key=key, due_at=due_at, detail=detail)
+                for kind, key, due_at, detail in timers
+            ],
+        )
+
+    def move(self, timer_id: int, due_at: datetime, detail: dict[str, Any]) -> None:
+        self._update(TIMERS, timer_id, {"due_at": due_at, "detail": detail})
+
+    def cancel(self, ticket_number: int, kinds: Iterable[str]) -> None:
+        self.conn.execute(
+            delete(TIMERS).where(
+                TIMERS.c.ticket_id == ticket_number,
+                TIMERS.c.kind.in_(list(kinds)),
+                TIMERS.c.done_at.is_(None),
+            )
+        )
+
+    def due(self, now: datetime, limit: int, kinds: Iterable[str] | None = None) -> list[Timer]:
+        stmt = select(TIMERS).where(TIMERS.c.done_at.is_(None), TIMERS.c.due_at <= now)
+        if kinds is not None:
+            stmt = stmt.where(TIMERS.c.kind.in_(list(kinds)))
+        stmt = stmt.order_by(TIMERS.c.due_at, TIMERS.c.id).limit(limit)
+        return [_timer(r) for r in self.conn.execute(self._locked(stmt))]
+
+    def done(self, timer_id: int, now: datetime) -> None:
+        self.conn.execute(update(TIMERS).where(TIMERS.c.id == timer_id).values(done_at=now))
+
+    def done_many(self, timer_ids: Sequence[int], now: datetime) -> None:
+        if timer_ids:
+            self.conn.execute(
+                update(TIMERS).where(TIMERS.c.id.in_(list(timer_ids))).values(done_at=now)
+            )
+
+    def pending(self, ticket_number: int) -> list[Timer]:
+        stmt = (
+            select(TIMERS)
+            .where(TIMERS.c.ticket_id == ticket_number, TIMERS.c.done_at.is_(None))
+            .order_by(TIMERS.c.due_at)
+        )
+        return [_timer(r) for r in self.conn.execute(stmt)]
+
+    def of_ticket(self, ticket_number: int, kinds: Iterable[str] | None = None) -> list[Timer]:
+        if kinds is None:
+            rows = self.conn.execute(_TIMERS_OF_TICKET, {"ticket": ticket_number})
+        else:
+            rows = self.conn.execute(
+                _TIMERS_OF_TICKET_KINDS, {"ticket": ticket_number, "kinds": list(kinds)}
+            )
+        return [_timer(r) for r in rows]
+
+    def claim(self, timer_id: int, now: datetime) -> Timer | None:
+        stmt = select(TIMERS).where(
+            TIMERS.c.id == timer_id, TIMERS.c.done_at.is_(None), TIMERS.c.due_at <= now
+        )
+        row = self.conn.execute(self._locked(stmt)).first()
+        return _timer(row) if row else None
+
+    def discard(self, timer_ids: Sequence[int]) -> None:
+        if timer_ids:
+            self.conn.execute(
+                delete(TIMERS).where(TIMERS.c.id.in_(list(timer_ids)), TIMERS.c.done_at.is_(None))
+            )
+
+    def postpone(self, timer_id: int, due_at: datetime, error: str) -> None:
+        row = self.conn.execute(select(TIMERS.c.detail).where(TIMERS.c.id == timer_id)).first()
+        if row is None:
+            return
+        detail = {**(row.detail or {}), "last_error": error[:500]}
+        detail["failures"] = int(detail.get("failures", 0)) + 1
+        self.conn.execute(
+            update(TIMERS)
+            .where(TIMERS.c.id == timer_id, TIMERS.c.done_at.is_(None))
+            .values(due_at=due_at, detail=detail)
+        )
+
+
+def _timer(row: Any) -> Timer:
+    return Timer(
+        id=row.id,
+        ticket_number=row.ticket_id,
+        kind=row.kind,
+        key=row.key,
+        due_at=row.due_at,
+        detail=dict(row.detail or {}),
+        done_at=row.done_at,
+    )
+
+
+class SqlSettings(Repo):
+    def get(self, key: str) -> str | None:
+        return self.conn.execute(select(SETTINGS.c.value).where(SETTINGS.c.key == key)).scalar()
+
+    def put(self, key: str, value: str) -> None:
+        if self.get(key) is None:
+            self.conn.execute(insert(SETTINGS).values(key=key, value=value))
+        else:
+            self.conn.execute(update(SETTINGS).where(SETTINGS.c.key == key).values(value=value))
