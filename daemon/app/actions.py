@@ -17,7 +17,7 @@ from typing import Any
 from daemon.app import slaclock
 from daemon.app.notify import Thread
 from daemon.app.tickets import Actor, Runtime, queue_mail, record_event, thread_of, with_first_line
-from daemon.core import lifecycle, sla
+from daemon.core import businesstime, lifecycle
 from daemon.core.domain import OPEN_STATES, Attachment, Status, Ticket
 from daemon.mail import answers
 from daemon.mail.attachparts import NO_FILES, Plan
@@ -338,8 +338,8 @@ def schedule_verification(ctx: Ctx) -> None:
     if policy is None:
         return
     start = ctx.now
-    close_at = sla.add_business(policy.calendar, start, closure.auto_close_after)
-    remind_at = sla.add_business(policy.calendar, start, closure.remind_every)
+    close_at = businesstime.add_business(policy.calendar, start, closure.auto_close_after)
+    remind_at = businesstime.add_business(policy.calendar, start, closure.remind_every)
     ctx.tx.timers.cancel(ctx.ticket.number, (VERIFY_REMINDER, AUTO_CLOSE))
     if remind_at < close_at:
         ctx.tx.timers.set(
@@ -353,7 +353,7 @@ def schedule_next_reminder(ctx: Ctx, close_at: datetime | None) -> None:
     policy = slaclock.policy_of(ctx.ticket, ctx.rt.rules)
     if policy is None:
         return
-    nxt = sla.add_business(policy.calendar, ctx.now, ctx.rt.rules.closure.remind_every)
+    nxt = businesstime.add_business(policy.calendar, ctx.now, ctx.rt.rules.closure.remind_every)
     if close_at is None or nxt < close_at:
         ctx.tx.timers.set(ctx.ticket.number, VERIFY_REMINDER, slaclock.utc_iso(nxt), nxt)
 

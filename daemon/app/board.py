@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from daemon.app import slaclock
 from daemon.app.status import status_report
 from daemon.config import Settings
-from daemon.core import sla
+from daemon.core import businesstime
 from daemon.core.domain import OPEN_STATES, Ticket
 from daemon.ports import Tx
 from daemon.rules.ruleset import Rules
@@ -96,29 +96,36 @@ def next_deadline(ticket: Ticket) -> Deadline | None:
 
 
 def seconds_left(
-    cal: sla.Calendar, due: datetime, now: datetime, seconds: sla.Timeline | None = None
+    cal: businesstime.Calendar,
+    due: datetime,
+    now: datetime,
+    seconds: businesstime.Timeline | None = None,
 ) -> float:
     """Business seconds from `now` to `due`; negative when `due` has passed."""
-    measure = seconds or sla.business_seconds
+    measure = seconds or businesstime.business_seconds
     if now <= due:
         return measure(cal, now, due)
     return -measure(cal, due, now)
 
 
-def timeline(tickets: list[Ticket], now: datetime) -> sla.Timeline:
+def timeline(tickets: list[Ticket], now: datetime) -> businesstime.Timeline:
     """One timeline spanning every moment the rows will measure (a day of
     margin each side for time zones)."""
     first = min((t.created_at for t in tickets), default=now)
     dues = [t.resolution_due for t in tickets if t.resolution_due is not None]
     dues += [t.first_response_due for t in tickets if t.first_response_due is not None]
     last = max(dues, default=now)
-    return sla.Timeline(
+    return businesstime.Timeline(
         min(first, now).date() - timedelta(days=1), max(last, now).date() + timedelta(days=1)
     )
 
 
 def row(
-    ticket: Ticket, prefix: str, rules: Rules, now: datetime, seconds: sla.Timeline | None = None
+    ticket: Ticket,
+    prefix: str,
+    rules: Rules,
+    now: datetime,
+    seconds: businesstime.Timeline | None = None,
 ) -> Row:
     deadline = next_deadline(ticket)
     policy = slaclock.policy_of(ticket, rules)

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from daemon.app import board, slaclock
 from daemon.app.tickets import Runtime
-from daemon.core import sla
+from daemon.core import businesstime
 from daemon.ports import Store
 from daemon.rules.ruleset import DigestPolicy, Rules
 
@@ -52,11 +52,11 @@ def latest_moment(policy: DigestPolicy, now: datetime) -> datetime | None:
     return None
 
 
-def _working_day(cal: sla.Calendar, day: Any, zone: ZoneInfo) -> bool:
+def _working_day(cal: businesstime.Calendar, day: Any, zone: ZoneInfo) -> bool:
     if cal.always:
         return True
     midnight = datetime.combine(day, time(), tzinfo=zone)
-    return sla.business_seconds(cal, midnight, midnight + timedelta(days=1)) > 0
+    return businesstime.business_seconds(cal, midnight, midnight + timedelta(days=1)) > 0
 
 
 @dataclass

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from daemon.core import sla
+from daemon.core import businesstime
 from daemon.core.domain import OPEN_STATES, Event, Status, Ticket
 from daemon.rules.ruleset import Rules
 from daemon.rules.values import PRIORITIES
@@ -134,17 +134,17 @@ def _facts(ticket: Ticket, rules: Rules, period: Period, end: datetime) -> _Fact
             outcomes.append(outcome)
     response_s = resolution_s = None
     if cal is not None and responded_at is not None and _within(responded_at, period):
-        response_s = sla.business_seconds(cal, ticket.created_at, responded_at)
+        response_s = businesstime.business_seconds(cal, ticket.created_at, responded_at)
     if cal is not None and resolved:
         assert resolved_at is not None
-        spent = sla.business_seconds(cal, ticket.created_at, resolved_at)
+        spent = businesstime.business_seconds(cal, ticket.created_at, resolved_at)
         resolution_s = max(spent - ticket.paused_seconds, 0.0)
     return _Facts(ticket, opened, resolved, outcomes, response_s, resolution_s)
 
 
 def _outcome(
     ticket: Ticket,
-    cal: sla.Calendar | None,
+    cal: businesstime.Calendar | None,
     target: str,
     due: datetime | None,
     met_at: datetime | None,
@@ -167,12 +167,12 @@ def _outcome(
     return Outcome(target, False, due, None, _late(cal, due, end))
 
 
-def _late(cal: sla.Calendar | None, due: datetime, moment: datetime) -> float:
+def _late(cal: businesstime.Calendar | None, due: datetime, moment: datetime) -> float:
     if moment <= due:
         return 0.0
     if cal is None:
         return (moment - due).total_seconds()
-    return sla.business_seconds(cal, due, moment)
+    return businesstime.business_seconds(cal, due, moment)
 
 
 def _within(moment: datetime, period: Period) -> bool:

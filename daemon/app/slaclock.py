@@ -1,9 +1,9 @@
 """A ticket's SLA clock: deadlines, pauses, stored timers, and state as of a moment.
 
-The arithmetic is `daemon.core.sla`; this module applies it to tickets and keeps the
-`timers` table in line with them, so the sweeps of `daemon.app.jobs` only ask the
-database what is due (DESIGN.md: time-driven work is a sweep over stored
-deadlines).
+The arithmetic is `daemon.core.businesstime` and `daemon.core.sla`; this module
+applies it to tickets and keeps the `timers` table in line with them, so the
+sweeps of `daemon.app.jobs` only ask the database what is due (DESIGN.md:
+time-driven work is a sweep over stored deadlines).
 
 Whoever changes a ticket (pipeline, CLI, jobs) calls `reschedule` after the
 change and before saving the ticket. It brings the clock in line with the
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from daemon.core import sla
+from daemon.core import businesstime, sla
 from daemon.core.domain import Event, Status, Ticket
 from daemon.ports import Tx
 from daemon.rules.ruleset import Rules, SlaPolicy
@@ -94,7 +94,7 @@ def _move_deadlines(ticket: Ticket, rules: Rules, since: datetime, now: datetime
     if policy is None:
         return 0.0
     cal = policy.calendar
-    spent = sla.business_seconds(cal, since, now)
+    spent = businesstime.business_seconds(cal, since, now)
     if ticket.first_responded_at is None and ticket.first_response_due:
         ticket.first_response_due = sla.resume_deadline(cal, ticket.first_response_due, since, now)
     if ticket.resolution_due:
@@ -234,12 +234,12 @@ def target_seconds(policy: SlaPolicy, ticket: Ticket, target: str) -> float:
     move the deadline, never the size of the target."""
     duration = policy.response if target == "response" else policy.resolution
     cal = policy.calendar
-    end = sla.add_business(cal, ticket.created_at, duration)
-    return sla.business_seconds(cal, ticket.created_at, end)
+    end = businesstime.add_business(cal, ticket.created_at, duration)
+    return businesstime.business_seconds(cal, ticket.created_at, end)
 
 
 def step_moment(
-    cal: sla.Calendar, start: datetime, due: datetime, target_s: float, share: float
+    cal: businesstime.Calendar, start: datetime, due: datetime, target_s: float, share: float
 ) -> datetime:
     """When `share` of the target has been used, counting running time only.
 
@@ -257,7 +257,7 @@ class _Thresholds:
     deadline's shift once, and only when a share other than 100% asks."""
 
     def __init__(
-        self, cal: sla.Calendar, start: datetime, due: datetime, size: Callable[[], float]
+        self, cal: businesstime.Calendar, start: datetime, due: datetime, size: Callable[[], float]
     ) -> None:
         self.cal, self.start, self.due = cal, start, due
         self._size_of = size
@@ -274,11 +274,11 @@ class _Thresholds:
         if share == 1:
             return self.due
         if share > 1:
-            return sla.add_seconds(self.cal, self.due, self.size * (share - 1))
+            return businesstime.add_seconds(self.cal, self.due, self.size * (share - 1))
         if self._shift is None:
-            spanned = sla.business_seconds(self.cal, self.start, self.due)
+            spanned = businesstime.business_seconds(self.cal, self.start, self.due)
             self._shift = max(spanned - self.size, 0.0)
-        moment = sla.add_seconds(self.cal, self.start, self._shift + self.size * share)
+        moment = businesstime.add_seconds(self.cal, self.start, self._shift + self.size * share)
         return min(moment, self.due)
 
 
@@ -339,7 +339,10 @@ def plan_timers(
         basis = datetime.fromisoformat(key)
         planned.append(
             PlannedTimer(
-                UPDATE, key, sla.add_business(cal, basis, policy.update_every), {"after": key}
+                UPDATE,
+                key,
+                businesstime.add_business(cal, basis, policy.update_every),
+                {"after": key},
             )
         )
     return planned
@@ -438,7 +441,7 @@ def state(
     rules: Rules,
     now: datetime,
     warn_share: float = WARN_SHARE,
-    seconds: sla.Timeline | None = None,
+    seconds: businesstime.Timeline | None = None,
 ) -> str:
     """`sla_state` of the ticket JSON: ok | warning | breached | paused | met.
     `seconds`: a timeline shared by many tickets (the SLA board), same result."""

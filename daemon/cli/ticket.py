@@ -21,7 +21,7 @@ from daemon.app.views import ticket_json
 from daemon.cli.main import EX_DATAERR, EX_OK, UsageError, open_app, ticket_number
 from daemon.core.domain import Attachment
 from daemon.mail import attachparts
-from daemon.mail.parsing import safe_filename
+from daemon.mail.parts import safe_filename
 
 #: Who acts when `--as` is not given (else the lead of the ticket's group).
 AGENT_ENV = "SPOCD_AGENT"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from daemon.core.domain import Attachment, ParsedMessage
 from daemon.mail.bounce_texts import header_recipients, text_action, text_details, unique
-from daemon.mail.parsing import decode_header_value
+from daemon.mail.headers import decode_header_value
 
 DIAGNOSTIC_LIMIT = 500
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import time
 
-from daemon.core.sla import Calendar, Duration
+from daemon.core.businesstime import Calendar, Duration
 from daemon.rules.match import Condition, MessageView, TraceEntry, evaluate_rule
 from daemon.rules.patterns import Budget, Result
 

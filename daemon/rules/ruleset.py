@@ -38,8 +38,8 @@ from typing import Any
 import regex
 from yaml.nodes import Node
 
+from daemon.core.businesstime import Calendar
 from daemon.core.domain import ParsedMessage
-from daemon.core.sla import Calendar
 from daemon.rules.match import MessageView, TraceEntry
 from daemon.rules.model import (
     ACTION_KEYS,

@@ -19,7 +19,7 @@ from typing import Any
 import regex
 from yaml.nodes import MappingNode, Node
 
-from daemon.core.sla import Calendar
+from daemon.core.businesstime import Calendar
 from daemon.rules.match import Always, Condition
 from daemon.rules.model import (
     ACTION_KEYS,

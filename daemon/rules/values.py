@@ -13,7 +13,7 @@ from functools import partial
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from daemon.core.sla import Calendar, Duration
+from daemon.core.businesstime import Calendar, Duration
 from daemon.rules.schema import Reader, child_path
 
 LEVELS = ("high", "medium", "low")

@@ -12,7 +12,7 @@ import pytest
 
 from daemon.adapters.board_http import LOCKOUT_SECONDS, MAX_FAILURES, LoginThrottle
 from daemon.config import parse_settings
-from daemon.core import sla
+from daemon.core import businesstime
 from daemon.core.errors import ConfigError
 from daemon.rules.ruleset import load_rules
 from tests.conftest import ROOT
@@ -22,16 +22,18 @@ def test_timeline_agrees_with_business_seconds() -> None:
     """Across weekends, holidays (24-26 December) and both DST changes."""
     rules = load_rules((ROOT / "rules.yaml").read_text(encoding="utf-8"))
     office = rules.calendars["office"]
-    line = sla.Timeline(date(2026, 3, 1), date(2026, 12, 31))
+    line = businesstime.Timeline(date(2026, 3, 1), date(2026, 12, 31))
     rng = random.Random(17)
     base = datetime(2026, 3, 2, tzinfo=UTC)
     for _ in range(2000):
         a = base + timedelta(minutes=rng.randrange(0, 300 * 24 * 60))
         b = a + timedelta(minutes=rng.randrange(0, 40 * 24 * 60))
-        assert line(office, a, b) == pytest.approx(sla.business_seconds(office, a, b), abs=1e-3)
+        assert line(office, a, b) == pytest.approx(
+            businesstime.business_seconds(office, a, b), abs=1e-3
+        )
     # Outside the span it falls back to the walk, with the same answer.
     early, late = datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 3, 10, tzinfo=UTC)
-    assert line(office, early, late) == sla.business_seconds(office, early, late)
+    assert line(office, early, late) == businesstime.business_seconds(office, early, late)
     assert line(office, late, early) == 0.0
 
 

@@ -18,8 +18,9 @@ import pytest
 from daemon.app import slaclock
 from daemon.app.jobs import notify_list, what_happened
 from daemon.app.tickets import Runtime
+from daemon.core.businesstime import is_business_time
 from daemon.core.domain import Event, Status, Ticket
-from daemon.core.sla import is_business_time, threshold_moment
+from daemon.core.sla import threshold_moment
 from daemon.rules.ruleset import EscalationStep, Rules, load_rules
 
 WARSAW = ZoneInfo("Europe/Warsaw")

@@ -1,4 +1,4 @@
-"""Business-time arithmetic (daemon/sla.py).
+"""Business-time arithmetic and SLA states (daemon/core/businesstime.py, sla.py).
 
 Moments are written as Europe/Warsaw wall time ("2026-05-15 16:30"; 2026-05-15
 is a Friday) unless they carry an explicit offset. Calendars are built by
@@ -16,16 +16,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.core.sla import (
+from daemon.core.businesstime import (
     Calendar,
     Duration,
-    SlaState,
     add_business,
     add_seconds,
     business_seconds,
-    combine_states,
     is_business_time,
     next_business_moment,
+)
+from daemon.core.sla import (
+    SlaState,
+    combine_states,
     resume_deadline,
     retarget,
     sla_state,

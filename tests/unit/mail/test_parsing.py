@@ -14,9 +14,11 @@ import pytest
 
 from daemon.core.domain import Address
 from daemon.core.errors import NotMail
-from daemon.mail import parsing
+from daemon.mail.headers import derived_message_id
+from daemon.mail.html import html_depth
 from daemon.mail.mimecut import cut_large_parts
-from daemon.mail.parsing import LARGE_PART, derived_message_id, parse_message, safe_filename
+from daemon.mail.parsing import LARGE_PART, parse_message
+from daemon.mail.parts import MAX_ATTACHMENTS, safe_filename
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "parsing"
 
@@ -236,7 +238,7 @@ def test_a_mail_of_thousands_of_tiny_parts_records_the_first_hundred_and_says_so
             f"part {n}".encode(), maintype="text", subtype="csv", filename=f"{n}.csv"
         )
     parsed = parse_message(msg.as_bytes())
-    assert len(parsed.attachments) == parsing.MAX_ATTACHMENTS == 100
+    assert len(parsed.attachments) == MAX_ATTACHMENTS == 100
     assert parsed.attachments[-1].filename == "99.csv"
     assert "900 more attachments than 100: kept in the raw message only" in parsed.defects
 
@@ -314,6 +316,6 @@ def test_a_large_single_part_body_is_the_text_not_a_cut_part() -> None:
 
 def test_measuring_html_depth_is_linear_even_on_a_tag_that_never_closes() -> None:
     started = time.process_time()
-    assert parsing.html_depth("<" + "a" * 1_000_000) == 0  # was quadratic: minutes
-    assert parsing.html_depth("<div>" * 5 + "<p>" * 9 + "</div>" * 5) == 5
+    assert html_depth("<" + "a" * 1_000_000) == 0  # was quadratic: minutes
+    assert html_depth("<div>" * 5 + "<p>" * 9 + "</div>" * 5) == 5
     assert time.process_time() - started < 1.0

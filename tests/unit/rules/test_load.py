@@ -11,7 +11,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.core.sla import Calendar, Duration
+from daemon.core.businesstime import Calendar, Duration
 from daemon.rules.ruleset import (
     ClosurePolicy,
     EscalationStep,
