@@ -198,8 +198,11 @@ class Daemon:
 
     # --- reload ----------------------------------------------------------------
 
+    def _watch_files(self) -> list[Path]:
+        return watched_files(self.app.settings, self.config_path)
+
     def _snapshot(self) -> dict[Path, float]:
-        return snapshot(watched_files(self.app.settings, self.config_path))
+        return snapshot(self._watch_files())
 
     def _check_files(self) -> None:
         current = self._snapshot()
