@@ -35,7 +35,8 @@ def _print_json(data: Any) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     import os
 
-    from daemon.service.runner import Daemon, InstanceLocked
+    from daemon.service.instance import InstanceLocked
+    from daemon.service.runner import Daemon
 
     # The SMTP listener's event loop and the pipeline share the GIL: switching
     # more often keeps 250s flowing while the pipeline is busy.

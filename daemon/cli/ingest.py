@@ -20,8 +20,9 @@ from typing import Any, BinaryIO
 from daemon.app.pipeline import Prepared, prepare_many
 from daemon.core.domain import Intake
 from daemon.ports import OutboxItem, QueuedRaw, Transport
+from daemon.service.delivery import BackgroundDelivery
+from daemon.service.sender import Delivered, deliver_batch
 from daemon.service.wiring import App
-from daemon.service.worker import BackgroundDelivery, Delivered, deliver_batch
 
 EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
 BATCH = 200

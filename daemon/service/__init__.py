@@ -1,4 +1,5 @@
 """Wiring and the long-running loops: the one place that builds concrete
-objects (`wiring`), the worker loops that commit (`worker`), and `spocd run`
-(`runner`). May import everything below it.
+objects (`wiring`), the loops that commit (`worker` inbound, `sender` and
+`delivery` outbound), and `spocd run` (`runner`, with `mailboxes`, `health`,
+`instance` and `reload`). May import everything below it.
 """

@@ -5,16 +5,18 @@ outbox sender, one IMAP intake per enabled mailbox; the main thread handles
 signals and runs the scheduler. Every loop waits on an event with a timeout,
 so a commit wakes the next step at once, SIGTERM ends an IMAP IDLE within
 about a second, and nothing depends on sleeping.
+
+This module is the daemon's life cycle and main loop; the mailbox threads
+(`mailboxes`), the health answers (`health`), the instance lock (`instance`)
+and what a reload watches (`reload`) are their own modules.
 """
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import logging
 import os
 import signal
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,15 +32,19 @@ from daemon.adapters.board_http import BoardEndpoint
 from daemon.adapters.http import HealthServer, Heartbeat, Metrics
 from daemon.adapters.smtp.listener import SmtpIntake
 from daemon.adapters.storage.leader import Leadership
-from daemon.adapters.storage.stats import ping, read_stats
+from daemon.adapters.storage.stats import read_stats
 from daemon.adapters.systemd import Notifier
 from daemon.app import board
 from daemon.app.pipeline import Outcome
-from daemon.app.status import INTAKE_FAILURE, status_report
-from daemon.config import HttpSettings, Settings, load_settings
+from daemon.app.status import INTAKE_FAILURE
+from daemon.config import load_settings
 from daemon.core.clockjump import JumpGuard
 from daemon.core.domain import InboundItem
-from daemon.core.errors import ConfigError, SpocdError
+from daemon.core.errors import ConfigError
+from daemon.service.health import ready, status_line, tls_context
+from daemon.service.instance import lock_instance, safe_url
+from daemon.service.mailboxes import MailboxRunner
+from daemon.service.reload import reloadable, snapshot, watched_files
 from daemon.service.wiring import App, resolve_paths
 
 log = logging.getLogger("spocd.run")
@@ -46,10 +52,6 @@ log = logging.getLogger("spocd.run")
 #: `spocd run`'s exit status when an intake thread died (EX_SOFTWARE):
 #: non-zero, so systemd's Restart=on-failure starts a fresh process.
 EXIT_INTAKE_DIED = 70
-
-
-class InstanceLocked(SpocdError):
-    """Another `spocd run` serves this SQLite database."""
 
 
 class Daemon:
@@ -75,7 +77,7 @@ class Daemon:
         self.heartbeat = Heartbeat()
         self.metrics = Metrics(lambda: read_stats(app.store.engine))
         self.http: HealthServer | None = None
-        self.mailboxes: dict[str, _MailboxRunner] = {}
+        self.mailboxes: dict[str, MailboxRunner] = {}
         self._lock_file: IO[bytes] | None = None
         self._last_watchdog = 0.0
         self.clock_guard = JumpGuard()
@@ -197,21 +199,10 @@ class Daemon:
     # --- reload ----------------------------------------------------------------
 
     def _watch_files(self) -> list[Path]:
-        rules, templates = resolve_paths(self.app.settings)
-        paths = [rules]
-        if self.config_path:
-            paths.append(self.config_path)
-        paths.extend(p for p in templates.rglob("*") if p.is_file())
-        return paths
+        return watched_files(self.app.settings, self.config_path)
 
     def _snapshot(self) -> dict[Path, float]:
-        out = {}
-        for path in self._watch_files():
-            try:
-                out[path] = path.stat().st_mtime_ns
-            except OSError:
-                out[path] = -1
-        return out
+        return snapshot(self._watch_files())
 
     def _check_files(self) -> None:
         current = self._snapshot()
@@ -224,7 +215,7 @@ class Daemon:
         """Config, rules and templates; a bad new file is refused, the old stays."""
         try:
             settings = load_settings(self.config_path) if self.config_path else self.app.settings
-            self.app.reload(settings if _reloadable(self.app.settings, settings) else None)
+            self.app.reload(settings if reloadable(self.app.settings, settings) else None)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload refused; keeping the rules in force", extra={"problem": problem})
@@ -233,33 +224,9 @@ class Daemon:
 
     # --- life cycle --------------------------------------------------------------
 
-    def _lock_instance(self) -> None:
-        """SQLite allows one writer process: a second `spocd run` on the same
-        file refuses to start instead of fighting over it."""
-        database = self.app.store.engine.url.database or ""
-        if self.app.store.engine.dialect.name != "sqlite" or database in ("", ":memory:"):
-            return
-        path = Path(database + ".lock")
-        handle = open(path, "a+b")  # noqa: SIM115 - held for the life of the daemon
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().decode(errors="replace").strip() or "another process"
-            handle.close()
-            raise InstanceLocked(
-                f"another spocd run ({holder}) already serves {database}; SQLite allows one "
-                "instance per database (use PostgreSQL to run several)"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}".encode())
-        handle.flush()
-        self._lock_file = handle
-
     def start(self) -> None:
         settings = self.app.settings
-        self._lock_instance()
+        self._lock_file = lock_instance(self.app.store.engine)
         self._record_failure("")  # a failure recorded by an earlier run is over
         # Before anything listens: a file changed from here on is a change to apply.
         self._watched = self._snapshot()
@@ -296,7 +263,7 @@ class Daemon:
             "spocd started",
             extra={
                 "config": str(self.config_path) if self.config_path else "embedded default",
-                "database": _safe_url(settings.database.url),
+                "database": safe_url(settings.database.url),
                 "rules": str(rules_path),
                 "rules_version": self.app.runtime.rules.version,
                 "templates": str(templates),
@@ -306,7 +273,7 @@ class Daemon:
             },
         )
         self.mailboxes = {
-            intake.mailbox.name: _MailboxRunner(intake)
+            intake.mailbox.name: MailboxRunner(intake)
             for intake in self.app.mailbox_intakes(on_processed=self.outbox_wake.set)
         }
         self._supervise_mailboxes()
@@ -328,7 +295,7 @@ class Daemon:
                     lambda: self.app.runtime.settings.helpdesk.default_language,
                     lambda: ZoneInfo(self.app.runtime.settings.helpdesk.timezone),
                 ).handle,
-                tls=_tls_context(settings.http),
+                tls=tls_context(settings.http),
             )
             self.http.start()
             log.info("http listening", extra={"host": settings.http.host, "port": self.http.port})
@@ -385,35 +352,10 @@ class Daemon:
             log.error("cannot record the intake state", extra={"error": str(exc)})
 
     def _ready(self) -> tuple[bool, str]:
-        """Ready: the database answers and every enabled mailbox succeeded
-        within 3 of its poll intervals (the rule of `spocd status`)."""
-        try:
-            ping(self.app.store.engine)
-            with self.app.store.reading() as tx:
-                report = status_report(self.app.settings, tx, self.app.clock.now())
-        except Exception as exc:
-            return False, f"database unreachable: {exc}"
-        problems = [
-            f"mailbox {m['name']}: {m['problem']}"
-            for m in report["mailboxes"]
-            if m["enabled"] and not m["healthy"]
-        ]
-        return (False, "; ".join(problems)) if problems else (True, "ready")
+        return ready(self.app)
 
     def _status_line(self) -> str:
-        try:
-            stats = read_stats(self.app.store.engine)
-        except Exception as exc:
-            return f"database unavailable: {exc}"
-        line = (
-            f"queue {stats.inbound.get('queued', 0)}, failed {stats.inbound.get('failed', 0)}"
-            f", outbox {stats.outbox.get('pending', 0)} pending "
-            f"{stats.outbox.get('failed', 0)} failed"
-        )
-        boxes = [
-            f"{b['mailbox']}:{'up' if b.get('connected') else 'down'}" for b in stats.mailboxes
-        ]
-        return line + (f", imap {' '.join(boxes)}" if boxes else "")
+        return status_line(self.app)
 
     def _report_status(self) -> None:
         self.notifier.status(self._status_line())
@@ -477,70 +419,3 @@ class Daemon:
         if self._lock_file is not None:
             self._lock_file.close()
         log.info("stopped")
-
-
-class _MailboxRunner:
-    """One IMAP intake in a thread of its own (a server that hangs stalls only
-    its own mailbox), started and stopped as its lock comes and goes."""
-
-    def __init__(self, intake: Any) -> None:
-        self.intake = intake
-        self.stop_event = threading.Event()
-        self.thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def start(self) -> None:
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(
-            target=self.intake.run,
-            args=(self.stop_event,),
-            name=f"spocd-imap-{self.intake.mailbox.name}",
-            daemon=True,
-        )
-        self.thread.start()
-        log.info(
-            "imap intake started",
-            extra={"mailbox": self.intake.mailbox.name, "host": self.intake.mailbox.host},
-        )
-
-    def stop(self) -> None:
-        self.stop_event.set()
-
-    def join(self, timeout: float) -> None:
-        if self.thread is not None:
-            self.thread.join(timeout=timeout)
-
-
-def _tls_context(http: HttpSettings) -> ssl.SSLContext | None:
-    """HTTPS for the listener when a certificate is configured."""
-    if http.tls_cert_file is None or http.tls_key_file is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(http.tls_cert_file, http.tls_key_file)
-    return context
-
-
-def _safe_url(url: str) -> str:
-    """A database URL without its password, for the log."""
-    head, at, tail = url.rpartition("@")
-    if not at or ":" not in head.split("//", 1)[-1]:
-        return url
-    scheme, _, credentials = head.partition("//")
-    return f"{scheme}//{credentials.split(':', 1)[0]}:***@{tail}"
-
-
-def _reloadable(old: Settings, new: Settings) -> bool:
-    """Only rules/templates/helpdesk text changes apply live; listeners and
-    the database need a restart (logged)."""
-    if (old.database, old.smtp, old.imap, old.http) != (
-        new.database,
-        new.smtp,
-        new.imap,
-        new.http,
-    ):
-        log.warning("database, smtp, imap or http settings changed: restart spocd to apply them")
-        return False
-    return True

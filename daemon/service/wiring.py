@@ -27,7 +27,8 @@ from daemon.config.files import FileRefused, read_config_file
 from daemon.core.errors import ConfigError
 from daemon.ports import Clock, SystemClock, Transport
 from daemon.rules import ruleset as rules_mod
-from daemon.service.worker import InboundWorker, OutboxSender, SendReport
+from daemon.service.sender import OutboxSender, SendReport
+from daemon.service.worker import InboundWorker
 
 log = logging.getLogger("spocd.service")
 

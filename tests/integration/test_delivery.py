@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from daemon.service.worker import BackgroundDelivery, deliver_batch
+from daemon.service.delivery import BackgroundDelivery
+from daemon.service.sender import deliver_batch
 from tests.support.flow import ingest
 from tests.support.mail import make_mail
 

@@ -1,0 +1,348 @@
+"""The outbox sender: due rows leased, sent, and their answers recorded.
+
+Its own module because sending (leases, relay answers, retries, refusals)
+is a job apart from taking mail in (`worker`); it commits, like the worker,
+and runs until nothing is due, so the daemon, `spocd tick` and batch ingest
+share it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from daemon.app.conversation import mark_address_failing
+from daemon.app.tickets import Runtime
+from daemon.core.domain import Event
+from daemon.ports import Clock, OutboxItem, Refusal, Store, Transport, TransportError, Tx
+
+log = logging.getLogger("spocd.worker")
+
+
+@dataclass(slots=True)
+class SendReport:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class OutboxSender:
+    """Sends due outbox rows; a row is leased while it is in flight.
+
+    The lease (`leased_until`, set in a short transaction before sending) keeps
+    a second sender (another instance, `spocd tick`) off a row without holding
+    a database lock during network I/O. Through a relay (not idempotent) a row
+    is leased just before it is sent, one at a time, and a send that outlasts
+    its lease is cut off: a row whose lease ran out is never sent by its old
+    holder. A crash mid-send leaves the row to be sent again when the lease
+    ends (or at once, when a lone instance restarts): the same Message-ID,
+    once more.
+    """
+
+    BATCH = 20
+    #: Share of the lease a send may take before it is cut off (the rest is
+    #: margin for recording the answer).
+    SEND_SHARE = 0.8
+
+    def __init__(
+        self,
+        store: Store,
+        transport: Callable[[], Transport],
+        clock: Clock,
+        envelope_from: str,
+        runtime: Callable[[], Runtime],
+        retry_for: timedelta = timedelta(hours=48),
+        lease: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self.lease = lease
+        self.runtime = runtime
+        self.store = store
+        self.transport_factory = transport
+        self.clock = clock
+        self.envelope_from = envelope_from
+        self.retry_for = retry_for
+        self._stopped = threading.Event()
+        self._in_flight: Transport | None = None
+        self._guard = threading.Lock()
+
+    def send_due(self, limit: int | None = None) -> SendReport:
+        """Send everything due (or up to `limit` rows): through a relay one
+        leased row at a time, to an idempotent transport a leased batch at a time."""
+        report = SendReport()
+        if limit == 0 or self._stopped.is_set():
+            return report
+        first = self._lease(1)
+        if not first:
+            return report  # nothing due: no transport to open
+        transport = self.transport_factory()
+        with self._guard:
+            self._in_flight = transport
+        try:
+            if transport.idempotent:
+                more = self.BATCH - 1 if limit is None else min(self.BATCH, limit) - 1
+                self._send_batches(transport, first + self._lease(more), limit, report)
+            else:
+                self._send_each(transport, first[0], limit, report)
+        finally:
+            with self._guard:
+                self._in_flight = None
+            transport.close()
+        return report
+
+    def interrupt(self) -> None:
+        """Stop sending for good (shutdown): a send in progress is cut off and
+        its row stays leased, to be sent by the next start as after a crash."""
+        self._stopped.set()
+        with self._guard:
+            transport = self._in_flight
+        if transport is not None:
+            transport.abort()
+
+    def release_leases(self) -> int:
+        with self.store.transaction() as tx:
+            return tx.outbox.release_leases()
+
+    def _lease(self, size: int) -> list[OutboxItem]:
+        if size <= 0:
+            return []
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            batch = tx.outbox.due(now, size)
+            tx.outbox.lease([i.id for i in batch], now + self.lease)
+        return batch
+
+    def _send_batches(
+        self, transport: Transport, batch: list[OutboxItem], limit: int | None, report: SendReport
+    ) -> None:
+        """Deliver a batch, make it durable once, record it in one commit. A
+        row sent again after its lease ran out is delivered once all the same."""
+        taken = 0
+        while batch:
+            taken += len(batch)
+            self.record(batch, deliver_batch(transport, self.envelope_from, batch), report)
+            if (limit is not None and taken >= limit) or self._stopped.is_set():
+                break
+            batch = self._lease(self.BATCH if limit is None else min(self.BATCH, limit - taken))
+
+    def _send_each(
+        self, transport: Transport, item: OutboxItem, limit: int | None, report: SendReport
+    ) -> None:
+        """Lease, send and record one row after the other."""
+        taken = 0
+        while True:
+            taken += 1
+            self._send_one(transport, item, report)
+            if (limit is not None and taken >= limit) or self._stopped.is_set():
+                break
+            leased = self._lease(1)
+            if not leased:
+                break
+            item = leased[0]
+
+    def _send_one(self, transport: Transport, item: OutboxItem, report: SendReport) -> None:
+        """Send one leased row, cut off when its lease is about to run out."""
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            transport.abort()
+
+        watchdog = threading.Timer(self.lease.total_seconds() * self.SEND_SHARE, expire)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            refusals = transport.send(item, self.envelope_from)
+        except TransportError as exc:
+            if self._stopped.is_set():
+                log.warning(
+                    "send interrupted by stop; the mail stays leased for the next start",
+                    extra={"outbox": item.id, "ticket": item.ticket_number},
+                )
+                return
+            if expired.is_set():
+                exc = TransportError(f"send cut off after its lease of {self.lease}: {exc}")
+            self._record_error(item, exc, report)
+            return
+        finally:
+            watchdog.cancel()
+        self._record_answers(item, refusals, report)
+
+    def _record_answers(
+        self, item: OutboxItem, refusals: list[Refusal], report: SendReport
+    ) -> None:
+        """Record what the relay said to each recipient: the row is done when
+        none is left to retry, and a recipient refused for good is reported."""
+        now = self.clock.now()
+        give_up = now - item.created_at >= self.retry_for
+        refused = {r.address: r for r in refusals}
+        results = {a: {"state": "sent"} for a in item.recipients if a not in refused}
+        final = [r for r in refusals if r.permanent or give_up]
+        later = [r for r in refusals if not (r.permanent or give_up)]
+        for r in refusals:
+            state = "deferred" if r in later else "refused"
+            results[r.address] = {"state": state, "answer": r.answer[:500]}
+        with self.store.transaction() as tx:
+            answers = tx.outbox.record_results(item.id, results)
+            for refusal in final:
+                self._refused(tx, item, refusal, now)
+            if later:
+                error = "; ".join(f"{r.address}: {r.answer}" for r in later)
+                tx.outbox.mark_retry(item.id, error, now + self._delay(item))
+                report.deferred += 1
+                log.warning(
+                    "send deferred",
+                    extra={"outbox": item.id, "error": error, "ticket": item.ticket_number},
+                )
+            elif any(answer.get("state") == "sent" for answer in answers.values()):
+                tx.outbox.mark_sent([item.id], now)
+                report.sent += 1
+            else:
+                tx.outbox.mark_failed(item.id, "every recipient refused", now)
+                report.failed += 1
+        report.errors.extend(f"{item.message_id}: {r.address}: {r.answer}" for r in refusals)
+
+    def _refused(self, tx: Tx, item: OutboxItem, refusal: Refusal, now: datetime) -> None:
+        """A recipient refused for good: logged once, a `mail_failed` event on
+        the ticket, and a requester marked failing as a bounce would."""
+        log.error(
+            "recipient refused",
+            extra={
+                "outbox": item.id,
+                "ticket": item.ticket_number,
+                "address": refusal.address,
+                "answer": refusal.answer,
+            },
+        )
+        if item.ticket_number is None:
+            return
+        tx.events.add(
+            item.ticket_number,
+            Event(
+                at=now,
+                actor="spocd",
+                type="mail_failed",
+                channel="system",
+                detail={
+                    "kind": item.kind,
+                    "to": [refusal.address],
+                    "address": refusal.address,
+                    "answer": refusal.answer[:500],
+                    "message_id": item.message_id,
+                    "error": refusal.answer[:500],
+                },
+            ),
+        )
+        ticket = tx.tickets.get(item.ticket_number, for_update=True)
+        if ticket is None or ticket.requester.lower() != refusal.address.lower():
+            return
+        # the same rules as a bounce: agents never, pending verifications held
+        mark_address_failing(
+            tx,
+            self.runtime(),
+            refusal.address,
+            now,
+            reason=refusal.answer[:500],
+            status=refusal.answer.split(" ", 1)[0],
+            ticket=ticket,
+        )
+
+    def _delay(self, item: OutboxItem) -> timedelta:
+        return min(timedelta(seconds=60 * 2 ** min(item.attempts, 10)), timedelta(minutes=10))
+
+    def claim(
+        self,
+        limit: int,
+        report: SendReport,
+        done: tuple[list[OutboxItem], Delivered] | None = None,
+    ) -> list[OutboxItem]:
+        """Lease up to `limit` due rows for this sender; in the same commit,
+        record what `deliver_batch` did with the batch claimed before."""
+        now = self.clock.now()
+        failed: list[tuple[OutboxItem, TransportError]] = []
+        with self.store.transaction() as tx:
+            if done is not None:
+                batch, (delivered, errors) = done
+                by_id = {item.id: item for item in batch}
+                failed = [(by_id[i], TransportError(m, permanent=p)) for i, m, p in errors]
+                tx.outbox.mark_sent(delivered, now)
+                report.sent += len(delivered)
+            claimed = tx.outbox.due(now, limit) if limit else []
+            tx.outbox.lease([i.id for i in claimed], now + self.lease)
+        for item, exc in failed:
+            self._record_error(item, exc, report)
+        return claimed
+
+    def release(self, item_ids: Sequence[int]) -> None:
+        """Hand leased rows back at once (to be sent by the next `send_due`)."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            tx.outbox.lease(item_ids, now)
+
+    def record(self, batch: list[OutboxItem], result: Delivered, report: SendReport) -> None:
+        """Write down what `deliver_batch` did with a claimed batch."""
+        self.claim(0, report, (batch, result))
+
+    def _record_error(self, item: OutboxItem, exc: TransportError, report: SendReport) -> None:
+        now = self.clock.now()
+        give_up = exc.permanent or now - item.created_at >= self.retry_for
+        report.errors.append(f"{item.message_id}: {exc}")
+        with self.store.transaction() as tx:
+            if not give_up:
+                tx.outbox.mark_retry(item.id, str(exc), now + self._delay(item))
+                report.deferred += 1
+                log.warning(
+                    "send deferred",
+                    extra={"outbox": item.id, "error": str(exc), "ticket": item.ticket_number},
+                )
+                return
+            tx.outbox.mark_failed(item.id, str(exc), now)
+            report.failed += 1
+            log.error(
+                "send failed",
+                extra={"outbox": item.id, "error": str(exc), "ticket": item.ticket_number},
+            )
+            if item.ticket_number is not None:
+                tx.events.add(
+                    item.ticket_number,
+                    Event(
+                        at=now,
+                        actor="spocd",
+                        type="mail_failed",
+                        channel="system",
+                        detail={
+                            "kind": item.kind,
+                            "to": list(item.recipients),
+                            "message_id": item.message_id,
+                            "error": str(exc)[:500],
+                        },
+                    ),
+                )
+
+
+#: What became of a batch: ids delivered; (id, error, permanent) for the rest.
+Delivered = tuple[list[int], list[tuple[int, str, bool]]]
+
+
+def deliver_batch(transport: Transport, envelope_from: str, batch: list[OutboxItem]) -> Delivered:
+    """Hand a batch to an idempotent transport and make it durable. No
+    database work and a plain result, so it can run in another process."""
+    delivered: list[int] = []
+    errors: list[tuple[int, str, bool]] = []
+    for item in batch:
+        try:
+            transport.send(item, envelope_from)
+        except TransportError as exc:
+            errors.append((item.id, str(exc), exc.permanent))
+            continue
+        delivered.append(item.id)
+    if delivered:
+        try:
+            transport.flush()
+        except TransportError as exc:
+            errors.extend((item_id, str(exc), exc.permanent) for item_id in delivered)
+            delivered = []
+    return delivered, errors
