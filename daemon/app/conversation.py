@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from daemon.app import actions, agent_notices
+from daemon.app import actions, agent_notices, closure
 from daemon.app.actions import ActionRefused, Ctx
 from daemon.app.notify import Thread
 from daemon.app.tickets import SYSTEM, Actor, Runtime, carried, record_event, record_inbound
@@ -124,7 +124,7 @@ def mark_address_failing(
     escalations and notices to agents must not go quiet on one report. A
     requester whose resolved tickets await their confirmation can no longer
     be asked, so those tickets stop closing themselves and their assignees are
-    told (`actions.hold_verification`: timers, an event and a notice; no
+    told (`closure.hold_verification`: timers, an event and a notice; no
     ticket field changes, so a caller's copy of a ticket stays current).
     """
     address = address.lower()
@@ -144,7 +144,7 @@ def mark_address_failing(
         target = ticket if same else tx.tickets.get(found.number, for_update=True)
         if target is not None:
             why = f"{address} is failing (bounced): {reason}"
-            actions.hold_verification(Ctx(tx, rt, now, SYSTEM, target), why)
+            closure.hold_verification(Ctx(tx, rt, now, SYSTEM, target), why)
     return True
 
 
@@ -267,7 +267,7 @@ def _status(ctx: Ctx, command: commands.Command, rest: str) -> str:
         if not rest:  # a reply with #pending pauses through the reply itself
             actions.pending(ctx)
     elif name == "resolve":
-        actions.resolve(ctx, arg, rest)
+        closure.resolve(ctx, arg, rest)
         return ""  # the note went to the requester inside the verification request
     elif name == "close":
         if ctx.ticket.status != Status.RESOLVED:
@@ -275,13 +275,13 @@ def _status(ctx: Ctx, command: commands.Command, rest: str) -> str:
                 f"{ctx.tid}: cannot close: the ticket is {ctx.ticket.status}; "
                 "resolve it first (#resolve CODE with a note, then #close)"
             )
-        actions.close(ctx, rest or None)
+        closure.close(ctx, rest or None)
     elif name == "cancel":
-        actions.cancel(ctx, rest or None)
+        closure.cancel(ctx, rest or None)
     elif name == "reopen":
-        actions.reopen(ctx, rest or None)
+        closure.reopen(ctx, rest or None)
     elif name == "merge":
-        ctx.ticket = actions.merge(ctx, int(arg))
+        ctx.ticket = closure.merge(ctx, int(arg))
     return rest
 
 
@@ -321,25 +321,25 @@ def requester_mail(
     tx.addresses.clear(sender)  # they can receive mail again, it seems
     # The files of their mail go with whichever notice the agents get.
     files = carried(tx, rt, row, msg.attachments, msg.html)
-    closure = rt.rules.closure
+    policy = rt.rules.closure
     if ticket.status == Status.RESOLVED:
         answer = answers.read_answer(
             msg.text,
             msg.subject,
             prefix=rt.prefix,
-            yes_words=closure.yes_words,
-            no_words=closure.no_words,
+            yes_words=policy.yes_words,
+            no_words=policy.no_words,
         )
         line = (text.own_text(msg.text) or mailthread.clean_subject(msg.subject, rt.prefix))[:500]
         if answer == "yes":
-            actions.verified(ctx, line)
+            closure.verified(ctx, line)
         elif answer == "no":
-            actions.rejected(ctx, line, attachments=files)
+            closure.rejected(ctx, line, attachments=files)
         else:
-            actions.unclear_answer(ctx, line, attachments=files)
+            closure.unclear_answer(ctx, line, attachments=files)
         told = answer != "yes"  # the reopen or the unclear answer was a notice of its own
     elif ticket.status == Status.CLOSED:
-        actions.reopen(ctx, "the requester wrote after closure", notify=True, attachments=files)
+        closure.reopen(ctx, "the requester wrote after closure", notify=True, attachments=files)
         told = True
     else:
         actions.requester_answered(ctx)

@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from daemon.app import actions, agent_notices, digest, slaclock
+from daemon.app import actions, agent_notices, closure, digest, slaclock
 from daemon.app.tickets import SYSTEM, Runtime, queue_mail, record_event, thread_of
 from daemon.core.domain import Event, Status, Ticket
 from daemon.ports import Store, Timer, Tx
@@ -82,7 +82,7 @@ def closure_sweep(store: Store, runtime: Callable[[], Runtime], now: datetime) -
     one is counted from now.
     """
     counts: Counter[str] = Counter()
-    kinds = (actions.AUTO_CLOSE, actions.VERIFY_REMINDER)
+    kinds = (closure.AUTO_CLOSE, closure.VERIFY_REMINDER)
     for _ in range(MAX_ROUNDS):
         with store.transaction() as tx:
             timers = tx.timers.due(now, BATCH, kinds)
@@ -102,20 +102,20 @@ def _closure(tx: Tx, rt: Runtime, timer: Timer, now: datetime) -> str:
     ctx = actions.Ctx(tx, rt, now, SYSTEM, ticket)
     if tx.addresses.is_failing(ticket.requester):
         # Its reminders are suppressed and it cannot answer: silence proves nothing.
-        held = actions.hold_verification(
+        held = closure.hold_verification(
             ctx, f"{ticket.requester} is failing (bounced)", fired=timer.kind
         )
         return "auto_close_held" if held else "skipped"
-    if timer.kind == actions.AUTO_CLOSE:
-        actions.auto_close(ctx)
+    if timer.kind == closure.AUTO_CLOSE:
+        closure.auto_close(ctx)
         ctx.save()
         return "auto_closed"
     pending = {t.kind: t for t in tx.timers.pending(ticket.number)}
-    close_at = pending.get(actions.AUTO_CLOSE)
+    close_at = pending.get(closure.AUTO_CLOSE)
     if close_at is not None and close_at.due_at <= now:
         return "skipped"  # the auto-close in this same sweep supersedes it
-    actions.remind_verification(ctx)
-    actions.schedule_next_reminder(ctx, close_at.due_at if close_at else None)
+    closure.remind_verification(ctx)
+    closure.schedule_next_reminder(ctx, close_at.due_at if close_at else None)
     ctx.save()
     return "verification_reminders"
 

@@ -4,7 +4,8 @@ Parsing, sanitising and the rules' decision for a new request are CPU work
 done ahead (`Pipeline.prepare`, before the write transaction); then
 parse -> de-duplicate -> classify (loops, escalations) -> thread -> act. A
 stage ends the journey early by raising a `Disposition`; any other exception
-rolls the message back and the worker records the stage it failed in.
+rolls the message back and the worker records the stage it failed in. What
+opening a new ticket does is `opening`'s.
 """
 
 from __future__ import annotations
@@ -13,23 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from daemon.app import actions, conversation
-from daemon.app.notify import Thread
-from daemon.app.tickets import (
-    Actor,
-    Runtime,
-    attachment_items,
-    open_ticket,
-    outgoing_plan,
-    queue_mail,
-    record_event,
-    record_inbound,
-)
+from daemon.app import conversation, opening
+from daemon.app.tickets import Runtime
 from daemon.core.domain import Channel, InboundItem, Intake, ParsedMessage, Status, Ticket
-from daemon.core.errors import Disposition, Duplicate, Ignored, NotMail, Quarantined
-from daemon.mail import attachparts, forwards, loops
+from daemon.core.errors import Disposition, Duplicate, NotMail, Quarantined
+from daemon.mail import forwards, loops
 from daemon.mail import threads as mailthread
-from daemon.mail.attachparts import NO_FILES, Plan
 from daemon.mail.parsing import PARSE_SECONDS, parse_many, parse_message
 from daemon.ports import Tx
 from daemon.rules import ruleset as rules
@@ -265,149 +255,10 @@ class Pipeline:
         linked_to: int | None = None,
         note: str | None = None,
     ) -> Outcome:
-        msg = incoming.msg
-        decision = (
-            incoming.decided
-            if incoming.decided is not None
-            and incoming.original is None
-            and incoming.channel == Channel.EMAIL
-            else rules.decide(rt.rules, incoming.incident, str(incoming.channel))
+        ticket = opening.new_ticket(
+            tx, rt, incoming, now, tagged=tagged, linked_to=linked_to, note=note
         )
-        if decision.ignore:
-            raise Ignored(", ".join(decision.matched))
-        own = rt.settings.own_addresses
-        cc = [a.addr for a in (*incoming.incident.to, *incoming.incident.cc) if a.addr not in own]
-        if incoming.original is not None:
-            # The original was addressed to first line (their shared mailbox):
-            # none of its recipients is copied on the ticket's mail; first line
-            # itself hears through `escalated_by`.
-            cc = []
-        ticket = open_ticket(
-            tx,
-            rt,
-            msg=incoming.incident,
-            decision=decision,
-            requester=incoming.requester,
-            now=now,
-            channel=incoming.channel,
-            escalated_by=incoming.escalated_by,
-            external_ref=incoming.external_ref,
-            cc=cc,
-            linked_to=linked_to,
-        )
-        actor = Actor(incoming.sender)
-        if tagged is not None:
-            record_event(
-                tx,
-                ticket,
-                now,
-                actor,
-                "tag_not_honoured",
-                tag=rt.ticket_id(tagged),
-                reason=note or "sender is not on that ticket",
-            )
-        if linked_to is not None:
-            old = tx.tickets.get(linked_to)
-            if old is not None:
-                record_event(
-                    tx, old, now, actor, "follow_up_ticket", follow_up=rt.ticket_id(ticket.number)
-                )
-        if incoming.channel == Channel.ESCALATION:
-            files = self._record_escalation(tx, rt, incoming, ticket, now)
-        else:
-            row = record_inbound(
-                tx, ticket, msg, kind="request", inbound_id=incoming.item.id, now=now
-            )
-            files = attachment_items(tx, row, msg.attachments, msg.html)
-        self._acknowledge(tx, rt, incoming, ticket, now)
-        carried = rt.ticket_id(tagged) if tagged is not None else None
-        self._tell_agents(
-            tx, rt, incoming, ticket, now, carried_tag=carried, files=outgoing_plan(rt, files)
-        )
-        return Outcome("created", ticket.number, msg.message_id)
-
-    def _tell_agents(
-        self,
-        tx: Tx,
-        rt: Runtime,
-        incoming: Incoming,
-        ticket: Ticket,
-        now: datetime,
-        *,
-        carried_tag: str | None = None,
-        files: Plan = NO_FILES,
-    ) -> None:
-        """The assignee, or else the whole group, hears of a new ticket, with
-        the request's attachments (`files`); and of the tag of another ticket a
-        stranger's mail carried (`tag_not_honoured`), so they can tell a
-        colleague forwarding a thread from a tag spoofer."""
-        group = rt.rules.groups.get(ticket.group or "")
-        if ticket.assignee:
-            to = [ticket.assignee]
-        elif group is not None:
-            to = [group.lead, *group.members]
-        else:
-            return
-        ctx = actions.Ctx(tx, rt, now, Actor("spocd", "system"), ticket)
-        thread = Thread(references=incoming.msg.references[-20:]).after(incoming.msg.message_id)
-        context = {
-            "request_text": incoming.incident.text[:8000],
-            "first_line_note": incoming.note.strip()[:8000] if incoming.original else "",
-            "carried_tag": carried_tag,
-        }
-        actions.notify_agents(ctx, "agent_new", to, context, thread, attachments=files)
-
-    def _record_escalation(
-        self, tx: Tx, rt: Runtime, incoming: Incoming, ticket: Ticket, now: datetime
-    ) -> list[attachparts.Item]:
-        """Both first line's note and the original incident stay on the ticket.
-        Returns the attachments the agents' notice carries: the original's,
-        and first line's own files (not the original again as a .eml)."""
-        msg, original = incoming.msg, incoming.original
-        row = record_inbound(
-            tx,
-            ticket,
-            msg,
-            kind="escalation",
-            inbound_id=incoming.item.id,
-            now=now,
-            body=incoming.note if original is not None else msg.text,
-        )
-        files = attachment_items(tx, row, msg.attachments, msg.html)
-        if original is not None:
-            files = [f for f in files if f.attachment.content_type != "message/rfc822"]
-            original_row = None
-            if not tx.messages.exists(original.message_id):
-                original_row = record_inbound(
-                    tx, ticket, original, kind="request", inbound_id=incoming.item.id, now=now
-                )
-            files = [
-                *attachment_items(tx, original_row, original.attachments, original.html),
-                *files,
-            ]
-        record_event(
-            tx,
-            ticket,
-            now,
-            Actor(incoming.sender),
-            "escalated_by_first_line",
-            by=incoming.escalated_by,
-            external_ref=incoming.external_ref,
-            forward_style=incoming.forward_style,
-            requester_found=original is not None,
-        )
-        if original is None:
-            record_event(
-                tx,
-                ticket,
-                now,
-                Actor("spocd", "system"),
-                "requester_unknown",
-                reason="the original sender was not found in the escalation; the "
-                "first-line sender is the requester",
-            )
-        unique = {f.attachment.sha256: f for f in reversed(files)}
-        return [f for f in files if unique[f.attachment.sha256] is f]
+        return Outcome("created", ticket.number, incoming.msg.message_id)
 
     def _to_ticket(
         self,
@@ -455,40 +306,6 @@ class Pipeline:
             tx, rt, ticket, incoming.msg, report, incoming.item.id, now, self.key
         )
         return Outcome("bounce", ticket.number, incoming.msg.message_id)
-
-    def _acknowledge(
-        self, tx: Tx, rt: Runtime, incoming: Incoming, ticket: Ticket, now: datetime
-    ) -> None:
-        if incoming.automatic is not None:
-            record_event(
-                tx,
-                ticket,
-                now,
-                Actor("spocd", "system"),
-                "auto_reply_suppressed",
-                kind="ack",
-                reason=f"{incoming.automatic.kind}: {incoming.automatic.reason}",
-            )
-            return
-        # The request is the whole thread so far: answer it without a lookup.
-        thread = Thread(references=incoming.msg.references[-20:]).after(incoming.msg.message_id)
-        cc = (
-            [incoming.escalated_by]
-            if incoming.escalated_by and (incoming.escalated_by != ticket.requester)
-            else []
-        )
-        mail = rt.composer.compose(
-            template="ack",
-            kind="ack",
-            ticket=ticket,
-            to=[ticket.requester],
-            cc=cc,
-            context={},
-            now=now,
-            thread=thread,
-            auto_submitted="auto-replied",
-        )
-        queue_mail(tx, rt, ticket, mail, now)
 
     def _dispose(
         self, tx: Tx, item: InboundItem, disposition: Disposition, now: datetime

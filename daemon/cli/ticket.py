@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from daemon.app import actions
+from daemon.app import actions, closure
 from daemon.app.actions import ActionRefused, Ctx
 from daemon.app.tickets import Actor, outgoing_plan
 from daemon.app.views import ticket_json
@@ -60,15 +60,15 @@ def _run(ctx: Ctx, args: argparse.Namespace) -> None:
     elif action == "resolve":
         if not args.code or not (args.note or args.args):
             raise UsageError("ticket resolve needs --code CODE and --note TEXT")
-        actions.resolve(ctx, args.code, args.note or " ".join(args.args))
+        closure.resolve(ctx, args.code, args.note or " ".join(args.args))
     elif action == "close":
-        actions.close(ctx, args.note or (" ".join(args.args) or None))
+        closure.close(ctx, args.note or (" ".join(args.args) or None))
     elif action == "cancel":
-        actions.cancel(ctx, args.note or (" ".join(args.args) or None))
+        closure.cancel(ctx, args.note or (" ".join(args.args) or None))
     elif action == "reopen":
-        actions.reopen(ctx, args.note or (" ".join(args.args) or None), notify=True)
+        closure.reopen(ctx, args.note or (" ".join(args.args) or None), notify=True)
     elif action == "merge":
-        ctx.ticket = actions.merge(ctx, ticket_number(_text(args, "a ticket"), ctx.rt.prefix))
+        ctx.ticket = closure.merge(ctx, ticket_number(_text(args, "a ticket"), ctx.rt.prefix))
 
 
 def _files(paths: list[str]) -> list[Attachment]:

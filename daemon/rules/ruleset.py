@@ -8,7 +8,7 @@ rules over a parsed message: first match wins unless a rule says
 accumulate. Conditions live in `match` (built from `when` by `when`), the
 regex safety net in `patterns` and `pattern_size`, the value formats
 (durations, calendars) in `values`, the YAML node reader in `schema`, the
-section parsers in `sections`.
+section parsers in `sections` and `rule_list`.
 
 Choices where SPEC is silent:
 - `channel` takes exact names (`escalation`, or a list `[email, cli]`),
@@ -53,6 +53,7 @@ from daemon.rules.model import (
     SlaPolicy,
 )
 from daemon.rules.patterns import IGNORE_RESERVE, REGEX_TIMEOUT, Budget, Result
+from daemon.rules.rule_list import RuleList
 from daemon.rules.schema import Reader, RuleIssue, RulesError
 from daemon.rules.sections import Sections
 from daemon.rules.values import CHANNELS, PRIORITIES
@@ -345,7 +346,7 @@ def _build(reader: Reader, f: dict[str, Node], text: str) -> Rules | None:
     external_ref = s.external_ref(f.get("external_ref_pattern"))
     strangers = s.strangers(f.get("strangers"))
     max_per_hour = s.auto_replies(f.get("auto_replies"))
-    rule_list = s.rules(f.get("rules"), groups)
+    rule_list = RuleList(s).rules(f.get("rules"), groups)
     digest = s.digest(f.get("digest"), calendars)
     if (
         reader.issues
