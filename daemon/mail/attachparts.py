@@ -109,9 +109,13 @@ def clean_name(name: str, limit: int) -> str:
 
 
 def content_type(value: str) -> str:
-    """The stored type when it is a plain type/subtype, else octet-stream."""
+    """The stored type when it is a plain type/subtype, else octet-stream.
+    message/* and multipart/* may not be base64-encoded (RFC 2046 5.2.1,
+    5.1): such a part travels as bytes, octet-stream."""
     value = (value or "").strip().lower()
-    return value if _TOKEN.match(value) else "application/octet-stream"
+    if not _TOKEN.match(value) or value.startswith(("message/", "multipart/")):
+        return "application/octet-stream"
+    return value
 
 
 def part(item: Item, index: int) -> bytes:

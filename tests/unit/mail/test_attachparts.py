@@ -10,7 +10,16 @@ import hashlib
 
 from daemon.app.notify import build_mime
 from daemon.core.domain import Attachment
-from daemon.mail.attachparts import Item, clean_name, expand, items_of, plan, references, safe_name
+from daemon.mail.attachparts import (
+    Item,
+    clean_name,
+    content_type,
+    expand,
+    items_of,
+    plan,
+    references,
+    safe_name,
+)
 
 
 def att(
@@ -72,3 +81,11 @@ def test_a_long_non_ascii_name_keeps_every_line_short_and_reads_back_whole() -> 
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     [part] = list(msg.iter_attachments())  # type: ignore[attr-defined]
     assert part.get_filename() == safe_name(name)
+
+
+def test_a_forwarded_message_travels_as_bytes_not_as_an_unencodable_message_part() -> None:
+    # message/rfc822 and multipart/* may not be base64-encoded (RFC 2046):
+    # the email package cannot even write such a part with a body reference.
+    assert content_type("message/rfc822") == "application/octet-stream"
+    assert content_type("multipart/mixed") == "application/octet-stream"
+    assert content_type("image/png") == "image/png"
