@@ -11,7 +11,6 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from daemon.adapters.storage.store import SqlStore
 from daemon.config import Settings, load_settings
 from daemon.core.passwords import hash_password
 from tests.conftest import DATA, write_config
+from tests.integration.conftest import queued
 from tests.support.mail import make_mail
 from tests.support.proc import wait_until
 from tests.support.relay import free_port
@@ -35,35 +35,6 @@ HELPDESK = "helpdesk@example.com"
 def listener_settings(tmp_path: Path, db_url: str, **smtp: object) -> Settings:
     config = write_config(tmp_path, db_url, smtp={"port": free_port(), **smtp})
     return load_settings(config)
-
-
-@pytest.fixture
-def store(sqlite_url: str) -> Iterator[SqlStore]:
-    s = SqlStore.open(sqlite_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def listen(tmp_path: Path, sqlite_url: str, store: SqlStore) -> Iterator:  # type: ignore[type-arg]
-    """`listen(**smtp_keys)` starts a listener on the test's SQLite store."""
-    started: list[SmtpIntake] = []
-
-    def start(**smtp: object) -> SmtpIntake:
-        settings = listener_settings(tmp_path, sqlite_url, **smtp)
-        intake = SmtpIntake(settings, store, lambda: datetime.now(UTC))
-        intake.start()
-        started.append(intake)
-        return intake
-
-    yield start
-    for intake in started:
-        intake.stop()
-
-
-def queued(store: SqlStore) -> int:
-    with store.reading() as tx:
-        return tx.inbound.count("queued")
 
 
 def client_tls() -> ssl.SSLContext:

@@ -13,50 +13,15 @@ import socket
 import sqlite3
 import struct
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from daemon.adapters.smtp.listener import SmtpIntake
 from daemon.adapters.storage.store import SqlStore
-from daemon.config import load_settings
-from tests.conftest import write_config
+from tests.integration.conftest import queued
 from tests.support.mail import make_mail
 from tests.support.proc import wait_until
-from tests.support.relay import free_port
 
 HELPDESK = "helpdesk@example.com"
-
-
-@pytest.fixture
-def store(sqlite_url: str) -> Iterator[SqlStore]:
-    s = SqlStore.open(sqlite_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def listen(tmp_path: Path, sqlite_url: str, store: SqlStore) -> Iterator:  # type: ignore[type-arg]
-    """`listen(**smtp_keys)` starts a listener on the test's SQLite store."""
-    started: list[SmtpIntake] = []
-
-    def start(**smtp: object) -> SmtpIntake:
-        config = write_config(tmp_path, sqlite_url, smtp={"port": free_port(), **smtp})
-        intake = SmtpIntake(load_settings(config), store, lambda: datetime.now(UTC))
-        intake.start()
-        started.append(intake)
-        return intake
-
-    yield start
-    for intake in started:
-        intake.stop()
-
-
-def queued(store: SqlStore) -> int:
-    with store.reading() as tx:
-        return tx.inbound.count("queued")
 
 
 class RawClient:
