@@ -55,7 +55,7 @@ LABELS: dict[str, dict[str, str]] = {
         "taken": "Business time taken",
         "result": "Result",
         "response": "Response",
-        "restoration": "Restoration (workaround)",
+        "restoration": "Restoration",
         "resolution": "Resolution",
         "met": "met",
         "breached": "breached",
@@ -164,7 +164,7 @@ LABELS: dict[str, dict[str, str]] = {
         "taken": "Czas roboczy",
         "result": "Wynik",
         "response": "Reakcja",
-        "restoration": "Przywrócenie usługi (obejście)",
+        "restoration": "Przywrócenie usługi",
         "resolution": "Rozwiązanie",
         "met": "dotrzymany",
         "breached": "przekroczony",
@@ -387,6 +387,7 @@ _EVENTS: dict[str, dict[str, str]] = {
         "linked": "Linked to major incident {parent}",
         "unlinked": "Unlinked from the major incident",
         "commands": "Commands",
+        "message_received": "Mail recorded: {kind} ({role})",
     },
     "pl": {
         "created": "Otwarcie zgłoszenia: priorytet {priority}",
@@ -418,6 +419,7 @@ _EVENTS: dict[str, dict[str, str]] = {
         "linked": "Powiązanie z poważnym incydentem {parent}",
         "unlinked": "Odłączenie od poważnego incydentu",
         "commands": "Polecenia",
+        "message_received": "Wiadomość zapisana: {kind} ({role})",
     },
 }
 

@@ -73,6 +73,9 @@ INTERNAL_EVENTS = frozenset(
         "verification_unclear",
     }
 )
+#: Outgoing mail a person wrote: the record keeps its text (automatic mail,
+#: acknowledgements, notices, requests to confirm, shows its subject only).
+WRITTEN_OUT = frozenset({"agent_reply", "workaround", "internal_note", "command_result"})
 #: How many lines of the request the record quotes as "what was reported".
 REPORTED_LINES = 8
 REPORTED_CHARS = 1200
@@ -315,7 +318,7 @@ def _timeline(
             type=m.kind,
             actor=m.sender,
             detail={},
-            text=m.body or "",
+            text=_message_text(m),
             internal=m.internal,
             direction=m.direction,
             to=tuple(m.recipients),
@@ -348,6 +351,15 @@ def _timeline(
         )
     keyed.sort(key=lambda k: (k[0], k[1], k[2]))
     return [k[3] for k in keyed]
+
+
+def _message_text(m: StoredMessage) -> str:
+    """What a message said: a request whole, a reply without the history it
+    quotes, our own mail only when a person wrote it."""
+    body = m.body or ""
+    if m.direction == "in":
+        return body if m.kind == "request" else text.own_text(body)
+    return text.own_text(body) if m.kind in WRITTEN_OUT else ""
 
 
 def _files(
