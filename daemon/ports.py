@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from daemon.core.record import IncidentRecord
 from daemon.core.domain import (
     Attachment,
     Event,
@@ -455,3 +456,9 @@ class Renderer(Protocol):
     """Turns a template name and context into subject, text and HTML."""
 
     def render(self, language: str, name: str, context: dict[str, Any]) -> Rendered: ...
+
+
+class RecordPages(Protocol):
+    """Lays out an incident record as one self-contained HTML page (SPEC §8)."""
+
+    def html(self, record: IncidentRecord) -> str: ...

@@ -484,14 +484,16 @@ def load(
     number: int,
     now: datetime,
     *,
+    ticket: Ticket | None = None,
     prefix: str,
     desk_name: str,
     desk_address: str,
     timezone: str,
     audience: str = DESK,
 ) -> IncidentRecord | None:
-    """Read one ticket's record in `tx`; None for an unknown ticket."""
-    ticket = tx.tickets.get(number)
+    """Read one ticket's record in `tx`; None for an unknown ticket. `ticket`:
+    the ticket as changed in this transaction (not saved yet), if at hand."""
+    ticket = ticket or tx.tickets.get(number)
     if ticket is None:
         return None
     children_of = getattr(tx.tickets, "children", None)

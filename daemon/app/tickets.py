@@ -27,7 +27,7 @@ from daemon.core.domain import (
 from daemon.mail import attachparts
 from daemon.mail.attachparts import Plan
 from daemon.mail.threads import clean_subject
-from daemon.ports import Tx
+from daemon.ports import RecordPages, Tx
 from daemon.rules.ruleset import Decision, Rules
 
 
@@ -38,6 +38,7 @@ class Runtime:
     settings: Settings
     rules: Rules
     composer: Composer
+    record_pages: RecordPages | None = None  # the HTML record a closure mail may carry
 
     @property
     def prefix(self) -> str:
