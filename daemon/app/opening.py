@@ -50,7 +50,9 @@ def new_ticket(
         if incoming.decided is not None
         and incoming.original is None
         and incoming.channel == Channel.EMAIL
-        else rules.decide(rt.rules, incoming.incident, str(incoming.channel))
+        else rules.decide(
+            rt.rules, incoming.incident, str(incoming.channel), requester=incoming.requester
+        )
     )
     if decision.ignore:
         raise Ignored(", ".join(decision.matched))
