@@ -35,6 +35,7 @@ from typing import Any
 from daemon.core import businesstime, sla
 from daemon.core.domain import Event, Status, Ticket
 from daemon.ports import Tx
+from daemon.rules import slatable
 from daemon.rules.ruleset import Rules, SlaPolicy
 
 SLA = "sla"
@@ -50,6 +51,8 @@ WARN_SHARE = 0.75
 _PRIORITY_KEY = "sla_priority"  # the priority the deadlines were computed for
 _RESUMED_KEY = "sla_resumed_at"  # the last time the clock ran again
 _UPDATE_TRIED_KEY = "update_tried_at"  # the last status update that was held back
+#: The SLA table the ticket opened under (`daemon.rules.slatable`).
+SLA_TABLE_KEY = "sla_table"
 
 _SYSTEM = "spocd"
 
@@ -65,7 +68,16 @@ class PlannedTimer:
 
 
 def policy_of(ticket: Ticket, rules: Rules) -> SlaPolicy | None:
-    return rules.sla.get(ticket.priority)
+    """The ticket's SLA row: from the table it opened under (kept in
+    `extra`, SPEC §7), so a reload or a removed contract leaves it on its
+    targets and `#priority` takes the new row of the same table. A ticket
+    without one (opened before contracts, or read without `extra` like the
+    board's `clocks`) gets its contract's current row, else the top-level one."""
+    stored = ticket.extra.get(SLA_TABLE_KEY) if ticket.extra else None
+    table = slatable.decode(stored) if stored is not None else None
+    if table is None:
+        table = rules.sla_table(ticket.contract)
+    return table.get(ticket.priority)
 
 
 # --- deadlines ---------------------------------------------------------------

@@ -51,6 +51,7 @@ def ticket_json(ticket: Ticket, prefix: str, rules: Rules, now: datetime) -> dic
         "escalation_level": ticket.escalation_level,
         "closure": ticket.closure,
         "message_count": ticket.message_count,
+        "contract": ticket.contract,
         "merged_into": f"{prefix}-{ticket.merged_into}" if ticket.merged_into else None,
         "linked_to": f"{prefix}-{ticket.linked_to}" if ticket.linked_to else None,
         "resolution_code": ticket.resolution_code,

@@ -178,6 +178,7 @@ class Ticket:
     last_public_at: datetime | None = None  # last mail the requester got from us
     message_count: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    contract: str | None = None  # the client's contract id it opened under (SPEC §7)
 
     @property
     def is_open(self) -> bool:

@@ -23,6 +23,7 @@ ACTION_KEYS = (
     "language",
     "tags",
     "ignore",
+    "contract",
 )
 _THREE_DAYS = Duration(days=3)
 _ONE_DAY = Duration(days=1)
@@ -104,6 +105,7 @@ class Actions:
     language: str | None = None
     tags: tuple[str, ...] = ()
     ignore: bool | None = None
+    contract: str | None = None  # a contract id, or "none" for no contract
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,6 +136,7 @@ class TicketRow(Base):
     linked_to: Mapped[int | None] = mapped_column(Id)
     last_public_at: Mapped[datetime | None]
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    contract: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         Index("ix_tickets_status", "status"),
