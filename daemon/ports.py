@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from daemon.core.record import IncidentRecord
 from daemon.core.domain import (
     Attachment,
     Event,
@@ -23,6 +22,7 @@ from daemon.core.domain import (
     StoredMessage,
     Ticket,
 )
+from daemon.core.record import IncidentRecord
 
 
 class Clock(Protocol):

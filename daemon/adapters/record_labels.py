@@ -295,7 +295,7 @@ STATUSES: dict[str, dict[str, str]] = {
     },
 }
 
-_MONTHS_EN = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+_MONTHS_EN = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 def language(value: str | None) -> str:
@@ -303,7 +303,7 @@ def language(value: str | None) -> str:
 
 
 def moment(value: datetime | None, zone: ZoneInfo, lang: str) -> str:
-    """"26 Oct 2026, 09:00 CET" / "26.10.2026, 09:00 CET": the zone's
+    """ "26 Oct 2026, 09:00 CET" / "26.10.2026, 09:00 CET": the zone's
     abbreviation keeps the hour that repeats when summer time ends apart."""
     if value is None:
         return "—"
@@ -345,7 +345,7 @@ def target_size(target: Target, lang: str, always: bool) -> str:
 
 def result(target: Target, lang: str) -> str:
     t = LABELS[lang]
-    words = t[target.state] if target.state in t else target.state
+    words = t.get(target.state, target.state)
     if target.by and target.state in ("met", "breached"):
         words += f" ({t['by_' + target.by]})" if f"by_{target.by}" in t else ""
     return words

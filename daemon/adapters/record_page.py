@@ -146,8 +146,11 @@ class _View:
                 for p in (sla.pauses if sla else ())
             ],
             "breaches": [
-                {"at": self.when(b.at), "target": self.t.get(b.target, b.target),
-                 "due": self.when(b.due)}
+                {
+                    "at": self.when(b.at),
+                    "target": self.t.get(b.target, b.target),
+                    "due": self.when(b.due),
+                }
                 for b in (sla.breaches if sla else ())
             ],
             "escalations": [

@@ -29,7 +29,7 @@ from daemon.core.record import CLIENT, IncidentRecord
 from daemon.service.wiring import App
 from tests.conftest import DATA, write_config
 from tests.support.clock import ManualClock
-from tests.support.flow import ingest, last_out
+from tests.support.flow import ingest
 from tests.support.mail import make_mail
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -78,9 +78,7 @@ def requester_says(app: App, number: int, body: str, subject: str) -> None:
 
 def open_ticket(app: App, moment: datetime, subject: str, body: str = "") -> int:
     move(app, moment)
-    outcome = ingest(
-        app, make_mail(subject=subject, body=body or "Hello,\nnothing works.\nJan\n")
-    )
+    outcome = ingest(app, make_mail(subject=subject, body=body or "Hello,\nnothing works.\nJan\n"))
     assert outcome.outcome == "created"
     return int(outcome.ticket)
 
@@ -112,7 +110,7 @@ def targets(rec: IncidentRecord) -> dict[str, Any]:
 
 
 def office_ticket(app: App) -> int:
-    """"Mail server down": P2 on the office calendar (response 1 h, resolution
+    """ "Mail server down": P2 on the office calendar (response 1 h, resolution
     8 h), opened Wednesday 2026-11-25 10:00 Warsaw. Response due 11:00,
     resolution due Thursday 09:00 (Wednesday 10-17 is 7 h, Thursday 08-09 1 h).
 
@@ -137,8 +135,13 @@ def office_ticket(app: App) -> int:
     move(app, at("2026-11-25 14:00"))
     requester_says(app, n, "It is the main office server.", subject)
     move(app, at("2026-11-26 10:00"))
-    act(app, n, lambda c: closure.resolve(c, "fixed", "Freed the mail spool disk and "
-                                          "moved the logs to the archive volume."))
+    act(
+        app,
+        n,
+        lambda c: closure.resolve(
+            c, "fixed", "Freed the mail spool disk and moved the logs to the archive volume."
+        ),
+    )
     move(app, at("2026-11-26 11:00"))
     requester_says(app, n, "Yes, it works now, thank you.", subject)
     return n
@@ -202,7 +205,7 @@ def test_timeline_is_in_order_and_marks_internal_notes(desk: App) -> None:
 
 
 def test_always_calendar_across_the_dst_change(desk: App) -> None:
-    """"Phones down" is P1 on the 24×7 calendar (response 15 min, resolution
+    """ "Phones down" is P1 on the 24×7 calendar (response 15 min, resolution
     4 h). Opened Sunday 2026-10-25 00:30 UTC (02:30 CEST, half an hour before
     the clocks go back): resolution due 04:30 UTC, which is 05:30 CET: three
     hours on the wall clock, four real ones. The reply at 00:50 UTC is 20 min
@@ -213,8 +216,12 @@ def test_always_calendar_across_the_dst_change(desk: App) -> None:
     move(desk, at("2026-10-25 00:50", UTC_ZONE))
     act(desk, n, lambda c: actions.reply(c, "Technician on the way."), actor="piotr@example.com")
     move(desk, at("2026-10-25 03:30", UTC_ZONE))
-    act(desk, n, lambda c: closure.resolve(c, "fixed", "Replaced the PBX power supply."),
-        actor="piotr@example.com")
+    act(
+        desk,
+        n,
+        lambda c: closure.resolve(c, "fixed", "Replaced the PBX power supply."),
+        actor="piotr@example.com",
+    )
     rec = the_record(desk, n)
     t = targets(rec)
     assert rec.priority == "P1" and rec.sla is not None and rec.sla.always
@@ -246,7 +253,12 @@ def test_office_calendar_across_the_dst_change(desk: App) -> None:
     move(desk, at("2026-10-27 12:00"))
     act(desk, n, lambda c: closure.resolve(c, "fixed", "Cleaned the fuser."))
     move(desk, at("2026-10-27 13:00"))
-    act(desk, n, lambda c: closure.close(c, "Confirmed by phone with Jan."), actor="lead@example.com")
+    act(
+        desk,
+        n,
+        lambda c: closure.close(c, "Confirmed by phone with Jan."),
+        actor="lead@example.com",
+    )
     rec = the_record(desk, n)
     t = targets(rec)
     assert rec.priority == "P3"
