@@ -23,16 +23,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("tickets", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("restoration_due", models.UTCDateTime(timezone=True), nullable=True)
-        )
-        batch_op.add_column(
-            sa.Column("restored_at", models.UTCDateTime(timezone=True), nullable=True)
-        )
+    # Plain ALTER TABLE (SQLite has had ADD and DROP COLUMN since 3.35): a
+    # batch copy of `tickets` would trip the foreign keys pointing at it.
+    op.add_column(
+        "tickets", sa.Column("restoration_due", models.UTCDateTime(timezone=True), nullable=True)
+    )
+    op.add_column(
+        "tickets", sa.Column("restored_at", models.UTCDateTime(timezone=True), nullable=True)
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("tickets", schema=None) as batch_op:
-        batch_op.drop_column("restored_at")
-        batch_op.drop_column("restoration_due")
+    op.drop_column("tickets", "restored_at")
+    op.drop_column("tickets", "restoration_due")
