@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from daemon.app import slaclock
+from daemon.app import slaclock, slastate
 from daemon.app.actions import ActionRefused, Ctx, _set_status
 from daemon.app.tickets import queue_mail, thread_of
-from daemon.core import lifecycle
+from daemon.core import businesstime, lifecycle
 from daemon.core.domain import OPEN_STATES, Attachment
 from daemon.mail.attachparts import NO_FILES, Plan
 
@@ -55,6 +55,7 @@ def workaround(
     first = ticket.restored_at is None
     if first:
         ticket.restored_at = ctx.now
+        ticket.extra[slastate.RESTORED_PAUSED_KEY] = _paused_so_far(ctx)
     due = slaclock.target_due(ticket, "restoration") or ticket.resolution_due
     target = lifecycle.on_agent_reply(ticket.status, pending=pending_after)
     if target != ticket.status:
@@ -82,3 +83,13 @@ def workaround(
         met=due is None or (ticket.restored_at or ctx.now) <= due,
         message_id=mail.message_id,
     )
+
+
+def _paused_so_far(ctx: Ctx) -> float:
+    """Business seconds the clock stood until now, the running pause included."""
+    ticket = ctx.ticket
+    paused = ticket.paused_seconds
+    policy = slaclock.policy_of(ticket, ctx.rt.rules)
+    if ticket.paused_at is not None and policy is not None:
+        paused += businesstime.business_seconds(policy.calendar, ticket.paused_at, ctx.now)
+    return paused

@@ -13,6 +13,10 @@ from daemon.core import businesstime, sla
 from daemon.core.domain import Status, Ticket
 from daemon.rules.ruleset import Rules
 
+#: Ticket.extra: business seconds the clock stood before the first workaround
+#: (the report's restoration time leaves them out).
+RESTORED_PAUSED_KEY = "restoration_paused_s"
+
 
 def restored_moment(ticket: Ticket) -> datetime | None:
     """When the service was back: the first workaround, else the resolution."""
