@@ -360,6 +360,8 @@ def _update(tx: Tx, rt: Runtime, ticket: Ticket, plan: slaclock.PlannedTimer, no
     happened = what_happened(tx.events.of_ticket(ticket.number), since, rt.rules.agent_name)
     if ticket.first_responded_at is None:
         step, due = "first_response", ticket.first_response_due
+    elif ticket.restored_at is not None:  # a workaround runs; the permanent fix follows
+        step, due = "permanent_fix", None
     else:
         step, due = "resolution", ticket.resolution_due
     cc = (

@@ -155,6 +155,7 @@ def build_parser() -> Parser:
             "cancel",
             "reopen",
             "merge",
+            "workaround",
         ],
     )
     p.add_argument("args", nargs="*", help="the action's argument (an agent, a state, text)")
@@ -173,7 +174,11 @@ def build_parser() -> Parser:
         help="a file the reply carries (repeatable)",
     )
     p.add_argument("--code", help="resolution code (resolve)")
-    p.add_argument("--note", help="resolution note (resolve) or a note (close, cancel)")
+    p.add_argument(
+        "--note",
+        help="resolution note (resolve), the workaround mailed to the requester "
+        "(workaround) or a note (close, cancel)",
+    )
     _common(p, now=True, json=True, writes=True)
 
     p = sub.add_parser("record", help="the complete incident record of a ticket (SPEC §8)")

@@ -59,6 +59,12 @@ class SlaPolicy:
     response: Duration
     resolution: Duration
     update_every: Duration
+    #: Service restored (a workaround) by; None: restoration counts against `resolution`.
+    restoration: Duration | None = None
+
+    @property
+    def restoration_target(self) -> Duration:
+        return self.restoration if self.restoration is not None else self.resolution
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,8 @@ class TicketRow(Base):
     first_responded_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    restoration_due: Mapped[datetime | None]
+    restored_at: Mapped[datetime | None]
     paused_at: Mapped[datetime | None]
     paused_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
