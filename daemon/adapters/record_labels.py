@@ -295,6 +295,11 @@ STATUSES: dict[str, dict[str, str]] = {
     },
 }
 
+LEVELS: dict[str, dict[str, str]] = {
+    "en": {"high": "high", "medium": "medium", "low": "low"},
+    "pl": {"high": "wysoki", "medium": "średni", "low": "niski"},
+}
+
 _MONTHS_EN = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -315,14 +320,17 @@ def moment(value: datetime | None, zone: ZoneInfo, lang: str) -> str:
 
 
 def duration(seconds: float | None, lang: str) -> str:
-    """Business time as "26 h 05 min" (hours: a business day is not 24 h)."""
+    """Business time as "26 h 05 min", "3 h", "20 min" (hours, not days: a
+    business day is not 24 h)."""
     if seconds is None:
         return "—"
     t = LABELS[lang]
     minutes = round(max(seconds, 0) / 60)
     hours, minutes = divmod(minutes, 60)
-    if hours:
+    if hours and minutes:
         return f"{hours} {t['hours']} {minutes:02d} {t['minutes']}"
+    if hours:
+        return f"{hours} {t['hours']}"
     return f"{minutes} {t['minutes']}"
 
 
@@ -346,7 +354,7 @@ def target_size(target: Target, lang: str, always: bool) -> str:
 def result(target: Target, lang: str) -> str:
     t = LABELS[lang]
     words = t.get(target.state, target.state)
-    if target.by and target.state in ("met", "breached"):
+    if target.by and target.state == "met":
         words += f" ({t['by_' + target.by]})" if f"by_{target.by}" in t else ""
     return words
 

@@ -66,6 +66,16 @@ class _View:
     def status(self, value: str) -> str:
         return words.STATUSES[self.lang].get(value, value)
 
+    def value(self, name: str, value: str | None) -> str:
+        """A field's value in words: states and impact/urgency levels."""
+        if value is None:
+            return "—"
+        if name == "status":
+            return self.status(value)
+        if name in ("impact", "urgency"):
+            return words.LEVELS[self.lang].get(value, value)
+        return value
+
     def channel(self) -> str:
         return self.t.get(self.r.channel, self.r.channel)
 
@@ -105,17 +115,9 @@ class _View:
                 "at": self.when(c.at),
                 "field": self.t.get(c.field, c.field),
                 "change": (
-                    self.status(c.new or "")
-                    if c.old is None and c.field == "status"
-                    else (
-                        c.new or "—"
-                        if c.old is None
-                        else (
-                            f"{self.status(c.old)} → {self.status(c.new or '')}"
-                            if c.field == "status"
-                            else f"{c.old} → {c.new or '—'}"
-                        )
-                    )
+                    self.value(c.field, c.new)
+                    if c.old is None
+                    else f"{self.value(c.field, c.old)} → {self.value(c.field, c.new)}"
                 ),
                 "by": c.actor,
                 "reason": self.t["opened"] if c.reason == "opened" else (c.reason or ""),
@@ -127,6 +129,8 @@ class _View:
             "t": self.t,
             "r": r,
             "status": self.status(r.status),
+            "impact": self.value("impact", r.impact),
+            "urgency": self.value("urgency", r.urgency),
             "channel": self.channel(),
             "reported_at": self.when(r.reported_at),
             "generated_at": self.when(r.generated_at),
@@ -236,7 +240,7 @@ def render_text(record: IncidentRecord, lang: str | None = None) -> str:
         out.extend(f"    | {line}" for line in c["reported"].splitlines())
     section(t["classification"])
     for key in ("category", "impact", "urgency", "priority", "group", "assignee"):
-        row(t[key], getattr(r, key))
+        row(t[key], c[key] if key in ("impact", "urgency") else getattr(r, key))
     if c["changes"]:
         out.append(f"  {t['changes']}:")
         for ch in c["changes"]:

@@ -64,9 +64,10 @@ INTERNAL_EVENTS = frozenset(
         "verification_unclear",
     }
 )
-#: Outgoing mail a person wrote: the record keeps its text (automatic mail,
-#: acknowledgements, notices, requests to confirm, shows its subject only).
-WRITTEN_OUT = frozenset({"agent_reply", "workaround", "internal_note", "command_result"})
+#: Outgoing mail a person wrote: the record keeps its text. Other mail
+#: (acknowledgements, notices, requests to confirm, the workaround's mail,
+#: whose words the workaround event shows) is shown by its subject.
+WRITTEN_OUT = frozenset({"agent_reply", "internal_note"})
 #: How many lines of the request the record quotes as "what was reported".
 REPORTED_LINES = 8
 REPORTED_CHARS = 1200

@@ -147,11 +147,20 @@ def figures(ticket: Ticket, events: Sequence[Event], rules: Rules, now: datetime
             now,
         ),
     )
-    breaches = tuple(
+    recorded = [
         Breach(e.at, str(e.detail.get("target", "")), parse_moment(e.detail.get("due")))
         for e in events
         if e.type == "sla_breach"
-    )
+    ]
+    # A target missed while no sweep ran (or after its timer was gone) is a
+    # breach all the same: at its due moment.
+    seen = {b.target for b in recorded}
+    missed = [
+        Breach(t.due, t.name, t.due)
+        for t in targets
+        if t.state in ("breached", "late") and t.due is not None and t.name not in seen
+    ]
+    breaches = tuple(sorted([*recorded, *missed], key=lambda b: b.at))
     escalations = tuple(
         Escalation(
             e.at,

@@ -237,7 +237,7 @@ def test_always_calendar_across_the_dst_change(desk: App) -> None:
     # Shown in Warsaw time, the zone named: the wall clock went back an hour.
     text = render_text(rec)
     assert "25 Oct 2026, 02:30 CEST" in text and "25 Oct 2026, 05:30 CET" in text
-    assert "3 h 00 min" in text and "20 min" in text
+    assert "business time taken 3 h;" in text and "business time taken 20 min;" in text
 
 
 def test_office_calendar_across_the_dst_change(desk: App) -> None:
@@ -271,7 +271,7 @@ def test_office_calendar_across_the_dst_change(desk: App) -> None:
     assert (rec.closure.how, rec.closure.by) == ("agent", "lead@example.com")
     assert rec.closure.words == "Confirmed by phone with Jan."
     text = render_text(rec)
-    assert "3 business days" in text and "15 h 00 min" in text
+    assert "3 business days" in text and "business time taken 15 h;" in text
 
 
 # --- attachments ---------------------------------------------------------------------------
