@@ -207,7 +207,9 @@ def render_html(record: IncidentRecord, lang: str | None = None) -> str:
     """The record as one printable page in its ticket's language."""
     view = _View(record, lang)
     css = (HERE / "record.css").read_text(encoding="utf-8")
-    return _ENV.get_template("record.html").render(css=css, **view.context())
+    # Whatever a field brought (a subject, a name), no control or bidi override
+    # reaches the page.
+    return _clean(_ENV.get_template("record.html").render(css=css, **view.context()))
 
 
 def render_text(record: IncidentRecord, lang: str | None = None) -> str:
@@ -314,7 +316,7 @@ def render_text(record: IncidentRecord, lang: str | None = None) -> str:
         out.append(f"      sha256 {f['sha256']}")
         out.append(f"      {t['message']}: {f['message']}, {f['from']}")
         out.append(f"      {f['command']}")
-    return "\n".join(_clean(line) if "\n" not in line else line for line in out) + "\n"
+    return _clean("\n".join(out)) + "\n"
 
 
 class RecordPages:
