@@ -10,7 +10,7 @@ may use it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -179,8 +179,3 @@ class IncidentRecord:
     linked_to: str | None
     timeline: tuple[Entry, ...]
     files: tuple[FileEntry, ...]
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def internal_count(self) -> int:
-        return sum(1 for e in self.timeline if e.internal)
