@@ -22,6 +22,7 @@ from daemon.core.domain import (
     StoredMessage,
     Ticket,
 )
+from daemon.core.record import IncidentRecord
 
 
 class Clock(Protocol):
@@ -455,3 +456,9 @@ class Renderer(Protocol):
     """Turns a template name and context into subject, text and HTML."""
 
     def render(self, language: str, name: str, context: dict[str, Any]) -> Rendered: ...
+
+
+class RecordPages(Protocol):
+    """Lays out an incident record as one self-contained HTML page (SPEC §8)."""
+
+    def html(self, record: IncidentRecord) -> str: ...

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from daemon.app import slaclock
+from daemon.app import slaclock, slastate
 from daemon.app.status import status_report
 from daemon.config import Settings
 from daemon.core import businesstime
@@ -144,7 +144,7 @@ def row(
         group=ticket.group,
         assignee=ticket.assignee,
         status=str(ticket.status),
-        sla_state=slaclock.state(ticket, rules, now, seconds=seconds),
+        sla_state=slastate.state(ticket, rules, now, seconds=seconds),
         target=deadline.target if deadline else None,
         due=deadline.due if deadline else None,
         seconds_left=left,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from daemon.app import slaclock
+from daemon.app import record_mail, slaclock
 from daemon.app.actions import ActionRefused, Ctx, _move, _set_status, notify_agents
 from daemon.app.tickets import queue_mail, record_event, thread_of, with_first_line
 from daemon.core import businesstime, lifecycle
@@ -199,19 +199,23 @@ def remind_verification(ctx: Ctx) -> None:
 
 
 def _tell_requester(ctx: Ctx, template: str) -> None:
+    """The ticket is closed: what they reported and how it was solved, with
+    the incident record when their contract asks for it (SPEC §8)."""
     ticket = ctx.ticket
+    summary = record_mail.closing(ctx.tx, ctx.rt, ticket, ctx.now)
     mail = ctx.rt.composer.compose(
         template=template,
         kind=template,
         ticket=ticket,
         to=[ticket.requester],
         cc=with_first_line(ticket),
-        context={},
+        context=summary.context,
         now=ctx.now,
         thread=thread_of(ctx.tx, ticket, requester=True),
         auto_submitted="auto-generated" if template == "auto_closed" else "auto-replied",
+        attachments=summary.plan,
     )
-    queue_mail(ctx.tx, ctx.rt, ticket, mail, ctx.now)
+    queue_mail(ctx.tx, ctx.rt, ticket, mail, ctx.now, files=summary.files)
 
 
 def cancel(ctx: Ctx, reason: str | None = None) -> None:

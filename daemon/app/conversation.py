@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from daemon.app import actions, agent_notices, closure
+from daemon.app import actions, agent_notices, closure, restoration
 from daemon.app.actions import ActionRefused, Ctx
 from daemon.app.notify import Thread
 from daemon.app.tickets import SYSTEM, Actor, Runtime, carried, record_event, record_inbound
@@ -239,6 +239,9 @@ def _apply(ctx: Ctx, block: commands.CommandBlock, msg: ParsedMessage, inbound_i
         return
     if block.has("internal") or block.has("close"):
         actions.note(ctx, rest)
+    elif block.has("workaround"):  # the text is the workaround, mailed to the requester
+        files = carried(ctx.tx, ctx.rt, row, msg.attachments, msg.html)
+        restoration.workaround(ctx, rest, pending_after=block.has("pending"), attachments=files)
     else:
         files = carried(ctx.tx, ctx.rt, row, msg.attachments, msg.html)
         actions.reply(ctx, rest, pending_after=block.has("pending"), attachments=files)

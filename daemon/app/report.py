@@ -21,6 +21,18 @@ count as opened and nothing else. Priority and group are the ticket's
 current ones. Medians are the usual median; p90 is the nearest-rank 90th
 percentile (an observed value), both rounded to whole seconds; compliance is
 met / (met + breached), rounded to 4 places, or null when nothing counted.
+
+Restoration (SPEC §8) is a third target, counted the same way: its moment is
+the first workaround (`restored_at`), else the resolution (a fix restores the
+service too); its deadline is `restoration_due`, which is the resolution
+deadline when the SLA row names no `restoration`. Restoration time leaves out
+the time paused before the workaround. `resolution_or_workaround_compliance`
+is the client's "time to resolution or workaround" KPI: a ticket restored by a
+workaround within its restoration target counts as met (at the workaround),
+else its resolution counts as in `resolution_compliance`, which stays the
+strict figure beside it. A missed restoration is a breach of its own (in
+`breaches`) only when the row names its own target; otherwise it is the
+resolution breach already counted.
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from daemon.app import slastate
 from daemon.core import businesstime
 from daemon.core.domain import OPEN_STATES, Event, Status, Ticket
 from daemon.rules.ruleset import Rules
@@ -54,6 +67,10 @@ KPI_FIELDS = (
     "resolution_median_s",
     "resolution_p90_s",
     "breaches",
+    "restoration_compliance",
+    "resolution_or_workaround_compliance",
+    "restoration_median_s",
+    "restoration_p90_s",
 )
 
 
@@ -84,6 +101,9 @@ class _Facts:
     outcomes: list[Outcome]
     response_s: float | None  # business seconds to the first response, if in the period
     resolution_s: float | None  # business seconds to resolution, if in the period
+    restoration: Outcome | None = None  # the restoration target, if it counts
+    either: Outcome | None = None  # restored in time, or resolved: the client's KPI
+    restoration_s: float | None = None  # business seconds to restoration, if in the period
 
 
 def build(
@@ -139,7 +159,39 @@ def _facts(ticket: Ticket, rules: Rules, period: Period, end: datetime) -> _Fact
         assert resolved_at is not None
         spent = businesstime.business_seconds(cal, ticket.created_at, resolved_at)
         resolution_s = max(spent - ticket.paused_seconds, 0.0)
-    return _Facts(ticket, opened, resolved, outcomes, response_s, resolution_s)
+    facts = _Facts(ticket, opened, resolved, outcomes, response_s, resolution_s)
+    _restoration(facts, cal, own_target=bool(policy and policy.restoration), period=period, end=end)
+    return facts
+
+
+def _restoration(
+    facts: _Facts,
+    cal: businesstime.Calendar | None,
+    *,
+    own_target: bool,
+    period: Period,
+    end: datetime,
+) -> None:
+    """The restoration outcome and time, and the "resolution or workaround" one."""
+    ticket = facts.ticket
+    due = slastate.restoration_deadline(ticket)
+    restored = slastate.restored_moment(ticket)
+    facts.restoration = _outcome(ticket, cal, "restoration", due, restored, period, end)
+    if own_target and facts.restoration is not None and not facts.restoration.met:
+        facts.outcomes.append(facts.restoration)
+    if ticket.restored_at is None:
+        facts.restoration_s = facts.resolution_s
+    elif cal is not None and _within(ticket.restored_at, period) and ticket.restored_at < end:
+        spent = businesstime.business_seconds(cal, ticket.created_at, ticket.restored_at)
+        paused = ticket.extra.get(slastate.RESTORED_PAUSED_KEY, ticket.paused_seconds)
+        facts.restoration_s = max(spent - float(paused), 0.0)
+    if slastate.restored_in_time(ticket):
+        assert ticket.restored_at is not None and due is not None
+        if ticket.restored_at < end and ticket.restored_at >= period.since:
+            facts.either = Outcome("resolution_or_workaround", True, due, ticket.restored_at, 0.0)
+        return
+    strict = next((o for o in facts.outcomes if o.target == "resolution"), None)
+    facts.either = strict
 
 
 def _outcome(
@@ -186,6 +238,7 @@ def _kpis(facts: Sequence[_Facts]) -> dict[str, Any]:
     outcomes = [o for f in facts for o in f.outcomes]
     responses = [f.response_s for f in facts if f.response_s is not None]
     resolutions = [f.resolution_s for f in facts if f.resolution_s is not None]
+    restorations = [f.restoration_s for f in facts if f.restoration_s is not None]
     return {
         "opened": sum(f.opened for f in facts),
         "resolved": sum(f.resolved for f in facts),
@@ -196,6 +249,10 @@ def _kpis(facts: Sequence[_Facts]) -> dict[str, Any]:
         "resolution_median_s": _median(resolutions),
         "resolution_p90_s": _p90(resolutions),
         "breaches": sum(not o.met for o in outcomes),
+        "restoration_compliance": _compliance(f.restoration for f in facts if f.restoration),
+        "resolution_or_workaround_compliance": _compliance(f.either for f in facts if f.either),
+        "restoration_median_s": _median(restorations),
+        "restoration_p90_s": _p90(restorations),
     }
 
 
@@ -312,6 +369,7 @@ def format_text(report: dict[str, Any]) -> str:
     header = (
         f"{'':<16}{'opened':>7}{'resolved':>9}{'response':>10}{'resolution':>11}"
         f"{'1st resp med':>13}{'p90':>9}{'resol. med':>11}{'p90':>10}{'breaches':>9}"
+        f"{'restore':>9}{'res./wa':>9}{'restor. med':>12}{'p90':>10}"
     )
     for title, rows in (
         ("By priority", report["by_priority"]),
@@ -328,6 +386,10 @@ def format_text(report: dict[str, Any]) -> str:
                 f"{duration_text(k['first_response_p90_s']):>9}"
                 f"{duration_text(k['resolution_median_s']):>11}"
                 f"{duration_text(k['resolution_p90_s']):>10}{k['breaches']:>9}"
+                f"{_percent(k['restoration_compliance']):>9}"
+                f"{_percent(k['resolution_or_workaround_compliance']):>9}"
+                f"{duration_text(k['restoration_median_s']):>12}"
+                f"{duration_text(k['restoration_p90_s']):>10}"
             )
         lines.append("")
     backlog = report["backlog"]
@@ -337,6 +399,11 @@ def format_text(report: dict[str, Any]) -> str:
         f"Backlog at {backlog['as_of']}: {backlog['total']}",
         f"  by state:    {states}",
         f"  by priority: {prios}",
+        "",
+    ]
+    lines += [
+        "restore: restoration compliance; res./wa: resolution or workaround "
+        "(restored within the restoration target, or resolved in time)",
         "",
     ]
     esc = report["escalations"]

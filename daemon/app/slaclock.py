@@ -35,13 +35,14 @@ from typing import Any
 from daemon.core import businesstime, sla
 from daemon.core.domain import Event, Status, Ticket
 from daemon.ports import Tx
+from daemon.rules import slatable
 from daemon.rules.ruleset import Rules, SlaPolicy
 
 SLA = "sla"
 UPDATE = "update"
 #: The timer kinds this module owns; other kinds (reminders ...) are left alone.
 KINDS = (SLA, UPDATE)
-TARGETS = ("response", "resolution")
+TARGETS = ("response", "restoration", "resolution")
 #: Share of a target at which its state turns `warning` (and `sla_warning` fires).
 WARN_SHARE = 0.75
 
@@ -50,6 +51,8 @@ WARN_SHARE = 0.75
 _PRIORITY_KEY = "sla_priority"  # the priority the deadlines were computed for
 _RESUMED_KEY = "sla_resumed_at"  # the last time the clock ran again
 _UPDATE_TRIED_KEY = "update_tried_at"  # the last status update that was held back
+#: The SLA table the ticket opened under (`daemon.rules.slatable`).
+SLA_TABLE_KEY = "sla_table"
 
 _SYSTEM = "spocd"
 
@@ -65,7 +68,16 @@ class PlannedTimer:
 
 
 def policy_of(ticket: Ticket, rules: Rules) -> SlaPolicy | None:
-    return rules.sla.get(ticket.priority)
+    """The ticket's SLA row: from the table it opened under (kept in
+    `extra`, SPEC §7), so a reload or a removed contract leaves it on its
+    targets and `#priority` takes the new row of the same table. A ticket
+    without one (opened before contracts, or read without `extra` like the
+    board's `clocks`) gets its contract's current row, else the top-level one."""
+    stored = ticket.extra.get(SLA_TABLE_KEY) if ticket.extra else None
+    table = slatable.decode(stored) if stored is not None else None
+    if table is None:
+        table = rules.sla_table(ticket.contract)
+    return table.get(ticket.priority)
 
 
 # --- deadlines ---------------------------------------------------------------
@@ -85,6 +97,10 @@ def set_deadlines(ticket: Ticket, rules: Rules) -> None:
     ticket.resolution_due = sla.retarget(
         policy.calendar, ticket.created_at, policy.resolution, shift
     )
+    if ticket.restored_at is None:
+        ticket.restoration_due = sla.retarget(
+            policy.calendar, ticket.created_at, policy.restoration_target, shift
+        )
 
 
 def _move_deadlines(ticket: Ticket, rules: Rules, since: datetime, now: datetime) -> float:
@@ -99,6 +115,8 @@ def _move_deadlines(ticket: Ticket, rules: Rules, since: datetime, now: datetime
         ticket.first_response_due = sla.resume_deadline(cal, ticket.first_response_due, since, now)
     if ticket.resolution_due:
         ticket.resolution_due = sla.resume_deadline(cal, ticket.resolution_due, since, now)
+    if ticket.restored_at is None and ticket.restoration_due:
+        ticket.restoration_due = sla.resume_deadline(cal, ticket.restoration_due, since, now)
     ticket.paused_seconds += spent
     return spent
 
@@ -185,6 +203,7 @@ def align_clock(ticket: Ticket, rules: Rules, now: datetime) -> list[tuple[str, 
 def _deadlines(ticket: Ticket) -> dict[str, str | None]:
     return {
         "first_response_due": _iso(ticket.first_response_due),
+        "restoration_due": _iso(ticket.restoration_due),
         "resolution_due": _iso(ticket.resolution_due),
     }
 
@@ -208,31 +227,49 @@ def step_key(share: float) -> str:
 
 
 def target_due(ticket: Ticket, target: str) -> datetime | None:
-    return ticket.first_response_due if target == "response" else ticket.resolution_due
+    if target == "response":
+        return ticket.first_response_due
+    if target == "restoration":
+        return ticket.restoration_due
+    return ticket.resolution_due
 
 
-def live_targets(ticket: Ticket) -> list[str]:
-    """Targets whose clock runs now: none while paused, pending, no longer open
-    or merged into another ticket; the response target until the first response."""
-    if (
+def clock_runs(ticket: Ticket) -> bool:
+    """False while paused, pending, no longer open or merged into another ticket."""
+    return not (
         not ticket.is_open
         or ticket.status == Status.PENDING
         or ticket.paused_at is not None
         or ticket.merged_into is not None
-    ):
+    )
+
+
+def live_targets(ticket: Ticket, policy: SlaPolicy | None = None) -> list[str]:
+    """Targets whose clock runs now: none while the clock stands; the response
+    target until the first response; restoration (when `policy` names its own
+    target) and resolution until the service is restored (SPEC §8: once a
+    workaround restored it, no resolution warning, breach or escalation fires;
+    the resolution deadline stays for the strict figure of the report)."""
+    if not clock_runs(ticket):
         return []
     live = []
     if ticket.first_responded_at is None and ticket.first_response_due is not None:
         live.append("response")
-    if ticket.resolution_due is not None:
-        live.append("resolution")
+    if ticket.restored_at is None:
+        if policy is not None and policy.restoration is not None and ticket.restoration_due:
+            live.append("restoration")
+        if ticket.resolution_due is not None:
+            live.append("resolution")
     return live
 
 
 def target_seconds(policy: SlaPolicy, ticket: Ticket, target: str) -> float:
     """The target itself in business seconds, counted from creation: pauses
     move the deadline, never the size of the target."""
-    duration = policy.response if target == "response" else policy.resolution
+    duration = {
+        "response": policy.response,
+        "restoration": policy.restoration_target,
+    }.get(target, policy.resolution)
     cal = policy.calendar
     end = businesstime.add_business(cal, ticket.created_at, duration)
     return businesstime.business_seconds(cal, ticket.created_at, end)
@@ -306,20 +343,20 @@ def plan_timers(
     acting, so a timer the ticket no longer warrants never fires.
     """
     policy = policy_of(ticket, rules)
-    targets = live_targets(ticket)
-    if policy is None or not targets:
+    if policy is None or not clock_runs(ticket) or ticket.resolution_due is None:
         return []
     cal = policy.calendar
     planned: list[PlannedTimer] = []
-    for target in targets:
+    for target in live_targets(ticket, policy):
         steps: list[tuple[str, float, dict[str, Any]]] = [
             (f"{target}:warning", WARN_SHARE, {"event": "warning"}),
             (f"{target}:breach", 1.0, {"event": "breach"}),
-            *(
+        ]
+        if target != "restoration":  # the ladder climbs on response and resolution
+            steps += [
                 (f"{target}:{step_key(step.share)}", step.share, {"step": i})
                 for i, step in enumerate(rules.escalation)
-            ),
-        ]
+            ]
         if only is not None:
             steps = [s for s in steps if (SLA, s[0]) == only]
         if not steps:
@@ -359,6 +396,8 @@ def clock_inputs(ticket: Ticket) -> tuple[Any, ...]:
         ticket.paused_seconds,
         ticket.first_response_due,
         ticket.resolution_due,
+        ticket.restoration_due,
+        ticket.restored_at,
         ticket.first_responded_at,
         ticket.resolved_at,
         update_basis(ticket),
@@ -431,61 +470,3 @@ def record_response(tx: Tx, ticket: Ticket, now: datetime) -> bool:
         ),
     )
     return True
-
-
-# --- state -------------------------------------------------------------------------
-
-
-def state(
-    ticket: Ticket,
-    rules: Rules,
-    now: datetime,
-    warn_share: float = WARN_SHARE,
-    seconds: businesstime.Timeline | None = None,
-) -> str:
-    """`sla_state` of the ticket JSON: ok | warning | breached | paused | met.
-    `seconds`: a timeline shared by many tickets (the SLA board), same result."""
-    policy = policy_of(ticket, rules)
-    if policy is None or ticket.resolution_due is None:
-        return "ok"
-    cal = policy.calendar
-    if ticket.status in (Status.RESOLVED, Status.CLOSED, Status.CANCELLED):
-        done = ticket.resolved_at or ticket.closed_at or now
-        response_late = (
-            ticket.first_response_due is not None
-            and (ticket.first_responded_at or done) > ticket.first_response_due
-        )
-        late = done > ticket.resolution_due or response_late
-        return "breached" if late else "met"
-    states = []
-    if ticket.first_response_due is not None:
-        states.append(
-            sla.sla_state(
-                now,
-                due=ticket.first_response_due,
-                start=ticket.created_at,
-                cal=cal,
-                met_at=ticket.first_responded_at,
-                warn_share=warn_share,
-                paused_seconds=ticket.paused_seconds,
-                seconds=seconds,
-            )
-        )
-    paused = ticket.paused_at is not None
-    states.append(
-        sla.sla_state(
-            now,
-            due=ticket.resolution_due,
-            start=ticket.created_at,
-            cal=cal,
-            paused=paused,
-            warn_share=warn_share,
-            paused_seconds=ticket.paused_seconds,
-            seconds=seconds,
-        )
-    )
-    if "breached" in states:
-        return "breached"
-    if paused:
-        return "paused"
-    return str(sla.combine_states(*states))

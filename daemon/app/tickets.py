@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from daemon.app.notify import Composer, Thread
-from daemon.app.slaclock import align_clock, set_deadlines, store_timers
+from daemon.app.slaclock import SLA_TABLE_KEY, align_clock, set_deadlines, store_timers
 from daemon.config import Settings
 from daemon.core.domain import (
     Attachment,
@@ -27,7 +27,7 @@ from daemon.core.domain import (
 from daemon.mail import attachparts
 from daemon.mail.attachparts import Plan
 from daemon.mail.threads import clean_subject
-from daemon.ports import Tx
+from daemon.ports import RecordPages, Tx
 from daemon.rules.ruleset import Decision, Rules
 
 
@@ -38,6 +38,7 @@ class Runtime:
     settings: Settings
     rules: Rules
     composer: Composer
+    record_pages: RecordPages | None = None  # the HTML record a closure mail may carry
 
     @property
     def prefix(self) -> str:
@@ -118,7 +119,11 @@ def open_ticket(
         rules_version=rt.rules.version,
         linked_to=linked_to,
         extra=dict(extra or {}),
+        contract=decision.contract,
     )
+    # The targets it opens under stay with it (SPEC §7: a reload changes
+    # only tickets opened after it).
+    ticket.extra[SLA_TABLE_KEY] = rt.rules.sla_snapshot(decision.contract)
     set_deadlines(ticket, rt.rules)
     align_clock(ticket, rt.rules, now)  # notes the priority the deadlines are for
     tx.tickets.create(ticket)
@@ -139,6 +144,8 @@ def open_ticket(
         category=ticket.category,
         group=ticket.group,
         assignee=ticket.assignee,
+        contract=ticket.contract,
+        contract_reason=decision.contract_reason,
         rules_version=rt.rules.version,
         matched_rules=list(decision.matched),
         linked_to=linked_to,

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from daemon.app import slaclock
+from daemon.app import slastate
 from daemon.core.domain import Attachment, Event, StoredMessage, Ticket
 from daemon.rules.ruleset import Rules
 
@@ -47,10 +47,13 @@ def ticket_json(ticket: Ticket, prefix: str, rules: Rules, now: datetime) -> dic
         "first_responded_at": iso(ticket.first_responded_at),
         "resolved_at": iso(ticket.resolved_at),
         "closed_at": iso(ticket.closed_at),
-        "sla_state": slaclock.state(ticket, rules, now),
+        "restoration_due": iso(ticket.restoration_due),
+        "restored_at": iso(ticket.restored_at),
+        "sla_state": slastate.state(ticket, rules, now),
         "escalation_level": ticket.escalation_level,
         "closure": ticket.closure,
         "message_count": ticket.message_count,
+        "contract": ticket.contract,
         "merged_into": f"{prefix}-{ticket.merged_into}" if ticket.merged_into else None,
         "linked_to": f"{prefix}-{ticket.linked_to}" if ticket.linked_to else None,
         "resolution_code": ticket.resolution_code,
@@ -127,6 +130,8 @@ _MOMENTS = frozenset(
         "resolution_due",
         "resolved_at",
         "closed_at",
+        "restoration_due",
+        "restored_at",
     )
 )
 _COLUMNS = "{:<9} {:<11} {:<3} {:<8} {:<14} {:<24} {:<21} {}"
@@ -179,6 +184,8 @@ def ticket_text(
         "created_at",
         "first_response_due",
         "first_responded_at",
+        "restoration_due",
+        "restored_at",
         "resolution_due",
         "resolved_at",
         "closed_at",

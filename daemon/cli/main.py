@@ -155,6 +155,7 @@ def build_parser() -> Parser:
             "cancel",
             "reopen",
             "merge",
+            "workaround",
         ],
     )
     p.add_argument("args", nargs="*", help="the action's argument (an agent, a state, text)")
@@ -173,8 +174,19 @@ def build_parser() -> Parser:
         help="a file the reply carries (repeatable)",
     )
     p.add_argument("--code", help="resolution code (resolve)")
-    p.add_argument("--note", help="resolution note (resolve) or a note (close, cancel)")
+    p.add_argument(
+        "--note",
+        help="resolution note (resolve), the workaround mailed to the requester "
+        "(workaround) or a note (close, cancel)",
+    )
     _common(p, now=True, json=True, writes=True)
+
+    p = sub.add_parser("record", help="the complete incident record of a ticket (SPEC §8)")
+    p.add_argument("ticket")
+    p.add_argument("--format", choices=["text", "html", "json"], default="text")
+    p.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--client", action="store_true", help="as the client gets it: no internal notes")
+    _common(p, now=True)
 
     p = sub.add_parser("attachment", help="write one stored attachment's bytes")
     p.add_argument("ticket")
@@ -436,6 +448,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "tickets": cmd_passthrough("daemon.cli.commands", "cmd_tickets"),
     "show": cmd_passthrough("daemon.cli.commands", "cmd_show"),
     "attachment": cmd_passthrough("daemon.cli.commands", "cmd_attachment"),
+    "record": cmd_passthrough("daemon.cli.record", "cmd_record"),
     "report": cmd_passthrough("daemon.cli.commands", "cmd_report"),
     "db": cmd_passthrough("daemon.cli.commands", "cmd_db"),
     "queue": cmd_passthrough("daemon.cli.commands", "cmd_queue"),

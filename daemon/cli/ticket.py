@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from daemon.app import actions, closure
+from daemon.app import actions, closure, restoration
 from daemon.app.actions import ActionRefused, Ctx
 from daemon.app.tickets import Actor, outgoing_plan
 from daemon.app.views import ticket_json
@@ -53,6 +53,16 @@ def _run(ctx: Ctx, args: argparse.Namespace) -> None:
         files = _files(args.attach)
         plan = outgoing_plan(ctx.rt, attachparts.items_of([None] * len(files), files, None))
         actions.reply(ctx, text, attachments=plan, files=files)
+    elif action == "workaround":
+        text = (args.note or " ".join(args.args)).strip()
+        if not text:
+            raise UsageError(
+                "ticket workaround needs --note TEXT: what the requester should do to "
+                "work again (it is mailed to them)"
+            )
+        files = _files(args.attach)
+        plan = outgoing_plan(ctx.rt, attachparts.items_of([None] * len(files), files, None))
+        restoration.workaround(ctx, text, attachments=plan, files=files)
     elif action == "note":
         actions.note(ctx, _text(args, "the text of the note"))
     elif action == "pending":

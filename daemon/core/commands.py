@@ -26,7 +26,10 @@ Decisions where SPEC is silent:
 - One reply changes the status at most once: `#status`, `#pending`, `#resolve`,
   `#close`, `#cancel`, `#reopen` and `#merge` exclude each other, except
   `#resolve` with `#close` (an agent who verified the fix by phone: resolve, then
-  close). `#merge` goes alone, or with `#internal`. `#internal` with `#resolve`
+  close). `#merge` goes alone, or with `#internal`. `#workaround` (SPEC §8)
+  needs its text below the commands (it is mailed to the requester) and goes
+  with neither `#internal` nor a command that resolves, closes, cancels,
+  reopens or sets the status; `#pending` may join it. `#internal` with `#resolve`
   is a conflict: the text below cannot be both. The same command twice with the
   same argument counts once; with different arguments it is a conflict.
 """
@@ -183,6 +186,7 @@ _COMMANDS: dict[str, _Parser | None] = {
     "cancel": None,
     "reopen": None,
     "merge": _ticket,
+    "workaround": None,
 }
 
 COMMAND_NAMES: frozenset[str] = frozenset(_COMMANDS)
@@ -202,6 +206,8 @@ _WANTS = {
 #: commands that change the status; one per reply, except resolve + close
 _STATE_CHANGES = frozenset({"status", "pending", "resolve", "close", "cancel", "reopen", "merge"})
 _COMPATIBLE = frozenset({frozenset({"resolve", "close"})})
+#: `#workaround` mails its text and keeps the ticket open: these contradict it
+_NOT_WITH_WORKAROUND = frozenset({"internal", "resolve", "close", "cancel", "reopen", "status"})
 
 
 # --- the block --------------------------------------------------------------------------
@@ -316,6 +322,14 @@ def _conflicts(commands: list[Command]) -> tuple[list[Command], list[CommandErro
             if "merge" in pair and pair != {"merge", "internal"}:
                 conflict(command, earlier, "#merge goes alone (only #internal may join it)")
                 break
+            if "workaround" in pair and pair & _NOT_WITH_WORKAROUND:
+                conflict(
+                    command,
+                    earlier,
+                    "the text below is the workaround mailed to the requester; "
+                    "#workaround keeps the ticket open for the permanent fix",
+                )
+                break
             if pair == {"internal", "resolve"}:
                 conflict(
                     command,
@@ -351,6 +365,17 @@ def parse(body: str, tag_prefix: str = "HD") -> CommandBlock:
                 resolve.raw,
                 "#resolve needs a resolution note: describe the incident and the fix "
                 "below the commands",
+                "missing_note",
+            )
+        )
+    workaround = next((c for c in commands if c.name == "workaround"), None)
+    if workaround is not None and not own_text(rest).strip():
+        errors.append(
+            CommandError(
+                workaround.line,
+                workaround.raw,
+                "#workaround needs the workaround below the commands: write what the "
+                "requester should do to work again (it is mailed to them)",
                 "missing_note",
             )
         )

@@ -167,6 +167,8 @@ class Ticket:
     first_responded_at: datetime | None = None
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
+    restoration_due: datetime | None = None  # SPEC §8: the service back (workaround) by
+    restored_at: datetime | None = None  # the first workaround: the service is back
     paused_at: datetime | None = None
     paused_seconds: float = 0.0
     escalation_level: int = 0
@@ -178,6 +180,7 @@ class Ticket:
     last_public_at: datetime | None = None  # last mail the requester got from us
     message_count: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    contract: str | None = None  # the client's contract id it opened under (SPEC §7)
 
     @property
     def is_open(self) -> bool:

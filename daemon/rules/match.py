@@ -53,6 +53,7 @@ class MessageView:
     channel: str
     has_attachment: bool
     message: ParsedMessage
+    contract: str | None = None  # the contract decided so far (rules may set it)
 
     @classmethod
     def of(cls, msg: ParsedMessage, channel: str) -> MessageView:
@@ -154,6 +155,24 @@ class ChannelCondition:
     def evaluate(self, ev: Evaluation) -> Result:
         result = Result.MATCHED if ev.view.channel in self.channels else Result.NOT_MATCHED
         ev.record(self, result, f"channel is {ev.view.channel}")
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class ContractCondition:
+    """`contract: ID`, `contract: none` or a list: the contract decided so far
+    (the requester's, or the one an earlier `continue: true` rule set)."""
+
+    path: str
+    ids: tuple[str, ...]  # "none" stands for no contract
+
+    def describe(self) -> str:
+        return f"contract in [{', '.join(self.ids)}]"
+
+    def evaluate(self, ev: Evaluation) -> Result:
+        current = ev.view.contract or "none"
+        result = Result.MATCHED if current in self.ids else Result.NOT_MATCHED
+        ev.record(self, result, f"contract is {current}")
         return result
 
 

@@ -23,6 +23,7 @@ ACTION_KEYS = (
     "language",
     "tags",
     "ignore",
+    "contract",
 )
 _THREE_DAYS = Duration(days=3)
 _ONE_DAY = Duration(days=1)
@@ -58,6 +59,12 @@ class SlaPolicy:
     response: Duration
     resolution: Duration
     update_every: Duration
+    #: Service restored (a workaround) by; None: restoration counts against `resolution`.
+    restoration: Duration | None = None
+
+    @property
+    def restoration_target(self) -> Duration:
+        return self.restoration if self.restoration is not None else self.resolution
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +111,7 @@ class Actions:
     language: str | None = None
     tags: tuple[str, ...] = ()
     ignore: bool | None = None
+    contract: str | None = None  # a contract id, or "none" for no contract
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ largest section and the only one that compiles conditions. Group names in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -28,16 +28,22 @@ class RuleList:
     """Parser of the `rules:` section; records its issues on the sections' reader."""
 
     sections: Sections
+    contracts: Collection[str] | None = ()
 
     @property
     def reader(self) -> Reader:
         return self.sections.reader
 
     def rules(
-        self, node: Node | None, groups: Mapping[str, Group] | None
+        self,
+        node: Node | None,
+        groups: Mapping[str, Group] | None,
+        contracts: Collection[str] | None = (),
     ) -> tuple[Rule, ...] | None:
+        """`contracts`: the ids `when`/`set` may name (None: unchecked)."""
         if node is None:
             return ()
+        self.contracts = contracts
         names: dict[str, int] = {}
         parsed = self.reader.each(
             node, "rules", lambda item, path: self._rule(item, path, groups, names)
@@ -56,7 +62,11 @@ class RuleList:
         name = read("name", parse=partial(self._rule_name, names=names))
         always: Condition = Always(f"{path}.when")
         before = len(self.reader.issues)
-        condition = read("when", parse=partial(compile_when, self.reader), default=always)
+        condition = read(
+            "when",
+            parse=partial(compile_when, self.reader, contracts=self.contracts),
+            default=always,
+        )
         if name is not None:  # a refused pattern names its rule, not only its place
             issues = self.reader.issues
             for index in range(before, len(issues)):
@@ -121,6 +131,8 @@ class RuleList:
             return tuple(dict.fromkeys(tag.strip() for tag in tags)) if tags is not None else None
         if key == "ignore":
             return reader.boolean(node, path)
+        if key == "contract":
+            return self._contract(node, path)
         return reader.string(node, path)  # category
 
     def _assignee_fits(
@@ -141,3 +153,14 @@ class RuleList:
             self.reader.error(node, path, f"'{assignee}' is not in group '{group}'")
             return False
         return True
+
+    def _contract(self, node: Node, path: str) -> str | None:
+        """`set: {contract: ID}` (a contract of the file) or `none`."""
+        name = self.reader.string(node, path)
+        if name is None or name == "none" or self.contracts is None:
+            return name
+        if name not in self.contracts:
+            known = ", ".join(self.contracts) or "no contracts are defined"
+            self.reader.error(node, path, f"unknown contract '{name}' (contracts: {known})")
+            return None
+        return name

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -40,6 +40,8 @@ from yaml.nodes import Node
 
 from daemon.core.businesstime import Calendar
 from daemon.core.domain import ParsedMessage
+from daemon.rules import slatable
+from daemon.rules.contracts import NO_CONTRACT, Contract, ContractIndex, ContractParser, ReportPlan
 from daemon.rules.match import MessageView, TraceEntry
 from daemon.rules.model import (
     ACTION_KEYS,
@@ -60,11 +62,13 @@ from daemon.rules.values import CHANNELS, PRIORITIES
 
 __all__ = [
     "ClosurePolicy",
+    "Contract",
     "Decision",
     "Defaults",
     "DigestPolicy",
     "EscalationStep",
     "Group",
+    "ReportPlan",
     "Rule",
     "RuleIssue",
     "Rules",
@@ -86,6 +90,7 @@ _OPTIONAL = (
     "strangers",
     "auto_replies",
     "digest",
+    "contracts",
 )
 
 
@@ -116,6 +121,39 @@ class Rules:
     rules: tuple[Rule, ...]
     digest: DigestPolicy | None = None  # morning digests to agents and leads
     _agents: frozenset[str] = field(default=frozenset(), repr=False)
+    #: Clients' contracts by id (SPEC §7), in file order.
+    contracts: Mapping[str, Contract] = field(default_factory=lambda: MappingProxyType({}))
+    #: Things `spocd rules check` mentions that do not refuse the file.
+    warnings: tuple[str, ...] = ()
+    _contract_index: ContractIndex = field(default_factory=ContractIndex, repr=False)
+    _snapshots: dict[str | None, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def contract_for(self, address: str | None) -> Contract | None:
+        """The contract an address is under: the address itself if a contract
+        lists it, else the longest listed domain of it (subdomains included)."""
+        found = self._contract_index.match(address)
+        return found.contract if found else None
+
+    def contract_reason(self, address: str | None) -> str | None:
+        """Why `contract_for` says so: "matched by domain acme.pl"."""
+        found = self._contract_index.match(address)
+        return found.reason() if found else None
+
+    def sla_table(self, contract: str | None) -> Mapping[str, SlaPolicy]:
+        """The SLA rows of a contract's tickets (the top-level ones for none)."""
+        found = self.contracts.get(contract) if contract else None
+        return found.sla if found is not None else self.sla
+
+    def sla_snapshot(self, contract: str | None) -> dict[str, Any]:
+        """`sla_table(contract)` as the JSON a ticket keeps (see `slatable`);
+        built once per rules load and contract."""
+        key = contract if contract in self.contracts else None
+        found = self._snapshots.get(key)
+        if found is None:
+            table = self.sla_table(key)
+            found = self._snapshots[key] = slatable.encode(table)
+            slatable.remember(found, table)
+        return found
 
     def agents(self) -> frozenset[str]:
         """Every lead and member of every group, lower-cased."""
@@ -197,6 +235,10 @@ class Decision:
     #: Rules not decided because their regex was not tried or was stopped
     #: (the message's regex budget spent): they did not match.
     skipped: tuple[str, ...] = ()
+    contract: str | None = None  # a contract id (SPEC §7)
+    #: Why: "matched by address x@y", "matched by domain acme.pl", "set by
+    #: rule 'R'", or "no contract matches <sender>".
+    contract_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The `spocd rules test --json` document (SPEC §3)."""
@@ -204,6 +246,8 @@ class Decision:
         decision: dict[str, Any] = {name: getattr(self, name) for name in fields}
         decision["tags"] = list(self.tags)
         decision["ignore"] = self.ignore
+        decision["contract"] = self.contract
+        decision["contract_reason"] = self.contract_reason
         return {
             "decision": decision,
             "matched": list(self.matched),
@@ -224,6 +268,7 @@ class Decision:
             f"language:  {self.language}",
             f"tags:      {', '.join(self.tags) or '-'}",
             f"ignore:    {'yes' if self.ignore else 'no'}",
+            f"contract:  {self.contract or '-'} ({self.contract_reason or 'no contract'})",
             f"matched:   {', '.join(self.matched) or '-'}",
             f"skipped:   {', '.join(self.skipped) or '-'}",
             "trace:",
@@ -255,11 +300,24 @@ class _Draft:
                 self.fields[name] = value
 
 
-def decide(rules: Rules, msg: ParsedMessage, channel: str = "email") -> Decision:
-    """Run the rules over a message: defaults, then every matching rule in order."""
+def decide(
+    rules: Rules, msg: ParsedMessage, channel: str = "email", requester: str | None = None
+) -> Decision:
+    """Run the rules over a message: defaults, then every matching rule in order.
+
+    `requester`: the original requester when it is not the message's sender
+    (an escalation whose forward names them); it decides the contract and the
+    language. A contract's `language` and `group` are defaults a rule's `set`
+    overrides; a rule's `set: {contract: ...}` overrides the matched contract.
+    """
     if channel not in CHANNELS:
         raise ValueError(f"channel must be one of {', '.join(CHANNELS)}: {channel!r}")
     view = MessageView.of(msg, str(channel))
+    who = (requester or view.sender or "").lower() or None
+    contract = rules.contract_for(who)
+    reason = rules.contract_reason(who) if contract else f"no contract matches {who or '-'}"
+    if contract is not None:
+        view = replace(view, contract=contract.id)
     budget = Budget.start()
     # `ignore` rules keep a reserve: slow rules before them cannot make
     # spam open tickets by spending the budget they would need.
@@ -268,10 +326,8 @@ def decide(rules: Rules, msg: ParsedMessage, channel: str = "email") -> Decision
     draft = _Draft(
         fields={
             "category": defaults.category,
-            "group": defaults.group,
             "impact": defaults.impact,
             "urgency": defaults.urgency,
-            "language": rules.language_for(view.sender),
         },
         tags=[],
     )
@@ -286,9 +342,19 @@ def decide(rules: Rules, msg: ParsedMessage, channel: str = "email") -> Decision
         if result is Result.MATCHED:
             matched.append(rule.name)
             draft.apply(rule.actions)
+            if rule.actions.contract is not None:
+                chosen = rule.actions.contract
+                view = replace(view, contract=None if chosen == NO_CONTRACT else chosen)
+                reason = f"set by rule {rule.name!r}"
             if not rule.continues:
                 break
-    return _finish(rules, draft, tuple(matched), tuple(trace), tuple(skipped))
+    found = rules.contracts.get(view.contract) if view.contract else None
+    draft.fields.setdefault("group", (found.group if found else None) or defaults.group)
+    draft.fields.setdefault(
+        "language", (found.language if found else None) or rules.language_for(who)
+    )
+    decision = _finish(rules, draft, tuple(matched), tuple(trace), tuple(skipped))
+    return replace(decision, contract=view.contract, contract_reason=reason)
 
 
 def _finish(
@@ -346,7 +412,10 @@ def _build(reader: Reader, f: dict[str, Node], text: str) -> Rules | None:
     external_ref = s.external_ref(f.get("external_ref_pattern"))
     strangers = s.strangers(f.get("strangers"))
     max_per_hour = s.auto_replies(f.get("auto_replies"))
-    rule_list = RuleList(s).rules(f.get("rules"), groups)
+    contracts = ContractParser(
+        reader, s._sla_policy, s.group_ref, s._calendar_ref, default_language
+    ).contracts(f.get("contracts"), calendars=calendars, groups=groups, sla=sla)
+    rule_list = RuleList(s).rules(f.get("rules"), groups, contracts)
     digest = s.digest(f.get("digest"), calendars)
     if (
         reader.issues
@@ -359,6 +428,7 @@ def _build(reader: Reader, f: dict[str, Node], text: str) -> Rules | None:
         or escalation is None
         or closure is None
         or rule_list is None
+        or contracts is None
     ):
         return None
     return Rules(
@@ -380,4 +450,12 @@ def _build(reader: Reader, f: dict[str, Node], text: str) -> Rules | None:
         rules=rule_list,
         digest=digest,
         _agents=frozenset(a for g in groups.values() for a in (g.lead, *g.members)),
+        contracts=MappingProxyType(contracts),
+        warnings=tuple(
+            f"contracts.{c.id} (line {c.line}): matches nobody (no match.domains or "
+            "match.addresses): no ticket will be under it"
+            for c in contracts.values()
+            if c.matches_nobody
+        ),
+        _contract_index=ContractIndex.of(contracts),
     )

@@ -256,7 +256,7 @@ class Sections:
         self, node: Node, path: str, calendars: Mapping[str, Calendar] | None
     ) -> SlaPolicy | None:
         keys = ("calendar", "response", "resolution", "update_every")
-        fields = self.reader.mapping(node, path, required=keys)
+        fields = self.reader.mapping(node, path, required=keys, optional=("restoration",))
         if fields is None:
             return None
         calendar = self.reader.optional(
@@ -268,7 +268,10 @@ class Sections:
         )
         if calendar is None or response is None or resolution is None or update_every is None:
             return None
-        return SlaPolicy(calendar, response, resolution, update_every)
+        restoration = self.reader.optional(fields, "restoration", path, duration)
+        if "restoration" in fields and restoration is None:
+            return None
+        return SlaPolicy(calendar, response, resolution, update_every, restoration)
 
     def _calendar_ref(
         self, node: Node, path: str, calendars: Mapping[str, Calendar] | None

@@ -16,6 +16,7 @@ from pathlib import Path
 from daemon.adapters.imap.intake import MailboxIntake
 from daemon.adapters.imap.session import PollReport
 from daemon.adapters.outgoing import MaildirTransport, SmtpTransport
+from daemon.adapters.record_page import RecordPages
 from daemon.adapters.spool import import_spool
 from daemon.adapters.storage.store import SqlStore
 from daemon.adapters.templates import TemplateRenderer
@@ -87,7 +88,12 @@ def load_runtime(settings: Settings, key: bytes) -> Runtime:
     identity = Identity(
         settings.helpdesk.address, settings.helpdesk.name, settings.helpdesk.tag_prefix, key
     )
-    return Runtime(settings=settings, rules=rules, composer=Composer(identity, renderer))
+    return Runtime(
+        settings=settings,
+        rules=rules,
+        composer=Composer(identity, renderer),
+        record_pages=RecordPages(),
+    )
 
 
 @dataclass(slots=True)

@@ -126,6 +126,8 @@ class TicketRow(Base):
     first_responded_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    restoration_due: Mapped[datetime | None]
+    restored_at: Mapped[datetime | None]
     paused_at: Mapped[datetime | None]
     paused_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
@@ -136,6 +138,7 @@ class TicketRow(Base):
     linked_to: Mapped[int | None] = mapped_column(Id)
     last_public_at: Mapped[datetime | None]
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    contract: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         Index("ix_tickets_status", "status"),

@@ -52,6 +52,7 @@ _CLOCK_FIELDS = (
     "paused_at",
     "paused_seconds",
     "escalation_level",
+    "contract",
 )
 
 
@@ -157,6 +158,7 @@ class SqlTickets(Repo):
                 paused_at=when(paused_at),
                 paused_seconds=paused_seconds,
                 escalation_level=escalation_level,
+                contract=contract,
             )
             for (
                 number,
@@ -173,6 +175,7 @@ class SqlTickets(Repo):
                 paused_at,
                 paused_seconds,
                 escalation_level,
+                contract,
             ) in self.conn.execute(stmt)
         ]
 

@@ -80,6 +80,8 @@ GOOD = [
     ("#merge [HD-42]", "merge", "42"),
     ("#merge HD42", "merge", "42"),
     ("#merge [hd-7]", "merge", "7"),
+    ("#workaround", "workaround", None),
+    ("#Workaround", "workaround", None),
 ]
 
 
@@ -110,6 +112,7 @@ def test_every_command_has_a_good_example() -> None:
             "cancel",
             "reopen",
             "merge",
+            "workaround",
         }
     )
 
@@ -377,6 +380,31 @@ CONFLICTS = [
     ("#close\n#internal\n\nCalled the requester, confirmed by phone.", []),
     ("#pending\n#internal\n\nWaiting for the vendor.", []),
     ("#assign me\n#pending\n#priority P2\n\nWhich room are you in?", []),
+    ("#workaround\n#pending\n#priority P2\n#assign me" + NOTE, []),
+    *(
+        (
+            f"#workaround\n{other}" + NOTE,
+            [
+                (
+                    2,
+                    f"{other} conflicts with #workaround on line 1: the text below is the "
+                    "workaround mailed to the requester; #workaround keeps the ticket open "
+                    "for the permanent fix",
+                )
+            ],
+        )
+        for other in ("#internal", "#resolve fixed", "#close", "#cancel", "#reopen", "#status new")
+    ),
+    (
+        "#merge HD-4\n#workaround" + NOTE,
+        [
+            (
+                2,
+                "#workaround conflicts with #merge 4 on line 1: "
+                "#merge goes alone (only #internal may join it)",
+            )
+        ],
+    ),
 ]
 
 
@@ -390,6 +418,28 @@ def test_conflicts(body: str, errors: list[tuple[int, str]]) -> None:
 def test_repeat_keeps_the_first() -> None:
     block = parse("#pending\n#PENDING\n\nStill waiting.")
     assert block.commands == (Command("pending", None, 1, "#pending"),)
+
+
+@pytest.mark.parametrize(
+    ("body", "ok"),
+    [
+        ("#workaround", False),
+        ("#workaround\n\n", False),
+        ("#workaround\n#pending\n\n-- \nAnna", False),  # a signature is no workaround
+        ("#workaround\n\n> the requester's question", False),  # nor a quote
+        ("#workaround\n\nUse the web mail at https://mail.example.com meanwhile.", True),
+    ],
+)
+def test_workaround_needs_its_text(body: str, ok: bool) -> None:
+    block = parse(body)
+    assert block.ok == ok
+    if not ok:
+        [error] = block.errors
+        assert (error.line, error.code) == (1, "missing_note")
+        assert error.reason == (
+            "#workaround needs the workaround below the commands: write what the "
+            "requester should do to work again (it is mailed to them)"
+        )
 
 
 # --- the resolution note ------------------------------------------------------------------

@@ -426,6 +426,8 @@ def test_to_json_has_the_shape_of_rules_test() -> None:
         "language": "en",
         "tags": ["phone"],
         "ignore": False,
+        "contract": None,
+        "contract_reason": "no contract matches user@example.com",
     }
     assert document["matched"] == ["Phones"]
     assert document["trace"][2] == {

@@ -468,6 +468,21 @@ SECTION_ERRORS = [
     pytest.param(
         """
         sla:
+          P1: {calendar: always, response: 15m, restoration: soon, resolution: 4h, update_every: 1h}
+          P2: {calendar: office, response: 1h, resolution: 8h, update_every: 4h}
+          P3: {calendar: office, response: 4h, resolution: 3d, update_every: 1d}
+          P4: {calendar: office, response: 1d, resolution: 5d, update_every: 2d}
+          P5: {calendar: office, response: 2d, resolution: 10d, update_every: 5d}
+        """,
+        2,
+        54,
+        "sla.P1.restoration",
+        "bad duration: 'soon'",
+        id="restoration-garbage",
+    ),
+    pytest.param(
+        """
+        sla:
           P1: {calendar: always, response: 15, resolution: 4h, update_every: 1h}
           P2: {calendar: office, response: 1h, resolution: 8h, update_every: 4h}
           P3: {calendar: office, response: 4h, resolution: 3d, update_every: 1d}
