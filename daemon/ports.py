@@ -289,6 +289,12 @@ class SettingRepo(Protocol):
 
     def put(self, key: str, value: str) -> None: ...
 
+    def advance(self, key: str, value: str) -> bool:
+        """Set `key` to `value` if it is unset or holds a smaller text; True
+        when this call moved it. Concurrent transactions moving the same key
+        to the same value: exactly one gets True (the rest wait for it)."""
+        ...
+
 
 class AddressRepo(Protocol):
     def mark_failing(self, address: str, now: datetime, reason: str) -> None: ...
