@@ -163,6 +163,10 @@ class TicketRepo(Protocol):
 
     def all_between(self, since: datetime | None, until: datetime | None) -> list[Ticket]: ...
 
+    def contract_ids(self) -> set[str]:
+        """Every contract id some ticket carries (removed contracts too)."""
+        ...
+
 
 class MessageRepo(Protocol):
     def add(
