@@ -167,7 +167,6 @@ class SqlSettings(Repo):
         if self.get(key) is not None:
             return False
         dialect = postgresql if self.locking else sqlite
-        added = self.conn.execute(
-            dialect.insert(SETTINGS).values(key=key, value=value).on_conflict_do_nothing()
-        )
-        return bool(added.rowcount)
+        stmt = dialect.insert(SETTINGS).values(key=key, value=value).on_conflict_do_nothing()
+        # RETURNING, not rowcount: the driver reports -1 for this INSERT.
+        return self.conn.execute(stmt.returning(SETTINGS.c.key)).first() is not None
