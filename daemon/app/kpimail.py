@@ -242,6 +242,10 @@ def context(
         "counts": doc["counts"],
         "priorities": priorities,
         "overall": _kpi_row("", doc["overall"], language),
+        "counted": any(
+            doc["overall"].get(f"{target}_compliance") is not None
+            for target in ("response", "resolution", "restoration")
+        ),
         "restoration": any(p["restoration"] is not None for p in priorities),
         "breaches": [
             {
