@@ -198,7 +198,7 @@ def _percent(value: float | None, language: str) -> str:
 
 
 def _kpi_row(name: str, k: dict[str, Any], language: str) -> dict[str, Any]:
-    restoration = k.get("restoration_compliance", None)  # figures added with §8
+    restoration = k.get("restoration_compliance")  # figures added with §8
     return {
         "name": name,
         "opened": k["opened"],

@@ -20,9 +20,10 @@ to the requester). Resolution time leaves out the time the clock was paused
 count as opened and nothing else. Priority, group and contract are the
 ticket's current ones; `by_contract` files tickets without a contract under
 "(none)" (as `by_group` does; no contract id can be written so), and
-`build(..., contract=ID)` restricts every figure to that contract's tickets. Medians are the usual median; p90 is the nearest-rank 90th
-percentile (an observed value), both rounded to whole seconds; compliance is
-met / (met + breached), rounded to 4 places, or null when nothing counted.
+`build(..., contract=ID)` restricts every figure to that contract's tickets.
+Medians are the usual median; p90 is the nearest-rank 90th percentile (an
+observed value), both rounded to whole seconds; compliance is met / (met +
+breached), rounded to 4 places, or null when nothing counted.
 """
 
 from __future__ import annotations

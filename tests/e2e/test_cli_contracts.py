@@ -151,7 +151,14 @@ def test_report_mail_now(desk: tuple[Path, Path], tmp_path: Path) -> None:
     assert [r["requester"] for r in rows] == ["jan@acme.pl", "ewa@acme.pl"]
     # A chosen range: named by its dates.
     ranged = run_json(
-        config, "report", "--contract", "acme", "--mail", "--since", "2026-11-16", "--until",
+        config,
+        "report",
+        "--contract",
+        "acme",
+        "--mail",
+        "--since",
+        "2026-11-16",
+        "--until",
         "2026-11-22",
     )
     assert isinstance(ranged, dict)

@@ -46,7 +46,9 @@ def at(text: str) -> datetime:
 
 def rules_text() -> str:
     text = RULES.read_text("utf-8")
-    text = text.replace("    cc_priorities: [P1, P2]\n", "    cc_priorities: [P1, P2]\n" + ACME_REPORT)
+    text = text.replace(
+        "    cc_priorities: [P1, P2]\n", "    cc_priorities: [P1, P2]\n" + ACME_REPORT
+    )
     text = text.replace(
         "      P1: {calendar: always, response: 10m, resolution: 2h, update_every: 30m}\n",
         "      P1: {calendar: always, response: 10m, resolution: 2h, update_every: 30m}\n"
@@ -162,7 +164,9 @@ def csv_rows(message: EmailMessage) -> tuple[str, list[dict[str, str]]]:
     assert len(parts) == 1
     data = parts[0].get_payload(decode=True)
     assert isinstance(data, bytes) and data.startswith(b"\xef\xbb\xbf")  # BOM for spreadsheets
-    return parts[0].get_filename() or "", list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    return parts[0].get_filename() or "", list(
+        csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
+    )
 
 
 def test_monthly_report_caught_up_once_after_downtime(desk: App, tmp_path: Path) -> None:
@@ -195,10 +199,16 @@ def test_monthly_report_caught_up_once_after_downtime(desk: App, tmp_path: Path)
     assert acme["Message-ID"].endswith("@example.com>") and acme["X-Spocd-Loop"]
     text = acme.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert "Dzień dobry," in text and "za listopad 2026 r." in text
-    assert "- przyjęte: 3\n- rozwiązane: 2\n- zamknięte: 2\n- otwarte na koniec okresu: 1 (P3: 1)" in text
+    assert (
+        "- przyjęte: 3\n- rozwiązane: 2\n- zamknięte: 2\n- otwarte na koniec okresu: 1 (P3: 1)"
+        in text
+    )
     # P2: response 1 of 2 on time, median (20m + 1h15m) / 2, p90 the larger.
     assert "P2: przyjęte 2, rozwiązane 2, przekroczenia 2" in text
-    assert "reakcja w terminie: 50,0% (czas reakcji: mediana 48 min, 90. percentyl 1 godz. 15 min)" in text
+    assert (
+        "reakcja w terminie: 50,0% (czas reakcji: mediana 48 min, 90. percentyl 1 godz. 15 min)"
+        in text
+    )
     # Medians round to whole minutes: (20m + 1h15m) / 2 = 47.5m, (5h + 8h15m) / 2 = 6h37.5m.
     assert "mediana 6 godz. 38 min, 90. percentyl 8 godz. 15 min" in text
     assert "P3: przyjęte 1, rozwiązane 0, przekroczenia 0\n  w tym okresie nie minął" in text
@@ -212,8 +222,14 @@ def test_monthly_report_caught_up_once_after_downtime(desk: App, tmp_path: Path)
     assert [r["tag"] for r in rows] == [f"HD-{n['n1']}", f"HD-{n['n2']}", f"HD-{n['n3']}"]
     r1, r2, r3 = rows
     assert (r1["subject"], r1["requester"], r1["priority"]) == ("Server down", "jan@acme.pl", "P2")
-    assert (r1["opened"], r1["responded"]) == ("2026-11-02T10:00:00+01:00", "2026-11-02T10:20:00+01:00")
-    assert (r1["resolved"], r1["closed"]) == ("2026-11-02T15:00:00+01:00", "2026-11-04T09:00:00+01:00")
+    assert (r1["opened"], r1["responded"]) == (
+        "2026-11-02T10:00:00+01:00",
+        "2026-11-02T10:20:00+01:00",
+    )
+    assert (r1["resolved"], r1["closed"]) == (
+        "2026-11-02T15:00:00+01:00",
+        "2026-11-04T09:00:00+01:00",
+    )
     assert (r1["response_due"], r1["resolution_due"]) == (
         "2026-11-02T10:30:00+01:00",
         "2026-11-02T16:00:00+01:00",
@@ -269,7 +285,7 @@ def test_two_instances_send_it_once(config: Path, tmp_path: Path) -> None:
                     barrier.wait()
                     got = kpimail.sweep(app.store, lambda: app.runtime, moment)
                     results.append(got["kpi_reports"])
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=tick, args=(a,)) for a in apps]
@@ -287,4 +303,3 @@ def test_two_instances_send_it_once(config: Path, tmp_path: Path) -> None:
     finally:
         for a in apps:
             a.close()
-

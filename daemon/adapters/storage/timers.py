@@ -160,7 +160,9 @@ class SqlSettings(Repo):
         one: on PostgreSQL the second writer waits on the row (or the key's
         unique index) and then finds it moved, so only one wins."""
         moved = self.conn.execute(
-            update(SETTINGS).where(SETTINGS.c.key == key, SETTINGS.c.value < value).values(value=value)
+            update(SETTINGS)
+            .where(SETTINGS.c.key == key, SETTINGS.c.value < value)
+            .values(value=value)
         )
         if moved.rowcount:
             return True

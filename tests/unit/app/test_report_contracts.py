@@ -22,9 +22,7 @@ from daemon.rules.ruleset import Rules, load_rules
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 RULES_FILE = Path(__file__).resolve().parents[2] / "data" / "rules" / "contracts_desk.yaml"
-PERIOD = report.Period(
-    datetime(2026, 11, 16, tzinfo=WARSAW), datetime(2026, 11, 23, tzinfo=WARSAW)
-)
+PERIOD = report.Period(datetime(2026, 11, 16, tzinfo=WARSAW), datetime(2026, 11, 23, tzinfo=WARSAW))
 NOW = datetime(2026, 11, 25, 12, tzinfo=WARSAW)
 
 
@@ -84,7 +82,10 @@ def test_by_contract_for_the_whole_desk(rules: Rules) -> None:
     acme = doc["by_contract"]["acme"]
     assert set(acme) == set(doc["by_priority"]["P2"])  # the same shape
     assert (acme["opened"], acme["response_compliance"], acme["breaches"]) == (2, 0.5, 1)
-    assert (acme["first_response_median_s"], acme["first_response_p90_s"]) == (3300, 5400)  # 20m and 1h30m
+    assert (acme["first_response_median_s"], acme["first_response_p90_s"]) == (
+        3300,
+        5400,
+    )  # 20m and 1h30m
     assert doc["by_contract"]["globex"]["response_compliance"] == 1.0
     assert doc["by_contract"]["(none)"]["breaches"] == 1
     assert doc["by_contract"]["oldco"]["opened"] == 1
