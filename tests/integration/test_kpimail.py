@@ -303,3 +303,13 @@ def test_two_instances_send_it_once(config: Path, tmp_path: Path) -> None:
     finally:
         for a in apps:
             a.close()
+
+
+def test_the_sent_record_only_moves_forward(desk: App) -> None:
+    """`settings.advance`: what keeps a report from going twice."""
+    with desk.store.transaction() as tx:
+        assert tx.settings.advance("kpi_report_sent:x", "2026-11-01") is True
+        assert tx.settings.advance("kpi_report_sent:x", "2026-11-01") is False
+        assert tx.settings.advance("kpi_report_sent:x", "2026-10-01") is False
+        assert tx.settings.advance("kpi_report_sent:x", "2026-12-01") is True
+        assert tx.settings.get("kpi_report_sent:x") == "2026-12-01"
