@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from daemon.app import actions, agent_notices, closure, digest, kpimail, slaclock
+from daemon.app import actions, agent_notices, closure, contacts, digest, kpimail, slaclock
 from daemon.app.tickets import SYSTEM, Runtime, queue_mail, record_event, thread_of
 from daemon.core.domain import Event, Status, Ticket
 from daemon.ports import Store, Timer, Tx
@@ -368,12 +368,13 @@ def _update(tx: Tx, rt: Runtime, ticket: Ticket, plan: slaclock.PlannedTimer, no
         if ticket.escalated_by and ticket.escalated_by != ticket.requester
         else []
     )
+    copies = contacts.copied(rt, ticket, cc)
     mail = rt.composer.compose(
         template="status_update",
         kind="status_update",
         ticket=ticket,
         to=[ticket.requester],
-        cc=cc,
+        cc=[*cc, *copies],
         context={
             "happened": happened,
             "since": since,
@@ -383,7 +384,7 @@ def _update(tx: Tx, rt: Runtime, ticket: Ticket, plan: slaclock.PlannedTimer, no
         thread=thread_of(tx, ticket, requester=True),
         auto_submitted="auto-generated",
     )
-    if queue_mail(tx, rt, ticket, mail, now):
+    if contacts.queue_with_copies(tx, rt, ticket, mail, copies, now):
         record_event(
             tx, ticket, now, SYSTEM, "status_update", to=list(mail.recipients), items=len(happened)
         )

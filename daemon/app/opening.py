@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from daemon.app import actions
+from daemon.app import actions, contacts
 from daemon.app.notify import Thread
 from daemon.app.tickets import (
     Actor,
@@ -19,7 +19,6 @@ from daemon.app.tickets import (
     attachment_items,
     open_ticket,
     outgoing_plan,
-    queue_mail,
     record_event,
     record_inbound,
 )
@@ -207,15 +206,16 @@ def _acknowledge(tx: Tx, rt: Runtime, incoming: Incoming, ticket: Ticket, now: d
         if incoming.escalated_by and (incoming.escalated_by != ticket.requester)
         else []
     )
+    copies = contacts.copied(rt, ticket, cc)
     mail = rt.composer.compose(
         template="ack",
         kind="ack",
         ticket=ticket,
         to=[ticket.requester],
-        cc=cc,
+        cc=[*cc, *copies],
         context={},
         now=now,
         thread=thread,
         auto_submitted="auto-replied",
     )
-    queue_mail(tx, rt, ticket, mail, now)
+    contacts.queue_with_copies(tx, rt, ticket, mail, copies, now)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from daemon.app import conversation, opening
+from daemon.app.contacts import contacts_of
 from daemon.app.tickets import Runtime
 from daemon.core.domain import Channel, InboundItem, Intake, ParsedMessage, Status, Ticket
 from daemon.core.errors import Disposition, Duplicate, NotMail, Quarantined
@@ -332,6 +333,6 @@ def _role(rt: Runtime, ticket: Ticket, sender: str) -> str:
         return "requester"
     if rt.is_agent(sender):
         return "agent"
-    if sender in ticket.cc or sender == ticket.escalated_by:
-        return "cc"
+    if sender in ticket.cc or sender == ticket.escalated_by or sender in contacts_of(rt, ticket):
+        return "cc"  # a contact of the ticket's contract is heard like a cc'd person
     return "stranger"

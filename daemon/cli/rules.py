@@ -33,9 +33,12 @@ def cmd_rules(args: argparse.Namespace) -> int:
         print(f"{path}: {len(exc.problems)} problem(s); rules refused", file=sys.stderr)
         return EX_DATAERR
     if args.rules_command == "check":
+        for warning in compiled.warnings:
+            print(f"{path}: warning: {warning}", file=sys.stderr)
+        contracts = f", {len(compiled.contracts)} contracts" if compiled.contracts else ""
         print(
             f"{path}: ok (version {compiled.version}, {len(compiled.rules)} rules, "
-            f"{len(compiled.groups)} groups)"
+            f"{len(compiled.groups)} groups{contracts})"
         )
         return EX_OK
     parse = functools.partial(
@@ -61,7 +64,9 @@ def cmd_rules(args: argparse.Namespace) -> int:
     # As the pipeline reads an escalation: the rules decide on the forwarded
     # incident, so the requester's domain, not first line's, sets the language.
     escalation = forwards.escalation(msg, parse)
-    decision = rules.decide(compiled, escalation.incident, "escalation")
+    decision = rules.decide(
+        compiled, escalation.incident, "escalation", requester=escalation.requester or None
+    )
     found = {
         "escalated_by": escalation.by,
         "requester": escalation.requester,

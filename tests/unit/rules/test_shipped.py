@@ -255,3 +255,26 @@ def test_unsupported_windows_is_tagged(rules: Rules) -> None:
 def test_word_matches_only_as_the_product_name(rules: Rules) -> None:
     assert decide(rules, message("Word crashes on save")).category == "office-microsoft"
     assert decide(rules, message("a word about invoices")).category == "general"
+
+
+def test_the_example_contracts_load_when_uncommented() -> None:
+    """The two commented contracts are valid as written: an office-hours client
+    and a 24x7 one with tighter P1 targets than the desk's."""
+    lines = SHIPPED.read_text(encoding="utf-8").splitlines()
+    start = lines.index("# contracts:")
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("#"))
+    uncommented = [line[2:] for line in lines[start:end]]
+    text = "\n".join([*lines[:start], *uncommented, *lines[end:]])
+    rules = load_rules(text, str(SHIPPED))
+    office, always = rules.contracts["kancelaria"], rules.contracts["translog"]
+    assert office.sla["P1"].calendar.name == "office" and office.report is not None
+    assert always.sla["P1"].calendar.name == "always"
+    assert always.sla["P1"].resolution.seconds < rules.sla["P1"].resolution.seconds
+    assert always.sla["P3"] is rules.sla["P3"]
+    assert rules.contract_for("magazyn@wroclaw.translog.pl") is always
+    assert rules.contract_for("dyzurny.translog@gmail.com") is always
+    assert rules.contract_for("sekretariat@kancelaria-nowak.pl") is office
+    assert rules.warnings == ()
+    decision = decide(rules, message("Drukarka nie drukuje", sender="anna@translog.pl"))
+    found = (decision.contract, decision.group, decision.language)
+    assert found == ("translog", "third-line", "pl")
