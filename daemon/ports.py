@@ -164,6 +164,10 @@ class TicketRepo(Protocol):
 
     def all_between(self, since: datetime | None, until: datetime | None) -> list[Ticket]: ...
 
+    def contract_ids(self) -> set[str]:
+        """Every contract id some ticket carries (removed contracts too)."""
+        ...
+
 
 class MessageRepo(Protocol):
     def add(
@@ -289,6 +293,12 @@ class SettingRepo(Protocol):
     def get(self, key: str) -> str | None: ...
 
     def put(self, key: str, value: str) -> None: ...
+
+    def advance(self, key: str, value: str) -> bool:
+        """Set `key` to `value` if it is unset or holds a smaller text; True
+        when this call moved it. Concurrent transactions moving the same key
+        to the same value: exactly one gets True (the rest wait for it)."""
+        ...
 
 
 class AddressRepo(Protocol):

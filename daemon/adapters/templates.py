@@ -50,6 +50,7 @@ KINDS = (
     "verification_unclear",
     "answer_unclear",
     "digest",
+    "kpi_report",
 )
 
 

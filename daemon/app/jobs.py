@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from daemon.app import actions, agent_notices, closure, contacts, digest, slaclock
+from daemon.app import actions, agent_notices, closure, contacts, digest, kpimail, slaclock
 from daemon.app.tickets import SYSTEM, Runtime, queue_mail, record_event, thread_of
 from daemon.core.domain import Event, Status, Ticket
 from daemon.ports import Store, Timer, Tx
@@ -68,6 +68,7 @@ def run_due(
         log.error("timers still due after %d rounds; stopping this sweep", MAX_ROUNDS)
     counts.update(closure_sweep(store, runtime, now))
     counts.update(digest.sweep(store, runtime, now))
+    counts.update(kpimail.sweep(store, runtime, now))
     return {key: value for key, value in counts.items() if value}
 
 

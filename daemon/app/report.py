@@ -17,10 +17,13 @@ The first response is the first public agent reply; a ticket resolved
 without one counts its resolution as the response (the resolution is mailed
 to the requester). Resolution time leaves out the time the clock was paused
 (waiting for the requester, or resolved before a reopen). Cancelled tickets
-count as opened and nothing else. Priority and group are the ticket's
-current ones. Medians are the usual median; p90 is the nearest-rank 90th
-percentile (an observed value), both rounded to whole seconds; compliance is
-met / (met + breached), rounded to 4 places, or null when nothing counted.
+count as opened and nothing else. Priority, group and contract are the
+ticket's current ones; `by_contract` files tickets without a contract under
+"(none)" (as `by_group` does; no contract id can be written so), and
+`build(..., contract=ID)` restricts every figure to that contract's tickets.
+Medians are the usual median; p90 is the nearest-rank 90th percentile (an
+observed value), both rounded to whole seconds; compliance is met / (met +
+breached), rounded to 4 places, or null when nothing counted.
 
 Restoration (SPEC §8) is a third target, counted the same way: its moment is
 the first workaround (`restored_at`), else the resolution (a fix restores the
@@ -47,13 +50,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from daemon.app import slastate
+from daemon.app import slaclock, slastate
 from daemon.core import businesstime
 from daemon.core.domain import OPEN_STATES, Event, Status, Ticket
 from daemon.rules.ruleset import Rules
 from daemon.rules.values import PRIORITIES
 
 NO_GROUP = "(none)"
+#: The `by_contract` key of tickets under no contract.
+NO_CONTRACT = "(none)"
 TARGETS = ("response", "resolution")
 #: The event types the report reads besides the tickets.
 EVENT_TYPES = ("sla_escalation",)
@@ -113,18 +118,32 @@ def build(
     period: Period,
     now: datetime,
     prefix: str,
+    contract: str | None = None,
 ) -> dict[str, Any]:
-    """The report document (`spocd report --json`)."""
+    """The report document (`spocd report --json`); with `contract`, of that
+    contract's tickets only."""
     end = min(period.until, now)
-    facts = [_facts(t, rules, period, end) for t in tickets if t.merged_into is None]
+    facts = [
+        _facts(t, rules, period, end)
+        for t in tickets
+        if t.merged_into is None and (contract is None or t.contract == contract)
+    ]
     by_priority = {p: _kpis([f for f in facts if f.ticket.priority == p]) for p in PRIORITIES}
     groups = sorted({*rules.groups, *(f.ticket.group or NO_GROUP for f in facts)})
     by_group = {g: _kpis([f for f in facts if (f.ticket.group or NO_GROUP) == g]) for g in groups}
+    named = [contract] if contract is not None else list(rules.contracts)
+    keys = list(dict.fromkeys([*named, *sorted({contract_key(f.ticket) for f in facts})]))
+    by_contract = {c: _kpis([f for f in facts if contract_key(f.ticket) == c]) for c in keys}
+    found = rules.contracts.get(contract) if contract is not None else None
     return {
         "period": {"since": period.since.isoformat(), "until": period.until.isoformat()},
+        "contract": None
+        if contract is None
+        else {"id": contract, "name": found.name if found else None, "in_rules": bool(found)},
         "counts": _counts(facts, period, end),
         "by_priority": by_priority,
         "by_group": by_group,
+        "by_contract": by_contract,
         "overall": _kpis(facts),
         "breaches": _breaches(facts, prefix),
         "backlog": _backlog(facts, end),
@@ -132,11 +151,15 @@ def build(
     }
 
 
+def contract_key(ticket: Ticket) -> str:
+    return ticket.contract or NO_CONTRACT
+
+
 # --- one ticket ------------------------------------------------------------------
 
 
 def _facts(ticket: Ticket, rules: Rules, period: Period, end: datetime) -> _Facts:
-    policy = rules.sla.get(ticket.priority)
+    policy = slaclock.policy_of(ticket, rules)
     cal = policy.calendar if policy else None
     opened = period.since <= ticket.created_at < period.until
     if ticket.status == Status.CANCELLED:
@@ -300,6 +323,7 @@ def _breaches(facts: Sequence[_Facts], prefix: str) -> list[dict[str, Any]]:
             "target": o.target,
             "priority": f.ticket.priority,
             "group": f.ticket.group,
+            "contract": f.ticket.contract,
             "assignee": f.ticket.assignee,
             "due": o.due.isoformat(),
             "met_at": o.at.isoformat() if o.at else None,
@@ -359,8 +383,12 @@ def _percent(value: float | None) -> str:
 def format_text(report: dict[str, Any]) -> str:
     """A readable table for people."""
     period, counts = report["period"], report["counts"]
+    about = report.get("contract")
+    heading = f"SLA report {period['since']} .. {period['until']}"
+    if about:
+        heading += f", contract {about['id']}" + (f" ({about['name']})" if about["name"] else "")
     lines = [
-        f"SLA report {period['since']} .. {period['until']}",
+        heading,
         "",
         f"Tickets: opened {counts['opened']}, resolved {counts['resolved']}, "
         f"closed {counts['closed']}, open at the end {counts['open']}",
@@ -374,6 +402,7 @@ def format_text(report: dict[str, Any]) -> str:
     for title, rows in (
         ("By priority", report["by_priority"]),
         ("By group", report["by_group"]),
+        ("By contract", report["by_contract"]),
         ("All", {"all": report["overall"]}),
     ):
         lines += [title, header]
@@ -416,19 +445,21 @@ def format_text(report: dict[str, Any]) -> str:
         lines.append(
             f"  {b['ticket']:<9} {b['priority']:<3} {b['target']:<10} due {b['due']}  "
             f"late {duration_text(b['late_s'])}  {state}  {(b['group'] or NO_GROUP)}  "
+            f"{b['contract'] or NO_CONTRACT}  "
             f"{b['subject'][:50]}"
         )
     return "\n".join(lines).rstrip() + "\n"
 
 
 def format_csv(report: dict[str, Any]) -> str:
-    """The KPI rows for a spreadsheet: one per priority, per group, and overall."""
+    """The KPI rows for a spreadsheet: one per priority, group, contract, and overall."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["dimension", "name", *KPI_FIELDS])
     for dimension, rows in (
         ("priority", report["by_priority"]),
         ("group", report["by_group"]),
+        ("contract", report["by_contract"]),
         ("all", {"all": report["overall"]}),
     ):
         for name, k in rows.items():

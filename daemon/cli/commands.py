@@ -6,7 +6,6 @@ import argparse
 import json
 import shutil
 import sys
-from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +18,6 @@ from daemon.cli.main import (
     EX_TEMPFAIL,
     UsageError,
     open_app,
-    parse_moment,
     settings_of,
     ticket_number,
 )
@@ -236,59 +234,6 @@ def cmd_attachment(args: argparse.Namespace) -> int:
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
-    return EX_OK
-
-
-REPORT_DAYS = 30
-
-
-def report_bound(text: str, zone: str, *, end: bool) -> datetime:
-    """A report bound: an ISO date is a day of the desk's time zone (the start
-    of it for --since, the end of it for --until, so both days count); an ISO
-    moment is that moment (UTC when it names no offset, like --now)."""
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        day = None
-    if day is not None and len(text) <= 10:
-        start = datetime.combine(day + timedelta(days=1) if end else day, time(), ZoneInfo(zone))
-        return start.astimezone(UTC)
-    try:
-        return parse_moment(text)
-    except argparse.ArgumentTypeError as exc:
-        raise UsageError(f"{exc}; use a date such as 2026-11-01 or a moment") from exc
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from daemon.app import report
-
-    if args.json and args.csv:
-        raise UsageError("choose one of --json and --csv")
-    app = open_app(args)
-    try:
-        rt = app.runtime
-        now = app.clock.now()
-        zone = rt.settings.helpdesk.timezone
-        until = report_bound(args.until, zone, end=True) if args.until else now
-        since = (
-            report_bound(args.since, zone, end=False)
-            if args.since
-            else until - timedelta(days=REPORT_DAYS)
-        )
-        if since >= until:
-            raise UsageError(f"--since ({since.isoformat()}) must come before --until")
-        with app.store.reading() as tx:
-            tickets = tx.tickets.all_between(since, until)
-            events = tx.events.of_types(report.EVENT_TYPES, since, until)
-        data = report.build(tickets, events, rt.rules, report.Period(since, until), now, rt.prefix)
-    finally:
-        app.close()
-    if args.json:
-        _print_json(data)
-    elif args.csv:
-        sys.stdout.write(report.format_csv(data))
-    else:
-        sys.stdout.write(report.format_text(data))
     return EX_OK
 
 

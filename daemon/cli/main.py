@@ -202,6 +202,13 @@ def build_parser() -> Parser:
         "--until", metavar="D", help="end: ISO date (inclusive) or moment (default: now)"
     )
     p.add_argument("--csv", action="store_true", help="KPI rows as CSV for spreadsheets")
+    p.add_argument("--contract", metavar="ID", help="only the tickets of this contract")
+    p.add_argument(
+        "--mail", action="store_true", help="mail the contract's KPI report now (with --contract)"
+    )
+    _common(p, now=True, json=True)
+
+    p = sub.add_parser("contracts", help="contracts with their open tickets and SLA states")
     _common(p, now=True, json=True)
 
     p = sub.add_parser("db", help="database maintenance")
@@ -449,7 +456,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "show": cmd_passthrough("daemon.cli.commands", "cmd_show"),
     "attachment": cmd_passthrough("daemon.cli.commands", "cmd_attachment"),
     "record": cmd_passthrough("daemon.cli.record", "cmd_record"),
-    "report": cmd_passthrough("daemon.cli.commands", "cmd_report"),
+    "report": cmd_passthrough("daemon.cli.reports", "cmd_report"),
+    "contracts": cmd_passthrough("daemon.cli.reports", "cmd_contracts"),
     "db": cmd_passthrough("daemon.cli.commands", "cmd_db"),
     "queue": cmd_passthrough("daemon.cli.commands", "cmd_queue"),
     "rules": cmd_passthrough("daemon.cli.rules", "cmd_rules"),

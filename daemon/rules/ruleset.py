@@ -126,7 +126,7 @@ class Rules:
     #: Things `spocd rules check` mentions that do not refuse the file.
     warnings: tuple[str, ...] = ()
     _contract_index: ContractIndex = field(default_factory=ContractIndex, repr=False)
-    _snapshots: dict[str | None, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _snapshots: dict[str | None, str] = field(default_factory=dict, repr=False)
 
     def contract_for(self, address: str | None) -> Contract | None:
         """The contract an address is under: the address itself if a contract
@@ -144,7 +144,7 @@ class Rules:
         found = self.contracts.get(contract) if contract else None
         return found.sla if found is not None else self.sla
 
-    def sla_snapshot(self, contract: str | None) -> dict[str, Any]:
+    def sla_snapshot(self, contract: str | None) -> str:
         """`sla_table(contract)` as the JSON a ticket keeps (see `slatable`);
         built once per rules load and contract."""
         key = contract if contract in self.contracts else None

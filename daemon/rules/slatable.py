@@ -9,14 +9,15 @@ with the ticket when it opens, and read back from there.
 The encoding is generic over `SlaPolicy`'s dataclass fields, so a field added
 to the policy (say `restoration`) travels without a change here: calendars by
 name (each written once, in full, under `calendars`), `Duration`s as
-`{"days", "seconds"}`, `timedelta`s as `{"timedelta_s"}`, plain JSON values as
-they are. `key` is a digest of the rest: decoding is cached by it, so the
-many tickets opened under one table share one decoded table.
+`{"d", "s"}`, `timedelta`s as `{"td"}` (seconds), plain JSON values as they
+are. The table is kept as one JSON text (a string inside the ticket's
+`extra`): reading and writing a ticket then costs one string, not a tree of
+a few hundred values, and decoding is cached by the text, so the many
+tickets opened under one table share one decoded table.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import fields
@@ -31,30 +32,27 @@ _CACHE_SIZE = 512
 _decoded: dict[str, Mapping[str, SlaPolicy]] = {}
 
 
-def encode(table: Mapping[str, SlaPolicy]) -> dict[str, Any]:
-    """The JSON value of a table (priority -> policy)."""
+def encode(table: Mapping[str, SlaPolicy]) -> str:
+    """The JSON text of a table (priority -> policy)."""
     calendars: dict[str, Any] = {}
     rows: dict[str, Any] = {}
     for priority, policy in table.items():
-        row: dict[str, Any] = {}
-        for f in fields(policy):
-            row[f.name] = _value(getattr(policy, f.name), calendars)
-        rows[priority] = row
-    body = {"calendars": calendars, "rows": rows}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return {"key": hashlib.sha256(text.encode()).hexdigest()[:16], **body}
+        rows[priority] = {
+            f.name: _value(getattr(policy, f.name), calendars) for f in fields(policy)
+        }
+    return json.dumps({"calendars": calendars, "rows": rows}, separators=(",", ":"))
 
 
-def decode(value: Mapping[str, Any]) -> Mapping[str, SlaPolicy] | None:
-    """The table of a stored value, or None if it is not one (a bad or foreign
+def decode(text: object) -> Mapping[str, SlaPolicy] | None:
+    """The table of a stored text, or None if it is not one (a bad or foreign
     value: the caller falls back to the current rules)."""
-    key = value.get("key") if isinstance(value, Mapping) else None
-    if not isinstance(key, str):
+    if not isinstance(text, str):
         return None
-    table = _decoded.get(key)
+    table = _decoded.get(text)
     if table is not None:
         return table
     try:
+        value = json.loads(text)
         calendars = {name: _calendar(name, raw) for name, raw in value["calendars"].items()}
         table = MappingProxyType(
             {
@@ -64,48 +62,59 @@ def decode(value: Mapping[str, Any]) -> Mapping[str, SlaPolicy] | None:
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
-    if len(_decoded) >= _CACHE_SIZE:
-        _decoded.clear()
-    _decoded[key] = table
+    remember(text, table)
     return table
 
 
-def remember(value: Mapping[str, Any], table: Mapping[str, SlaPolicy]) -> None:
-    """Seed the cache with a table already built (the current rules' own)."""
-    _decoded.setdefault(value["key"], table)
+def remember(text: str, table: Mapping[str, SlaPolicy]) -> None:
+    """Cache a decoded table (the current rules' own, when they encode it)."""
+    if len(_decoded) >= _CACHE_SIZE:
+        _decoded.clear()
+    _decoded.setdefault(text, table)
 
 
 def _value(value: Any, calendars: dict[str, Any]) -> Any:
     if isinstance(value, Calendar):
-        calendars[value.name] = {
-            "timezone": value.timezone,
-            "always": value.always,
-            "weekly": [[list(r) for r in day] for day in value.weekly],
-            "holidays": [[a.isoformat(), b.isoformat()] for a, b in value.holidays],
-        }
-        return {"calendar": value.name}
+        if value.always:
+            calendars[value.name] = {"tz": value.timezone, "always": True}
+        else:
+            calendars[value.name] = {
+                "tz": value.timezone,
+                "weekly": [[list(r) for r in day] for day in value.weekly],
+                "holidays": [_span(a, b) for a, b in value.holidays],
+            }
+        return {"cal": value.name}
     if isinstance(value, Duration):
-        return {"days": value.days, "seconds": value.seconds}
+        return {"d": value.days, "s": value.seconds}
     if isinstance(value, timedelta):
-        return {"timedelta_s": value.total_seconds()}
+        return {"td": value.total_seconds()}
     return value
 
 
 def _back(value: Any, calendars: Mapping[str, Calendar]) -> Any:
     if isinstance(value, dict):
-        if "calendar" in value:
-            return calendars[value["calendar"]]
-        if "timedelta_s" in value:
-            return timedelta(seconds=value["timedelta_s"])
-        return Duration(days=int(value["days"]), seconds=int(value["seconds"]))
+        if "cal" in value:
+            return calendars[value["cal"]]
+        if "td" in value:
+            return timedelta(seconds=value["td"])
+        return Duration(days=int(value["d"]), seconds=int(value["s"]))
     return value
 
 
+def _span(first: date, last: date) -> str:
+    return first.isoformat() if first == last else f"{first.isoformat()}..{last.isoformat()}"
+
+
 def _calendar(name: str, raw: Mapping[str, Any]) -> Calendar:
+    if raw.get("always"):
+        return Calendar(name=name, timezone=raw["tz"], always=True)
+    holidays = []
+    for text in raw["holidays"]:
+        first, _, last = text.partition("..")
+        holidays.append((date.fromisoformat(first), date.fromisoformat(last or first)))
     return Calendar(
         name=name,
-        timezone=raw["timezone"],
-        always=bool(raw["always"]),
+        timezone=raw["tz"],
         weekly=tuple(tuple((int(a), int(b)) for a, b in day) for day in raw["weekly"]),
-        holidays=tuple((date.fromisoformat(a), date.fromisoformat(b)) for a, b in raw["holidays"]),
+        holidays=tuple(holidays),
     )

@@ -189,6 +189,10 @@ class SqlTickets(Repo):
             stmt = stmt.where(or_(TICKETS.c.closed_at.is_(None), TICKETS.c.closed_at >= since))
         return [_ticket(row) for row in self.conn.execute(stmt)]
 
+    def contract_ids(self) -> set[str]:
+        stmt = select(TICKETS.c.contract).where(TICKETS.c.contract.is_not(None)).distinct()
+        return set(self.conn.execute(stmt).scalars())
+
 
 def _stored_message(row: Any, number: int | None = None) -> StoredMessage:
     return StoredMessage(

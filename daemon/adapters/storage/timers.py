@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from daemon.adapters.storage import direct
 from daemon.adapters.storage.base import SETTINGS, TIMERS, Repo
@@ -153,3 +154,21 @@ class SqlSettings(Repo):
             self.conn.execute(insert(SETTINGS).values(key=key, value=value))
         else:
             self.conn.execute(update(SETTINGS).where(SETTINGS.c.key == key).values(value=value))
+
+    def advance(self, key: str, value: str) -> bool:
+        """A conditional UPDATE, else an INSERT that yields to a concurrent
+        one: on PostgreSQL the second writer waits on the row (or the key's
+        unique index) and then finds it moved, so only one wins."""
+        moved = self.conn.execute(
+            update(SETTINGS)
+            .where(SETTINGS.c.key == key, SETTINGS.c.value < value)
+            .values(value=value)
+        )
+        if moved.rowcount:
+            return True
+        if self.get(key) is not None:
+            return False
+        dialect = postgresql if self.locking else sqlite
+        stmt = dialect.insert(SETTINGS).values(key=key, value=value).on_conflict_do_nothing()
+        # RETURNING, not rowcount: the driver reports -1 for this INSERT.
+        return self.conn.execute(stmt.returning(SETTINGS.c.key)).first() is not None

@@ -1,6 +1,6 @@
 """Benchmark of the SLA sweep: 100,000 open tickets, about 1% of them due.
 
-`python -m daemon.cli.bench.sla [--tickets N] [--due-share F] [--keep DIR]` builds
+`python -m daemon.cli.bench.sla [--tickets N] [--due-share F] [--contracts N] [--keep DIR]` builds
 a temporary SQLite database with N open tickets and the timers `slaclock`
 stores for them (bulk inserts), then times one `jobs.run_due` at a moment when
 a share F of the tickets have their response warning and first escalation
@@ -9,6 +9,11 @@ sweep time: the due timers come from an indexed query, never a scan.
 
 Tickets come in cohorts that share a creation moment and priority, so the
 business-time arithmetic runs once per cohort rather than once per ticket.
+
+`--contracts N` adds N client contracts to the starter rules (each with its
+own P2 and P3 rows and a contact) and spreads the cohorts over them, every
+ticket keeping its contract's SLA table as a real one does (SPEC §7), so the
+sweep reads and applies per-ticket tables.
 """
 
 from __future__ import annotations
@@ -74,12 +79,39 @@ class TimedComposer(Composer):
             self.mails += 1
 
 
-def _runtime() -> Runtime:
+def contracts_yaml(count: int) -> str:
+    """`count` synthetic contracts: client<i>.example.pl, office P2/P3 rows
+    of their own, a contact copied on P1."""
+    lines = ["contracts:"] if count else []
+    for i in range(count):
+        lines += [
+            f"  client{i}:",
+            f'    name: "Client {i} Sp. z o.o."',
+            f"    match: {{domains: [client{i}.example.pl], addresses: [boss{i}@gmail.com]}}",
+            "    calendar: office",
+            "    sla:",
+            f"      P2: {{response: {30 + i}m, resolution: 6h, update_every: 2h}}",
+            f"      P3: {{response: 4h, resolution: {2 + i % 3}d, update_every: 1d}}",
+            f"    contacts: [it{i}@client{i}.example.pl]",
+            "    cc_priorities: [P1]",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _runtime(contracts: int = 0, folder: Path | None = None) -> Runtime:
     root = starter_root()
+    rules = root / "rules.yaml"
+    if contracts:
+        assert folder is not None
+        text = rules.read_text("utf-8")
+        rules = folder / "rules.yaml"
+        rules.write_text(
+            text.replace("\nrules:\n", "\n" + contracts_yaml(contracts) + "rules:\n", 1)
+        )
     settings = Settings()
     settings = replace(
         settings,
-        paths=replace(settings.paths, rules=root / "rules.yaml", templates=root / "templates"),
+        paths=replace(settings.paths, rules=rules, templates=root / "templates"),
     )
     runtime = load_runtime(settings, b"\x00" * 32)
     return replace(runtime, composer=TimedComposer(runtime.composer))
@@ -118,7 +150,13 @@ def _cohorts(runtime: Runtime, count: int, due_share: float) -> list[tuple[Ticke
         for minute in range(10):
             n = per if (i, minute) != (len(priorities) - 1, 9) else fresh - per * 39
             cohorts.append((_ticket(0, NOW - timedelta(minutes=1 + minute), priority), n))
-    for template, _ in cohorts:
+    contracts = list(runtime.rules.contracts)
+    for index, (template, _) in enumerate(cohorts):
+        if contracts:  # the cohorts spread over the contracts, as requesters would be
+            contract = contracts[index % len(contracts)]
+            template.contract = contract
+            template.requester = f"user{index}@{runtime.rules.contracts[contract].domains[0]}"
+            template.extra[slaclock.SLA_TABLE_KEY] = runtime.rules.sla_snapshot(contract)
         slaclock.set_deadlines(template, runtime.rules)
         slaclock.align_clock(template, runtime.rules, template.created_at)
     return cohorts
@@ -184,11 +222,13 @@ def _insert_sql(table: str, columns: list[str]) -> str:
     return f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
 
 
-def run(count: int = 100_000, due_share: float = 0.01, keep: Path | None = None) -> Result:
-    runtime = _runtime()
+def run(
+    count: int = 100_000, due_share: float = 0.01, keep: Path | None = None, contracts: int = 0
+) -> Result:
     with tempfile.TemporaryDirectory(prefix="spocd-bench-sla-") as tmp:
         folder = keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
+        runtime = _runtime(contracts, folder)
         store = SqlStore.open(f"sqlite:///{folder / 'bench.db'}")
         try:
             started = time.perf_counter()
@@ -244,9 +284,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--due-share", type=float, default=0.01)
     parser.add_argument("--keep", type=Path, help="build the database in DIR and keep it")
+    parser.add_argument(
+        "--contracts",
+        type=int,
+        default=0,
+        help="add N client contracts and spread tickets over them",
+    )
     args = parser.parse_args(argv)
-    result = run(args.tickets, args.due_share, args.keep)
+    result = run(args.tickets, args.due_share, args.keep, args.contracts)
     done = ", ".join(f"{k} {v}" for k, v in sorted(result.done.items())) or "nothing"
+    if args.contracts:
+        print(f"contracts         {args.contracts:>10,}")
     print(f"tickets           {result.tickets:>10,}")
     print(f"timers            {result.timers:>10,}")
     print(f"due at {NOW:%Y-%m-%d %H:%M}Z {result.due:>10,}")
