@@ -163,6 +163,12 @@ class TicketRepo(Protocol):
 
     def all_between(self, since: datetime | None, until: datetime | None) -> list[Ticket]: ...
 
+    def children(self, number: int) -> list[Ticket]:
+        """The tickets linked to `number` as their parent (a major incident), by number."""
+
+    def child_counts(self) -> dict[int, int]:
+        """How many children each parent has (parents only)."""
+
 
 class MessageRepo(Protocol):
     def add(
