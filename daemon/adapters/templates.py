@@ -50,6 +50,8 @@ KINDS = (
     "verification_unclear",
     "answer_unclear",
     "digest",
+    "major_reply",
+    "major_update",
 )
 
 

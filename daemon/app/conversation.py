@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from daemon.app import actions, agent_notices, closure
+from daemon.app import actions, agent_notices, closure, major
 from daemon.app.actions import ActionRefused, Ctx
 from daemon.app.notify import Thread
 from daemon.app.tickets import SYSTEM, Actor, Runtime, carried, record_event, record_inbound
@@ -242,6 +242,7 @@ def _apply(ctx: Ctx, block: commands.CommandBlock, msg: ParsedMessage, inbound_i
     else:
         files = carried(ctx.tx, ctx.rt, row, msg.attachments, msg.html)
         actions.reply(ctx, rest, pending_after=block.has("pending"), attachments=files)
+        major.fan_out_public(ctx, "agent_reply", rest, attachments=files)
 
 
 def _field(ctx: Ctx, command: commands.Command) -> None:
@@ -268,6 +269,7 @@ def _status(ctx: Ctx, command: commands.Command, rest: str) -> str:
             actions.pending(ctx)
     elif name == "resolve":
         closure.resolve(ctx, arg, rest)
+        major.resolve_children(ctx, arg, rest)
         return ""  # the note went to the requester inside the verification request
     elif name == "close":
         if ctx.ticket.status != Status.RESOLVED:
@@ -282,6 +284,10 @@ def _status(ctx: Ctx, command: commands.Command, rest: str) -> str:
         closure.reopen(ctx, rest or None)
     elif name == "merge":
         ctx.ticket = closure.merge(ctx, int(arg))
+    elif name == "link":
+        major.link(ctx, int(arg))
+    elif name == "unlink":
+        major.unlink(ctx)
     return rest
 
 

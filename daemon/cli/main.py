@@ -155,6 +155,8 @@ def build_parser() -> Parser:
             "cancel",
             "reopen",
             "merge",
+            "link",
+            "unlink",
         ],
     )
     p.add_argument("args", nargs="*", help="the action's argument (an agent, a state, text)")
