@@ -242,7 +242,8 @@ def _apply(ctx: Ctx, block: commands.CommandBlock, msg: ParsedMessage, inbound_i
     else:
         files = carried(ctx.tx, ctx.rt, row, msg.attachments, msg.html)
         actions.reply(ctx, rest, pending_after=block.has("pending"), attachments=files)
-        major.fan_out_public(ctx, "agent_reply", rest, attachments=files)
+        if not block.has("pending"):  # a question to the parent's requester is theirs
+            major.fan_out_public(ctx, "agent_reply", rest, attachments=files)
 
 
 def _field(ctx: Ctx, command: commands.Command) -> None:

@@ -21,6 +21,8 @@ Decisions where SPEC is silent:
   of the child's clock changes: its targets stay its own, and its status is
   not moved (the parent's `#pending` pauses neither the children nor their
   clocks).
+- A reply with `#pending` asks the parent's requester something: it stays
+  theirs and is not sent to the children.
 - The children's mail does not name the parent's tag or subject: they were
   written by another requester.
 """

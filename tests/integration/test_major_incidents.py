@@ -248,8 +248,11 @@ def test_a_reply_on_the_parent_reaches_each_open_child_in_its_own_thread(
 
 def test_the_parents_pending_does_not_pause_its_children(desk: App, relay: Relay) -> None:
     linked(desk)
+    clear(relay)
     agent_says(desk, 1, "#pending\n\nJan, could you tell us when it started?\n")
     assert ticket(desk, 1).status == Status.PENDING
+    # The question is for the parent's requester only.
+    assert caught_by(relay, EWA) == [] and caught_by(relay, MARIA) == []
     for number in (2, 3):
         child = ticket(desk, number)
         assert child.status != Status.PENDING and child.paused_at is None
