@@ -28,6 +28,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("tickets", schema=None) as batch_op:
+    # SQLite drops the column in place (3.35+): recreating `tickets` would
+    # trip the foreign keys of its messages, events and timers.
+    with op.batch_alter_table("tickets", schema=None, recreate="never") as batch_op:
         batch_op.drop_index("ix_tickets_parent")
         batch_op.drop_column("parent")
