@@ -17,10 +17,11 @@ Decisions where SPEC is silent:
   cycle can form). Linking needs both tickets open; a ticket linked
   elsewhere moves to the new parent (unlinked from the old one).
 - A public reply on the parent counts as the first response on each child
-  that has had none: its requester received a person's answer. Nothing else
-  of the child's clock changes: its targets stay its own, and its status is
-  not moved (the parent's `#pending` pauses neither the children nor their
-  clocks).
+  that has had none: its requester received a person's answer; and a new or
+  assigned child is in progress from then on, as after any reply. Nothing
+  else changes: the child's targets stay its own, a pending child stays
+  pending (it waits for its own requester), and the parent's `#pending`
+  pauses neither the children nor their clocks.
 - A reply with `#pending` asks the parent's requester something: it stays
   theirs and is not sent to the children.
 - The children's mail does not name the parent's tag or subject: they were
@@ -33,7 +34,7 @@ from datetime import datetime
 from typing import Any
 
 from daemon.app import closure, slaclock
-from daemon.app.actions import ActionRefused, Ctx
+from daemon.app.actions import ActionRefused, Ctx, _set_status
 from daemon.app.tickets import Actor, Runtime, queue_mail, record_event, thread_of
 from daemon.core.domain import OPEN_STATES, Status, Ticket
 from daemon.mail.attachparts import NO_FILES, Plan
@@ -150,6 +151,8 @@ def fan_out_public(
     for child in open_children(ctx.tx, ctx.ticket):
         cctx = Ctx(ctx.tx, ctx.rt, ctx.now, ctx.actor, child)
         slaclock.record_response(ctx.tx, child, ctx.now)
+        if child.status in (Status.NEW, Status.ASSIGNED):
+            _set_status(cctx, Status.IN_PROGRESS, reason=f"reply on {ctx.tid}")
         mail = ctx.rt.composer.compose(
             template=template,
             kind=kind,

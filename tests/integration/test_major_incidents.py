@@ -238,7 +238,7 @@ def test_a_reply_on_the_parent_reaches_each_open_child_in_its_own_thread(
         assert after.first_responded_at == at("2026-11-25 10:20")
         assert after.first_response_due == before[number].first_response_due
         assert after.resolution_due == before[number].resolution_due
-        assert after.priority == "P3" and after.status == before[number].status
+        assert after.priority == "P3" and after.status == Status.IN_PROGRESS
     [fanned] = [e for e in events(desk, 1) if e.type == "fanned_out"]
     assert fanned.detail["children"] == ["HD-2", "HD-3"]
     with desk.store.reading() as tx:
@@ -257,6 +257,17 @@ def test_the_parents_pending_does_not_pause_its_children(desk: App, relay: Relay
         child = ticket(desk, number)
         assert child.status != Status.PENDING and child.paused_at is None
         assert view(desk, number)["sla_state"] != "paused"
+
+
+def test_a_pending_child_stays_pending_when_the_parent_replies(desk: App, relay: Relay) -> None:
+    linked(desk)
+    agent_says(desk, 3, "#pending\n\nWhich Outlook version do you use?\n")
+    paused = ticket(desk, 3).paused_at
+    assert paused is not None
+    agent_says(desk, 1, "We are moving the archive.\n")
+    child = ticket(desk, 3)
+    assert (child.status, child.paused_at) == (Status.PENDING, paused)
+    assert ticket(desk, 2).status == Status.IN_PROGRESS
 
 
 def test_a_reply_after_unlink_stays_on_the_parent(desk: App, relay: Relay) -> None:

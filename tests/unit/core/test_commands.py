@@ -215,7 +215,11 @@ BAD = [
         "#merge needs the ticket that stays, like HD-42, not 'HD-42 HD-43'",
     ),
     ("#link", "missing_argument", "#link needs the major incident's ticket (like #link HD-7)"),
-    ("#link SD-7", "bad_argument", "#link needs the major incident's ticket, like HD-7, not 'SD-7'"),
+    (
+        "#link SD-7",
+        "bad_argument",
+        "#link needs the major incident's ticket, like HD-7, not 'SD-7'",
+    ),
     ("#unlink HD-7", "unexpected_argument", "#unlink takes no argument"),
     ("#foo", "unknown", "unknown command #foo"),
     ("#zamknij", "unknown", "unknown command #zamknij"),
