@@ -30,6 +30,7 @@ Decisions where SPEC is silent:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -134,6 +135,7 @@ def fan_out_public(
     attachments: Plan = NO_FILES,
     template: str = "major_reply",
     context: dict[str, Any] | None = None,
+    each: Callable[[Ctx], None] | None = None,
 ) -> list[int]:
     """The agent's public words on the parent (`ctx.ticket`), mailed to every
     open child's requester (and cc) on the child's own ticket.
@@ -142,8 +144,14 @@ def fan_out_public(
     "workaround", ...); the template `major_reply` words the mail by it.
     Each child's mail is its own outbox row and its own outgoing message;
     the child gets a `from_parent` event, and the reply counts as its first
-    response. Returns the numbers of the children reached; the parent gets a
-    `fanned_out` event naming them."""
+    response. `each(child_ctx)` runs for every child reached, before it is
+    saved (a workaround records its restoration there). Returns the numbers
+    of the children reached; the parent gets a `fanned_out` event naming
+    them.
+
+    The workaround (issue 16) calls it as
+    `fan_out_public(ctx, "workaround", text, each=...)`: the mail then says a
+    temporary solution restores the service while the fix goes on."""
     if not text.strip():
         return []
     reached = []
@@ -167,6 +175,8 @@ def fan_out_public(
         )
         queue_mail(ctx.tx, ctx.rt, child, mail, ctx.now)
         cctx.event(FROM_PARENT, parent=ctx.tid, kind=kind, message_id=mail.message_id)
+        if each is not None:
+            each(cctx)
         cctx.save()
         reached.append(child.number)
     if reached:

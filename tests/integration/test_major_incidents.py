@@ -279,6 +279,31 @@ def test_a_reply_after_unlink_stays_on_the_parent(desk: App, relay: Relay) -> No
     assert len(caught_by(relay, MARIA)) == 1
 
 
+def test_a_workaround_fanned_out_says_so_in_each_childs_language(desk: App, relay: Relay) -> None:
+    """The call the workaround (issue 16) makes on the parent."""
+    from daemon.app import major
+    from daemon.app.actions import Ctx
+    from daemon.app.tickets import Actor
+
+    linked(desk)
+    clear(relay)
+    seen: list[int] = []
+    with desk.store.transaction() as tx:
+        parent = tx.tickets.get(1, for_update=True)
+        assert parent is not None
+        ctx = Ctx(tx, desk.runtime, desk.clock.now(), Actor(ANNA, "cli"), parent)
+        reached = major.fan_out_public(
+            ctx, "workaround", "Use webmail for now.", each=lambda c: seen.append(c.ticket.number)
+        )
+        ctx.save()
+    desk.sender.send_due()
+    assert reached == seen == [2, 3]
+    pl = text_of(caught_by(relay, EWA)[0])
+    assert "Mamy rozwiązanie tymczasowe" in pl and "Use webmail for now." in pl
+    assert "We have a temporary solution" in text_of(caught_by(relay, MARIA)[0])
+    assert [m.kind for m in messages(desk, 2) if m.direction == "out"][-1] == "workaround"
+
+
 # --- status updates ----------------------------------------------------------------
 
 
