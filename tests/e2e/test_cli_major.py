@@ -80,7 +80,7 @@ def test_link_show_list_reply_and_resolve_from_the_command_line(
     run(config, "ticket", "HD-1", "resolve", "--code", "fixed", "--note", "Disk replaced.")
     listed = json.loads(run(config, "tickets", "--status", "all", "--json"))
     states = {t["id"]: t["status"] for t in listed}
-    assert states == {"HD-1": "resolved", "HD-2": "resolved", "HD-3": "new"}
+    assert states == {"HD-1": "resolved", "HD-2": "resolved", "HD-3": "in_progress"}
     verify = [m for m in sent_to(tmp_path, EWA) if "Disk replaced." in m.as_string()]
     assert len(verify) == 1 and "[HD-2]" in verify[0]["Subject"]
 
