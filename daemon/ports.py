@@ -168,6 +168,12 @@ class TicketRepo(Protocol):
         """Every contract id some ticket carries (removed contracts too)."""
         ...
 
+    def children(self, number: int) -> list[Ticket]:
+        """The tickets linked to `number` as their parent (a major incident), by number."""
+
+    def child_counts(self) -> dict[int, int]:
+        """How many children each parent has (parents only)."""
+
 
 class MessageRepo(Protocol):
     def add(

@@ -51,6 +51,8 @@ KINDS = (
     "answer_unclear",
     "digest",
     "kpi_report",
+    "major_reply",
+    "major_update",
 )
 
 

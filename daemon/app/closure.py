@@ -258,6 +258,12 @@ def merge(ctx: Ctx, target_number: int) -> Ticket:
         raise ActionRefused(f"{ctx.tid}: {tid} was itself merged; merge into its survivor")
     if target.status not in OPEN_STATES:
         raise ActionRefused(f"{ctx.tid}: {tid} is {target.status}; reopen it first")
+    linked = [c for c in ctx.tx.tickets.children(source.number) if c.status in OPEN_STATES]
+    if linked:
+        raise ActionRefused(
+            f"{ctx.tid}: it is a major incident with {len(linked)} open linked tickets; "
+            f"link them to {tid} (or #unlink them) first"
+        )
     moved = ctx.tx.messages.move(source.number, target.number)
     watchers = [
         a for a in (source.requester, *source.cc) if a != target.requester and a not in target.cc

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from daemon.app import actions, agent_notices, closure, restoration
+from daemon.app import actions, agent_notices, closure, major, restoration
 from daemon.app.actions import ActionRefused, Ctx
 from daemon.app.notify import Thread
 from daemon.app.tickets import SYSTEM, Actor, Runtime, carried, record_event, record_inbound
@@ -245,6 +245,8 @@ def _apply(ctx: Ctx, block: commands.CommandBlock, msg: ParsedMessage, inbound_i
     else:
         files = carried(ctx.tx, ctx.rt, row, msg.attachments, msg.html)
         actions.reply(ctx, rest, pending_after=block.has("pending"), attachments=files)
+        if not block.has("pending"):  # a question to the parent's requester is theirs
+            major.fan_out_public(ctx, "agent_reply", rest, attachments=files)
 
 
 def _field(ctx: Ctx, command: commands.Command) -> None:
@@ -271,6 +273,7 @@ def _status(ctx: Ctx, command: commands.Command, rest: str) -> str:
             actions.pending(ctx)
     elif name == "resolve":
         closure.resolve(ctx, arg, rest)
+        major.resolve_children(ctx, arg, rest)
         return ""  # the note went to the requester inside the verification request
     elif name == "close":
         if ctx.ticket.status != Status.RESOLVED:
@@ -285,6 +288,10 @@ def _status(ctx: Ctx, command: commands.Command, rest: str) -> str:
         closure.reopen(ctx, rest or None)
     elif name == "merge":
         ctx.ticket = closure.merge(ctx, int(arg))
+    elif name == "link":
+        major.link(ctx, int(arg))
+    elif name == "unlink":
+        major.unlink(ctx)
     return rest
 
 

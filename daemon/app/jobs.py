@@ -22,7 +22,16 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from daemon.app import actions, agent_notices, closure, contacts, digest, kpimail, slaclock
+from daemon.app import (
+    actions,
+    agent_notices,
+    closure,
+    contacts,
+    digest,
+    kpimail,
+    major,
+    slaclock,
+)
 from daemon.app.tickets import SYSTEM, Runtime, queue_mail, record_event, thread_of
 from daemon.core.domain import Event, Status, Ticket
 from daemon.ports import Store, Timer, Tx
@@ -386,6 +395,8 @@ def _update(tx: Tx, rt: Runtime, ticket: Ticket, plan: slaclock.PlannedTimer, no
         thread=thread_of(tx, ticket, requester=True),
         auto_submitted="auto-generated",
     )
+    # A major incident's update reaches its children's requesters too.
+    major.fan_out_update(tx, rt, ticket, now, happened=happened, since=since, actor=SYSTEM)
     if contacts.queue_with_copies(tx, rt, ticket, mail, copies, now):
         record_event(
             tx, ticket, now, SYSTEM, "status_update", to=list(mail.recipients), items=len(happened)

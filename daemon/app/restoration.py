@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from daemon.app import slaclock, slastate
+from daemon.app import major, slaclock, slastate
 from daemon.app.actions import ActionRefused, Ctx, _set_status
 from daemon.app.tickets import queue_mail, thread_of
 from daemon.core import businesstime, lifecycle
@@ -82,6 +82,30 @@ def workaround(
         restoration_due=slaclock.utc_iso(due) if due else None,
         met=due is None or (ticket.restored_at or ctx.now) <= due,
         message_id=mail.message_id,
+    )
+    # On a major incident the workaround restores every linked ticket's
+    # service too: each child's requester gets it on their own ticket.
+    major.fan_out_public(ctx, "workaround", text, attachments=attachments, each=_restore_child)
+
+
+def _restore_child(cctx: Ctx) -> None:
+    """A child reached by its parent's workaround is restored at that moment
+    (a child restored before keeps its own moment)."""
+    child = cctx.ticket
+    first = child.restored_at is None
+    if first:
+        child.restored_at = cctx.now
+        child.extra[slastate.RESTORED_PAUSED_KEY] = _paused_so_far(cctx)
+    due = slaclock.target_due(child, "restoration") or child.resolution_due
+    restored = child.restored_at or cctx.now
+    cctx.event(
+        "workaround",
+        by=cctx.actor.address,
+        first=first,
+        restored_at=slaclock.utc_iso(restored),
+        restoration_due=slaclock.utc_iso(due) if due else None,
+        met=due is None or restored <= due,
+        from_parent=True,
     )
 
 

@@ -56,6 +56,7 @@ def ticket_json(ticket: Ticket, prefix: str, rules: Rules, now: datetime) -> dic
         "contract": ticket.contract,
         "merged_into": f"{prefix}-{ticket.merged_into}" if ticket.merged_into else None,
         "linked_to": f"{prefix}-{ticket.linked_to}" if ticket.linked_to else None,
+        "parent": f"{prefix}-{ticket.parent}" if ticket.parent else None,
         "resolution_code": ticket.resolution_code,
         "rules_version": ticket.rules_version,
     }
@@ -144,7 +145,15 @@ def ticket_header() -> str:
     ).rstrip()
 
 
-def ticket_line(data: dict[str, Any], zone: ZoneInfo) -> str:
+def ticket_line(data: dict[str, Any], zone: ZoneInfo, children: int = 0) -> str:
+    """One row of `spocd tickets`; the subject says what a ticket is to a
+    major incident: `(part of HD-7)` on a child, `(major: 3 linked)` on a
+    parent of `children` tickets."""
+    subject = data["subject"][:60]
+    if data.get("parent"):
+        subject = f"(part of {data['parent']}) {subject}"
+    elif children:
+        subject = f"(major: {children} linked) {subject}"
     return printable(
         _COLUMNS.format(
             data["id"],
@@ -154,7 +163,7 @@ def ticket_line(data: dict[str, Any], zone: ZoneInfo) -> str:
             data["group"] or "-",
             data["assignee"] or "-",
             local_time(data["created_at"], zone) or "-",
-            data["subject"][:60],
+            subject,
         )
     ).replace("\n", " ")
 
@@ -193,6 +202,8 @@ def ticket_text(
         "escalation_level",
         "linked_to",
         "merged_into",
+        "parent",
+        "children",
     ):
         value = data.get(key)
         if key in _MOMENTS:

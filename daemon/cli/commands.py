@@ -148,6 +148,7 @@ def cmd_tickets(args: argparse.Namespace) -> int:
         now = app.clock.now()
         with app.store.reading() as tx:
             tickets = tx.tickets.listing(statuses)
+            counts = tx.tickets.child_counts()
         data = [ticket_json(t, rt.prefix, rt.rules, now) for t in tickets]
     finally:
         app.close()
@@ -156,7 +157,7 @@ def cmd_tickets(args: argparse.Namespace) -> int:
     elif data:
         print(ticket_header())
         for item in data:
-            print(ticket_line(item, zone))
+            print(ticket_line(item, zone, counts.get(item["number"], 0)))
     else:
         print("no tickets", file=sys.stderr)
     return EX_OK
@@ -182,7 +183,9 @@ def cmd_show(args: argparse.Namespace) -> int:
                 message_json(m, files.get(m.row_id or 0, ())) for m in tx.messages.of_ticket(number)
             ]
             events = [event_json(e) for e in tx.events.of_ticket(number)]
+            children = [rt.ticket_id(c.number) for c in tx.tickets.children(number)]
         data = ticket_json(ticket, rt.prefix, rt.rules, app.clock.now())
+        data["children"] = children
     finally:
         app.close()
     if args.json:

@@ -156,6 +156,8 @@ def build_parser() -> Parser:
             "reopen",
             "merge",
             "workaround",
+            "link",
+            "unlink",
         ],
     )
     p.add_argument("args", nargs="*", help="the action's argument (an agent, a state, text)")

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from daemon.app import actions, closure, restoration
+from daemon.app import actions, closure, major, restoration
 from daemon.app.actions import ActionRefused, Ctx
 from daemon.app.tickets import Actor, outgoing_plan
 from daemon.app.views import ticket_json
@@ -53,6 +53,7 @@ def _run(ctx: Ctx, args: argparse.Namespace) -> None:
         files = _files(args.attach)
         plan = outgoing_plan(ctx.rt, attachparts.items_of([None] * len(files), files, None))
         actions.reply(ctx, text, attachments=plan, files=files)
+        major.fan_out_public(ctx, "agent_reply", text, attachments=plan)
     elif action == "workaround":
         text = (args.note or " ".join(args.args)).strip()
         if not text:
@@ -70,7 +71,9 @@ def _run(ctx: Ctx, args: argparse.Namespace) -> None:
     elif action == "resolve":
         if not args.code or not (args.note or args.args):
             raise UsageError("ticket resolve needs --code CODE and --note TEXT")
-        closure.resolve(ctx, args.code, args.note or " ".join(args.args))
+        note = args.note or " ".join(args.args)
+        closure.resolve(ctx, args.code, note)
+        major.resolve_children(ctx, args.code, note)
     elif action == "close":
         closure.close(ctx, args.note or (" ".join(args.args) or None))
     elif action == "cancel":
@@ -79,6 +82,10 @@ def _run(ctx: Ctx, args: argparse.Namespace) -> None:
         closure.reopen(ctx, args.note or (" ".join(args.args) or None), notify=True)
     elif action == "merge":
         ctx.ticket = closure.merge(ctx, ticket_number(_text(args, "a ticket"), ctx.rt.prefix))
+    elif action == "link":
+        major.link(ctx, ticket_number(_text(args, "the major incident's ticket"), ctx.rt.prefix))
+    elif action == "unlink":
+        major.unlink(ctx)
 
 
 def _files(paths: list[str]) -> list[Attachment]:

@@ -32,6 +32,8 @@ Decisions where SPEC is silent:
   reopens or sets the status; `#pending` may join it. `#internal` with `#resolve`
   is a conflict: the text below cannot be both. The same command twice with the
   same argument counts once; with different arguments it is a conflict.
+- `#link HD-N` makes the ticket part of the major incident HD-N; `#unlink`
+  (no argument) undoes it; the two together are a conflict.
 """
 
 from __future__ import annotations
@@ -168,6 +170,13 @@ def _ticket(arg: str, prefix: str) -> str:
     raise _BadArgument(f"the ticket that stays, like {prefix}-42, not '{arg}'")
 
 
+def _parent(arg: str, prefix: str) -> str:
+    try:
+        return _ticket(arg, prefix)
+    except _BadArgument:
+        raise _BadArgument(f"the major incident's ticket, like {prefix}-7, not '{arg}'") from None
+
+
 _Parser = Callable[[str, str], str]
 
 #: name -> argument parser, or None for commands that take no argument
@@ -187,6 +196,8 @@ _COMMANDS: dict[str, _Parser | None] = {
     "reopen": None,
     "merge": _ticket,
     "workaround": None,
+    "link": _parent,
+    "unlink": None,
 }
 
 COMMAND_NAMES: frozenset[str] = frozenset(_COMMANDS)
@@ -201,6 +212,7 @@ _WANTS = {
     "group": "a group name",
     "resolve": "a resolution code (like #resolve fixed)",
     "merge": "the ticket that stays",
+    "link": "the major incident's ticket (like #link HD-7)",
 }
 
 #: commands that change the status; one per reply, except resolve + close
@@ -329,6 +341,8 @@ def _conflicts(commands: list[Command]) -> tuple[list[Command], list[CommandErro
                     "the text below is the workaround mailed to the requester; "
                     "#workaround keeps the ticket open for the permanent fix",
                 )
+            if pair == {"link", "unlink"}:
+                conflict(command, earlier, "link or unlink, not both")
                 break
             if pair == {"internal", "resolve"}:
                 conflict(

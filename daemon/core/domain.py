@@ -177,6 +177,7 @@ class Ticket:
     resolution_note: str | None = None
     merged_into: int | None = None
     linked_to: int | None = None
+    parent: int | None = None  # the major incident this ticket is part of (SPEC §8)
     last_public_at: datetime | None = None  # last mail the requester got from us
     message_count: int = 0
     extra: dict[str, Any] = field(default_factory=dict)

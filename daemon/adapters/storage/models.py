@@ -136,6 +136,7 @@ class TicketRow(Base):
     resolution_note: Mapped[str | None] = mapped_column(Text)
     merged_into: Mapped[int | None] = mapped_column(Id)
     linked_to: Mapped[int | None] = mapped_column(Id)
+    parent: Mapped[int | None] = mapped_column(Id)
     last_public_at: Mapped[datetime | None]
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     contract: Mapped[str | None] = mapped_column(String(200))
@@ -144,6 +145,7 @@ class TicketRow(Base):
         Index("ix_tickets_status", "status"),
         Index("ix_tickets_requester", "requester"),
         Index("ix_tickets_created", "created_at"),
+        Index("ix_tickets_parent", "parent"),
     )
 
 

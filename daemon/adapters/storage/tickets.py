@@ -179,6 +179,18 @@ class SqlTickets(Repo):
             ) in self.conn.execute(stmt)
         ]
 
+    def children(self, number: int) -> list[Ticket]:
+        stmt = _TICKETS.where(TICKETS.c.parent == number).order_by(TICKETS.c.id)
+        return [_ticket(row) for row in self.conn.execute(stmt)]
+
+    def child_counts(self) -> dict[int, int]:
+        stmt = (
+            select(TICKETS.c.parent, func.count())
+            .where(TICKETS.c.parent.is_not(None))
+            .group_by(TICKETS.c.parent)
+        )
+        return {int(parent): int(count) for parent, count in self.conn.execute(stmt)}
+
     def all_between(self, since: datetime | None, until: datetime | None) -> list[Ticket]:
         """Tickets alive in the period: created before its end and not closed
         before its start (the report counts backlog and breaches from these)."""

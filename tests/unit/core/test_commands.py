@@ -82,6 +82,11 @@ GOOD = [
     ("#merge [hd-7]", "merge", "7"),
     ("#workaround", "workaround", None),
     ("#Workaround", "workaround", None),
+    ("#link HD-7", "link", "7"),
+    ("#link hd-007", "link", "7"),
+    ("#link [HD-7]", "link", "7"),
+    ("#Link 7", "link", "7"),
+    ("#unlink", "unlink", None),
 ]
 
 
@@ -113,6 +118,8 @@ def test_every_command_has_a_good_example() -> None:
             "reopen",
             "merge",
             "workaround",
+            "link",
+            "unlink",
         }
     )
 
@@ -210,6 +217,13 @@ BAD = [
         "bad_argument",
         "#merge needs the ticket that stays, like HD-42, not 'HD-42 HD-43'",
     ),
+    ("#link", "missing_argument", "#link needs the major incident's ticket (like #link HD-7)"),
+    (
+        "#link SD-7",
+        "bad_argument",
+        "#link needs the major incident's ticket, like HD-7, not 'SD-7'",
+    ),
+    ("#unlink HD-7", "unexpected_argument", "#unlink takes no argument"),
     ("#foo", "unknown", "unknown command #foo"),
     ("#zamknij", "unknown", "unknown command #zamknij"),
     ("#assignme", "unknown", "unknown command #assignme"),
@@ -315,6 +329,16 @@ CONFLICTS = [
         [(2, "#assign anna@example.com conflicts with #assign me on line 1: give one #assign")],
     ),
     ("#resolve fixed\n#close" + NOTE, []),  # verified by phone: resolve, then close
+    ("#link HD-7\n#assign me" + NOTE, []),
+    ("#link HD-7\n#resolve fixed" + NOTE, []),
+    (
+        "#link HD-7\n#unlink",
+        [(2, "#unlink conflicts with #link 7 on line 1: link or unlink, not both")],
+    ),
+    (
+        "#link HD-7\n#link HD-8",
+        [(2, "#link 8 conflicts with #link 7 on line 1: give one #link")],
+    ),
     ("#close\n#resolve fixed" + NOTE, []),
     (
         "#pending\n#resolve fixed" + NOTE,

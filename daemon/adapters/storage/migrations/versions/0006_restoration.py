@@ -17,7 +17,7 @@ from alembic import op
 from daemon.adapters.storage import models
 
 revision = "0006"
-down_revision = "0005"  # chained after h-contracts in the h-record merge
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
