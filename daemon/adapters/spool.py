@@ -5,20 +5,20 @@ An MTA pipe starts one process per message; writing the raw bytes to a file
 so that path stays fast. The daemon moves spooled files into the inbound
 queue; a file's name is its source key, so a crash between the commit and
 the unlink queues nothing twice.
+
+This module is what the pipe process imports: it stays free of the domain,
+the ports and the database (`spool_import` is the daemon's side).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from daemon.config.files import open_private, private_dirs
-from daemon.core.domain import Intake
-from daemon.ports import QueuedRaw, Store
 
 ESCALATION_SUFFIX = ".escalation"
 #: Spooled files over the intake limit are set aside here, never loaded.
@@ -58,7 +58,7 @@ def _spool(spool: Path, write: Callable[[BinaryIO], object], escalation: bool) -
     tmp_dir, new_dir = spool / "tmp", spool / "new"
     private_dirs(tmp_dir)
     private_dirs(new_dir)
-    name = f"{time.time_ns()}.{os.getpid()}.{secrets.token_hex(6)}"
+    name = f"{time.time_ns()}.{os.getpid()}.{os.urandom(6).hex()}"
     if escalation:
         name += ESCALATION_SUFFIX
     tmp = tmp_dir / name
@@ -85,40 +85,3 @@ def spooled(spool: Path) -> list[Path]:
     if not new_dir.is_dir():
         return []
     return sorted(p for p in new_dir.iterdir() if p.is_file())
-
-
-def import_spool(
-    spool: Path,
-    store: Store,
-    now: Callable[[], object],
-    limit: int = 500,
-    *,
-    max_bytes: int | None = None,
-    on_refused: Callable[[Path, int], object] = lambda path, size: None,
-) -> int:
-    """Move spooled messages into the inbound queue; returns how many. A file
-    over `max_bytes` (put there by hand or by an older spocd) is moved to
-    `refused/` unread: one message cannot cost the daemon more than the limit."""
-    moved = 0
-    for path in spooled(spool)[:limit]:
-        try:
-            size = path.stat().st_size
-            if max_bytes is not None and size > max_bytes:
-                private_dirs(spool / REFUSED_DIR)
-                os.rename(path, spool / REFUSED_DIR / path.name)
-                on_refused(path, size)
-                continue
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            continue  # another importer took it
-        item = QueuedRaw(
-            raw=raw,
-            intake=Intake.SPOOL,
-            escalation=path.name.endswith(ESCALATION_SUFFIX),
-            source_key=f"spool:{path.name}",
-        )
-        with store.transaction() as tx:
-            tx.inbound.add(item, now())  # type: ignore[arg-type]
-        path.unlink(missing_ok=True)
-        moved += 1
-    return moved

@@ -31,7 +31,6 @@ from daemon.config.settings import (
     Settings,
     SmtpSettings,
 )
-from daemon.core import passwords
 from daemon.core.errors import ConfigError
 
 CONFIG_ENV = "SPOCD_CONFIG"
@@ -205,6 +204,8 @@ def _check_smtp(table: dict[str, Any], base: Path, where: Callable[[str], str]) 
     except OSError as exc:
         problems.append(f"{where('auth_users_file')}: smtp.auth_users_file: cannot read: {exc}")
         return problems
+    from daemon.core import passwords  # hashlib and secrets: only with a users file
+
     users, bad = passwords.parse_users(text)
     problems.extend(f"{users_path}:{line}: {problem}" for line, problem in bad)
     if not users and not bad:
@@ -245,6 +246,8 @@ def _check_http(table: dict[str, Any], base: Path, where: Callable[[str], str]) 
         )
     users_file = table.get("users_file")
     if users_file is not None:
+        from daemon.core import passwords  # hashlib and secrets: only with a users file
+
         users_path = _under(base, users_file)
         try:
             users, bad = passwords.parse_users(read_config_file(users_path))

@@ -17,7 +17,7 @@ from daemon.adapters.imap.intake import MailboxIntake
 from daemon.adapters.imap.session import PollReport
 from daemon.adapters.outgoing import MaildirTransport, SmtpTransport
 from daemon.adapters.record_page import RecordPages
-from daemon.adapters.spool import import_spool
+from daemon.adapters.spool_import import import_spool
 from daemon.adapters.storage.store import SqlStore
 from daemon.adapters.templates import TemplateRenderer
 from daemon.app.notify import Composer, Identity
