@@ -304,6 +304,25 @@ def test_a_workaround_fanned_out_says_so_in_each_childs_language(desk: App, rela
     assert [m.kind for m in messages(desk, 2) if m.direction == "out"][-1] == "workaround"
 
 
+def test_a_workaround_by_mail_on_the_parent_restores_each_open_child(
+    desk: App, relay: Relay
+) -> None:
+    """`#workaround` on the major incident: the service is back for every
+    linked requester too, each told on their own ticket and restored then."""
+    linked(desk)
+    clear(relay)
+    agent_says(desk, 1, "#workaround\n\nUse the web mail at https://mail.example.com for now.\n")
+    desk.sender.send_due()
+    now = desk.clock.now()
+    for number in (1, 2, 3):
+        assert ticket(desk, number).restored_at == now
+    assert "web mail" in text_of(caught_by(relay, EWA)[0])
+    assert "Mamy rozwiązanie tymczasowe" in text_of(caught_by(relay, EWA)[0])
+    assert "We have a temporary solution" in text_of(caught_by(relay, MARIA)[0])
+    restored = [e for e in events(desk, 2) if e.type == "workaround"]
+    assert len(restored) == 1 and restored[0].detail["from_parent"] is True
+
+
 # --- status updates ----------------------------------------------------------------
 
 
