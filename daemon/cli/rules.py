@@ -35,11 +35,10 @@ def cmd_rules(args: argparse.Namespace) -> int:
     if args.rules_command == "check":
         for warning in compiled.warnings:
             print(f"{path}: warning: {warning}", file=sys.stderr)
-        contracts = f", {len(compiled.contracts)} contracts" if compiled.contracts else ""
-        print(
-            f"{path}: ok (version {compiled.version}, {len(compiled.rules)} rules, "
-            f"{len(compiled.groups)} groups{contracts})"
-        )
+        counts = [(len(compiled.rules), "rule"), (len(compiled.groups), "group")]
+        counts += [(len(compiled.contracts), "contract")] if compiled.contracts else []
+        listed = ", ".join(f"{n} {word}{'' if n == 1 else 's'}" for n, word in counts)
+        print(f"{path}: ok (version {compiled.version}, {listed})")
         return EX_OK
     parse = functools.partial(
         parse_message, max_attachment_bytes=settings_of(args).limits.max_attachment_bytes
