@@ -118,6 +118,12 @@ class InboundRepo(Protocol):
     def get_item(self, item_id: int, *, for_update: bool = False) -> InboundItem | None:
         """One item; `for_update` locks it so a concurrent worker cannot take it too."""
 
+    def get_items(
+        self, item_ids: Sequence[int], *, without_raw: Collection[int] = ()
+    ) -> dict[int, InboundItem]:
+        """Several items by id in one read, locked like `get_item(for_update=True)`;
+        those in `without_raw` come without their bytes."""
+
     def ids_by_source(self, keys: Sequence[str]) -> dict[str, int]:
         """The queued items these source keys name (those already queued)."""
 

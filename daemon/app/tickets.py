@@ -217,7 +217,9 @@ def attachment_items(
     tx: Tx, row_id: int | None, attachments: Sequence[Attachment], html: str | None
 ) -> list[attachparts.Item]:
     """A stored message's attachments with their ids (for the fetch command)."""
-    ids: list[int | None] = list(tx.messages.attachment_ids(row_id)) if row_id else []
+    ids: list[int | None] = (
+        list(tx.messages.attachment_ids(row_id)) if row_id and attachments else []
+    )
     ids += [None] * (len(attachments) - len(ids))
     return attachparts.items_of(ids, attachments, html)
 

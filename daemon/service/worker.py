@@ -69,8 +69,9 @@ class InboundWorker:
                 items = tx.inbound.claim(now, limit, self.group_bytes, without_raw=parsed or ())
             else:
                 items = []
+                found = tx.inbound.get_items(item_ids, without_raw=parsed or ())
                 for item_id in item_ids:
-                    item = tx.inbound.get_item(item_id, for_update=True)
+                    item = found.get(item_id)
                     if item is not None and item.state == "queued":
                         items.append(item)
                         continue

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from daemon.adapters.storage import direct
+from daemon.adapters.storage.behind import WriteBehind
 from daemon.adapters.storage.models import (
     AddressRow,
     AttachmentRow,
@@ -39,9 +40,16 @@ ADDRESSES = AddressRow.__table__
 class Repo:
     """A repository over one connection (the transaction's)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, behind: WriteBehind | None = None) -> None:
         self.conn = conn
         self.locking = conn.dialect.name == "postgresql"
+        self.behind = behind  # the transaction's held row writes, if it holds any
+
+    def _settle(self) -> None:
+        """Write held rows before reading or writing this repository's table
+        another way (a repository that holds rows calls it)."""
+        if self.behind is not None:
+            self.behind.flush()
 
     def _insert(self, table: Any, values: dict[str, Any]) -> int:
         return direct.insert_row(self.conn, table, values)

@@ -13,6 +13,7 @@ for results that need no conversion (numbers, text).
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,6 +79,39 @@ def execute(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> int:
         cursor.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One row write, encoded, waiting to run (see `behind`)."""
+
+    sql: str
+    params: Any
+
+
+def prepare_insert(conn: Connection, table: Table, values: Mapping[str, Any]) -> Prepared:
+    shape = _shape(conn.dialect, table, "insert-many", tuple(values))
+    return Prepared(shape.sql, _params(shape, values))
+
+
+def prepare_update(conn: Connection, table: Table, pk: int, values: Mapping[str, Any]) -> Prepared:
+    shape = _shape(conn.dialect, table, "update", tuple(values))
+    return Prepared(shape.sql, _params(shape, {**values, "_pk": pk}))
+
+
+def run_prepared(conn: Connection, rows: Sequence[Prepared]) -> None:
+    """Rows of one statement, in one executemany."""
+    if len(rows) == 1:
+        _execute(conn, rows[0].sql, rows[0].params).close()
+    elif rows:
+        _execute(conn, rows[0].sql, [row.params for row in rows], many=True).close()
+
+
+def execute_many(conn: Connection, stmt: Any, params: Sequence[Mapping[str, Any]]) -> None:
+    """Run a prepared statement once per parameter set, in one executemany."""
+    if params:
+        shape = _statement(conn.dialect, stmt)
+        _execute(conn, shape.sql, [_params(shape, p) for p in params], many=True).close()
+
+
 def fetch(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """Run a prepared SELECT whose columns need no conversion; its rows."""
     cursor = _run(conn, _statement(conn.dialect, stmt), params)
@@ -85,6 +119,47 @@ def fetch(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[tuple[
         return [tuple(row) for row in cursor.fetchall()]
     finally:
         cursor.close()
+
+
+def rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[Any]:
+    """Run a prepared SELECT; its rows with SQLAlchemy's own result
+    conversions (datetimes, JSON), read by column name like SQLAlchemy's."""
+    shape = _statement(conn.dialect, stmt)
+    cursor = _run(conn, shape, params)
+    try:
+        make = _reader(conn.dialect, stmt, cursor.description)
+        return [make(row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+_READERS: dict[tuple[str, int, tuple[Any, ...]], tuple[Any, Callable[[Any], Any]]] = {}
+
+
+def _reader(dialect: Dialect, stmt: Any, description: Any) -> Callable[[Any], Any]:
+    """A row maker for this statement and the driver's column types: each
+    column through its type's result processor (as SQLAlchemy would)."""
+    codes = tuple(column[1] for column in description)
+    key = (dialect.name, id(stmt), codes)
+    found = _READERS.get(key)
+    if found is None or found[0] is not stmt:
+        columns = stmt.compile(dialect=dialect)._result_columns
+        processors = [
+            column.type._cached_result_processor(dialect, code)
+            for column, code in zip(columns, codes, strict=True)
+        ]
+        row_type = namedtuple("Row", [column.keyname for column in columns], rename=True)  # type: ignore[misc]
+        pairs = list(enumerate(processors))
+        converting = [(i, p) for i, p in pairs if p is not None]
+
+        def make(raw: Any) -> Any:
+            values = list(raw)
+            for index, process in converting:
+                values[index] = process(values[index])
+            return row_type._make(values)
+
+        found = _READERS[key] = (stmt, make)
+    return found[1]
 
 
 def statement(conn: Connection, sql: str) -> None:

@@ -22,6 +22,7 @@ _INBOUND_BY_ID = select(INBOUND).where(INBOUND.c.id == bindparam("_pk"))
 
 class SqlInbound(Repo):
     def add(self, item: QueuedRaw, now: datetime) -> int | None:
+        self._settle()
         values = dict(
             source_key=item.source_key,
             intake=str(item.intake),
@@ -58,6 +59,7 @@ class SqlInbound(Repo):
         max_bytes: int | None = None,
         without_raw: Collection[int] = (),
     ) -> list[InboundItem]:
+        self._settle()
         due = (
             select(INBOUND.c.id, INBOUND.c.size)
             .where(INBOUND.c.state == "queued", INBOUND.c.next_attempt_at <= now)
@@ -85,11 +87,32 @@ class SqlInbound(Repo):
         return sorted(items, key=lambda item: item.id)
 
     def get_item(self, item_id: int, *, for_update: bool = False) -> InboundItem | None:
+        self._settle()
         stmt = _INBOUND_BY_ID.with_for_update() if for_update and self.locking else _INBOUND_BY_ID
         row = self.conn.execute(stmt, {"_pk": item_id}).first()  # waits for a worker holding it
         return _inbound_item(row) if row else None
 
+    def get_items(
+        self, item_ids: Sequence[int], *, without_raw: Collection[int] = ()
+    ) -> dict[int, InboundItem]:
+        """Several items in one read, locked as `get_item(for_update=True)`
+        locks one; those in `without_raw` (already parsed) without their bytes."""
+        self._settle()
+        found: dict[int, InboundItem] = {}
+        skip = [item_id for item_id in item_ids if item_id in without_raw]
+        load = [item_id for item_id in item_ids if item_id not in without_raw]
+        for chosen, columns, raw in ((load, [INBOUND], None), (skip, _NO_RAW, b"")):
+            if chosen:
+                stmt = select(*columns).where(INBOUND.c.id.in_(chosen)).order_by(INBOUND.c.id)
+                if self.locking:
+                    stmt = stmt.with_for_update()
+                found.update(
+                    (row.id, _inbound_item(row, raw=raw)) for row in self.conn.execute(stmt)
+                )
+        return found
+
     def ids_by_source(self, keys: Sequence[str]) -> dict[str, int]:
+        self._settle()
         found: dict[str, int] = {}
         keys = list(keys)
         for start in range(0, len(keys), 500):
@@ -108,23 +131,24 @@ class SqlInbound(Repo):
         ticket_number: int | None = None,
         message_id: str | None = None,
     ) -> None:
-        self._update(
-            INBOUND,
-            item_id,
-            dict(
-                state="done",
-                outcome=outcome,
-                processed_at=now,
-                ticket_id=ticket_number,
-                message_id=message_id,
-                stage=None,
-                reason=None,
-            ),
+        values = dict(
+            state="done",
+            outcome=outcome,
+            processed_at=now,
+            ticket_id=ticket_number,
+            message_id=message_id,
+            stage=None,
+            reason=None,
         )
+        if self.behind is not None:  # nothing in the group reads it back
+            self.behind.update(INBOUND, item_id, values)
+        else:
+            self._update(INBOUND, item_id, values)
 
     def fail(
         self, item_id: int, *, stage: str, reason: str, now: datetime, retry_at: datetime | None
     ) -> None:
+        self._settle()
         self.conn.execute(
             update(INBOUND)
             .where(INBOUND.c.id == item_id)
@@ -140,6 +164,7 @@ class SqlInbound(Repo):
         )
 
     def quarantine(self, item_id: int, *, reason: str, now: datetime) -> None:
+        self._settle()
         self.conn.execute(
             update(INBOUND)
             .where(INBOUND.c.id == item_id)
@@ -153,6 +178,7 @@ class SqlInbound(Repo):
         )
 
     def requeue(self, item_id: int, now: datetime) -> bool:
+        self._settle()
         result = self.conn.execute(
             update(INBOUND)
             .where(INBOUND.c.id == item_id, INBOUND.c.state.in_(("failed", "quarantined")))
@@ -161,20 +187,24 @@ class SqlInbound(Repo):
         return result.rowcount > 0
 
     def entry(self, item_id: int) -> QueueEntry | None:
+        self._settle()
         row = self.conn.execute(_entry_select().where(INBOUND.c.id == item_id)).first()
         return _queue_entry(row) if row else None
 
     def entries(self, states: Sequence[str], limit: int) -> list[QueueEntry]:
+        self._settle()
         stmt = _entry_select().where(INBOUND.c.state.in_(list(states)))
         stmt = stmt.order_by(INBOUND.c.id.desc()).limit(limit)
         return [_queue_entry(row) for row in self.conn.execute(stmt)]
 
     def count(self, state: str) -> int:
+        self._settle()
         return self.conn.execute(
             select(func.count()).select_from(INBOUND).where(INBOUND.c.state == state)
         ).scalar_one()
 
     def raw(self, item_id: int) -> bytes | None:
+        self._settle()
         return self.conn.execute(select(INBOUND.c.raw).where(INBOUND.c.id == item_id)).scalar()
 
 

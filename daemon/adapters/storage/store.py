@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine
 
 from daemon.adapters.storage import direct, migrate
+from daemon.adapters.storage.behind import WriteBehind
 from daemon.adapters.storage.engine import SQLITE_BUSY_MS, make_engine
 from daemon.adapters.storage.inbound import SqlInbound
 from daemon.adapters.storage.mailboxes import SqlMailboxes
@@ -23,14 +24,19 @@ SIGNING_KEY = "message_id_key"
 
 
 class SqlTx:
-    """One unit of work over one connection; the store commits it."""
+    """One unit of work over one connection; the store commits it.
 
-    def __init__(self, conn: Connection) -> None:
+    With `write_behind`, events and the queue's "done" marks are held and
+    written in one executemany per table before anything reads them and
+    before the commit (`behind`)."""
+
+    def __init__(self, conn: Connection, *, write_behind: bool = False) -> None:
         self.conn = conn
-        self.inbound = SqlInbound(conn)
+        self.behind = WriteBehind(conn) if write_behind else None
+        self.inbound = SqlInbound(conn, self.behind)
         self.tickets = SqlTickets(conn)
         self.messages = SqlMessages(conn)
-        self.events = SqlEvents(conn)
+        self.events = SqlEvents(conn, self.behind)
         self.outbox = SqlOutbox(conn)
         self.timers = SqlTimers(conn)
         self.settings = SqlSettings(conn)
@@ -45,14 +51,22 @@ class SqlTx:
         savepoint cost more than some of its row writes."""
         self._savepoints += 1
         name = f"spocd_sp_{self._savepoints}"
+        mark = self.behind.mark() if self.behind is not None else None
         direct.statement(self.conn, f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
             direct.statement(self.conn, f"ROLLBACK TO SAVEPOINT {name}")
             direct.statement(self.conn, f"RELEASE SAVEPOINT {name}")
+            if self.behind is not None and mark is not None:
+                self.behind.undo(mark)
             raise
         direct.statement(self.conn, f"RELEASE SAVEPOINT {name}")
+
+    def flush(self) -> None:
+        """Write the held rows (before the commit)."""
+        if self.behind is not None:
+            self.behind.flush()
 
 
 class _TurnLock:
@@ -98,6 +112,9 @@ class _TurnLock:
 class SqlStore:
     def __init__(self, engine: Engine, busy_timeout_ms: int = SQLITE_BUSY_MS) -> None:
         self.engine = engine
+        #: Hold events and queue marks until read or committed (`behind`);
+        #: off, every row is written when given (the equivalence test compares).
+        self.write_behind = True
         # SQLite has one writer at a time. Threads of this process queue for it
         # here, and the next one starts the moment the last commits; left to
         # SQLite's busy handler, a waiting writer sleeps in growing steps while
@@ -120,10 +137,14 @@ class SqlStore:
     def transaction(self) -> Iterator[SqlTx]:
         if self._writer is None:
             with self.engine.connect() as conn, conn.begin():
-                yield SqlTx(conn)
+                tx = SqlTx(conn, write_behind=self.write_behind)
+                yield tx
+                tx.flush()
             return
         with self._writer, self.engine.connect() as conn, conn.begin():
-            yield SqlTx(conn)
+            tx = SqlTx(conn, write_behind=self.write_behind)
+            yield tx
+            tx.flush()
 
     @contextmanager
     def reading(self) -> Iterator[SqlTx]:

@@ -26,8 +26,19 @@ _MESSAGE_COUNT = (
 )
 _TICKETS = select(TICKETS, _MESSAGE_COUNT)
 _TICKET_BY_ID = _TICKETS.where(TICKETS.c.id == bindparam("_pk"))
+_TICKET_BY_ID_LOCKED = _TICKET_BY_ID.with_for_update()
+_CHILDREN = _TICKETS.where(TICKETS.c.parent == bindparam("parent")).order_by(TICKETS.c.id)
 _TICKET_OF_MESSAGE = (
     select(MESSAGES.c.ticket_id).where(MESSAGES.c.message_id == bindparam("mid")).limit(1)
+)
+
+_MESSAGES_OF_TICKET = (
+    select(MESSAGES).where(MESSAGES.c.ticket_id == bindparam("ticket")).order_by(MESSAGES.c.id)
+)
+_ATTACHMENT_IDS = (
+    select(ATTACHMENTS.c.id)
+    .where(ATTACHMENTS.c.message_row_id == bindparam("row"))
+    .order_by(ATTACHMENTS.c.id)
 )
 
 
@@ -97,9 +108,9 @@ class SqlTickets(Repo):
         return ticket
 
     def get(self, number: int, *, for_update: bool = False) -> Ticket | None:
-        stmt = _TICKET_BY_ID.with_for_update() if for_update and self.locking else _TICKET_BY_ID
-        row = self.conn.execute(stmt, {"_pk": number}).first()
-        return _ticket(row) if row else None
+        stmt = _TICKET_BY_ID_LOCKED if for_update and self.locking else _TICKET_BY_ID
+        found = direct.rows(self.conn, stmt, {"_pk": number})
+        return _ticket(found[0]) if found else None
 
     def save(self, ticket: Ticket) -> None:
         values = ticket_values(ticket)
@@ -180,8 +191,7 @@ class SqlTickets(Repo):
         ]
 
     def children(self, number: int) -> list[Ticket]:
-        stmt = _TICKETS.where(TICKETS.c.parent == number).order_by(TICKETS.c.id)
-        return [_ticket(row) for row in self.conn.execute(stmt)]
+        return [_ticket(row) for row in direct.rows(self.conn, _CHILDREN, {"parent": number})]
 
     def child_counts(self) -> dict[int, int]:
         stmt = (
@@ -283,8 +293,10 @@ class SqlMessages(Repo):
         return self.ticket_of(message_id) is not None
 
     def of_ticket(self, number: int) -> list[StoredMessage]:
-        stmt = select(MESSAGES).where(MESSAGES.c.ticket_id == number).order_by(MESSAGES.c.id)
-        return [_stored_message(row) for row in self.conn.execute(stmt)]
+        return [
+            _stored_message(row)
+            for row in direct.rows(self.conn, _MESSAGES_OF_TICKET, {"ticket": number})
+        ]
 
     def attachments_of(self, number: int) -> list[tuple[int, Attachment]]:
         stmt = (
@@ -299,12 +311,8 @@ class SqlMessages(Repo):
         ]
 
     def attachment_ids(self, message_row_id: int) -> list[int]:
-        stmt = (
-            select(ATTACHMENTS.c.id)
-            .where(ATTACHMENTS.c.message_row_id == message_row_id)
-            .order_by(ATTACHMENTS.c.id)
-        )
-        return [int(r[0]) for r in self.conn.execute(stmt)]
+        found = direct.fetch(self.conn, _ATTACHMENT_IDS, {"row": message_row_id})
+        return [int(r[0]) for r in found]
 
     def attachment_rows(self, number: int) -> list[tuple[int, int, Attachment]]:
         """(attachment id, message row id, attachment without its bytes)."""
@@ -345,25 +353,28 @@ class SqlMessages(Repo):
 
 class SqlEvents(Repo):
     def add(self, ticket_number: int, event: Event) -> None:
-        self._insert(
-            EVENTS,
-            dict(
-                ticket_id=ticket_number,
-                at=event.at,
-                actor=event.actor,
-                channel=event.channel,
-                type=event.type,
-                detail=dict(event.detail),
-            ),
+        values = dict(
+            ticket_id=ticket_number,
+            at=event.at,
+            actor=event.actor,
+            channel=event.channel,
+            type=event.type,
+            detail=dict(event.detail),
         )
+        if self.behind is not None:  # read back only by `of_ticket`/`of_types`
+            self.behind.insert(EVENTS, values)
+        else:
+            self._insert(EVENTS, values)
 
     def of_ticket(self, number: int) -> list[Event]:
+        self._settle()
         stmt = select(EVENTS).where(EVENTS.c.ticket_id == number).order_by(EVENTS.c.id)
         return [_event(r) for r in self.conn.execute(stmt)]
 
     def of_types(
         self, types: Iterable[str], since: datetime | None, until: datetime | None
     ) -> list[tuple[int, Event]]:
+        self._settle()
         stmt = select(EVENTS).where(EVENTS.c.type.in_(list(types)))
         if since is not None:
             stmt = stmt.where(EVENTS.c.at >= since)
