@@ -48,6 +48,10 @@ _CLEAR_ADDRESS = (
     .values(failing_since=None, failure=None)
 )
 
+_FAILING = select(ADDRESSES.c.failing_since.is_not(None)).where(
+    ADDRESSES.c.address == bindparam("address")
+)
+
 
 class SqlOutbox(Repo):
     def add(self, mail: OutgoingMail, now: datetime, *, state: str = "pending") -> int:
@@ -227,12 +231,8 @@ class SqlAddresses(Repo):
             )
 
     def is_failing(self, address: str) -> bool:
-        return (
-            self.conn.execute(
-                select(ADDRESSES.c.failing_since).where(ADDRESSES.c.address == address.lower())
-            ).scalar()
-            is not None
-        )
+        found = direct.fetch(self.conn, _FAILING, {"address": address.lower()})
+        return bool(found and found[0][0])
 
     def clear(self, address: str) -> None:
         direct.execute(self.conn, _CLEAR_ADDRESS, {"address": address.lower()})

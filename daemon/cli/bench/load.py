@@ -232,12 +232,15 @@ def bench_smtp(
             # On the wire, lines end in CRLF (smtplib sends bytes as they are).
             mails = [synthetic_mail(n, rng, []).replace(b"\n", b"\r\n") for n in range(count)]
             accepted = [0] * clients
+            waits: list[float] = []  # MAIL FROM to the 250 after the data, per message
 
             def client(index: int) -> None:
                 port = ports[index % len(ports)]
                 with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
                     for raw in mails[index::clients]:
+                        began = time.perf_counter()
                         smtp.sendmail("bench@example.pl", ["helpdesk@example.com"], raw)
+                        waits.append(time.perf_counter() - began)
                         accepted[index] += 1
 
             threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
@@ -260,6 +263,8 @@ def bench_smtp(
             "accepted": sum(accepted),
             "seconds": round(elapsed, 2),
             "accepted_per_s": round(sum(accepted) / elapsed, 1),
+            "latency_p50_ms": round(1000 * statistics.median(waits), 1),
+            "latency_p99_ms": round(1000 * statistics.quantiles(waits, n=100)[98], 1),
             "processed": done,
             "processed_per_s": round(done / processed, 1),
             "daemon_peak_rss_mb": round(_child_peak_mb(0), 1),
