@@ -2,6 +2,6 @@
 
 import sys
 
-from daemon.cli.main import main
+from daemon.cli.pipe import main
 
 sys.exit(main())

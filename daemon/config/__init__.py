@@ -6,20 +6,26 @@ creates spocd's own files private). May import `daemon.core` only; every layer
 above reads settings from here, never from a file of its own.
 """
 
-from daemon.config.load import CONFIG_ENV, DEFAULT_NAME, find_config, load_settings, parse_settings
-from daemon.config.settings import (
-    AgentsSettings,
-    DatabaseSettings,
-    HelpdeskSettings,
-    HttpSettings,
-    ImapMailbox,
-    LimitsSettings,
-    LoggingSettings,
-    OutgoingSettings,
-    PathsSettings,
-    Settings,
-    SmtpSettings,
-)
+_FROM = {
+    "CONFIG_ENV": "load",
+    "DEFAULT_NAME": "load",
+    "find_config": "load",
+    "load_settings": "load",
+    "parse_settings": "load",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Imported on first use: `daemon.config.files` (the spool writer of the
+    MTA pipe) must not pay for building the settings classes."""
+    import importlib
+
+    module = importlib.import_module(f"daemon.config.{_FROM.get(name, 'settings')}")
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise AttributeError(f"module 'daemon.config' has no attribute {name!r}") from None
+
 
 __all__ = [
     "CONFIG_ENV",

@@ -101,4 +101,7 @@ def test_queue_only_intake_does_not_load_babel(config: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     imported = result.stderr.decode()
-    assert "daemon.cli.main" in imported and "babel" not in imported
+    assert "daemon.cli.pipe" in imported and "babel" not in imported
+    # Nor the rest of spocd: no argument parser, settings classes or database.
+    for heavy in ("daemon.cli.main", "daemon.config.settings", "sqlalchemy", "argparse"):
+        assert heavy not in imported, heavy

@@ -180,6 +180,28 @@ def test_queue_only_spools_and_the_next_tick_processes(config: Path, tmp_path: P
     assert ticket["subject"] == "Queued by the MTA"
 
 
+def test_the_pipe_keeps_taking_mail_when_spocd_toml_is_wrong_elsewhere(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A typo in another section must not bounce mail at the MTA: the pipe
+    queues it; the daemon and every other command refuse the config."""
+    config = write_config(tmp_path, sqlite_url, helpdesk={"not_a_key": 1})
+    result = spocd("ingest", "--queue-only", "-", config=config, input=make_mail())
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "spool" / "new").iterdir())) == 1
+    assert spocd("tick", config=config).returncode == 78
+
+
+def test_the_pipe_refuses_a_spool_setting_it_cannot_use_in_the_usual_words(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    config = write_config(tmp_path, sqlite_url, paths={"spool": 7})
+    config.write_text(config.read_text().replace('spool = "7"', "spool = 7"))
+    result = spocd("ingest", "--queue-only", "-", config=config, input=make_mail())
+    assert result.returncode == 78
+    assert "paths.spool" in result.stderr.decode()
+
+
 def test_show_prints_messages_and_history(config: Path) -> None:
     spocd("ingest", "-", config=config, input=make_mail(subject="Scanner offline"))
     data = json.loads(out(spocd("show", "hd-1", "--json", config=config)))

@@ -1,0 +1,61 @@
+"""The MTA pipe's fast path: which command lines it takes, and the settings
+it reads agree with the full loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import pipe
+from daemon.config import Settings, load_settings
+
+
+def test_its_defaults_are_the_embedded_ones() -> None:
+    defaults = Settings()
+    assert Path(pipe.DEFAULT_SPOOL) == defaults.paths.spool
+    assert defaults.smtp.max_message_size == pipe.DEFAULT_MAX_MESSAGE_SIZE
+
+
+@pytest.mark.parametrize(
+    ("argv", "taken"),
+    [
+        (["ingest", "--queue-only", "-"], (None, False)),
+        (["-c", "x.toml", "ingest", "--queue-only", "-"], ("x.toml", False)),
+        (["ingest", "-", "--queue-only", "--config", "x.toml"], ("x.toml", False)),
+        (["ingest", "--queue-only", "--escalation", "-"], (None, True)),
+        (["ingest", "--queue-only", "mail.eml"], None),  # a file: the full command
+        (["ingest", "-"], None),  # processed now, not only queued
+        (["tick"], None),
+        (["-c", "a", "-c", "b", "ingest", "--queue-only", "-"], None),
+        (["ingest", "--queue-only", "-", "-c"], None),
+        ([], None),
+    ],
+)
+def test_only_the_pipe_is_taken(argv: list[str], taken: object) -> None:
+    assert pipe._pipe_arguments(argv) == taken
+
+
+def test_the_spool_and_limit_are_the_full_loaders(tmp_path: Path) -> None:
+    config = tmp_path / "etc" / "spocd.toml"
+    config.parent.mkdir()
+    config.write_text('[paths]\nspool = "q"\n[smtp]\nmax_message_size = 5000\n')
+    full = load_settings(config)
+    assert pipe._spool_settings(str(config)) == (full.paths.spool, full.smtp.max_message_size)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[paths]\nspool = 3\n",
+        "[smtp]\nmax_message_size = -1\n",
+        "[smtp]\nmax_message_size = true\n",
+        "paths = 1\n",
+        "not toml [",
+    ],
+)
+def test_what_it_cannot_read_goes_to_the_full_command(tmp_path: Path, text: str) -> None:
+    config = tmp_path / "spocd.toml"
+    config.write_text(text)
+    assert pipe._spool_settings(str(config)) is None
+    assert pipe._spool_settings(str(tmp_path / "missing.toml")) is None
