@@ -391,7 +391,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def _queue_only(args: argparse.Namespace) -> int:
     """The MTA-pipe path: stream the bytes durably into the spool; no database
     driver loaded. Over smtp.max_message_size is exit 65 (the MTA bounces it)."""
-    from daemon.adapters.spool import NotSpooled, spool_stream
+    from daemon.cli.pipe import spool_one
 
     settings = settings_of(args)
     limit = settings.smtp.max_message_size
@@ -401,18 +401,10 @@ def _queue_only(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
             return EX_DATAERR
-        try:
-            with source if path != "-" else contextlib.nullcontext(source):
-                final = spool_stream(
-                    settings.paths.spool, source, limit=limit, escalation=args.escalation
-                )
-        except NotSpooled as exc:
-            print(f"{path}: {exc}", file=sys.stderr)
-            return EX_DATAERR
-        except OSError as exc:
-            print(f"{path}: cannot spool: {exc.strerror or exc}", file=sys.stderr)
-            return EX_TEMPFAIL
-        print(f"{path}: queued {final.name}")
+        with source if path != "-" else contextlib.nullcontext(source):
+            code = spool_one(path, source, settings.paths.spool, limit, args.escalation)
+        if code != EX_OK:
+            return code
     return EX_OK
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import sys
 import tomllib
+from pathlib import Path
+from typing import BinaryIO
 
 #: The embedded defaults of the two keys (a test holds them equal to `Settings()`).
 DEFAULT_SPOOL = "var/spool"
@@ -34,17 +36,25 @@ def fast(argv: list[str]) -> int | None:
     if where is None:
         return None
     spool, limit = where
+    return spool_one("-", sys.stdin.buffer, spool, limit, escalation)
+
+
+def spool_one(
+    label: str, source: BinaryIO, spool: os.PathLike[str], limit: int, escalation: bool
+) -> int:
+    """One message durably into the spool, and the line and exit code that
+    say so (over the limit: 65, the MTA bounces it; no disk: 75, it retries)."""
     from daemon.adapters.spool import NotSpooled, spool_stream
 
     try:
-        final = spool_stream(spool, sys.stdin.buffer, limit=limit, escalation=escalation)
+        final = spool_stream(Path(spool), source, limit=limit, escalation=escalation)
     except NotSpooled as exc:
-        print(f"-: {exc}", file=sys.stderr)
+        print(f"{label}: {exc}", file=sys.stderr)
         return EX_DATAERR
     except OSError as exc:
-        print(f"-: cannot spool: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{label}: cannot spool: {exc.strerror or exc}", file=sys.stderr)
         return EX_TEMPFAIL
-    print(f"-: queued {final.name}")
+    print(f"{label}: queued {final.name}")
     return EX_OK
 
 
@@ -69,8 +79,6 @@ def _pipe_arguments(argv: list[str]) -> tuple[str | None, bool] | None:
 
 
 def _spool_settings(explicit: str | None) -> tuple[os.PathLike[str], int] | None:
-    from pathlib import Path
-
     name = explicit or os.environ.get(CONFIG_ENV)
     if not name and not Path(DEFAULT_NAME).is_file():
         return Path.cwd() / DEFAULT_SPOOL, DEFAULT_MAX_MESSAGE_SIZE  # the embedded default

@@ -17,10 +17,11 @@ from daemon.adapters.storage.store import SIGNING_KEY, SqlStore
 from daemon.app import notify
 from daemon.cli.bench.load import synthetic_mail
 from daemon.config import load_settings
-from daemon.core.domain import Channel, Event, Intake, Status, Ticket
+from daemon.core.domain import Event, Intake
 from daemon.ports import QueuedRaw
 from daemon.service.wiring import App
 from tests.conftest import T0, write_config
+from tests.integration.test_storage import new_ticket
 from tests.support.clock import ManualClock
 from tests.support.db import truncate_all
 from tests.support.mail import make_mail
@@ -110,20 +111,8 @@ def event(ticket: int, type_: str) -> Event:
 
 
 def opened_ticket(store: SqlStore) -> int:
-    ticket = Ticket(
-        number=0,
-        subject="s",
-        requester="r@example.org",
-        status=Status.NEW,
-        impact="medium",
-        urgency="medium",
-        priority="P3",
-        language="en",
-        channel=Channel.EMAIL,
-        created_at=T0,
-    )
     with store.transaction() as tx:
-        return tx.tickets.create(ticket).number
+        return tx.tickets.create(new_ticket()).number
 
 
 def types(store: SqlStore, number: int) -> list[str]:
