@@ -119,9 +119,13 @@ class InboundRepo(Protocol):
         """One item; `for_update` locks it so a concurrent worker cannot take it too."""
 
     def get_items(
-        self, item_ids: Sequence[int], *, without_raw: Collection[int] = ()
+        self,
+        item_ids: Sequence[int],
+        *,
+        for_update: bool = False,
+        without_raw: Collection[int] = (),
     ) -> dict[int, InboundItem]:
-        """Several items by id in one read, locked like `get_item(for_update=True)`;
+        """Several items by id in one read, `for_update` locked like `get_item`;
         those in `without_raw` come without their bytes."""
 
     def ids_by_source(self, keys: Sequence[str]) -> dict[str, int]:

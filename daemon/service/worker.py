@@ -69,7 +69,7 @@ class InboundWorker:
                 items = tx.inbound.claim(now, limit, self.group_bytes, without_raw=parsed or ())
             else:
                 items = []
-                found = tx.inbound.get_items(item_ids, without_raw=parsed or ())
+                found = tx.inbound.get_items(item_ids, for_update=True, without_raw=parsed or ())
                 for item_id in item_ids:
                     item = found.get(item_id)
                     if item is not None and item.state == "queued":
@@ -122,8 +122,8 @@ class InboundWorker:
             if item_ids is None:
                 items = tx.inbound.claim(now, limit, self.group_bytes)
             else:
-                found = (tx.inbound.get_item(item_id) for item_id in item_ids)
-                items = [item for item in found if item is not None and item.state == "queued"]
+                found = tx.inbound.get_items(item_ids)
+                items = [found[i] for i in item_ids if i in found and found[i].state == "queued"]
         return {item.id: self.pipeline.prepare(item.raw) for item in items}
 
     def _process(self, tx: Tx, item: InboundItem, now: datetime, parsed: Any = None) -> Outcome:

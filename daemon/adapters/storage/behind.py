@@ -26,20 +26,12 @@ class WriteBehind:
         self.conn = conn
         self._rows: list[tuple[Table, direct.Prepared]] = []
         self._written = 0  # rows[:written] are in the database
-        self._tables: set[str] = set()  # tables with rows not written yet
 
     def insert(self, table: Table, values: Mapping[str, Any]) -> None:
-        self._hold(table, direct.prepare_insert(self.conn, table, values))
+        self._rows.append((table, direct.prepare_insert(self.conn, table, values)))
 
     def update(self, table: Table, pk: int, values: Mapping[str, Any]) -> None:
-        self._hold(table, direct.prepare_update(self.conn, table, pk, values))
-
-    def _hold(self, table: Table, row: direct.Prepared) -> None:
-        self._rows.append((table, row))
-        self._tables.add(table.name)
-
-    def holds(self, table: Table) -> bool:
-        return table.name in self._tables
+        self._rows.append((table, direct.prepare_update(self.conn, table, pk, values)))
 
     def mark(self) -> tuple[int, int]:
         """Where a savepoint starts."""
@@ -51,7 +43,6 @@ class WriteBehind:
         held, written = mark
         del self._rows[held:]
         self._written = min(self._written, written)
-        self._tables = {table.name for table, _ in self._rows[self._written :]}
 
     def flush(self) -> None:
         """Write every held row: per table, consecutive rows of one statement
@@ -60,7 +51,6 @@ class WriteBehind:
         if not pending:
             return
         self._written = len(self._rows)
-        self._tables.clear()
         by_table: dict[str, list[direct.Prepared]] = {}
         for table, row in pending:
             by_table.setdefault(table.name, []).append(row)
@@ -72,9 +62,3 @@ class WriteBehind:
                     run = []
                 run.append(row)
             direct.run_prepared(self.conn, run)
-
-    def done(self) -> None:
-        """The transaction committed or ended: nothing to keep."""
-        self._rows.clear()
-        self._written = 0
-        self._tables.clear()

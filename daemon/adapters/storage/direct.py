@@ -149,8 +149,7 @@ def _reader(dialect: Dialect, stmt: Any, description: Any) -> Callable[[Any], An
             for column, code in zip(columns, codes, strict=True)
         ]
         row_type = namedtuple("Row", [column.keyname for column in columns], rename=True)  # type: ignore[misc]
-        pairs = list(enumerate(processors))
-        converting = [(i, p) for i, p in pairs if p is not None]
+        converting = [(i, p) for i, p in enumerate(processors) if p is not None]
 
         def make(raw: Any) -> Any:
             values = list(raw)

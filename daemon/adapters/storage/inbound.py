@@ -75,16 +75,9 @@ class SqlInbound(Repo):
             total += size
         if not chosen:
             return []
-        skip = [item_id for item_id in chosen if item_id in without_raw]
-        load = [item_id for item_id in chosen if item_id not in without_raw]
-        items = []
-        if load:
-            rows = self.conn.execute(select(INBOUND).where(INBOUND.c.id.in_(load)))
-            items += [_inbound_item(row) for row in rows]
-        if skip:  # parsed before the transaction: a second copy of the bytes would be waste
-            rows = self.conn.execute(select(*_NO_RAW).where(INBOUND.c.id.in_(skip)))
-            items += [_inbound_item(row, raw=b"") for row in rows]
-        return sorted(items, key=lambda item: item.id)
+        # Already locked (SKIP LOCKED above): read without waiting on our own locks.
+        found = self.get_items(chosen, without_raw=without_raw)
+        return [found[item_id] for item_id in chosen if item_id in found]
 
     def get_item(self, item_id: int, *, for_update: bool = False) -> InboundItem | None:
         self._settle()
@@ -93,10 +86,14 @@ class SqlInbound(Repo):
         return _inbound_item(row) if row else None
 
     def get_items(
-        self, item_ids: Sequence[int], *, without_raw: Collection[int] = ()
+        self,
+        item_ids: Sequence[int],
+        *,
+        for_update: bool = False,
+        without_raw: Collection[int] = (),
     ) -> dict[int, InboundItem]:
-        """Several items in one read, locked as `get_item(for_update=True)`
-        locks one; those in `without_raw` (already parsed) without their bytes."""
+        """Several items in one read (`for_update`: locked, as `get_item` locks
+        one); those in `without_raw` (already parsed) without their bytes."""
         self._settle()
         found: dict[int, InboundItem] = {}
         skip = [item_id for item_id in item_ids if item_id in without_raw]
@@ -104,7 +101,7 @@ class SqlInbound(Repo):
         for chosen, columns, raw in ((load, [INBOUND], None), (skip, _NO_RAW, b"")):
             if chosen:
                 stmt = select(*columns).where(INBOUND.c.id.in_(chosen)).order_by(INBOUND.c.id)
-                if self.locking:
+                if for_update and self.locking:
                     stmt = stmt.with_for_update()
                 found.update(
                     (row.id, _inbound_item(row, raw=raw)) for row in self.conn.execute(stmt)

@@ -51,15 +51,16 @@ class SqlTx:
         savepoint cost more than some of its row writes."""
         self._savepoints += 1
         name = f"spocd_sp_{self._savepoints}"
-        mark = self.behind.mark() if self.behind is not None else None
+        behind = self.behind
+        mark = behind.mark() if behind is not None else (0, 0)
         direct.statement(self.conn, f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
             direct.statement(self.conn, f"ROLLBACK TO SAVEPOINT {name}")
             direct.statement(self.conn, f"RELEASE SAVEPOINT {name}")
-            if self.behind is not None and mark is not None:
-                self.behind.undo(mark)
+            if behind is not None:
+                behind.undo(mark)
             raise
         direct.statement(self.conn, f"RELEASE SAVEPOINT {name}")
 
