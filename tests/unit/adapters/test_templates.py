@@ -79,3 +79,34 @@ def test_the_when_filter_speaks_the_mail_language(tmp_path: Path) -> None:
     due = datetime(2026, 12, 7, 14, 35, tzinfo=UTC)
     assert renderer.render("pl", "probe", {"due": due}).text == "do 7 grudnia 2026 r., godz. 15:35"
     assert renderer.render("en", "probe", {"due": due}).html == "by Monday 7 December 2026, 15:35"
+
+
+def test_compiled_templates_are_kept_and_an_edited_one_compiles_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second process (here: renderer) loads compiled templates instead of
+    compiling them; a template edited since renders its new text."""
+    import shutil
+
+    from jinja2 import Environment
+
+    shutil.copytree(TEMPLATES, tmp_path / "templates")
+    TemplateRenderer(tmp_path / "templates").check()
+    compiled: list[str | None] = []
+    compile_ = Environment.compile
+
+    def counting(self: Environment, source: str, name: str | None = None, *a: object) -> object:
+        compiled.append(name)
+        return compile_(self, source, name, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Environment, "compile", counting)
+    TemplateRenderer(tmp_path / "templates").check()
+    assert compiled == []  # every template came from the cache
+
+    subject = tmp_path / "templates" / "en" / "ack.subject.txt"
+    subject.write_text("Edited {{ tag }}\n", encoding="utf-8")
+    renderer = TemplateRenderer(tmp_path / "templates")
+    renderer.check()
+    assert compiled == ["ack.subject.txt"]
+    edited = renderer._envs["en"].get_template("ack.subject.txt")
+    assert edited.render(tag="[HD-1]") == "Edited [HD-1]\n"
