@@ -319,3 +319,19 @@ def test_measuring_html_depth_is_linear_even_on_a_tag_that_never_closes() -> Non
     assert html_depth("<" + "a" * 1_000_000) == 0  # was quadratic: minutes
     assert html_depth("<div>" * 5 + "<p>" * 9 + "</div>" * 5) == 5
     assert time.process_time() - started < 1.0
+
+
+def test_relay_hops_stay_in_the_headers_though_mail_parser_never_reads_them() -> None:
+    hops = [
+        f"from relay{n}.example.org by mx.example.com; Wed, 25 Nov 2026 10:0{n}:00 +0100"
+        for n in range(3)
+    ]
+    raw = (
+        "".join(f"Received: {hop}\r\n" for hop in hops)
+        + "From: jan@example.org\r\nTo: helpdesk@example.com\r\nSubject: Hops\r\n"
+        "Message-ID: <hops@example.org>\r\n\r\nBody\r\n"
+    ).encode()
+    msg = parse_message(raw)
+    assert msg.headers["received"] == tuple(hops)
+    assert msg.sender is not None and msg.sender.addr == "jan@example.org"
+    assert msg.text.strip() == "Body"
