@@ -324,3 +324,27 @@ def test_first_line_is_copied_on_the_milestones_and_never_on_internal_mail(
     internal = [m for m in messages(relay_app, number) if m.direction == "out" and m.internal]
     assert {m.kind for m in internal} >= {"agent_new", "agent_followup"}
     assert all(FIRST_LINE not in m.recipients for m in internal)
+
+
+def test_a_polish_desk_gives_its_agents_the_facts_in_polish(
+    settings: Settings, clock: ManualClock, relay: Relay
+) -> None:
+    """Levels in Polish words with the right gender, and time left without a
+    verb that would have to agree with the number („zostało 2 dni” is wrong)."""
+    from dataclasses import replace
+
+    polish = replace(
+        settings,
+        helpdesk=replace(settings.helpdesk, default_language="pl"),
+        outgoing=replace(settings.outgoing, transport="smtp", host="127.0.0.1", port=relay.port),
+    )
+    app = App(polish, clock)
+    try:
+        open_ticket(app)
+    finally:
+        app.close()
+    [notice] = [c for c in relay.to(LEAD) if "Nowe" in str(c.message["Subject"])]
+    for part in (text_of(notice), html_of(notice)):
+        assert "wpływ niski, pilność średnia" in part  # the printer rule: low impact
+        assert "(jeszcze " in part and "zostało" not in part
+        assert "wpływ low" not in part and "pilność medium" not in part
