@@ -7,6 +7,7 @@ English, so adding a language can be done one template at a time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from datetime import datetime
@@ -26,6 +27,7 @@ from jinja2 import (
     Template,
     TemplateNotFound,
 )
+from jinja2.bccache import Bucket
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -80,6 +82,22 @@ def human_time(value: datetime, zone: ZoneInfo, language: str) -> str:
     return format_datetime(value, pattern, tzinfo=zone, locale=language)
 
 
+class QuietBytecodeCache(FileSystemBytecodeCache):
+    """The cache is only a saving: a full or broken temporary disk must not
+    stop templates from loading (and with them the daemon), so a cache file
+    that cannot be read or written is compiled, not raised."""
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except OSError:
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
 @lru_cache(maxsize=1)
 def bytecode_cache() -> BytecodeCache | None:
     """Compiled templates kept between processes.
@@ -93,7 +111,7 @@ def bytecode_cache() -> BytecodeCache | None:
     templates compile as before.
     """
     try:
-        return FileSystemBytecodeCache()
+        return QuietBytecodeCache()
     except (OSError, RuntimeError):
         return None
 

@@ -110,3 +110,18 @@ def test_compiled_templates_are_kept_and_an_edited_one_compiles_afresh(
     assert compiled == ["ack.subject.txt"]
     edited = renderer._envs["en"].get_template("ack.subject.txt")
     assert edited.render(tag="[HD-1]") == "Edited [HD-1]\n"
+
+
+def test_a_cache_that_cannot_be_written_or_read_only_costs_the_compiling(tmp_path: Path) -> None:
+    """A full or broken temporary disk must not stop templates from loading."""
+    from jinja2 import DictLoader, Environment
+
+    from daemon.adapters.templates import QuietBytecodeCache
+
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    env = Environment(
+        loader=DictLoader({"t.txt": "Hello {{ name }}"}),
+        bytecode_cache=QuietBytecodeCache(directory=str(not_a_folder)),
+    )
+    assert env.get_template("t.txt").render(name="Ewa") == "Hello Ewa"
