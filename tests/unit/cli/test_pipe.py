@@ -7,11 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import pipe
-from daemon.config import Settings, load_settings
+from daemon.cli import main, pipe
+from daemon.config import CONFIG_ENV, DEFAULT_NAME, Settings, load_settings
 
 
 def test_its_defaults_are_the_embedded_ones() -> None:
+    assert (pipe.CONFIG_ENV, pipe.DEFAULT_NAME) == (CONFIG_ENV, DEFAULT_NAME)
+    assert (pipe.EX_OK, pipe.EX_DATAERR, pipe.EX_TEMPFAIL) == (
+        main.EX_OK,
+        main.EX_DATAERR,
+        main.EX_TEMPFAIL,
+    )
     defaults = Settings()
     assert Path(pipe.DEFAULT_SPOOL) == defaults.paths.spool
     assert defaults.smtp.max_message_size == pipe.DEFAULT_MAX_MESSAGE_SIZE
