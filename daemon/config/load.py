@@ -31,11 +31,8 @@ from daemon.config.settings import (
     Settings,
     SmtpSettings,
 )
+from daemon.config.spool_only import CONFIG_ENV, DEFAULT_NAME
 from daemon.core.errors import ConfigError
-
-CONFIG_ENV = "SPOCD_CONFIG"
-DEFAULT_NAME = "spocd.toml"
-
 
 # --- loading -------------------------------------------------------------------
 

@@ -8,19 +8,18 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main, pipe
-from daemon.config import CONFIG_ENV, DEFAULT_NAME, Settings, load_settings
+from daemon.config import Settings, load_settings, spool_only
 
 
 def test_its_defaults_are_the_embedded_ones() -> None:
-    assert (pipe.CONFIG_ENV, pipe.DEFAULT_NAME) == (CONFIG_ENV, DEFAULT_NAME)
     assert (pipe.EX_OK, pipe.EX_DATAERR, pipe.EX_TEMPFAIL) == (
         main.EX_OK,
         main.EX_DATAERR,
         main.EX_TEMPFAIL,
     )
     defaults = Settings()
-    assert Path(pipe.DEFAULT_SPOOL) == defaults.paths.spool
-    assert defaults.smtp.max_message_size == pipe.DEFAULT_MAX_MESSAGE_SIZE
+    assert Path(spool_only.DEFAULT_SPOOL) == defaults.paths.spool
+    assert defaults.smtp.max_message_size == spool_only.DEFAULT_MAX_MESSAGE_SIZE
 
 
 @pytest.mark.parametrize(
@@ -47,7 +46,10 @@ def test_the_spool_and_limit_are_the_full_loaders(tmp_path: Path) -> None:
     config.parent.mkdir()
     config.write_text('[paths]\nspool = "q"\n[smtp]\nmax_message_size = 5000\n')
     full = load_settings(config)
-    assert pipe._spool_settings(str(config)) == (full.paths.spool, full.smtp.max_message_size)
+    assert spool_only.spool_settings(str(config), {}) == (
+        full.paths.spool,
+        full.smtp.max_message_size,
+    )
 
 
 @pytest.mark.parametrize(
@@ -63,5 +65,5 @@ def test_the_spool_and_limit_are_the_full_loaders(tmp_path: Path) -> None:
 def test_what_it_cannot_read_goes_to_the_full_command(tmp_path: Path, text: str) -> None:
     config = tmp_path / "spocd.toml"
     config.write_text(text)
-    assert pipe._spool_settings(str(config)) is None
-    assert pipe._spool_settings(str(tmp_path / "missing.toml")) is None
+    assert spool_only.spool_settings(str(config), {}) is None
+    assert spool_only.spool_settings(str(tmp_path / "missing.toml"), {}) is None

@@ -1,0 +1,49 @@
+"""The two settings the MTA pipe needs, read without the rest of the config.
+
+`spocd ingest --queue-only -` runs once per message, so it reads only the
+spool folder and smtp.max_message_size from spocd.toml, by the full loader's
+rules (found as `find_config` finds it; relative paths from the config's
+folder), and builds none of the settings classes. It checks nothing else: a
+mistake elsewhere in the file must not bounce mail (the daemon and every
+other command report it). None when the file cannot be read or the two keys
+are not what they must be: the full loader then says what is wrong.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+from daemon.config.files import read_config_file
+
+CONFIG_ENV, DEFAULT_NAME = "SPOCD_CONFIG", "spocd.toml"
+#: The embedded defaults of the two keys (a test holds them equal to `Settings()`).
+DEFAULT_SPOOL = "var/spool"
+DEFAULT_MAX_MESSAGE_SIZE = 26_214_400
+
+
+def spool_settings(explicit: str | None, environ: Mapping[str, str]) -> tuple[Path, int] | None:
+    """(spool folder, smtp.max_message_size), or None for the full loader."""
+    name = explicit or environ.get(CONFIG_ENV)
+    if not name and not Path(DEFAULT_NAME).is_file():
+        return Path.cwd() / DEFAULT_SPOOL, DEFAULT_MAX_MESSAGE_SIZE  # the embedded default
+    path = Path(name or DEFAULT_NAME)
+    try:
+        data = tomllib.loads(read_config_file(path))  # bounded: never a FIFO or a device
+    except (OSError, ValueError):  # FileRefused, TOMLDecodeError: the full loader says so
+        return None
+    paths, smtp = data.get("paths", {}), data.get("smtp", {})
+    if not isinstance(paths, dict) or not isinstance(smtp, dict):
+        return None
+    spool = paths.get("spool", DEFAULT_SPOOL)
+    limit = smtp.get("max_message_size", DEFAULT_MAX_MESSAGE_SIZE)
+    if not isinstance(spool, str) or not spool:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        return None
+    folder = Path(spool)
+    return (folder if folder.is_absolute() else path.resolve().parent / folder), limit
+
+
+__all__ = ["CONFIG_ENV", "DEFAULT_NAME", "spool_settings"]
