@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from daemon.adapters.storage.models import OutboxRow
+from daemon.adapters.storage.models import OUTBOX
 from daemon.config import Settings
 from daemon.service.wiring import App
 from tests.integration.test_escalations_and_bounces import dsn
@@ -106,7 +106,7 @@ def open_ticket(app: App, **kw: Any) -> int:
 
 def outbox_raws(app: App) -> list[bytes]:
     with app.store.engine.connect() as conn:  # type: ignore[attr-defined]
-        return [bytes(r[0]) for r in conn.execute(select(OutboxRow.raw))]
+        return [bytes(r[0]) for r in conn.execute(select(OUTBOX.c.raw))]
 
 
 @pytest.fixture
@@ -328,7 +328,7 @@ def test_a_file_sent_to_a_group_of_five_is_stored_once_and_resent_byte_identical
         assert sum(len(r) for r in stored) < 20_000  # the 256 KiB is not in the outbox
         with app.store.engine.connect() as conn:  # type: ignore[attr-defined]
             [copies] = conn.execute(
-                select(func.count()).select_from(OutboxRow).where(OutboxRow.kind == "agent_new")
+                select(func.count()).select_from(OUTBOX).where(OUTBOX.c.kind == "agent_new")
             ).one()
         assert copies == 1
         # A crash between composing and sending: what is taken to send is the

@@ -11,10 +11,9 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from daemon.adapters.storage import direct
-from daemon.adapters.storage.models import InboundRow, UTCDateTime
+from daemon.adapters.storage.models import INBOUND, UTCDateTime
 from daemon.adapters.storage.store import SqlStore
 
-INBOUND = InboundRow.__table__
 NOW = datetime(2026, 11, 25, 9, 30, 15, 123456, tzinfo=UTC)
 
 

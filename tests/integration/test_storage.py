@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import insert, inspect
 
 from daemon.adapters.storage import migrate
-from daemon.adapters.storage.models import Base, TimerRow
+from daemon.adapters.storage.models import METADATA, TIMERS
 from daemon.adapters.storage.store import SqlStore
 from daemon.core.domain import (
     Attachment,
@@ -189,10 +189,10 @@ def test_every_migration_walks_down_and_back_up(db_url: str) -> None:
         assert head == migrate.HEAD  # what every start compares the database with
         migrate.downgrade(engine, "base")
         assert migrate.current_revision(engine) is None
-        assert not set(inspect(engine).get_table_names()) & set(Base.metadata.tables)
+        assert not set(inspect(engine).get_table_names()) & set(METADATA.tables)
         migrate.upgrade(engine)
         assert migrate.current_revision(engine) == head
-        assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
+        assert set(METADATA.tables) <= set(inspect(engine).get_table_names())
     finally:
         store.close()
 
@@ -216,7 +216,7 @@ def test_step_timers_keyed_by_position_are_keyed_by_share_after_the_upgrade(db_u
         with store.transaction() as tx:
             for key, detail, done_at in old:
                 tx.conn.execute(
-                    insert(TimerRow.__table__),
+                    insert(TIMERS),
                     {"ticket_id": number, "kind": "sla", "key": key, "due_at": NOW}
                     | {"detail": detail, "done_at": done_at},
                 )
@@ -250,7 +250,7 @@ def test_the_migrations_create_exactly_the_models(db_url: str) -> None:
     store = SqlStore.open(db_url)
     try:
         with store.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            diff = compare_metadata(MigrationContext.configure(conn), METADATA)
     finally:
         store.close()
     assert diff == []

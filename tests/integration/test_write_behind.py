@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from daemon.adapters.storage.models import Base, EventRow
+from daemon.adapters.storage.models import EVENTS, METADATA
 from daemon.adapters.storage.store import SIGNING_KEY, SqlStore
 from daemon.app import notify
 from daemon.cli.bench.load import synthetic_mail
@@ -25,8 +25,6 @@ from tests.integration.test_storage import new_ticket
 from tests.support.clock import ManualClock
 from tests.support.db import truncate_all
 from tests.support.mail import make_mail
-
-EVENTS = EventRow.__table__
 
 
 def mail_of_a_busy_morning() -> list[bytes]:
@@ -76,7 +74,7 @@ def rows_after(
                         select(table).order_by(*(c for c in table.primary_key.columns))
                     )
                 ]
-                for table in Base.metadata.sorted_tables
+                for table in METADATA.sorted_tables
             }
     finally:
         app.close()

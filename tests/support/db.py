@@ -56,10 +56,10 @@ def drop_database(server_url: str, db_url: str) -> None:
 
 
 def truncate_all(db_url: str) -> None:
-    from daemon.adapters.storage.models import Base
+    from daemon.adapters.storage.models import METADATA
 
     engine = create_engine(db_url)
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    names = ", ".join(f'"{t.name}"' for t in METADATA.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     engine.dispose()

@@ -1,4 +1,4 @@
-"""What the repositories share: the model tables and a base over one
+"""What the repositories share: a base over one
 connection; repositories never commit.
 
 Written with SQLAlchemy Core statements against the model tables: the
@@ -14,27 +14,6 @@ from sqlalchemy import Connection
 
 from daemon.adapters.storage import direct
 from daemon.adapters.storage.behind import WriteBehind
-from daemon.adapters.storage.models import (
-    AddressRow,
-    AttachmentRow,
-    EventRow,
-    InboundRow,
-    MessageRow,
-    OutboxRow,
-    Setting,
-    TicketRow,
-    TimerRow,
-)
-
-INBOUND = InboundRow.__table__
-TICKETS = TicketRow.__table__
-MESSAGES = MessageRow.__table__
-ATTACHMENTS = AttachmentRow.__table__
-EVENTS = EventRow.__table__
-OUTBOX = OutboxRow.__table__
-TIMERS = TimerRow.__table__
-SETTINGS = Setting.__table__
-ADDRESSES = AddressRow.__table__
 
 
 class Repo:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine, func, select, text
 
 from daemon.adapters.storage import migrate
-from daemon.adapters.storage.models import Base
+from daemon.adapters.storage.models import METADATA
 
 BATCH = 500
 
@@ -28,7 +28,7 @@ def copy_database(
     """Copy all rows; returns the row count per table (verified equal)."""
     migrate.ensure_head(source)
     migrate.ensure_head(target)
-    tables = [t for t in Base.metadata.sorted_tables]
+    tables = [t for t in METADATA.sorted_tables]
     with target.connect() as conn:
         busy = [
             t.name for t in tables if conn.execute(select(func.count()).select_from(t)).scalar_one()

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from daemon.adapters.storage.base import INBOUND, Repo
+from daemon.adapters.storage.base import Repo
+from daemon.adapters.storage.models import INBOUND
 from daemon.core.domain import InboundItem, Intake
 from daemon.ports import QueuedRaw, QueueEntry
 

@@ -17,12 +17,9 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from daemon.adapters.storage.models import ImapIdentityRow, ImapNoteRow, MailboxStateRow
+from daemon.adapters.storage.models import IMAP_IDENTITIES, IMAP_NOTES, MAILBOX_STATE
 from daemon.ports import ImapNote, MailboxState
 
-MAILBOX_STATE = MailboxStateRow.__table__
-NOTES = ImapNoteRow.__table__
-IDENTITIES = ImapIdentityRow.__table__
 _IN_CHUNK = 500
 _ERROR_LIMIT = 2000
 
@@ -43,9 +40,9 @@ class SqlMailboxes:
     def _troubles(self) -> dict[tuple[str, str, str], int]:
         """Noted messages per (mailbox, folder, kind)."""
         stmt = (
-            select(NOTES.c.mailbox, NOTES.c.folder, NOTES.c.kind, func.count())
-            .where(NOTES.c.kind.is_not(None))
-            .group_by(NOTES.c.mailbox, NOTES.c.folder, NOTES.c.kind)
+            select(IMAP_NOTES.c.mailbox, IMAP_NOTES.c.folder, IMAP_NOTES.c.kind, func.count())
+            .where(IMAP_NOTES.c.kind.is_not(None))
+            .group_by(IMAP_NOTES.c.mailbox, IMAP_NOTES.c.folder, IMAP_NOTES.c.kind)
         )
         return {(m, f, k): int(n) for m, f, k, n in self.conn.execute(stmt)}
 
@@ -54,7 +51,9 @@ class SqlMailboxes:
     def notes(self, keys: Sequence[str]) -> dict[str, ImapNote]:
         found: dict[str, ImapNote] = {}
         for start in range(0, len(keys), _IN_CHUNK):
-            stmt = select(NOTES).where(NOTES.c.source_key.in_(keys[start : start + _IN_CHUNK]))
+            stmt = select(IMAP_NOTES).where(
+                IMAP_NOTES.c.source_key.in_(keys[start : start + _IN_CHUNK])
+            )
             for row in self.conn.execute(stmt):
                 found[row.source_key] = ImapNote(
                     row.source_key, row.misses, row.copied_to, row.kind, row.problem
@@ -70,19 +69,19 @@ class SqlMailboxes:
             "updated_at": now,
         }
         done = self.conn.execute(
-            update(NOTES).where(NOTES.c.source_key == note.source_key).values(**values)
+            update(IMAP_NOTES).where(IMAP_NOTES.c.source_key == note.source_key).values(**values)
         )
         if not done.rowcount:
             self.conn.execute(
-                insert(NOTES).values(
+                insert(IMAP_NOTES).values(
                     source_key=note.source_key, mailbox=mailbox, folder=folder, **values
                 )
             )
 
     def prune_notes(self, mailbox: str, folder: str, keep: Iterable[str]) -> None:
         kept = set(keep)
-        stmt = select(NOTES.c.source_key).where(
-            NOTES.c.mailbox == mailbox, NOTES.c.folder == folder
+        stmt = select(IMAP_NOTES.c.source_key).where(
+            IMAP_NOTES.c.mailbox == mailbox, IMAP_NOTES.c.folder == folder
         )
         gone = [key for (key,) in self.conn.execute(stmt) if key not in kept]
         self.drop_notes(gone)
@@ -90,15 +89,17 @@ class SqlMailboxes:
     def drop_notes(self, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), _IN_CHUNK):
             chunk = list(keys[start : start + _IN_CHUNK])
-            self.conn.execute(delete(NOTES).where(NOTES.c.source_key.in_(chunk)))
+            self.conn.execute(delete(IMAP_NOTES).where(IMAP_NOTES.c.source_key.in_(chunk)))
 
     def item_of(self, identity: str) -> int | None:
-        stmt = select(IDENTITIES.c.inbound_id).where(IDENTITIES.c.identity == identity)
+        stmt = select(IMAP_IDENTITIES.c.inbound_id).where(IMAP_IDENTITIES.c.identity == identity)
         return self.conn.execute(stmt).scalar()
 
     def remember(self, identity: str, inbound_id: int) -> None:
         if self.item_of(identity) is None:
-            self.conn.execute(insert(IDENTITIES).values(identity=identity, inbound_id=inbound_id))
+            self.conn.execute(
+                insert(IMAP_IDENTITIES).values(identity=identity, inbound_id=inbound_id)
+            )
 
     def advance(
         self,

@@ -1,4 +1,8 @@
-"""The database schema as SQLAlchemy 2 declarative models.
+"""The database schema as SQLAlchemy Core tables.
+
+Core, not ORM classes: nothing here maps rows to objects (the repositories
+write and read plain rows), and importing the ORM cost every command, the
+batch ingest included, a tenth of a second.
 
 Migrations in `migrations/versions` create exactly this; a test compares them.
 Times are stored as UTC and come back timezone-aware (`UTCDateTime`), so the
@@ -8,23 +12,25 @@ same code runs on SQLite (no native time zones) and PostgreSQL.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 
@@ -54,255 +60,236 @@ Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite rowid aliases need I
 Blob = LargeBinary()
 
 
-class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {
-        datetime: UTCDateTime(),
-        dict[str, Any]: JSON,
-        list[Any]: JSON,
-    }
+METADATA = MetaData()
 
 
-class Setting(Base):
-    """Small named values: the Message-ID signing key, instance facts."""
+#: Small named values: the Message-ID signing key, instance facts.
+SETTINGS = Table(
+    "settings",
+    METADATA,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
 
-    __tablename__ = "settings"
-    key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+#: The inbound queue: every accepted raw message, kept for good.
+INBOUND = Table(
+    "inbound",
+    METADATA,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source_key", String(400), unique=True, nullable=True),
+    Column("intake", String(16), nullable=False),
+    Column("escalation", Boolean, default=False, nullable=False),
+    Column("mailbox", String(200), nullable=True),
+    Column("peer", String(200), nullable=True),
+    Column("envelope_from", String(998), nullable=True),
+    Column("envelope_to", JSON, default=list, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("raw", Blob, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("state", String(16), default="queued", nullable=False),
+    Column("attempts", Integer, default=0, nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=True),
+    Column("stage", String(40), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("outcome", String(40), nullable=True),
+    Column("processed_at", UTCDateTime(), nullable=True),
+    Column("ticket_id", Id, nullable=True),
+    Column("message_id", String(998), nullable=True),
+    Index("ix_inbound_state", "state", "id"),
+)
 
+TICKETS = Table(
+    "tickets",
+    METADATA,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("subject", Text, nullable=False),
+    Column("requester", String(320), nullable=False),
+    Column("cc", JSON, default=list, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("escalated_by", String(320), nullable=True),
+    Column("external_ref", String(200), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("impact", String(8), nullable=False),
+    Column("urgency", String(8), nullable=False),
+    Column("priority", String(4), nullable=False),
+    Column("priority_explicit", Boolean, default=False, nullable=False),
+    Column("category", String(200), nullable=True),
+    Column("group_name", String(200), nullable=True),
+    Column("assignee", String(320), nullable=True),
+    Column("language", String(8), nullable=False),
+    Column("tags", JSON, default=list, nullable=False),
+    Column("rules_version", String(40), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("first_response_due", UTCDateTime(), nullable=True),
+    Column("resolution_due", UTCDateTime(), nullable=True),
+    Column("first_responded_at", UTCDateTime(), nullable=True),
+    Column("resolved_at", UTCDateTime(), nullable=True),
+    Column("closed_at", UTCDateTime(), nullable=True),
+    Column("restoration_due", UTCDateTime(), nullable=True),
+    Column("restored_at", UTCDateTime(), nullable=True),
+    Column("paused_at", UTCDateTime(), nullable=True),
+    Column("paused_seconds", Float, default=0.0, nullable=False),
+    Column("escalation_level", Integer, default=0, nullable=False),
+    Column("closure", String(16), nullable=True),
+    Column("resolution_code", String(100), nullable=True),
+    Column("resolution_note", Text, nullable=True),
+    Column("merged_into", Id, nullable=True),
+    Column("linked_to", Id, nullable=True),
+    Column("parent", Id, nullable=True),
+    Column("last_public_at", UTCDateTime(), nullable=True),
+    Column("extra", JSON, default=dict, nullable=False),
+    Column("contract", String(200), nullable=True),
+    Index("ix_tickets_status", "status"),
+    Index("ix_tickets_requester", "requester"),
+    Index("ix_tickets_created", "created_at"),
+    Index("ix_tickets_parent", "parent"),
+)
 
-class InboundRow(Base):
-    """The inbound queue: every accepted raw message, kept for good."""
+#: A message on a ticket: inbound (raw in `inbound`) or outbound.
+MESSAGES = Table(
+    "messages",
+    METADATA,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=False),
+    Column("direction", String(3), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("sender", String(998), nullable=False),
+    Column("recipients", JSON, default=list, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("message_id", String(998), nullable=False),
+    Column("in_reply_to", String(998), nullable=True),
+    Column("refs", JSON, default=list, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("body", Text, default="", nullable=False),
+    Column("html", Text, nullable=True),
+    Column("internal", Boolean, default=False, nullable=False),
+    Column("inbound_id", Id, ForeignKey("inbound.id"), nullable=True),
+    Column("outbox_id", Id, nullable=True),
+    Column("headers", JSON, default=dict, nullable=False),
+    Index("ix_messages_ticket", "ticket_id", "id"),
+    Index("ix_messages_message_id", "message_id"),
+)
 
-    __tablename__ = "inbound"
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    source_key: Mapped[str | None] = mapped_column(String(400), unique=True)
-    intake: Mapped[str] = mapped_column(String(16))
-    escalation: Mapped[bool] = mapped_column(Boolean, default=False)
-    mailbox: Mapped[str | None] = mapped_column(String(200))
-    peer: Mapped[str | None] = mapped_column(String(200))
-    envelope_from: Mapped[str | None] = mapped_column(String(998))
-    envelope_to: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    received_at: Mapped[datetime]
-    raw: Mapped[bytes] = mapped_column(Blob)
-    size: Mapped[int] = mapped_column(Integer)
-    sha256: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16), default="queued")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime | None]
-    stage: Mapped[str | None] = mapped_column(String(40))
-    reason: Mapped[str | None] = mapped_column(Text)
-    outcome: Mapped[str | None] = mapped_column(String(40))
-    processed_at: Mapped[datetime | None]
-    ticket_id: Mapped[int | None] = mapped_column(Id)
-    message_id: Mapped[str | None] = mapped_column(String(998))
+ATTACHMENTS = Table(
+    "attachments",
+    METADATA,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message_row_id", Id, ForeignKey("messages.id"), index=True, nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("content", Blob, nullable=True),
+)
 
-    __table_args__ = (Index("ix_inbound_state", "state", "id"),)
+#: The audit trail: every change, who made it, when, through what.
+EVENTS = Table(
+    "events",
+    METADATA,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("detail", JSON, default=dict, nullable=False),
+    Index("ix_events_ticket", "ticket_id", "id"),
+)
 
-
-class TicketRow(Base):
-    __tablename__ = "tickets"
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    subject: Mapped[str] = mapped_column(Text)
-    requester: Mapped[str] = mapped_column(String(320))
-    cc: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    channel: Mapped[str] = mapped_column(String(16))
-    escalated_by: Mapped[str | None] = mapped_column(String(320))
-    external_ref: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16))
-    impact: Mapped[str] = mapped_column(String(8))
-    urgency: Mapped[str] = mapped_column(String(8))
-    priority: Mapped[str] = mapped_column(String(4))
-    priority_explicit: Mapped[bool] = mapped_column(Boolean, default=False)
-    category: Mapped[str | None] = mapped_column(String(200))
-    group: Mapped[str | None] = mapped_column("group_name", String(200))
-    assignee: Mapped[str | None] = mapped_column(String(320))
-    language: Mapped[str] = mapped_column(String(8))
-    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    rules_version: Mapped[str | None] = mapped_column(String(40))
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-    first_response_due: Mapped[datetime | None]
-    resolution_due: Mapped[datetime | None]
-    first_responded_at: Mapped[datetime | None]
-    resolved_at: Mapped[datetime | None]
-    closed_at: Mapped[datetime | None]
-    restoration_due: Mapped[datetime | None]
-    restored_at: Mapped[datetime | None]
-    paused_at: Mapped[datetime | None]
-    paused_seconds: Mapped[float] = mapped_column(Float, default=0.0)
-    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
-    closure: Mapped[str | None] = mapped_column(String(16))
-    resolution_code: Mapped[str | None] = mapped_column(String(100))
-    resolution_note: Mapped[str | None] = mapped_column(Text)
-    merged_into: Mapped[int | None] = mapped_column(Id)
-    linked_to: Mapped[int | None] = mapped_column(Id)
-    parent: Mapped[int | None] = mapped_column(Id)
-    last_public_at: Mapped[datetime | None]
-    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    contract: Mapped[str | None] = mapped_column(String(200))
-
-    __table_args__ = (
-        Index("ix_tickets_status", "status"),
-        Index("ix_tickets_requester", "requester"),
-        Index("ix_tickets_created", "created_at"),
-        Index("ix_tickets_parent", "parent"),
-    )
-
-
-class MessageRow(Base):
-    """A message on a ticket: inbound (raw in `inbound`) or outbound."""
-
-    __tablename__ = "messages"
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    ticket_id: Mapped[int] = mapped_column(Id, ForeignKey("tickets.id"))
-    direction: Mapped[str] = mapped_column(String(3))
-    kind: Mapped[str] = mapped_column(String(32))
-    sender: Mapped[str] = mapped_column(String(998))
-    recipients: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    subject: Mapped[str] = mapped_column(Text)
-    message_id: Mapped[str] = mapped_column(String(998))
-    in_reply_to: Mapped[str | None] = mapped_column(String(998))
-    references: Mapped[list[Any]] = mapped_column("refs", JSON, default=list)
-    at: Mapped[datetime]
-    body: Mapped[str] = mapped_column(Text, default="")
-    html: Mapped[str | None] = mapped_column(Text)
-    internal: Mapped[bool] = mapped_column(Boolean, default=False)
-    inbound_id: Mapped[int | None] = mapped_column(Id, ForeignKey("inbound.id"))
-    outbox_id: Mapped[int | None] = mapped_column(Id)
-    headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-    __table_args__ = (
-        Index("ix_messages_ticket", "ticket_id", "id"),
-        Index("ix_messages_message_id", "message_id"),
-    )
-
-
-class AttachmentRow(Base):
-    __tablename__ = "attachments"
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    message_row_id: Mapped[int] = mapped_column(Id, ForeignKey("messages.id"), index=True)
-    filename: Mapped[str] = mapped_column(String(255))
-    content_type: Mapped[str] = mapped_column(String(255))
-    size: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
-    content: Mapped[bytes | None] = mapped_column(Blob)
-
-
-class EventRow(Base):
-    """The audit trail: every change, who made it, when, through what."""
-
-    __tablename__ = "events"
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    ticket_id: Mapped[int] = mapped_column(Id, ForeignKey("tickets.id"))
-    at: Mapped[datetime]
-    actor: Mapped[str] = mapped_column(String(320))
-    channel: Mapped[str] = mapped_column(String(16))
-    type: Mapped[str] = mapped_column(String(64))
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-    __table_args__ = (Index("ix_events_ticket", "ticket_id", "id"),)
-
-
-class OutboxRow(Base):
-    """Mail to send, written in the transaction of the change that causes it."""
-
-    __tablename__ = "outbox"
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    ticket_id: Mapped[int | None] = mapped_column(Id)
-    kind: Mapped[str] = mapped_column(String(32))
-    message_id: Mapped[str] = mapped_column(String(998), unique=True)
-    recipients: Mapped[list[Any]] = mapped_column(JSON)
-    primary_rcpt: Mapped[str] = mapped_column(String(320))
-    automatic: Mapped[bool] = mapped_column(Boolean, default=True)
-    raw: Mapped[bytes] = mapped_column(Blob)
-    state: Mapped[str] = mapped_column(String(16), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime]
-    next_attempt_at: Mapped[datetime]
-    leased_until: Mapped[datetime | None]  # in flight at a sender until then
-    sent_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
+#: Mail to send, written in the transaction of the change that causes it.
+OUTBOX = Table(
+    "outbox",
+    METADATA,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ticket_id", Id, nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("message_id", String(998), unique=True, nullable=False),
+    Column("recipients", JSON, nullable=False),
+    Column("primary_rcpt", String(320), nullable=False),
+    Column("automatic", Boolean, default=True, nullable=False),
+    Column("raw", Blob, nullable=False),
+    Column("state", String(16), default="pending", nullable=False),
+    Column("attempts", Integer, default=0, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("leased_until", UTCDateTime(), nullable=True),  # in flight at a sender until then
+    Column("sent_at", UTCDateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
     # What the relay answered, by recipient: {"a@b": {"state": "sent"|"refused"|
     # "deferred", "answer": "550 ..."}}; a recipient sent or refused is not sent again.
-    rcpt_results: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    Column("rcpt_results", JSON, nullable=True),
+    Index("ix_outbox_due", "state", "next_attempt_at"),
+    Index("ix_outbox_rcpt", "primary_rcpt", "created_at"),
+)
 
-    __table_args__ = (
-        Index("ix_outbox_due", "state", "next_attempt_at"),
-        Index("ix_outbox_rcpt", "primary_rcpt", "created_at"),
-    )
+#: A stored deadline for time-driven work (SLA steps, updates, reminders).
+#: Sweeps ask for rows with `due_at <= now` and `done_at IS NULL`, act, and set
+#: `done_at` in the same transaction, so each fires once across restarts.
+TIMERS = Table(
+    "timers",
+    METADATA,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("key", String(100), default="", nullable=False),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("done_at", UTCDateTime(), nullable=True),
+    Column("detail", JSON, default=dict, nullable=False),
+    UniqueConstraint("ticket_id", "kind", "key", name="uq_timers_ticket_kind_key"),
+    Index("ix_timers_due", "done_at", "due_at"),
+)
 
+#: What we know of a correspondent: a failing address pauses automatic mail.
+ADDRESSES = Table(
+    "addresses",
+    METADATA,
+    Column("address", String(320), primary_key=True),
+    Column("failing_since", UTCDateTime(), nullable=True),
+    Column("failure", Text, nullable=True),
+)
 
-class TimerRow(Base):
-    """A stored deadline for time-driven work (SLA steps, updates, reminders).
+#: IMAP progress and health per mailbox and folder, keyed by UIDVALIDITY.
+MAILBOX_STATE = Table(
+    "mailbox_state",
+    METADATA,
+    Column("mailbox", String(200), primary_key=True),
+    Column("folder", String(400), primary_key=True),
+    Column("uidvalidity", BigInteger, nullable=True),
+    Column("last_uid", BigInteger, default=0, nullable=False),
+    Column("connected", Boolean, default=False, nullable=False),
+    Column("last_success_at", UTCDateTime(), nullable=True),
+    Column("last_error_at", UTCDateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("taken", BigInteger, default=0, nullable=False),
+    Column("failed", BigInteger, default=0, nullable=False),
+    Column("poll_seconds", Integer, default=30, nullable=False),
+)
 
-    Sweeps ask for rows with `due_at <= now` and `done_at IS NULL`, act, and set
-    `done_at` in the same transaction, so each fires once across restarts.
-    """
+#: A message on an IMAP server the intake could not finish: a UID the
+#: server did not deliver (`misses`), a copy made but the original not
+#: deleted (`copied_to`), a move that failed. Kept by source key until the
+#: message is gone from the folder; `kind` says what `spocd status` shows.
+IMAP_NOTES = Table(
+    "imap_notes",
+    METADATA,
+    Column("source_key", String(400), primary_key=True),
+    Column("mailbox", String(200), nullable=False),
+    Column("folder", String(400), nullable=False),
+    Column("misses", Integer, default=0, nullable=False),
+    Column("copied_to", String(400), nullable=True),
+    Column("kind", String(16), nullable=True),  # "untaken" | "unmoved"
+    Column("problem", Text, nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_imap_notes_mailbox", "mailbox", "folder"),
+)
 
-    __tablename__ = "timers"
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    ticket_id: Mapped[int] = mapped_column(Id, ForeignKey("tickets.id"))
-    kind: Mapped[str] = mapped_column(String(40))
-    key: Mapped[str] = mapped_column(String(100), default="")
-    due_at: Mapped[datetime]
-    done_at: Mapped[datetime | None]
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-    __table_args__ = (
-        UniqueConstraint("ticket_id", "kind", "key", name="uq_timers_ticket_kind_key"),
-        Index("ix_timers_due", "done_at", "due_at"),
-    )
-
-
-class AddressRow(Base):
-    """What we know of a correspondent: a failing address pauses automatic mail."""
-
-    __tablename__ = "addresses"
-    address: Mapped[str] = mapped_column(String(320), primary_key=True)
-    failing_since: Mapped[datetime | None]
-    failure: Mapped[str | None] = mapped_column(Text)
-
-
-class MailboxStateRow(Base):
-    """IMAP progress and health per mailbox and folder, keyed by UIDVALIDITY."""
-
-    __tablename__ = "mailbox_state"
-    mailbox: Mapped[str] = mapped_column(String(200), primary_key=True)
-    folder: Mapped[str] = mapped_column(String(400), primary_key=True)
-    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
-    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
-    connected: Mapped[bool] = mapped_column(Boolean, default=False)
-    last_success_at: Mapped[datetime | None]
-    last_error_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
-    taken: Mapped[int] = mapped_column(BigInteger, default=0)
-    failed: Mapped[int] = mapped_column(BigInteger, default=0)
-    poll_seconds: Mapped[int] = mapped_column(Integer, default=30)
-
-
-class ImapNoteRow(Base):
-    """A message on an IMAP server the intake could not finish: a UID the
-    server did not deliver (`misses`), a copy made but the original not
-    deleted (`copied_to`), a move that failed. Kept by source key until the
-    message is gone from the folder; `kind` says what `spocd status` shows."""
-
-    __tablename__ = "imap_notes"
-    source_key: Mapped[str] = mapped_column(String(400), primary_key=True)
-    mailbox: Mapped[str] = mapped_column(String(200))
-    folder: Mapped[str] = mapped_column(String(400))
-    misses: Mapped[int] = mapped_column(Integer, default=0)
-    copied_to: Mapped[str | None] = mapped_column(String(400))
-    kind: Mapped[str | None] = mapped_column(String(16))  # "untaken" | "unmoved"
-    problem: Mapped[str | None] = mapped_column(Text)
-    updated_at: Mapped[datetime]
-
-    __table_args__ = (Index("ix_imap_notes_mailbox", "mailbox", "folder"),)
-
-
-class ImapIdentityRow(Base):
-    """Which queued item holds the message with this (account, folder,
-    Message-ID): a UIDVALIDITY change renames every UID, not the message."""
-
-    __tablename__ = "imap_identities"
-    identity: Mapped[str] = mapped_column(String(100), primary_key=True)
-    inbound_id: Mapped[int] = mapped_column(Id)
+#: Which queued item holds the message with this (account, folder,
+#: Message-ID): a UIDVALIDITY change renames every UID, not the message.
+IMAP_IDENTITIES = Table(
+    "imap_identities",
+    METADATA,
+    Column("identity", String(100), primary_key=True),
+    Column("inbound_id", Id, nullable=False),
+)

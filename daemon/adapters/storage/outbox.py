@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from daemon.adapters.storage import direct
-from daemon.adapters.storage.base import ADDRESSES, ATTACHMENTS, MESSAGES, OUTBOX, Repo
+from daemon.adapters.storage.base import Repo
+from daemon.adapters.storage.models import ADDRESSES, ATTACHMENTS, MESSAGES, OUTBOX
 from daemon.core.domain import OutgoingMail
 from daemon.mail import attachparts
 from daemon.ports import OutboxItem

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, text
 
-from daemon.adapters.storage.models import InboundRow, MailboxStateRow, OutboxRow, TicketRow
+from daemon.adapters.storage.models import INBOUND, MAILBOX_STATE, OUTBOX, TICKETS
 
 OPEN = ("new", "assigned", "in_progress", "pending")
 
@@ -28,10 +28,10 @@ def ping(engine: Engine) -> None:
 
 def read_stats(engine: Engine) -> Stats:
     inbound, outbox, tickets, boxes = (
-        InboundRow.__table__,
-        OutboxRow.__table__,
-        TicketRow.__table__,
-        MailboxStateRow.__table__,
+        INBOUND,
+        OUTBOX,
+        TICKETS,
+        MAILBOX_STATE,
     )
     with engine.connect() as conn:
         conn = conn.execution_options(readonly=True)

@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import String, bindparam, func, insert, or_, select, type_coerce, update
 
 from daemon.adapters.storage import direct
-from daemon.adapters.storage.base import ATTACHMENTS, EVENTS, MESSAGES, TICKETS, Repo
+from daemon.adapters.storage.base import Repo
+from daemon.adapters.storage.models import ATTACHMENTS, EVENTS, MESSAGES, TICKETS
 from daemon.core.domain import Attachment, Channel, Event, Status, StoredMessage, Ticket
 
 #: Tickets are read with their message count, counted by the messages index.

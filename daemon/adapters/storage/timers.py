@@ -12,7 +12,8 @@ from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from daemon.adapters.storage import direct
-from daemon.adapters.storage.base import SETTINGS, TIMERS, Repo
+from daemon.adapters.storage.base import Repo
+from daemon.adapters.storage.models import SETTINGS, TIMERS
 from daemon.ports import Timer
 
 _TIMERS_OF_TICKET = (

@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from daemon.adapters.storage.models import TicketRow, TimerRow
+from daemon.adapters.storage.models import TICKETS, TIMERS
 from daemon.adapters.storage.store import SqlStore
 from daemon.adapters.storage.tickets import ticket_values
 from daemon.app import jobs, slaclock
@@ -40,8 +40,6 @@ from daemon.config import Settings
 from daemon.core.domain import OutgoingMail, Status, Ticket
 from daemon.service.wiring import load_runtime, starter_root
 
-TICKETS = TicketRow.__table__
-TIMERS = TimerRow.__table__
 #: Wednesday 13:00 in Warsaw: office hours, so office-calendar steps can be due.
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 CHUNK = 20_000

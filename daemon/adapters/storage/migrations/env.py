@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from daemon.adapters.storage.models import Base
+from daemon.adapters.storage.models import METADATA
 
 MIGRATION_LOCK = 0x5370_6F63_644D_6967  # "SpocdMig"
 
@@ -17,7 +17,7 @@ engine = context.config.attributes["engine"]
 with engine.connect() as connection:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=METADATA,
         render_as_batch=engine.dialect.name == "sqlite",
         compare_type=True,
     )
