@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from daemon.adapters.storage import direct
 from daemon.adapters.storage.base import Repo
@@ -162,6 +161,10 @@ class SqlSettings(Repo):
             return True
         if self.get(key) is not None:
             return False
+        # Imported here: the PostgreSQL dialect is most of a SQLite run's
+        # import of SQLAlchemy's dialects, and this runs once a period.
+        from sqlalchemy.dialects import postgresql, sqlite
+
         dialect = postgresql if self.locking else sqlite
         stmt = dialect.insert(SETTINGS).values(key=key, value=value).on_conflict_do_nothing()
         # RETURNING, not rowcount: the driver reports -1 for this INSERT.
