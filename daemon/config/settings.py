@@ -142,6 +142,9 @@ class LimitsSettings:
     #: CPU seconds parsing and sanitising one message may take; past it the
     #: message is quarantined with the reason (one mail never holds intake).
     max_parse_seconds: int = 10
+    #: `spocd run` parses and decides in a helper process, beside the one
+    #: that accepts mail (off: in the daemon's own process).
+    parser_process: bool = True
 
 
 @dataclass(frozen=True, slots=True)

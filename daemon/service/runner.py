@@ -44,6 +44,7 @@ from daemon.core.errors import ConfigError
 from daemon.service.health import ready, status_line, tls_context
 from daemon.service.instance import lock_instance, safe_url
 from daemon.service.mailboxes import MailboxRunner
+from daemon.service.parsers import ParserProcess
 from daemon.service.reload import reloadable, snapshot, watched_files
 from daemon.service.wiring import App, resolve_paths
 
@@ -84,6 +85,7 @@ class Daemon:
         self.monotonic: Callable[[], float] = time.monotonic
         self._errors_logged: dict[str, float] = {}
         self.failed: str | None = None  # why the daemon stopped serving, if it did
+        self.parser: ParserProcess | None = None
         app.inbound.observer = self._observe
 
     # --- signals ---------------------------------------------------------------
@@ -126,7 +128,11 @@ class Daemon:
         while not self.stop_event.is_set():
             busy = self.smtp is not None and self.smtp.busy()
             # Small groups while mail arrives: the write lock is held briefly.
-            group = self.app.inbound.process_group(limit=4 if busy else 25)
+            # With parsing in the helper a group costs this process less, and
+            # groups of 8 processed ~40 % more while accepting as many (bench).
+            group = self.app.inbound.process_group(
+                limit=(8 if self.parser is not None else 4) if busy else 25
+            )
             if not group:
                 break
             done += len(group)
@@ -243,6 +249,8 @@ class Daemon:
                 'the relay login goes in clear text (outgoing.tls = "none")',
                 extra={"host": settings.outgoing.host, "username": settings.outgoing.username},
             )
+        if settings.limits.parser_process:
+            self._start_parser()
         if settings.smtp.enabled:
             self.smtp = SmtpIntake(
                 settings, self.app.store, self.app.clock.now, on_commit=self.inbound_wake.set
@@ -307,6 +315,20 @@ class Daemon:
         gc.collect()
         gc.freeze()
         self.notifier.ready(self._status_line())
+
+    def _start_parser(self) -> None:
+        """Parsing and the rules' decision in a helper process (`parsers`)."""
+        parser = ParserProcess()
+        parser.start()
+        self.parser = parser
+
+        def prepare(raws: list[bytes]) -> list[Any] | None:
+            rt = self.app.runtime  # the settings and rules in force now
+            return parser.prepare(
+                raws, resolve_paths(rt.settings)[0], rt.rules.version, rt.settings.limits
+            )
+
+        self.app.inbound.preparer = prepare
 
     def _board(self, filters: Mapping[str, str]) -> dict[str, Any]:
         """What the SLA board shows now: read in a read-only transaction."""
@@ -414,6 +436,8 @@ class Daemon:
             thread.join(timeout=60)
         for runner in self.mailboxes.values():
             runner.join(timeout=60)
+        if self.parser is not None:
+            self.parser.close()
         self.leader.release_all()
         self.app.close()
         if self._lock_file is not None:

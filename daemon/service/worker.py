@@ -51,6 +51,9 @@ class InboundWorker:
         self.clock = clock
         self.observer = observer  # metrics: called after the commit, per message
         self.group_bytes = group_bytes
+        #: Prepares a group's raw messages elsewhere (the daemon's parser
+        #: process); None, or None returned, prepares them here.
+        self.preparer: Callable[[list[bytes]], list[Any] | None] | None = None
 
     def process_group(
         self,
@@ -124,7 +127,11 @@ class InboundWorker:
             else:
                 found = tx.inbound.get_items(item_ids)
                 items = [found[i] for i in item_ids if i in found and found[i].state == "queued"]
-        return {item.id: self.pipeline.prepare(item.raw) for item in items}
+        raws = [item.raw for item in items]
+        prepared = self.preparer(raws) if self.preparer is not None and raws else None
+        if prepared is None or len(prepared) != len(items):
+            prepared = [self.pipeline.prepare(raw) for raw in raws]
+        return {item.id: one for item, one in zip(items, prepared, strict=True)}
 
     def _process(self, tx: Tx, item: InboundItem, now: datetime, parsed: Any = None) -> Outcome:
         try:

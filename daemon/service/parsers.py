@@ -1,0 +1,152 @@
+"""The daemon's parser process: parsing, sanitising and the rules' decision
+for new requests, done beside `spocd run` rather than in it.
+
+The daemon accepts mail on an asyncio loop, writes the queue, runs the
+pipeline and sends, all in one process under one GIL. Parsing and the rules'
+decision are about half of the pipeline thread's work, and every slice of it
+was a slice the SMTP loop waited for. A spawned process (not forked: the
+daemon has threads) does that work now. It reads the rules file itself and
+follows the daemon's rules version; a decision made under another version
+is made again in the pipeline (`Pipeline.process` checks), so a reload is
+never half applied. When the helper cannot answer (it died, it hung, it
+could not start) the group is parsed in the daemon, as before, and the
+helper is tried again a little later.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from daemon.app.pipeline import Prepared, prepare_many
+from daemon.config.files import read_config_file
+from daemon.config.settings import LimitsSettings
+from daemon.rules import ruleset as rules_mod
+
+log = logging.getLogger("spocd.worker")
+
+#: After a failure, parse in the daemon this long before trying a helper again.
+RETRY_SECONDS = 30.0
+
+
+class ParserProcess:
+    """One helper process that turns raw messages into `Prepared` ones."""
+
+    def __init__(self, retry_seconds: float = RETRY_SECONDS) -> None:
+        self.retry_seconds = retry_seconds
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._resume_at = 0.0
+
+    def start(self) -> None:
+        """Spawn the helper now (it imports and reads the rules while the
+        daemon starts), not when the first message arrives."""
+        try:
+            self._executor().submit(_ready)
+        except Exception as exc:  # no processes allowed here: parse in the daemon
+            self._failed(exc)
+
+    def prepare(
+        self, raws: list[bytes], rules_path: Path, rules_version: str, limits: LimitsSettings
+    ) -> list[Prepared] | None:
+        """The messages prepared by the helper under the rules of
+        `rules_version` (read from `rules_path`), or None when it cannot (the
+        caller parses them itself)."""
+        if not raws or time.monotonic() < self._resume_at:
+            return None
+        # Each message has its own parse budget; the rest is slack for a
+        # helper that is still starting.
+        timeout = 60.0 + limits.max_parse_seconds * len(raws)
+        try:
+            future = self._executor().submit(
+                _prepare,
+                raws,
+                str(rules_path.absolute()),
+                rules_version,
+                limits.max_attachment_bytes,
+                limits.max_parse_seconds,
+            )
+            return future.result(timeout=timeout)
+        except Exception as exc:  # died, hung, or could not be reached
+            self._failed(exc)
+            return None
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            _stop(pool)
+
+    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=_init
+            )
+        return self._pool
+
+    def _failed(self, exc: BaseException) -> None:
+        log.warning(
+            "parser process failed; parsing in the daemon for now",
+            extra={"error": str(exc) or type(exc).__name__, "retry_in_s": self.retry_seconds},
+        )
+        self.close()
+        self._resume_at = time.monotonic() + self.retry_seconds
+
+
+def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Shut the pool down without waiting, and kill a helper that hangs: a
+    pool waits for its running task, and a hung parse never ends."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        if process.is_alive():
+            process.kill()
+
+
+# --- in the helper -----------------------------------------------------------------------
+
+#: The rules the helper decides with, and the version it last loaded for.
+_RULES: rules_mod.Rules | None = None
+_ASKED: str | None = None
+
+
+def _init() -> None:
+    # Ctrl-C at a terminal reaches the whole process group; the daemon
+    # stops its helper itself, in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_orphan_watch, args=(os.getppid(),), daemon=True).start()
+
+
+def _orphan_watch(parent: int, every: float = 1.0) -> None:
+    """Exit once the daemon is gone (SIGKILL, OOM): the pool's queues stay
+    open in the helper itself, so it would never learn of it otherwise."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(0)
+
+
+def _ready() -> bool:
+    return True
+
+
+def _prepare(
+    raws: list[bytes],
+    rules_path: str,
+    rules_version: str,
+    max_attachment_bytes: int,
+    max_parse_seconds: float,
+) -> list[Prepared]:
+    global _RULES, _ASKED
+    if rules_version != _ASKED:
+        # Read once per version the daemon asks for: a file changed again
+        # since gives another version, whose decisions the daemon ignores.
+        _ASKED = rules_version
+        try:
+            _RULES = rules_mod.load_rules(read_config_file(rules_path), rules_path)
+        except Exception:  # unreadable or invalid: the daemon decides itself
+            _RULES = None
+    return prepare_many(raws, max_attachment_bytes, _RULES, max_parse_seconds)

@@ -1,0 +1,76 @@
+"""`spocd run` with its parser process, as real processes: mail over SMTP is
+parsed by the helper, and a daemon killed with SIGKILL leaves no helper
+behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import write_config
+from tests.support.mail import make_mail
+from tests.support.proc import start_daemon, wait_for_port, wait_until
+from tests.support.relay import free_port
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("parser_process", [True, False])
+def test_the_daemon_takes_mail_with_or_without_its_parser_process(
+    tmp_path: Path, parser_process: bool
+) -> None:
+    port = free_port()
+    db = f"sqlite:///{tmp_path / 'spocd.db'}"
+    config = write_config(
+        tmp_path, db, smtp={"port": port}, limits={"parser_process": parser_process}
+    )
+    proc = start_daemon(config, log=tmp_path / "run.log")
+    try:
+        wait_for_port("127.0.0.1", port, proc=proc)
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+            for n in range(5):
+                raw = make_mail(subject=f"Centrala VoIP nie działa {n}", message_id=f"pp{n}@x.org")
+                smtp.sendmail("jan.kowalski@example.org", ["helpdesk@example.com"], raw)
+        engine = create_engine(db)
+
+        def processed() -> list[str]:
+            with engine.connect() as conn:
+                return list(conn.execute(text("SELECT group_name FROM tickets")).scalars())
+
+        wait_until(lambda: len(processed()) == 5, timeout=60)
+        assert processed() == ["telephony"] * 5  # the rules' decision, wherever it was made
+        engine.dispose()
+        helpers = [p for p in _children(proc.pid) if _alive(p)]
+        assert (len(helpers) >= 1) is parser_process
+
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        wait_until(lambda: not any(_alive(p) for p in helpers), timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
