@@ -2,7 +2,8 @@
 
 Threads: the SMTP listener (aiosmtpd's own loop), the inbound worker, the
 outbox sender, one IMAP intake per enabled mailbox; the main thread handles
-signals and runs the scheduler. Every loop waits on an event with a timeout,
+signals and runs the scheduler. Parsing and the rules' decision run in a
+helper process (`parsers`). Every loop waits on an event with a timeout,
 so a commit wakes the next step at once, SIGTERM ends an IMAP IDLE within
 about a second, and nothing depends on sleeping.
 
