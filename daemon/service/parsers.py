@@ -42,6 +42,8 @@ class ParserProcess:
         self.retry_seconds = retry_seconds
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._resume_at = 0.0
+        # The inbound worker and each IMAP intake thread prepare through it.
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         """Spawn the helper now (it imports and reads the rules while the
@@ -77,16 +79,18 @@ class ParserProcess:
             return None
 
     def close(self) -> None:
-        pool, self._pool = self._pool, None
+        with self._lock:
+            pool, self._pool = self._pool, None
         if pool is not None:
             _stop(pool)
 
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"), initializer=_init
-            )
-        return self._pool
+        with self._lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ProcessPoolExecutor(
+                    1, mp_context=multiprocessing.get_context("spawn"), initializer=_init
+                )
+            return self._pool
 
     def _failed(self, exc: BaseException) -> None:
         log.warning(
