@@ -15,12 +15,14 @@ import pytest
 from daemon.app.pipeline import prepare_many
 from daemon.config.settings import LimitsSettings
 from daemon.core.domain import Intake
+from daemon.core.errors import NotMail
 from daemon.ports import QueuedRaw
 from daemon.rules import ruleset as rules_mod
 from daemon.service.parsers import ParserProcess, _stop
 from tests.conftest import ROOT
 from tests.support.flow import ticket
 from tests.support.mail import make_mail
+from tests.support.parser_jobs import misbehaving
 
 LIMITS = LimitsSettings()
 
@@ -85,28 +87,75 @@ def test_unreadable_rules_leave_the_decision_to_the_daemon(parser, tmp_path):
     assert prepared.decision is None and prepared.rules_version == ""
 
 
-def test_a_helper_that_died_means_parsing_in_the_daemon_then_a_new_helper(parser, rules_file):
+def test_a_helper_that_died_while_idle_is_replaced(parser, rules_file):
     version = _rules(rules_file).version
-    raw = make_mail(subject="Printer jams")
-    assert parser.prepare([raw], rules_file, version, LIMITS) is not None
-    os.kill(_helper_pid(parser), signal.SIGKILL)
+    raws = [make_mail(subject="Printer jams"), make_mail(subject="VoIP down")]
+    assert parser.prepare(raws, rules_file, version, LIMITS) is not None
+    first = _helper_pid(parser)
+    os.kill(first, signal.SIGKILL)
     time.sleep(0.2)
-    assert parser.prepare([raw], rules_file, version, LIMITS) is None  # the caller parses
-    assert parser.prepare([raw], rules_file, version, LIMITS) is not None  # a new helper
+    again = parser.prepare(raws, rules_file, version, LIMITS)
+    assert again is not None and [p.msg.subject for p in again] == ["Printer jams", "VoIP down"]
+    assert _helper_pid(parser) != first
 
 
-def test_after_a_failure_the_helper_rests_before_it_is_tried_again(rules_file):
-    parser = ParserProcess(retry_seconds=60)
+def _marked(how: str, subject: str) -> bytes:
+    return make_mail(subject=subject, headers={"X-Test-Parser": how})
+
+
+@pytest.mark.parametrize("how", ["exit", "hang"])
+def test_a_message_that_kills_or_hangs_the_helper_is_quarantined_alone(rules_file, how):
+    """A message that takes the parser down is answered as unreadable (the
+    pipeline quarantines it with the reason); the others of its group are
+    prepared, and nothing is parsed in the daemon, where it would crash it."""
+    parser = ParserProcess(retry_seconds=60, slack_seconds=1.0, job=misbehaving)
+    limits = LimitsSettings(max_parse_seconds=1)
+    try:
+        version = _rules(rules_file).version
+        raws = [
+            make_mail(subject="Printer jams"),
+            _marked(how, "poison"),
+            make_mail(subject="VoIP down"),
+        ]
+        out = parser.prepare(raws, rules_file, version, limits)
+        assert out is not None
+        assert [o.msg.subject for o in (out[0], out[2])] == ["Printer jams", "VoIP down"]
+        assert isinstance(out[1].msg, NotMail)
+        word = "died" if how == "exit" else "hung"
+        assert str(out[1].msg) == f"the parser process {word} reading this message"
+        # Not resting: the next group goes to a helper at once.
+        assert parser.prepare([make_mail(subject="x")], rules_file, version, limits) is not None
+    finally:
+        parser.close()
+
+
+def test_a_helper_that_answers_nonsense_rests_and_the_daemon_parses(rules_file):
+    parser = ParserProcess(retry_seconds=60, job=misbehaving)
     try:
         version = _rules(rules_file).version
         raw = make_mail(subject="Printer jams")
         assert parser.prepare([raw], rules_file, version, LIMITS) is not None
-        os.kill(_helper_pid(parser), signal.SIGKILL)
-        time.sleep(0.2)
-        assert parser.prepare([raw], rules_file, version, LIMITS) is None
+        assert parser.prepare([_marked("raise", "odd")], rules_file, version, LIMITS) is None
         assert parser.prepare([raw], rules_file, version, LIMITS) is None  # resting
     finally:
         parser.close()
+
+
+def test_a_poison_message_is_quarantined_by_the_pipeline_with_the_reason(app):
+    parser = ParserProcess(slack_seconds=1.0, job=misbehaving)
+    rules = app.runtime.rules
+    app.inbound.preparer = lambda raws: parser.prepare(
+        raws, ROOT / "rules.yaml", rules.version, LIMITS
+    )
+    try:
+        with app.store.transaction() as tx:
+            for raw in (_marked("exit", "poison"), make_mail(subject="Printer jams")):
+                tx.inbound.add(QueuedRaw(raw=raw, intake=Intake.SMTP), app.clock.now())
+        outcomes = [outcome for _, outcome in app.inbound.process_group()]
+    finally:
+        parser.close()
+    assert [o.outcome for o in outcomes] == ["quarantined", "created"]
+    assert "parser process died" in outcomes[0].detail
 
 
 def test_stopping_kills_a_helper_that_hangs():
