@@ -299,14 +299,17 @@ def _scratch(database: str | None) -> Iterator[str | None]:
         admin.dispose()
 
 
+#: Queued messages the daemons have taken through the pipeline.
+_PROCESSED = "SELECT count(*) FROM inbound WHERE state <> 'queued'"
+
+
 def _processed_count(url: str) -> int:
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            done = conn.execute(text("SELECT count(*) FROM inbound WHERE state <> 'queued'"))
-            return int(done.scalar_one())
+            return int(conn.execute(text(_PROCESSED)).scalar_one())
     finally:
         engine.dispose()
 
@@ -320,9 +323,7 @@ def _wait_processed(url: str, count: int, timeout: float = 600) -> int:
     try:
         while time.monotonic() < deadline:
             with engine.connect() as conn:
-                done = conn.execute(
-                    text("SELECT count(*) FROM inbound WHERE state <> 'queued'")
-                ).scalar_one()
+                done = conn.execute(text(_PROCESSED)).scalar_one()
                 pending = conn.execute(
                     text("SELECT count(*) FROM outbox WHERE state = 'pending'")
                 ).scalar_one()
