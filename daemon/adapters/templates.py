@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from datetime import datetime
 from functools import lru_cache, partial
 from pathlib import Path
@@ -142,6 +142,19 @@ class BoundedFileLoader(FileSystemLoader):
         return contents, os.path.normpath(filename), uptodate
 
 
+class _Environment(SandboxedEnvironment):
+    """The sandbox with each template's globals as one flat dict.
+
+    Jinja keeps them as a ChainMap over the environment's globals so that a
+    change to those reaches loaded templates; every render then copies the
+    ChainMap key by key into the context, a quarter of rendering a mail.
+    Nothing here changes globals after loading (a reload builds a new renderer).
+    """
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return {**self.globals, **(d or {})}
+
+
 class TemplateRenderer:
     def __init__(self, root: Path, timezone: str = "Europe/Warsaw") -> None:
         self.root = root
@@ -155,7 +168,7 @@ class TemplateRenderer:
         loaders: list[BaseLoader] = [BoundedFileLoader(str(self.root / language))]
         if language != "en":
             loaders.append(BoundedFileLoader(str(self.root / "en")))
-        env = SandboxedEnvironment(
+        env = _Environment(
             loader=ChoiceLoader(loaders),
             autoescape=lambda name: bool(name and name.endswith(".html")),
             undefined=StrictUndefined,

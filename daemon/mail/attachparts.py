@@ -119,20 +119,51 @@ def content_type(value: str) -> str:
 
 
 def part(item: Item, index: int) -> bytes:
-    """The MIME part of one attachment, its body a reference to its bytes.
-    The email package writes the headers: a long or non-ASCII name becomes
-    RFC 2231 continuations, lines stay short."""
+    """The MIME part of one attachment, its body a reference to its bytes."""
     a = item.attachment
     name = safe_name(a.filename, index)
+    ctype = content_type(a.content_type)
+    head = _plain_head(ctype, name, item.content_id) or _email_head(ctype, name, item.content_id)
+    return head + f"\r\n\r\n=spocd-blob={a.sha256}=".encode()
+
+
+def _email_head(ctype: str, name: str, content_id: str | None) -> bytes:
+    """The part's headers as the email package writes them: a long or
+    non-ASCII name becomes RFC 2231 continuations, lines stay short."""
     head = EmailMessage(policy=email.policy.SMTP)
-    head.add_header("Content-Type", content_type(a.content_type), name=name)
-    head.add_header(
-        "Content-Disposition", "inline" if item.content_id else "attachment", filename=name
-    )
+    head.add_header("Content-Type", ctype, name=name)
+    head.add_header("Content-Disposition", "inline" if content_id else "attachment", filename=name)
     head["Content-Transfer-Encoding"] = "base64"
-    if item.content_id:
-        head["Content-ID"] = f"<{item.content_id}>"
-    return head.as_bytes().rstrip(b"\r\n") + f"\r\n\r\n=spocd-blob={a.sha256}=".encode()
+    if content_id:
+        head["Content-ID"] = f"<{content_id}>"
+    return head.as_bytes().rstrip(b"\r\n")
+
+
+#: A name the email package writes as it is, quoted: printable ASCII without
+#: the characters it escapes or encodes, no leading space, no double space.
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9._()+,\-](?:[A-Za-z0-9._()+,\-]| (?! ))*$")
+_LINE = 78
+
+
+def _plain_head(ctype: str, name: str, content_id: str | None) -> bytes | None:
+    """The part's headers for a plain name whose lines fit unfolded, else None:
+    byte for byte what `_email_head` writes for it, without the email
+    package's header parser (0.3 ms a part, most names are plain)."""
+    if not _PLAIN_NAME.match(name):
+        return None
+    disposition = "inline" if content_id else "attachment"
+    lines = [
+        f'Content-Type: {ctype}; name="{name}"',
+        f'Content-Disposition: {disposition}; filename="{name}"',
+        "Content-Transfer-Encoding: base64",
+    ]
+    if content_id:
+        if not content_id.isascii() or not content_id.isprintable() or "<" in content_id:
+            return None
+        lines.append(f"Content-ID: <{content_id}>")
+    if any(len(line) > _LINE for line in lines):
+        return None
+    return "\r\n".join(lines).encode("ascii")
 
 
 def references(raw: bytes) -> list[str]:

@@ -7,15 +7,22 @@ import base64
 import email
 import email.policy
 import hashlib
+import string
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daemon.app.notify import build_mime
 from daemon.core.domain import Attachment
 from daemon.mail.attachparts import (
     Item,
+    _email_head,
+    _plain_head,
     clean_name,
     content_type,
     expand,
     items_of,
+    part,
     plan,
     references,
     safe_name,
@@ -89,3 +96,28 @@ def test_a_forwarded_message_travels_as_bytes_not_as_an_unencodable_message_part
     assert content_type("message/rfc822") == "application/octet-stream"
     assert content_type("multipart/mixed") == "application/octet-stream"
     assert content_type("image/png") == "image/png"
+
+
+_PLAIN = string.ascii_letters + string.digits + "._()+,- "
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    name=st.text(alphabet=_PLAIN, min_size=1, max_size=90),
+    ctype=st.sampled_from(["application/pdf", "image/png", "application/vnd.ms-excel.x" * 3]),
+    cid=st.one_of(st.none(), st.text(alphabet=string.ascii_letters + "@.", max_size=70)),
+)
+def test_a_plain_name_is_written_as_the_email_package_writes_it(
+    name: str, ctype: str, cid: str | None
+) -> None:
+    plain = _plain_head(ctype, name, cid or None)
+    if plain is not None:  # names it does not take go to the email package itself
+        assert plain == _email_head(ctype, name, cid or None)
+
+
+def test_a_name_the_email_package_must_quote_encode_or_fold_is_left_to_it() -> None:
+    for name in ('q"x.txt', "a;b.txt", "zażółć.txt", "a\\b.txt", " lead.txt", "a" * 70 + ".pdf"):
+        assert _plain_head("application/pdf", name, None) is None
+    assert _plain_head("application/pdf", "report.pdf", "<odd>") is None
+    head = part(Item(1, att("Raport końcowy.pdf", b"x")), 1)
+    assert b"filename*=utf-8''Raport%20ko%C5%84cowy.pdf" in head
