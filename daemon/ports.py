@@ -165,6 +165,9 @@ class TicketRepo(Protocol):
 
     def get(self, number: int, *, for_update: bool = False) -> Ticket | None: ...
 
+    def get_many(self, numbers: Iterable[int], *, for_update: bool = False) -> dict[int, Ticket]:
+        """The tickets of `numbers` that exist, by number."""
+
     def save(self, ticket: Ticket) -> None: ...
 
     def listing(self, statuses: Iterable[str] | None, limit: int | None = None) -> list[Ticket]: ...

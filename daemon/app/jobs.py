@@ -133,10 +133,17 @@ def _closure(tx: Tx, rt: Runtime, timer: Timer, now: datetime) -> str:
 def _fire_batch(tx: Tx, rt: Runtime, timers: list[Timer], now: datetime) -> Counter[str]:
     # By ticket, then time: one ticket's steps stay in order, and concurrent
     # instances lock tickets in the same order.
+    # The batch's tickets are read (and locked) in one query; each serves its
+    # ticket's first timer, a later timer of the same ticket reads it afresh.
+    # A step that writes other tickets too (a major incident's update reaches
+    # its children) leaves the rest of the batch to read theirs afresh.
     done: Counter[str] = Counter()
     fired: list[int] = []
+    ahead = tx.tickets.get_many({t.ticket_number for t in timers}, for_update=True)
     for timer in sorted(timers, key=lambda t: (t.ticket_number, t.due_at, t.id)):
-        done[fire(tx, rt, timer, now, fired)] += 1
+        done[fire(tx, rt, timer, now, fired, ahead.pop(timer.ticket_number, None))] += 1
+        if timer.kind in WRITES_OTHER_TICKETS:
+            ahead.clear()
     tx.timers.done_many(fired, now)
     return done
 
@@ -159,13 +166,21 @@ def _fire_one_by_one(
     return done
 
 
-def fire(tx: Tx, rt: Runtime, timer: Timer, now: datetime, fired: list[int] | None = None) -> str:
+def fire(
+    tx: Tx,
+    rt: Runtime,
+    timer: Timer,
+    now: datetime,
+    fired: list[int] | None = None,
+    ticket: Ticket | None = None,
+) -> str:
     """Act on one due timer inside `tx`; returns what it did (a count key).
 
     The ticket is asked again what it warrants: a timer it no longer plans, or
     plans for later (a pause, a response, a new priority moved it), is moved or
     dropped instead of fired. A fired timer is marked done at once, or added
-    to `fired` for the caller to mark in the same transaction.
+    to `fired` for the caller to mark in the same transaction. `ticket`: the
+    timer's ticket when the caller has read and locked it in `tx` already.
     """
 
     def mark_done() -> None:
@@ -181,7 +196,8 @@ def fire(tx: Tx, rt: Runtime, timer: Timer, now: datetime, fired: list[int] | No
             tx.timers.done_many(fired, now)
             fired.clear()
 
-    ticket = tx.tickets.get(timer.ticket_number, for_update=True)
+    if ticket is None:
+        ticket = tx.tickets.get(timer.ticket_number, for_update=True)
     if ticket is None:
         mark_done()
         return "skipped"
@@ -445,3 +461,5 @@ def _public_item(event: Event, name_of: Callable[[str], str | None]) -> dict[str
 
 
 HANDLERS: dict[str, Handler] = {slaclock.SLA: _sla, slaclock.UPDATE: _update}
+#: Timer kinds whose step may change tickets other than its own.
+WRITES_OTHER_TICKETS = frozenset({slaclock.UPDATE})

@@ -362,6 +362,24 @@ def test_the_parents_status_update_reaches_the_children(desk: App, relay: Relay)
     assert not [e for e in events(desk, 2) if e.type == "status_update"]
 
 
+def test_a_late_sweep_gives_a_child_the_parents_update_and_not_its_own_as_well(
+    desk: App, relay: Relay
+) -> None:
+    # One sweep fires the parent's update (due 14:30) and, later in the same
+    # batch, HD-2's own (due the next day 10:30). The parent's update restarts
+    # HD-2's clock, so its own is no longer due: the batch reads HD-2 afresh.
+    linked(desk)
+    desk.clock.set(at("2026-11-25 10:30"))  # type: ignore[attr-defined]
+    agent_says(desk, 1, "#assign me\n\nWe are on it.\n")
+    agent_says(desk, 2, "Sprawdzamy to.\n")
+    clear(relay)
+    report = tick(desk, "2026-11-26 10:30")
+    assert report.jobs.get("status_updates") == 1
+    assert len(caught_by(relay, EWA)) == 1
+    [m] = [m for m in messages(desk, 2) if m.kind == "status_update"]
+    assert m.direction == "out"
+
+
 # --- resolving the parent ---------------------------------------------------------
 
 
