@@ -206,6 +206,11 @@ class MessageRepo(Protocol):
 
     def of_ticket(self, number: int) -> list[StoredMessage]: ...
 
+    def thread_of(self, number: int) -> list[StoredMessage]:
+        """The ticket's messages in order without their bodies, recipients,
+        references or attachments: what threading new mail reads, at the
+        same cost however long the conversation."""
+
     def attachment_ids(self, message_row_id: int) -> list[int]:
         """Ids of one message's attachments, in the order they were added."""
 

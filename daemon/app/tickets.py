@@ -245,7 +245,7 @@ def thread_of(tx: Tx, ticket: Ticket, *, requester: bool = False) -> Thread:
     mail they sent or were sent; the Message-IDs of internal mail (agent
     notices, internal notes, untrusted agent mail) and of agents' own mail to
     the desk never reach them."""
-    messages = tx.messages.of_ticket(ticket.number)
+    messages = tx.messages.thread_of(ticket.number)
     if requester:
         messages = [m for m in messages if seen_by_requester(m)]
     if not messages:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -131,6 +132,9 @@ def test_messages_attachments_events_and_threading_lookups(store: SqlStore) -> N
         assert tx.messages.ticket_of("unknown@x") is None
         [message] = tx.messages.of_ticket(1)
         assert message.body == "text"
+        # Threading reads the same message without what it does not need.
+        [head] = tx.messages.thread_of(1)
+        assert head == replace(message, body="", recipients=(), attachments=(), row_id=None)
         [event] = tx.events.of_ticket(1)
         assert event.detail == {"priority": "P3"}
         assert tx.tickets.get(1).message_count == 1  # type: ignore[union-attr]

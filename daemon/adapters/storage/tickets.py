@@ -36,6 +36,19 @@ _TICKET_OF_MESSAGE = (
 _MESSAGES_OF_TICKET = (
     select(MESSAGES).where(MESSAGES.c.ticket_id == bindparam("ticket")).order_by(MESSAGES.c.id)
 )
+_THREAD_OF_TICKET = (
+    select(
+        MESSAGES.c.direction,
+        MESSAGES.c.kind,
+        MESSAGES.c.sender,
+        MESSAGES.c.subject,
+        MESSAGES.c.message_id,
+        MESSAGES.c.at,
+        MESSAGES.c.internal,
+    )
+    .where(MESSAGES.c.ticket_id == bindparam("ticket"))
+    .order_by(MESSAGES.c.id)
+)
 _ATTACHMENT_IDS = (
     select(ATTACHMENTS.c.id)
     .where(ATTACHMENTS.c.message_row_id == bindparam("row"))
@@ -309,6 +322,23 @@ class SqlMessages(Repo):
         return [
             _stored_message(row)
             for row in direct.rows(self.conn, _MESSAGES_OF_TICKET, {"ticket": number})
+        ]
+
+    def thread_of(self, number: int) -> list[StoredMessage]:
+        found = direct.rows(self.conn, _THREAD_OF_TICKET, {"ticket": number})
+        return [
+            StoredMessage(
+                ticket_number=number,
+                direction=row.direction,
+                kind=row.kind,
+                sender=row.sender,
+                recipients=(),
+                subject=row.subject,
+                message_id=row.message_id,
+                at=row.at,
+                internal=row.internal,
+            )
+            for row in found
         ]
 
     def attachments_of(self, number: int) -> list[tuple[int, Attachment]]:
