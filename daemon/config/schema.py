@@ -180,6 +180,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "max_outgoing_attachment_bytes": _is_positive,
         "max_parse_seconds": _is_positive,
         "parser_process": _is_bool,
+        "delivery_process": _is_bool,
     },
     "logging": {
         "format": _one_of("logfmt", "json"),

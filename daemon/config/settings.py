@@ -145,6 +145,8 @@ class LimitsSettings:
     #: `spocd run` parses and decides in a helper process, beside the one
     #: that accepts mail (off: in the daemon's own process).
     parser_process: bool = True
+    #: `spocd run` writes outgoing mail into the Maildir from a helper process.
+    delivery_process: bool = True
 
 
 @dataclass(frozen=True, slots=True)

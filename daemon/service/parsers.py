@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import multiprocessing
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +31,7 @@ from daemon.config.files import read_config_file
 from daemon.config.settings import LimitsSettings
 from daemon.core.errors import NotMail
 from daemon.rules import ruleset as rules_mod
+from daemon.service.children import spawn_pool, stop_pool
 
 log = logging.getLogger("spocd.worker")
 
@@ -140,14 +138,12 @@ class ParserProcess:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            _stop(pool)
+            stop_pool(pool)
 
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = concurrent.futures.ProcessPoolExecutor(
-                    1, mp_context=multiprocessing.get_context("spawn"), initializer=_init
-                )
+                self._pool = spawn_pool()
             return self._pool
 
     def _failed(self, exc: BaseException) -> None:
@@ -159,36 +155,11 @@ class ParserProcess:
         self._resume_at = time.monotonic() + self.retry_seconds
 
 
-def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
-    """Shut the pool down without waiting, and kill a helper that hangs: a
-    pool waits for its running task, and a hung parse never ends."""
-    workers = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in workers:
-        if process.is_alive():
-            process.kill()
-
-
 # --- in the helper -----------------------------------------------------------------------
 
 #: The rules the helper decides with, and the version it last loaded for.
 _RULES: rules_mod.Rules | None = None
 _ASKED: str | None = None
-
-
-def _init() -> None:
-    # Ctrl-C at a terminal reaches the whole process group; the daemon
-    # stops its helper itself, in order.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_orphan_watch, args=(os.getppid(),), daemon=True).start()
-
-
-def _orphan_watch(parent: int, every: float = 1.0) -> None:
-    """Exit once the daemon is gone (SIGKILL, OOM): the pool's queues stay
-    open in the helper itself, so it would never learn of it otherwise."""
-    while os.getppid() == parent:
-        time.sleep(every)
-    os._exit(0)
 
 
 def _ready() -> bool:

@@ -3,9 +3,11 @@
 Threads: the SMTP listener (aiosmtpd's own loop), the inbound worker, the
 outbox sender, one IMAP intake per enabled mailbox; the main thread handles
 signals and runs the scheduler. Parsing and the rules' decision run in a
-helper process (`parsers`). Every loop waits on an event with a timeout,
-so a commit wakes the next step at once, SIGTERM ends an IMAP IDLE within
-about a second, and nothing depends on sleeping.
+helper process (`parsers`), and so does writing outgoing mail into the
+Maildir (`delivery`; the sender thread claims and records). Every loop
+waits on an event with a timeout, so a commit wakes the next step at once,
+SIGTERM ends an IMAP IDLE within about a second, and nothing depends on
+sleeping.
 
 This module is the daemon's life cycle and main loop; the mailbox threads
 (`mailboxes`), the health answers (`health`), the instance lock (`instance`)
@@ -14,6 +16,7 @@ and what a reload watches (`reload`) are their own modules.
 
 from __future__ import annotations
 
+import concurrent.futures
 import gc
 import logging
 import os
@@ -42,11 +45,13 @@ from daemon.config import load_settings
 from daemon.core.clockjump import JumpGuard
 from daemon.core.domain import InboundItem
 from daemon.core.errors import ConfigError
+from daemon.service.delivery import BackgroundDelivery, DeliveryProcess
 from daemon.service.health import ready, status_line, tls_context
 from daemon.service.instance import lock_instance, safe_url
 from daemon.service.mailboxes import MailboxRunner
 from daemon.service.parsers import ParserProcess
 from daemon.service.reload import reloadable, snapshot, watched_files
+from daemon.service.sender import SendReport
 from daemon.service.wiring import App, resolve_paths
 
 log = logging.getLogger("spocd.run")
@@ -54,6 +59,8 @@ log = logging.getLogger("spocd.run")
 #: `spocd run`'s exit status when an intake thread died (EX_SOFTWARE):
 #: non-zero, so systemd's Restart=on-failure starts a fresh process.
 EXIT_INTAKE_DIED = 70
+#: Outbox rows handed to the delivery helper at a time (their bytes are in memory).
+DELIVERY_CLAIM = 200
 
 
 class Daemon:
@@ -87,6 +94,10 @@ class Daemon:
         self._errors_logged: dict[str, float] = {}
         self.failed: str | None = None  # why the daemon stopped serving, if it did
         self.parser: ParserProcess | None = None
+        self.delivery_process: DeliveryProcess | None = None
+        self.delivery: BackgroundDelivery | None = None
+        self.delivery_retry_seconds = 30.0
+        self._delivery_lost: float | None = None
         app.inbound.observer = self._observe
 
     # --- signals ---------------------------------------------------------------
@@ -147,7 +158,7 @@ class Daemon:
             self.outbox_wake.wait(1.0)
             self.outbox_wake.clear()
             try:
-                report = self.app.sender.send_due()
+                report = self._send_round() if self.delivery else self.app.sender.send_due()
             except Exception as exc:
                 log.error("outbox sender error", extra={"error": str(exc)})
                 self.stop_event.wait(2.0)
@@ -155,6 +166,37 @@ class Daemon:
             for result in ("sent", "deferred", "failed"):
                 if getattr(report, result):
                     self.metrics.sent.labels(result).inc(getattr(report, result))
+
+    def _send_round(self) -> SendReport:
+        """Everything due, batch after batch through the delivery helper, each
+        batch's result recorded in the commit that claims the next. A helper
+        that died is replaced after `delivery_retry_seconds` (meanwhile mail
+        goes out from here); one that hangs past the send budget is killed,
+        and its batch released to be sent again (the same files)."""
+        delivery, helper = self.delivery, self.delivery_process
+        assert delivery is not None and helper is not None
+        if delivery.executor is None:
+            now = self.monotonic()
+            if self._delivery_lost is None:
+                self._delivery_lost = now
+            elif now - self._delivery_lost >= self.delivery_retry_seconds:
+                self._delivery_lost = None
+                helper.close()
+                delivery.hand_off(helper.executor(), helper.job)
+        budget = self.app.sender.lease.total_seconds() * self.app.sender.SEND_SHARE
+        kept, delivery.report = delivery.report, SendReport()
+        try:
+            while not self.stop_event.is_set():
+                delivery.pump()
+                if delivery.pending is None:
+                    break
+                done, _ = concurrent.futures.wait([delivery.pending[1]], timeout=budget)
+                if not done:
+                    log.error("delivery helper hung; killed", extra={"seconds": budget})
+                    helper.close()
+            return delivery.report
+        finally:
+            delivery.report = kept
 
     def _observe(self, item: InboundItem, outcome: Outcome, now: datetime) -> None:
         self.metrics.received.labels(str(item.intake), outcome.outcome).inc()
@@ -252,6 +294,12 @@ class Daemon:
             )
         if settings.limits.parser_process:
             self._start_parser()
+        if settings.limits.delivery_process and settings.outgoing.transport == "maildir":
+            helper = DeliveryProcess(settings.outgoing.maildir, settings.helpdesk.address)
+            self.delivery_process = helper
+            self.delivery = BackgroundDelivery(
+                self.app.sender, helper.executor(), helper.job, claim=DELIVERY_CLAIM
+            )
         if settings.smtp.enabled:
             self.smtp = SmtpIntake(
                 settings, self.app.store, self.app.clock.now, on_commit=self.inbound_wake.set
@@ -439,6 +487,8 @@ class Daemon:
             runner.join(timeout=60)
         if self.parser is not None:
             self.parser.close()
+        if self.delivery_process is not None:
+            self.delivery_process.close()
         self.leader.release_all()
         self.app.close()
         if self._lock_file is not None:

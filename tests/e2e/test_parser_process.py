@@ -1,6 +1,6 @@
-"""`spocd run` with its parser process, as real processes: mail over SMTP is
-parsed by the helper, and a daemon killed with SIGKILL leaves no helper
-behind."""
+"""`spocd run` with its helper processes (parsing; writing outgoing mail),
+as real processes: mail over SMTP is parsed and answered with or without
+them, and a daemon killed with SIGKILL leaves no helper behind."""
 
 from __future__ import annotations
 
@@ -39,15 +39,14 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("parser_process", [True, False])
-def test_the_daemon_takes_mail_with_or_without_its_parser_process(
-    tmp_path: Path, parser_process: bool
+@pytest.mark.parametrize("helpers", [True, False])
+def test_the_daemon_takes_mail_with_or_without_its_helper_processes(
+    tmp_path: Path, helpers: bool
 ) -> None:
     port = free_port()
     db = f"sqlite:///{tmp_path / 'spocd.db'}"
-    config = write_config(
-        tmp_path, db, smtp={"port": port}, limits={"parser_process": parser_process}
-    )
+    limits = {"parser_process": helpers, "delivery_process": helpers}
+    config = write_config(tmp_path, db, smtp={"port": port}, limits=limits)
     proc = start_daemon(config, log=tmp_path / "run.log")
     try:
         wait_for_port("127.0.0.1", port, proc=proc)
@@ -63,13 +62,25 @@ def test_the_daemon_takes_mail_with_or_without_its_parser_process(
 
         wait_until(lambda: len(processed()) == 5, timeout=60)
         assert processed() == ["telephony"] * 5  # the rules' decision, wherever it was made
+
+        def sent() -> int:
+            with engine.connect() as conn:
+                return conn.execute(text("SELECT count(*) FROM outbox WHERE state = 'sent'")).one()[
+                    0
+                ]
+
+        # Acknowledgements and group notices, written wherever the daemon writes them.
+        wait_until(lambda: sent() >= 10, timeout=60)
+        maildir = tmp_path / "sent" / "new"
+        assert len(list(maildir.iterdir())) == sent()
         engine.dispose()
-        helpers = [p for p in _children(proc.pid) if _alive(p)]
-        assert (len(helpers) >= 1) is parser_process
+        children = [p for p in _children(proc.pid) if _alive(p)]
+        # the parser, the delivery helper, multiprocessing's resource tracker
+        assert (len(children) >= 3) is helpers
 
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-        wait_until(lambda: not any(_alive(p) for p in helpers), timeout=10)
+        wait_until(lambda: not any(_alive(p) for p in children), timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()

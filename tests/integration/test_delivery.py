@@ -32,9 +32,9 @@ def helper() -> Iterator[ThreadPoolExecutor]:
         yield executor
 
 
-def background(app: Any, helper: ThreadPoolExecutor) -> BackgroundDelivery:
+def background(app: Any, helper: ThreadPoolExecutor, claim: int = 1000) -> BackgroundDelivery:
     job = partial(deliver_batch, app.transport(), app.settings.helpdesk.address)
-    return BackgroundDelivery(app.sender, helper, job)
+    return BackgroundDelivery(app.sender, helper, job, claim=claim)
 
 
 def queue_mail(app: Any, count: int) -> int:
@@ -58,10 +58,11 @@ def test_every_claimed_mail_is_written_once_and_recorded_as_sent(
     app: Any, helper: ThreadPoolExecutor
 ) -> None:
     rows = queue_mail(app, 12)
-    delivery = background(app, helper)
-    delivery.CLAIM = 5  # several rounds: claim, write in the helper, record
+    delivery = background(app, helper, claim=5)  # rounds: claim, write in the helper, record
     for _ in range(3):
         delivery.pump()
+        assert delivery.pending is not None and len(delivery.pending[0]) <= 5
+        delivery.pending[1].result()
     report = delivery.finish()
     assert report.sent == rows and not report.errors
     assert outbox_states(app) == {"sent": rows}

@@ -18,7 +18,8 @@ from daemon.core.domain import Intake
 from daemon.core.errors import NotMail
 from daemon.ports import QueuedRaw
 from daemon.rules import ruleset as rules_mod
-from daemon.service.parsers import ParserProcess, _stop
+from daemon.service.children import stop_pool
+from daemon.service.parsers import ParserProcess
 from tests.conftest import ROOT
 from tests.support.flow import ticket
 from tests.support.mail import make_mail
@@ -165,7 +166,7 @@ def test_stopping_kills_a_helper_that_hangs():
     pool.submit(time.sleep, 600)
     time.sleep(0.5)
     [process] = list(pool._processes.values())
-    _stop(pool)
+    stop_pool(pool)
     process.join(timeout=10)
     assert not process.is_alive()
 

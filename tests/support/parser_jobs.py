@@ -1,5 +1,6 @@
-"""Jobs for the daemon's parser process that misbehave on a marked message:
-imported by name in the spawned helper, as `parsers._prepare` is."""
+"""Jobs for the daemon's helper processes that misbehave (the parser's on a
+marked message): imported by name in the spawned helper, as
+`parsers._prepare` is."""
 
 from __future__ import annotations
 
@@ -19,3 +20,8 @@ def misbehaving(raws: list[bytes], *args: Any) -> Any:
         if b"X-Test-Parser: raise" in raw:
             raise ValueError("a helper that answers nonsense")
     return _prepare(raws, *args)
+
+
+def hangs(batch: list[Any]) -> Any:
+    """A delivery helper stuck on its disk."""
+    time.sleep(3600)
