@@ -160,6 +160,10 @@ class InboundRepo(Protocol):
 
 
 class TicketRepo(Protocol):
+    #: Numbers of the tickets `save` wrote in this transaction (a read taken
+    #: before may be stale).
+    saved: set[int]
+
     def create(self, ticket: Ticket) -> Ticket:
         """Insert; the returned ticket carries its new sequential number."""
 

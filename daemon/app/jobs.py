@@ -134,16 +134,16 @@ def _fire_batch(tx: Tx, rt: Runtime, timers: list[Timer], now: datetime) -> Coun
     # By ticket, then time: one ticket's steps stay in order, and concurrent
     # instances lock tickets in the same order.
     # The batch's tickets are read (and locked) in one query; each serves its
-    # ticket's first timer, a later timer of the same ticket reads it afresh.
-    # A step that writes other tickets too (a major incident's update reaches
-    # its children) leaves the rest of the batch to read theirs afresh.
+    # ticket's first timer unless a step saved that ticket since (a major
+    # incident's update reaches its children); any other read is afresh.
     done: Counter[str] = Counter()
     fired: list[int] = []
     ahead = tx.tickets.get_many({t.ticket_number for t in timers}, for_update=True)
     for timer in sorted(timers, key=lambda t: (t.ticket_number, t.due_at, t.id)):
-        done[fire(tx, rt, timer, now, fired, ahead.pop(timer.ticket_number, None))] += 1
-        if timer.kind in WRITES_OTHER_TICKETS:
-            ahead.clear()
+        ticket = ahead.pop(timer.ticket_number, None)
+        if timer.ticket_number in tx.tickets.saved:
+            ticket = None
+        done[fire(tx, rt, timer, now, fired, ticket)] += 1
     tx.timers.done_many(fired, now)
     return done
 
@@ -461,5 +461,3 @@ def _public_item(event: Event, name_of: Callable[[str], str | None]) -> dict[str
 
 
 HANDLERS: dict[str, Handler] = {slaclock.SLA: _sla, slaclock.UPDATE: _update}
-#: Timer kinds whose step may change tickets other than its own.
-WRITES_OTHER_TICKETS = frozenset({slaclock.UPDATE})

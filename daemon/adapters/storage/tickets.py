@@ -9,7 +9,7 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, insert, or_, select, type_coerce, update
+from sqlalchemy import Connection, String, bindparam, func, insert, or_, select, type_coerce, update
 
 from daemon.adapters.storage import direct
 from daemon.adapters.storage.base import Repo
@@ -115,6 +115,10 @@ def _ticket(row: Any) -> Ticket:
 
 
 class SqlTickets(Repo):
+    def __init__(self, conn: Connection) -> None:
+        super().__init__(conn)
+        self.saved: set[int] = set()
+
     def create(self, ticket: Ticket) -> Ticket:
         values = ticket_values(ticket)
         number = self._insert(TICKETS, values)
@@ -141,6 +145,7 @@ class SqlTickets(Repo):
     def save(self, ticket: Ticket) -> None:
         values = ticket_values(ticket)
         self._update(TICKETS, ticket.number, values)
+        self.saved.add(ticket.number)
 
     def listing(self, statuses: Iterable[str] | None, limit: int | None = None) -> list[Ticket]:
         stmt = _TICKETS.order_by(TICKETS.c.id)
