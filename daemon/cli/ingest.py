@@ -19,9 +19,8 @@ from typing import Any, BinaryIO
 
 from daemon.app.pipeline import Prepared, prepare_many
 from daemon.core.domain import Intake
-from daemon.ports import OutboxItem, QueuedRaw, Transport
-from daemon.service.delivery import BackgroundDelivery
-from daemon.service.sender import Delivered, deliver_batch
+from daemon.ports import QueuedRaw
+from daemon.service.delivery import BackgroundDelivery, maildir_job
 from daemon.service.wiring import App
 
 EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
@@ -83,23 +82,14 @@ def read_sources(paths: Sequence[str], limit: int) -> Iterator[tuple[str, bytes 
             box_m.close()
 
 
-#: The app the helper processes work for: set before they fork, inherited
-#: (compiled rules and open transports do not pickle, and need not).
+#: The app the parsing helper works for: set before it forks, inherited
+#: (compiled rules do not pickle, and need not).
 _APP: App | None = None
-_TRANSPORT: Transport | None = None  # a helper's own, made at its first batch
 
 
 def _prepare(raws: list[bytes], limit: int) -> list[Prepared]:
     assert _APP is not None
     return prepare_many(raws, limit, _APP.runtime.rules, _APP.settings.limits.max_parse_seconds)
-
-
-def _deliver(batch: list[OutboxItem]) -> Delivered:
-    global _TRANSPORT
-    assert _APP is not None
-    if _TRANSPORT is None:
-        _TRANSPORT = _APP.transport()
-    return deliver_batch(_TRANSPORT, _APP.settings.helpdesk.address, batch)
 
 
 class _Helpers:
@@ -151,7 +141,9 @@ class _Helpers:
         return self.pool
 
     def deliver(self, delivery: BackgroundDelivery) -> None:
-        delivery.hand_off(self.start(), _deliver)
+        settings = self.app.settings
+        job = maildir_job(settings.outgoing.maildir, settings.helpdesk.address)
+        delivery.hand_off(self.start(), job)  # taken only for the Maildir transport
 
     def close(self) -> None:
         if self.pool is not None:

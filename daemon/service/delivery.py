@@ -134,9 +134,7 @@ class DeliveryProcess:
     share; the claims and records stay in the daemon's own transactions."""
 
     def __init__(self, maildir: Path, envelope_from: str) -> None:
-        self.job: Callable[[list[OutboxItem]], Delivered] = functools.partial(
-            _write, str(maildir), envelope_from
-        )
+        self.job = maildir_job(maildir, envelope_from)
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def executor(self) -> concurrent.futures.ProcessPoolExecutor:
@@ -149,6 +147,12 @@ class DeliveryProcess:
         pool, self._pool = self._pool, None
         if pool is not None:
             stop_pool(pool)
+
+
+def maildir_job(maildir: Path, envelope_from: str) -> Callable[[list[OutboxItem]], Delivered]:
+    """A helper's job: write a claimed batch into `maildir` and make it
+    durable (picklable, for a spawned helper as for a forked one)."""
+    return functools.partial(_write, str(maildir), envelope_from)
 
 
 #: The helper's own transport, made at its first batch.

@@ -191,19 +191,16 @@ class Daemon:
                 helper.close()
                 delivery.hand_off(helper.executor(), helper.job)
         budget = self.app.sender.lease.total_seconds() * self.app.sender.SEND_SHARE
-        kept, delivery.report = delivery.report, SendReport()
-        try:
-            while not self.stop_event.is_set():
-                delivery.pump()
-                if delivery.pending is None:
-                    break
-                done, _ = concurrent.futures.wait([delivery.pending[1]], timeout=budget)
-                if not done:
-                    log.error("delivery helper hung; killed", extra={"seconds": budget})
-                    helper.close()
-            return delivery.report
-        finally:
-            delivery.report = kept
+        delivery.report = SendReport()  # this round's
+        while not self.stop_event.is_set():
+            delivery.pump()
+            if delivery.pending is None:
+                break
+            done, _ = concurrent.futures.wait([delivery.pending[1]], timeout=budget)
+            if not done:
+                log.error("delivery helper hung; killed", extra={"seconds": budget})
+                helper.close()
+        return delivery.report
 
     def _observe(self, item: InboundItem, outcome: Outcome, now: datetime) -> None:
         self.metrics.received.labels(str(item.intake), outcome.outcome).inc()
