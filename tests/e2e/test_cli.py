@@ -180,6 +180,35 @@ def test_queue_only_spools_and_the_next_tick_processes(config: Path, tmp_path: P
     assert ticket["subject"] == "Queued by the MTA"
 
 
+def test_the_pipe_loads_only_the_spool_writer(config: Path, tmp_path: Path) -> None:
+    """An MTA starts one process per message: its time is the interpreter's
+    start and what gets imported (SPEC's ≤ 60 ms). An import added to a module
+    on this path (a database driver, templates, the MIME parser, the full
+    settings) would cost tens of milliseconds a message and go unnoticed."""
+    result = spocd(
+        "ingest", "--queue-only", "-", config=config, input=make_mail(), PYTHONPROFILEIMPORTTIME="1"
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "spool" / "new").iterdir())) == 1
+    loaded = {
+        line.rsplit("|", 1)[1].strip()
+        for line in result.stderr.decode().splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "daemon.adapters.spool" in loaded  # the listing is real
+    heavy = {"sqlalchemy", "jinja2", "mailparser", "yaml", "argparse", "email", "logging"}
+    assert {name.split(".")[0] for name in loaded} & heavy == set()
+    assert {name for name in loaded if name.startswith("daemon.")} == {
+        "daemon.cli",
+        "daemon.cli.pipe",
+        "daemon.config",
+        "daemon.config.files",
+        "daemon.config.spool_only",
+        "daemon.adapters",
+        "daemon.adapters.spool",
+    }
+
+
 def test_the_pipe_keeps_taking_mail_when_spocd_toml_is_wrong_elsewhere(
     tmp_path: Path, sqlite_url: str
 ) -> None:
