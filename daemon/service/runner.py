@@ -304,12 +304,16 @@ class Daemon:
             self.delivery = BackgroundDelivery(
                 self.app.sender, helper.executor(), helper.job, claim=DELIVERY_CLAIM
             )
+        # Made now (a bad certificate stops the start here), listening last:
+        # clients queued up during a restart connect at once, and a flood of
+        # them takes every file descriptor. Whatever the start still had to
+        # open then (a module to import, the HTTP socket) failed, and spocd
+        # exited; with everything open first, the flood only waits.
+        smtp = None
         if settings.smtp.enabled:
-            self.smtp = SmtpIntake(
+            smtp = SmtpIntake(
                 settings, self.app.store, self.app.clock.now, on_commit=self.inbound_wake.set
             )
-            self.smtp.start()
-            log.info("smtp listening", extra={"host": settings.smtp.host, "port": self.smtp.port})
         for name, target in (("inbound", self._inbound_loop), ("outbox", self._outbox_loop)):
             thread = threading.Thread(target=target, name=f"spocd-{name}", daemon=True)
             thread.start()
@@ -360,6 +364,14 @@ class Daemon:
             )
             self.http.start()
             log.info("http listening", extra={"host": settings.http.host, "port": self.http.port})
+        if smtp is not None:
+            try:
+                smtp.start()
+            except BaseException:  # the port is taken, say: stop what started
+                self.shutdown()
+                raise
+            self.smtp = smtp
+            log.info("smtp listening", extra={"host": settings.smtp.host, "port": smtp.port})
         self.inbound_wake.set()
         # What is loaded by now (modules, the ORM's tables, rules, templates)
         # lives as long as the process: the collector need not walk it again

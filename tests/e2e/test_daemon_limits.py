@@ -4,6 +4,7 @@ bounded, and it keeps running and answering."""
 
 from __future__ import annotations
 
+import os
 import resource
 import selectors
 import smtplib
@@ -159,3 +160,40 @@ def test_more_connections_than_file_descriptors_leave_the_daemon_running(
     with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
         client.sendmail("jan@example.org", [HELPDESK], make_mail(message_id="after@example.org"))
     assert proc.poll() is None
+
+
+def test_a_taken_smtp_port_stops_what_had_started_and_exits_75(
+    desk: tuple[Path, int, int], tmp_path: Path
+) -> None:
+    """The SMTP listener starts last (so a flood of clients cannot take the
+    descriptors the rest of the start needs): when its port is taken, the
+    helpers, threads and HTTP listener already started are stopped in order,
+    and the exit code tells the service manager to try again."""
+    config, smtp_port, http_port = desk
+    log = tmp_path / "run.log"
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", smtp_port))
+        squatter.listen()
+        with open(log, "ab") as handle:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "daemon", "run", "-c", str(config)],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env=env(),
+                start_new_session=True,
+            )
+        assert proc.wait(timeout=60) == 75
+    text = log.read_text()
+    assert "cannot start" in text and "msg=stopped" in text, text[-3000:]
+    assert "http listening" in text  # it had started before the SMTP listener
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # nothing of its process group is left
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("a helper of the daemon outlived it")
+    with socket.socket() as probe:  # the HTTP port was let go
+        probe.bind(("127.0.0.1", http_port))

@@ -134,7 +134,11 @@ class SmtpIntake:
         return server.sockets[0].getsockname()[1] if server else self.settings.smtp.port
 
     def start(self) -> None:
-        self.controller.start()
+        try:
+            self.controller.start()
+        except BaseException:  # nothing listens: the writer has nothing to wait for
+            self.writer.close()
+            raise
 
     def failure(self) -> str | None:
         """Why intake cannot work any more (a thread of its died), or None."""
