@@ -278,6 +278,16 @@ class Daemon:
     # --- life cycle --------------------------------------------------------------
 
     def start(self) -> None:
+        """Start everything; a failure part of the way (a port taken, another
+        instance holding the lock) stops what had started, in order, and is
+        raised for the caller to say why and exit."""
+        try:
+            self._start()
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def _start(self) -> None:
         settings = self.app.settings
         self._lock_file = lock_instance(self.app.store.engine)
         self._record_failure("")  # a failure recorded by an earlier run is over
@@ -303,16 +313,6 @@ class Daemon:
             self.delivery_process = helper
             self.delivery = BackgroundDelivery(
                 self.app.sender, helper.executor(), helper.job, claim=DELIVERY_CLAIM
-            )
-        # Made now (a bad certificate stops the start here), listening last:
-        # clients queued up during a restart connect at once, and a flood of
-        # them takes every file descriptor. Whatever the start still had to
-        # open then (a module to import, the HTTP socket) failed, and spocd
-        # exited; with everything open first, the flood only waits.
-        smtp = None
-        if settings.smtp.enabled:
-            smtp = SmtpIntake(
-                settings, self.app.store, self.app.clock.now, on_commit=self.inbound_wake.set
             )
         for name, target in (("inbound", self._inbound_loop), ("outbox", self._outbox_loop)):
             thread = threading.Thread(target=target, name=f"spocd-{name}", daemon=True)
@@ -348,7 +348,7 @@ class Daemon:
         self.scheduler.every(2).seconds.do(self._guarded, self._check_files)
         self.scheduler.every(10).seconds.do(self._guarded, self._report_status)
         if settings.http.enabled:
-            self.http = HealthServer(
+            http = HealthServer(
                 settings.http.host,
                 settings.http.port,
                 self.metrics,
@@ -362,14 +362,18 @@ class Daemon:
                 ).handle,
                 tls=tls_context(settings.http),
             )
-            self.http.start()
-            log.info("http listening", extra={"host": settings.http.host, "port": self.http.port})
-        if smtp is not None:
-            try:
-                smtp.start()
-            except BaseException:  # the port is taken, say: stop what started
-                self.shutdown()
-                raise
+            http.start()
+            self.http = http  # only a running server is stopped
+            log.info("http listening", extra={"host": settings.http.host, "port": http.port})
+        # Listening last: clients queued up during a restart connect at once,
+        # and a flood of them takes every file descriptor. Whatever the start
+        # still had to open then (a module to import, the HTTP socket) failed,
+        # and spocd exited; with everything open first, the flood only waits.
+        if settings.smtp.enabled:
+            smtp = SmtpIntake(
+                settings, self.app.store, self.app.clock.now, on_commit=self.inbound_wake.set
+            )
+            smtp.start()
             self.smtp = smtp
             log.info("smtp listening", extra={"host": settings.smtp.host, "port": smtp.port})
         self.inbound_wake.set()

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import ROOT, write_config
 from tests.support.mail import make_mail
-from tests.support.proc import env, wait_for_port
+from tests.support.proc import env, wait_for_port, wait_until
 from tests.support.relay import free_port
 
 HELPDESK = "helpdesk@example.com"
@@ -40,7 +40,9 @@ def desk(tmp_path: Path, sqlite_url: str) -> tuple[Path, int, int]:
     return config, smtp_port, http_port
 
 
-def run_daemon(config: Path, log: Path, nofile: int | None = None) -> subprocess.Popen[bytes]:
+def run_daemon(
+    config: Path, log: Path, nofile: int | None = None, *, own_group: bool = False
+) -> subprocess.Popen[bytes]:
     def limit() -> None:
         if nofile is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
@@ -52,6 +54,7 @@ def run_daemon(config: Path, log: Path, nofile: int | None = None) -> subprocess
             stderr=subprocess.STDOUT,
             env=env(),
             preexec_fn=limit,
+            start_new_session=own_group,  # its helpers findable by process group
         )
 
 
@@ -162,38 +165,34 @@ def test_more_connections_than_file_descriptors_leave_the_daemon_running(
     assert proc.poll() is None
 
 
-def test_a_taken_smtp_port_stops_what_had_started_and_exits_75(
-    desk: tuple[Path, int, int], tmp_path: Path
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("taken", ["smtp", "http"])
+def test_a_taken_port_stops_what_had_started_and_exits_75(
+    desk: tuple[Path, int, int], tmp_path: Path, taken: str
 ) -> None:
     """The SMTP listener starts last (so a flood of clients cannot take the
-    descriptors the rest of the start needs): when its port is taken, the
-    helpers, threads and HTTP listener already started are stopped in order,
-    and the exit code tells the service manager to try again."""
+    descriptors the rest of the start needs). A start that fails part of the
+    way, on either port, stops the helpers, threads and listeners already
+    started, in order, and the exit code tells the service manager to try
+    again; nothing of the daemon is left behind."""
     config, smtp_port, http_port = desk
     log = tmp_path / "run.log"
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", smtp_port))
+        squatter.bind(("127.0.0.1", smtp_port if taken == "smtp" else http_port))
         squatter.listen()
-        with open(log, "ab") as handle:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "daemon", "run", "-c", str(config)],
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                env=env(),
-                start_new_session=True,
-            )
+        proc = run_daemon(config, log, own_group=True)
         assert proc.wait(timeout=60) == 75
     text = log.read_text()
     assert "cannot start" in text and "msg=stopped" in text, text[-3000:]
-    assert "http listening" in text  # it had started before the SMTP listener
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:  # nothing of its process group is left
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError("a helper of the daemon outlived it")
-    with socket.socket() as probe:  # the HTTP port was let go
-        probe.bind(("127.0.0.1", http_port))
+    assert ("http listening" in text) is (taken == "smtp")  # HTTP starts before SMTP
+    assert "smtp listening" not in text
+    wait_until(lambda: _group_gone(proc.pid), timeout=5)
+    with socket.socket() as probe:  # the other port was let go
+        probe.bind(("127.0.0.1", http_port if taken == "smtp" else smtp_port))
