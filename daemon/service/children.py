@@ -18,7 +18,10 @@ import time
 def spawn_pool() -> concurrent.futures.ProcessPoolExecutor:
     """One spawned helper process, started on its first task."""
     return concurrent.futures.ProcessPoolExecutor(
-        1, mp_context=multiprocessing.get_context("spawn"), initializer=init_child
+        1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=init_child,
+        initargs=(os.getpid(),),
     )
 
 
@@ -32,11 +35,14 @@ def stop_pool(pool: concurrent.futures.ProcessPoolExecutor) -> None:
             process.kill()
 
 
-def init_child() -> None:
+def init_child(daemon: int) -> None:
+    """`daemon` is the pid the daemon gave, not this process's parent as read
+    here: a daemon killed while the helper was still starting has already
+    handed it to init, and a watch on init would never end."""
     # Ctrl-C at a terminal reaches the whole process group; the daemon
     # stops its helpers itself, in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_orphan_watch, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=_orphan_watch, args=(daemon,), daemon=True).start()
 
 
 def _orphan_watch(parent: int, every: float = 1.0) -> None:
