@@ -12,6 +12,7 @@ import concurrent.futures
 import json
 import mailbox
 import multiprocessing
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any, BinaryIO
 from daemon.app.pipeline import Prepared, prepare_many
 from daemon.core.domain import Intake
 from daemon.ports import QueuedRaw
+from daemon.service.children import init_child
 from daemon.service.delivery import BackgroundDelivery, maildir_job
 from daemon.service.wiring import App
 
@@ -137,7 +139,9 @@ class _Helpers:
             global _APP
             _APP = self.app
             context = multiprocessing.get_context("fork")
-            self.pool = concurrent.futures.ProcessPoolExecutor(2, mp_context=context)
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                2, mp_context=context, initializer=init_child, initargs=(os.getpid(),)
+            )
         return self.pool
 
     def deliver(self, delivery: BackgroundDelivery) -> None:

@@ -48,6 +48,7 @@ def sent(tmp_path: Path) -> list[EmailMessage]:
     ]
 
 
+@pytest.mark.slow
 def test_show_lists_attachments_and_attachment_writes_their_bytes(
     config: Path, tmp_path: Path
 ) -> None:

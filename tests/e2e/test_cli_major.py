@@ -50,6 +50,7 @@ def sent_to(tmp_path: Path, address: str) -> list[email.message.EmailMessage]:
     return found  # type: ignore[return-value]
 
 
+@pytest.mark.slow
 def test_link_show_list_reply_and_resolve_from_the_command_line(
     config: Path, tmp_path: Path
 ) -> None:

@@ -82,6 +82,7 @@ def reply(reader) -> bytes:  # type: ignore[no-untyped-def]
             return line
 
 
+@pytest.mark.slow
 def test_a_message_of_20_mb_of_empty_lines_keeps_the_daemon_under_300_mb(
     desk: tuple[Path, int, int], tmp_path: Path, stopper: list
 ) -> None:
@@ -127,6 +128,7 @@ def greetings(socks: list[socket.socket], timeout: float) -> list[bytes]:
     return [found[s.fileno()] for s in socks]
 
 
+@pytest.mark.slow
 def test_more_connections_than_file_descriptors_leave_the_daemon_running(
     desk: tuple[Path, int, int], tmp_path: Path, stopper: list
 ) -> None:
@@ -173,6 +175,7 @@ def _group_gone(pgid: int) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("taken", ["smtp", "http"])
 def test_a_taken_port_stops_what_had_started_and_exits_75(
     desk: tuple[Path, int, int], tmp_path: Path, taken: str

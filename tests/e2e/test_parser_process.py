@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import write_config
 from tests.support.mail import make_mail
-from tests.support.proc import start_daemon, wait_for_port, wait_until
+from tests.support.proc import running, start_daemon, wait_for_port, wait_until
 from tests.support.relay import free_port
 
 
@@ -29,14 +29,6 @@ def _children(pid: int) -> list[int]:
             if int(stat.rpartition(")")[2].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.parametrize("helpers", [True, False])
@@ -74,13 +66,13 @@ def test_the_daemon_takes_mail_with_or_without_its_helper_processes(
         maildir = tmp_path / "sent" / "new"
         assert len(list(maildir.iterdir())) == sent()
         engine.dispose()
-        children = [p for p in _children(proc.pid) if _alive(p)]
+        children = [p for p in _children(proc.pid) if running(p)]
         # the parser, the delivery helper, multiprocessing's resource tracker
         assert (len(children) >= 3) is helpers
 
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-        wait_until(lambda: not any(_alive(p) for p in children), timeout=10)
+        wait_until(lambda: not any(running(p) for p in children), timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -6,10 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 from tests.conftest import ROOT
-from tests.support.proc import wait_until
+from tests.support.proc import running, wait_until
 
 #: A daemon that starts a helper and is gone before the helper has finished
 #: starting (SIGKILL or the OOM killer at that moment look the same to it).
@@ -24,15 +23,6 @@ os._exit(0)
 """
 
 
-def exited(pid: int) -> bool:
-    """Gone, or a zombie waiting to be reaped: either way it runs no more."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):  # ESRCH: it went as it was read
-        return True
-    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
-
-
 def test_a_helper_whose_daemon_died_while_it_started_exits() -> None:
     # Read up to the pid, not to the end: a helper left behind keeps the pipe open.
     with subprocess.Popen(
@@ -43,7 +33,7 @@ def test_a_helper_whose_daemon_died_while_it_started_exits() -> None:
         daemon.stdout.close()
         assert daemon.wait(timeout=60) == 0
     try:
-        wait_until(lambda: exited(helper), timeout=15)
+        wait_until(lambda: not running(helper), timeout=15)
     finally:
-        if not exited(helper):
+        if running(helper):
             os.kill(helper, signal.SIGKILL)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import write_config
 from tests.support.db import create_database, drop_database, require_postgres
 from tests.support.mail import make_mail
 from tests.support.proc import spocd
 
 
+@pytest.mark.slow
 def test_copy_moves_every_row_verifies_counts_and_numbering_goes_on(tmp_path: Path) -> None:
     server = require_postgres()
     sqlite_url = f"sqlite:///{tmp_path / 'old.db'}"

@@ -250,6 +250,7 @@ def test_without_move_it_copies_flags_and_expunges_exactly_its_own_uids(
     assert len(left) == 1 and rb"\Deleted" in flags[left[0]]
 
 
+@pytest.mark.slow
 def test_stopping_and_restarting_dovecot_mid_session_is_survived(
     tmp_path: Path,
     db_url: str,

@@ -24,7 +24,7 @@ from tests.conftest import ROOT
 from tests.support.flow import ticket
 from tests.support.mail import make_mail
 from tests.support.parser_jobs import misbehaving
-from tests.support.proc import wait_until
+from tests.support.proc import running, wait_until
 
 LIMITS = LimitsSettings()
 
@@ -168,18 +168,8 @@ def test_stopping_kills_a_helper_that_hangs():
     time.sleep(0.5)
     [process] = list(pool._processes.values())
     stop_pool(pool)
-    # Asked of the OS, not of `process`: the pool's own thread reaps the
-    # killed helper, and a `join` racing it can read a reaped child as alive.
-    wait_until(lambda: _exited(process.pid), timeout=10)
-
-
-def _exited(pid: int) -> bool:
-    """Gone, or a zombie waiting to be reaped: either way it runs no more."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):  # ESRCH: it went as it was read
-        return True
-    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+    # Not `process.join()`: the pool's own thread reaps the killed helper too.
+    wait_until(lambda: not running(process.pid), timeout=10)
 
 
 def test_the_worker_takes_the_helpers_work_and_parses_itself_without_it(app):

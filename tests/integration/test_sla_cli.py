@@ -16,6 +16,8 @@ import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import DATA, write_config
 from tests.support.mail import make_mail
 from tests.support.proc import spocd, start_daemon, wait_until
@@ -30,6 +32,7 @@ def run(*args: str, config: Path) -> str:
     return done.stdout.decode()
 
 
+@pytest.mark.slow
 def test_ingest_then_ticks_escalate_once_each_through_the_cli(
     tmp_path: Path, db_url: str, relay: Relay
 ) -> None:

@@ -17,10 +17,14 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import DATA, write_config
 from tests.support.mail import make_mail
 from tests.support.proc import spocd
 from tests.support.relay import Caught, Relay
+
+pytestmark = pytest.mark.slow
 
 RULES = DATA / "rules" / "sla_restore.yaml"
 

@@ -83,6 +83,17 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05) -> None
     raise TimeoutError(f"condition not met within {timeout}s")
 
 
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped (asked of the OS: a
+    multiprocessing `join` racing another thread's reap can read a dead
+    process as alive)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:  # gone, or going as it was read (ESRCH)
+        return False
+    return state not in ("Z", "X")
+
+
 #: Runs argv[1:] as a grandchild and reports its peak memory. A child forked
 #: straight from pytest starts with pytest's own resident size (ru_maxrss keeps
 #: it across exec); forked from this small launcher it starts small.
