@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from daemon.app.pipeline import Prepared, prepare_many
+from daemon.cli.interrupt import StopAsked
 from daemon.core.domain import Intake
 from daemon.ports import QueuedRaw
 from daemon.service.children import init_child
@@ -26,6 +27,7 @@ from daemon.service.delivery import BackgroundDelivery, maildir_job
 from daemon.service.wiring import App
 
 EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
+EX_INTERRUPTED = 128 + 2  # what a shell reports for a tool ended by Ctrl-C (SIGINT)
 BATCH = 200
 
 
@@ -215,39 +217,53 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
 
     batch: list[tuple[str, bytes]] = []
     limit = _Helpers.POOL_FROM  # small at first: the first batch is parsed while nothing else runs
-    try:
-        for label, raw, refused, problem in read_sources(paths, app.settings.smtp.max_message_size):
-            if raw is None:
-                results.append({"source": label, "outcome": refused, "detail": problem})
-                code = EX_DATAERR if code == EX_OK else code
-                continue
-            if not raw.strip():
-                results.append(
-                    {"source": label, "outcome": "empty", "detail": "0 bytes: nothing to queue"}
-                )
-                code = EX_DATAERR if code == EX_OK else code
-                continue
-            batch.append((label, raw))
-            if len(batch) >= limit:
-                limit = min(2 * limit, BATCH)
-                if helpers.pool is None:
-                    helpers.deliver(delivery)
-                queued, batch = queue(batch), []
-                process(waiting)  # the previous batch, while this one is parsed
+    cut_short = False
+    with StopAsked() as stop:
+        try:
+            sources = read_sources(paths, app.settings.smtp.max_message_size)
+            for label, raw, refused, problem in sources:
+                if raw is None:
+                    results.append({"source": label, "outcome": refused, "detail": problem})
+                    code = EX_DATAERR if code == EX_OK else code
+                    continue
+                if not raw.strip():
+                    results.append(
+                        {"source": label, "outcome": "empty", "detail": "0 bytes: nothing to queue"}
+                    )
+                    code = EX_DATAERR if code == EX_OK else code
+                    continue
+                batch.append((label, raw))
+                if len(batch) >= limit:
+                    limit = min(2 * limit, BATCH)
+                    if helpers.pool is None:
+                        helpers.deliver(delivery)
+                    queued, batch = queue(batch), []
+                    process(waiting)  # the previous batch, while this one is parsed
+                    waiting = queued
+                    if stop.asked:  # Ctrl-C: finish what is read, read no more
+                        cut_short = True
+                        break
+            if batch:
+                queued = queue(batch)
+                process(waiting)
                 waiting = queued
-        if batch:
-            queued = queue(batch)
             process(waiting)
-            waiting = queued
-        process(waiting)
-        sent = delivery.finish()
-    finally:
-        helpers.close()
+            sent = delivery.finish()
+        finally:
+            helpers.close()
     for line in results:
         if as_json:
             print(json.dumps(line, ensure_ascii=False))
         else:
             print(_line(line))
+    if cut_short:
+        print(
+            f"spocd ingest: interrupted: {len(results)} messages taken (listed above), "
+            "the rest not read; ingesting the same source again takes the rest and skips "
+            "what is already in",
+            file=sys.stderr,
+        )
+        return EX_INTERRUPTED
     if sent.deferred or sent.failed:
         print(
             f"outbox: {sent.sent} sent, {sent.deferred} deferred, {sent.failed} failed",

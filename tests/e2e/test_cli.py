@@ -142,6 +142,48 @@ def test_a_run_killed_mid_way_leaves_no_helper_behind(config: Path, tmp_path: Pa
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
+def test_ctrl_c_finishes_what_was_read_and_a_second_run_takes_the_rest(
+    config: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C part of the way: the run finishes the batches it has read (their
+    tickets made, their mail written), lists them, reads no more and says so.
+    The same source ingested again brings in the rest: every request has its
+    ticket and its acknowledgement, once."""
+    source = requests(tmp_path, 1200)
+    cmd = [sys.executable, "-m", "daemon", "ingest", "-c", str(config), str(source)]
+    run = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env(),
+        # a terminal's Ctrl-C, whatever this test runner does with SIGINT
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    _helpers_of(run)
+    sent = tmp_path / "sent" / "new"
+    wait_until(lambda: sent.is_dir() and any(sent.iterdir()), timeout=60)
+    run.send_signal(signal.SIGINT)
+    stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == 130, stderr.decode()
+    assert "spocd ingest: interrupted: " in stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    listed = stdout.decode().splitlines()
+    assert listed and all(": new ticket HD-" in line for line in listed)
+    assert len(listed) < 1200
+    status = json.loads(out(spocd("status", "--json", config=config)))
+    assert status["inbound"]["queued"] == 0  # nothing left half done
+    assert status["outbox"] == {"pending": 0, "failed": 0}
+
+    again = spocd("ingest", str(source), config=config)
+    assert again.returncode == 0, again.stderr
+    lines = out(again).splitlines()
+    assert sum(": new ticket HD-" in line for line in lines) == 1200 - len(listed)
+    assert sum(": duplicate of a message on HD-" in line for line in lines) == len(listed)
+    acks = [raw for raw in (p.read_bytes() for p in sent.iterdir()) if b"\r\nTo: user" in raw]
+    assert sorted(int(raw.split(b"[HD-")[1].split(b"]")[0]) for raw in acks) == list(range(1, 1201))
+
+
 def _helpers_of(run: subprocess.Popen[bytes]) -> list[int]:
     helpers: list[int] = []
     deadline = time.monotonic() + 60

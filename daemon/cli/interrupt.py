@@ -1,0 +1,46 @@
+"""Ctrl-C asks a batch command to stop at the next safe point.
+
+A KeyboardInterrupt raised wherever the interpreter happens to be can land
+inside a database transaction or a driver call and leave the connection
+holding its lock, so the command's own clean-up then fails. The first
+Ctrl-C only sets a flag the command reads between batches; a second one
+stops at once, as Ctrl-C usually does.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType, TracebackType
+from typing import Any
+
+
+class StopAsked:
+    """`with StopAsked() as stop:` ... `if stop.asked: break`."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> StopAsked:
+        # Signal handlers belong to the main thread; elsewhere (a test calling
+        # the command in a thread) Ctrl-C keeps its usual meaning.
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._ask)
+            self._installed = True
+        return self
+
+    def _ask(self, signum: int, frame: FrameType | None) -> None:
+        self.asked = True
+        signal.signal(signal.SIGINT, self._previous)  # a second Ctrl-C: at once
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
