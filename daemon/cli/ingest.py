@@ -256,6 +256,11 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
             print(json.dumps(line, ensure_ascii=False))
         else:
             print(_line(line))
+    if sent.deferred or sent.failed:
+        print(
+            f"outbox: {sent.sent} sent, {sent.deferred} deferred, {sent.failed} failed",
+            file=sys.stderr,
+        )
     if cut_short:
         print(
             f"spocd ingest: interrupted: {len(results)} messages taken (listed above), "
@@ -264,11 +269,6 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
             file=sys.stderr,
         )
         return EX_INTERRUPTED
-    if sent.deferred or sent.failed:
-        print(
-            f"outbox: {sent.sent} sent, {sent.deferred} deferred, {sent.failed} failed",
-            file=sys.stderr,
-        )
     return code
 
 
