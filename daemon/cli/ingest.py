@@ -161,12 +161,14 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
     results: list[dict[str, object]] = []
     helpers = _Helpers(app)
     delivery = BackgroundDelivery(app.sender)  # in line until the helpers start
+    stop = StopAsked()
     # (label, inbound id) per message, their raw bytes, the parse under way
     Queued = tuple[list[tuple[str, int | None]], list[bytes], Any]
     waiting: Queued | None = None
 
     def queue(batch: list[tuple[str, bytes]]) -> Queued | None:
         nonlocal code
+        stop.arm()  # from the first write on, Ctrl-C waits for the end of a batch
         try:
             now = app.clock.now()
             with app.store.transaction() as tx:
@@ -218,7 +220,7 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
     batch: list[tuple[str, bytes]] = []
     limit = _Helpers.POOL_FROM  # small at first: the first batch is parsed while nothing else runs
     cut_short = False
-    with StopAsked() as stop:
+    with stop:
         try:
             sources = read_sources(paths, app.settings.smtp.max_message_size)
             for label, raw, refused, problem in sources:

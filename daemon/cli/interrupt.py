@@ -2,9 +2,9 @@
 
 A KeyboardInterrupt raised wherever the interpreter happens to be can land
 inside a database transaction or a driver call and leave the connection
-holding its lock, so the command's own clean-up then fails. The first
-Ctrl-C only sets a flag the command reads between batches; a second one
-stops at once, as Ctrl-C usually does.
+holding its lock, so the command's own clean-up then fails. Once the command
+has begun writing, the first Ctrl-C only sets a flag it reads between
+batches; a second one stops at once, as Ctrl-C usually does.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from typing import Any
 
 
 class StopAsked:
-    """`with StopAsked() as stop:` ... `if stop.asked: break`."""
+    """`with StopAsked() as stop:`, `stop.arm()` before the first write, then
+    `if stop.asked: break` between batches. Until armed, Ctrl-C keeps its
+    usual meaning: a command still waiting for its input (a terminal on
+    stdin) has nothing to finish."""
 
     def __init__(self) -> None:
         self.asked = False
@@ -24,12 +27,16 @@ class StopAsked:
         self._installed = False
 
     def __enter__(self) -> StopAsked:
+        return self
+
+    def arm(self) -> None:
+        # Once only: after a second Ctrl-C the usual meaning stays.
         # Signal handlers belong to the main thread; elsewhere (a test calling
         # the command in a thread) Ctrl-C keeps its usual meaning.
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._ask)
-            self._installed = True
-        return self
+        if self._installed or threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = signal.signal(signal.SIGINT, self._ask)
+        self._installed = True
 
     def _ask(self, signum: int, frame: FrameType | None) -> None:
         self.asked = True
@@ -43,4 +50,3 @@ class StopAsked:
     ) -> None:
         if self._installed:
             signal.signal(signal.SIGINT, self._previous)
-            self._installed = False

@@ -184,6 +184,30 @@ def test_ctrl_c_finishes_what_was_read_and_a_second_run_takes_the_rest(
     assert sorted(int(raw.split(b"[HD-")[1].split(b"]")[0]) for raw in acks) == list(range(1, 1201))
 
 
+def test_ctrl_c_while_it_waits_for_its_input_stops_at_once(config: Path) -> None:
+    """`spocd ingest -` typed at a terminal waits on stdin; with nothing read
+    there is nothing to finish, and Ctrl-C ends it there and then."""
+    run = subprocess.Popen(
+        [sys.executable, "-m", "daemon", "ingest", "-c", str(config), "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        wchan = Path(f"/proc/{run.pid}/wchan")
+        wait_until(lambda: "pipe" in wchan.read_text(), timeout=30)  # blocked reading stdin
+        run.send_signal(signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=10)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 130
+    assert stdout == b"" and b"Traceback" not in stderr
+
+
 def _helpers_of(run: subprocess.Popen[bytes]) -> list[int]:
     helpers: list[int] = []
     deadline = time.monotonic() + 60
