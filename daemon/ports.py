@@ -322,6 +322,11 @@ class SettingRepo(Protocol):
 
     def put(self, key: str, value: str) -> None: ...
 
+    def first(self, key: str, value: str) -> str:
+        """The key's value, set to `value` if it had none. Concurrent
+        transactions offering different values all return the one stored."""
+        ...
+
     def advance(self, key: str, value: str) -> bool:
         """Set `key` to `value` if it is unset or holds a smaller text; True
         when this call moved it. Concurrent transactions moving the same key

@@ -23,6 +23,8 @@ from daemon.core.domain import (
     Ticket,
 )
 from daemon.ports import QueuedRaw
+from tests.support.db import truncate_all
+from tests.support.proc import wait_until
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
@@ -183,6 +185,52 @@ def test_the_signing_key_is_made_once_and_kept(store: SqlStore) -> None:
     key = store.signing_key()
     assert len(key) == 32
     assert store.signing_key() == key
+
+
+def test_a_first_value_is_kept_whoever_offers_another(store: SqlStore) -> None:
+    with store.transaction() as tx:
+        assert tx.settings.first("message_id_key", "aa") == "aa"
+    with store.transaction() as tx:
+        assert tx.settings.first("message_id_key", "bb") == "aa"
+
+
+@pytest.mark.postgres
+def test_instances_starting_together_keep_one_signing_key(pg_database: str) -> None:
+    """Two instances on a fresh database both find no key and offer one; the
+    second waits for the first's commit and keeps its key, where a plain
+    INSERT failed on the unique key (and that instance exited, 75, at start)."""
+    import threading
+
+    from sqlalchemy import text
+
+    first, second = SqlStore.open(pg_database), SqlStore.open(pg_database)
+    migrate.ensure_head(first.engine)
+    truncate_all(pg_database)
+    offered = threading.Event()
+    found: list[str] = []
+
+    def offer_second() -> None:
+        offered.wait(30)
+        with second.transaction() as tx:
+            found.append(tx.settings.first("message_id_key", "bb"))
+
+    def waiting_on_a_lock() -> bool:
+        with first.engine.connect() as conn:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            return conn.execute(text(query)).scalar_one() > 0
+
+    other = threading.Thread(target=offer_second)
+    other.start()
+    try:
+        with first.transaction() as tx:
+            assert tx.settings.first("message_id_key", "aa") == "aa"
+            offered.set()
+            wait_until(waiting_on_a_lock, timeout=30)  # the second is in, behind this one
+    finally:
+        other.join(60)
+        first.close()
+        second.close()
+    assert found == ["aa"]
 
 
 def test_every_migration_walks_down_and_back_up(db_url: str) -> None:

@@ -157,10 +157,7 @@ class SqlStore:
     def signing_key(self) -> bytes:
         """The Message-ID signing key, generated at first start and kept."""
         with self.transaction() as tx:
-            value = tx.settings.get(SIGNING_KEY)
-            if value is None:
-                value = secrets.token_hex(32)
-                tx.settings.put(SIGNING_KEY, value)
+            value = tx.settings.first(SIGNING_KEY, secrets.token_hex(32))
         return bytes.fromhex(value)
 
     def close(self) -> None:

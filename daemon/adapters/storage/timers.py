@@ -143,10 +143,12 @@ class SqlSettings(Repo):
         return self.conn.execute(select(SETTINGS.c.value).where(SETTINGS.c.key == key)).scalar()
 
     def put(self, key: str, value: str) -> None:
-        if self.get(key) is None:
-            self.conn.execute(insert(SETTINGS).values(key=key, value=value))
-        else:
-            self.conn.execute(update(SETTINGS).where(SETTINGS.c.key == key).values(value=value))
+        # One upsert, not a read and then an INSERT: two instances setting a
+        # key for the first time at once would have failed on its unique index.
+        stmt = self._dialect().insert(SETTINGS).values(key=key, value=value)
+        self.conn.execute(
+            stmt.on_conflict_do_update(index_elements=[SETTINGS.c.key], set_={"value": value})
+        )
 
     def advance(self, key: str, value: str) -> bool:
         """A conditional UPDATE, else an INSERT that yields to a concurrent
@@ -161,11 +163,31 @@ class SqlSettings(Repo):
             return True
         if self.get(key) is not None:
             return False
+        return self._insert_if_absent(key, value)
+
+    def first(self, key: str, value: str) -> str:
+        """The key's value, `value` if it had none: instances starting together
+        on a fresh database each offer theirs, and all keep the one stored."""
+        found = self.get(key)
+        if found is not None:
+            return found
+        if self._insert_if_absent(key, value):
+            return value
+        stored = self.get(key)  # a concurrent writer's, committed meanwhile
+        assert stored is not None
+        return stored
+
+    def _dialect(self) -> Any:
         # Imported here: the PostgreSQL dialect is most of a SQLite run's
-        # import of SQLAlchemy's dialects, and this runs once a period.
+        # import of SQLAlchemy's dialects, and settings are written rarely.
         from sqlalchemy.dialects import postgresql, sqlite
 
-        dialect = postgresql if self.locking else sqlite
-        stmt = dialect.insert(SETTINGS).values(key=key, value=value).on_conflict_do_nothing()
+        return postgresql if self.locking else sqlite
+
+    def _insert_if_absent(self, key: str, value: str) -> bool:
+        """An INSERT that yields to a concurrent one (on PostgreSQL it waits on
+        the key's unique index until the other commits); True if it inserted."""
+        stmt = self._dialect().insert(SETTINGS).values(key=key, value=value)
+        stmt = stmt.on_conflict_do_nothing()
         # RETURNING, not rowcount: the driver reports -1 for this INSERT.
         return self.conn.execute(stmt.returning(SETTINGS.c.key)).first() is not None
