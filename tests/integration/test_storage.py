@@ -194,6 +194,17 @@ def test_a_first_value_is_kept_whoever_offers_another(store: SqlStore) -> None:
         assert tx.settings.first("message_id_key", "bb") == "aa"
 
 
+def test_an_address_fails_again_after_it_was_cleared(store: SqlStore) -> None:
+    with store.transaction() as tx:
+        tx.addresses.mark_failing("Jan@Example.org", NOW, "550 no such user")
+        tx.addresses.mark_failing("jan@example.org", NOW, "550 still no such user")
+        assert tx.addresses.is_failing("jan@example.org")
+        tx.addresses.clear("jan@example.org")
+        assert not tx.addresses.is_failing("JAN@example.org")
+        tx.addresses.mark_failing("jan@example.org", NOW + timedelta(days=1), "552 full")
+        assert tx.addresses.is_failing("jan@example.org")
+
+
 @pytest.mark.postgres
 def test_instances_starting_together_keep_one_signing_key(pg_database: str) -> None:
     """Two instances on a fresh database both find no key and offer one; the

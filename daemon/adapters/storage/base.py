@@ -36,6 +36,17 @@ class Repo:
     def _update(self, table: Any, pk: int, values: dict[str, Any]) -> int:
         return direct.update_row(self.conn, table, pk, values)
 
+    def _upsert(self, table: Any, values: dict[str, Any]) -> Any:
+        """`INSERT ... ON CONFLICT` of this database: for rows that instances
+        may create at the same moment (add `.on_conflict_do_update(...)` or
+        `.on_conflict_do_nothing()`), where a read then an INSERT fails on the
+        unique key for the second of them."""
+        # Imported here: the PostgreSQL dialect is most of a SQLite run's
+        # import of SQLAlchemy's dialects, and these rows are written rarely.
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        return (postgresql if self.locking else sqlite).insert(table).values(values)
+
     def _locked(self, stmt: Any) -> Any:
         """FOR UPDATE SKIP LOCKED on PostgreSQL, so instances never take the
         same row; SQLite's BEGIN IMMEDIATE already serialises writers."""

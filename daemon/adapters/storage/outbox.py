@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from daemon.adapters.storage import direct
 from daemon.adapters.storage.base import Repo
@@ -217,19 +217,12 @@ def _still_to_send(recipients: list[str], results: dict[str, Any] | None) -> tup
 
 class SqlAddresses(Repo):
     def mark_failing(self, address: str, now: datetime, reason: str) -> None:
-        address = address.lower()
-        if self.conn.execute(
-            select(ADDRESSES.c.address).where(ADDRESSES.c.address == address)
-        ).first():
-            self.conn.execute(
-                update(ADDRESSES)
-                .where(ADDRESSES.c.address == address)
-                .values(failing_since=now, failure=reason[:2000])
-            )
-        else:
-            self.conn.execute(
-                insert(ADDRESSES).values(address=address, failing_since=now, failure=reason[:2000])
-            )
+        failing = {"failing_since": now, "failure": reason[:2000]}
+        stmt = self._upsert(ADDRESSES, {"address": address.lower(), **failing})
+        # One upsert: two instances may take bounces for one address at once.
+        self.conn.execute(
+            stmt.on_conflict_do_update(index_elements=[ADDRESSES.c.address], set_=failing)
+        )
 
     def is_failing(self, address: str) -> bool:
         found = direct.fetch(self.conn, _FAILING, {"address": address.lower()})

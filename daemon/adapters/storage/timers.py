@@ -145,7 +145,7 @@ class SqlSettings(Repo):
     def put(self, key: str, value: str) -> None:
         # One upsert, not a read and then an INSERT: two instances setting a
         # key for the first time at once would have failed on its unique index.
-        stmt = self._dialect().insert(SETTINGS).values(key=key, value=value)
+        stmt = self._upsert(SETTINGS, {"key": key, "value": value})
         self.conn.execute(
             stmt.on_conflict_do_update(index_elements=[SETTINGS.c.key], set_={"value": value})
         )
@@ -177,17 +177,9 @@ class SqlSettings(Repo):
         assert stored is not None
         return stored
 
-    def _dialect(self) -> Any:
-        # Imported here: the PostgreSQL dialect is most of a SQLite run's
-        # import of SQLAlchemy's dialects, and settings are written rarely.
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        return postgresql if self.locking else sqlite
-
     def _insert_if_absent(self, key: str, value: str) -> bool:
         """An INSERT that yields to a concurrent one (on PostgreSQL it waits on
         the key's unique index until the other commits); True if it inserted."""
-        stmt = self._dialect().insert(SETTINGS).values(key=key, value=value)
-        stmt = stmt.on_conflict_do_nothing()
+        stmt = self._upsert(SETTINGS, {"key": key, "value": value}).on_conflict_do_nothing()
         # RETURNING, not rowcount: the driver reports -1 for this INSERT.
         return self.conn.execute(stmt.returning(SETTINGS.c.key)).first() is not None
