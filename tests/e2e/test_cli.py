@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import mailbox
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import write_config
 from tests.support.mail import make_mail
-from tests.support.proc import env, running, spocd, wait_until
+from tests.support.proc import as_at_a_terminal, children, env, running, spocd, wait_until
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "parsing"
 
@@ -157,8 +155,7 @@ def test_ctrl_c_finishes_what_was_read_and_a_second_run_takes_the_rest(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env(),
-        # a terminal's Ctrl-C, whatever this test runner does with SIGINT
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=as_at_a_terminal,
     )
     _helpers_of(run)
     sent = tmp_path / "sent" / "new"
@@ -193,7 +190,7 @@ def test_ctrl_c_while_it_waits_for_its_input_stops_at_once(config: Path) -> None
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env(),
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=as_at_a_terminal,
     )
     try:
         wchan = Path(f"/proc/{run.pid}/wchan")
@@ -209,13 +206,8 @@ def test_ctrl_c_while_it_waits_for_its_input_stops_at_once(config: Path) -> None
 
 
 def _helpers_of(run: subprocess.Popen[bytes]) -> list[int]:
-    helpers: list[int] = []
-    deadline = time.monotonic() + 60
-    while len(helpers) < 2 and time.monotonic() < deadline and run.poll() is None:
-        children = Path(f"/proc/{run.pid}/task/{run.pid}/children")
-        with contextlib.suppress(OSError):
-            helpers = [int(pid) for pid in children.read_text().split()]
-        time.sleep(0.01)
+    wait_until(lambda: len(children(run.pid)) == 2 or run.poll() is not None, 60, 0.01)
+    helpers = children(run.pid)
     assert len(helpers) == 2, "the helpers never started"
     return helpers
 

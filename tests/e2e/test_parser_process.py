@@ -14,21 +14,8 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import write_config
 from tests.support.mail import make_mail
-from tests.support.proc import running, start_daemon, wait_for_port, wait_until
+from tests.support.proc import children, running, start_daemon, wait_for_port, wait_until
 from tests.support.relay import free_port
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 @pytest.mark.parametrize("helpers", [True, False])
@@ -66,13 +53,13 @@ def test_the_daemon_takes_mail_with_or_without_its_helper_processes(
         maildir = tmp_path / "sent" / "new"
         assert len(list(maildir.iterdir())) == sent()
         engine.dispose()
-        children = [p for p in _children(proc.pid) if running(p)]
+        helpers_running = [p for p in children(proc.pid) if running(p)]
         # the parser, the delivery helper, multiprocessing's resource tracker
-        assert (len(children) >= 3) is helpers
+        assert (len(helpers_running) >= 3) is helpers
 
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-        wait_until(lambda: not any(running(p) for p in children), timeout=10)
+        wait_until(lambda: not any(running(p) for p in helpers_running), timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, inspect
+from sqlalchemy import insert, inspect, text
 
 from daemon.adapters.storage import migrate
 from daemon.adapters.storage.models import METADATA, TIMERS
@@ -210,10 +211,6 @@ def test_instances_starting_together_keep_one_signing_key(pg_database: str) -> N
     """Two instances on a fresh database both find no key and offer one; the
     second waits for the first's commit and keeps its key, where a plain
     INSERT failed on the unique key (and that instance exited, 75, at start)."""
-    import threading
-
-    from sqlalchemy import text
-
     first, second = SqlStore.open(pg_database), SqlStore.open(pg_database)
     migrate.ensure_head(first.engine)
     truncate_all(pg_database)
@@ -227,7 +224,11 @@ def test_instances_starting_together_keep_one_signing_key(pg_database: str) -> N
 
     def waiting_on_a_lock() -> bool:
         with first.engine.connect() as conn:
-            query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            # This database only: other tests' servers wait on locks of their own.
+            query = (
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
             return conn.execute(text(query)).scalar_one() > 0
 
     other = threading.Thread(target=offer_second)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -92,6 +93,27 @@ def running(pid: int) -> bool:
     except OSError:  # gone, or going as it was read (ESRCH)
         return False
     return state not in ("Z", "X")
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (its helpers), from any of its threads:
+    `/proc/PID/task/TID/children` would list only one thread's."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def as_at_a_terminal() -> None:
+    """`preexec_fn` for a child that takes SIGINT as Ctrl-C does, whatever
+    the test runner (an xdist worker, say) does with SIGINT itself."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 #: Runs argv[1:] as a grandchild and reports its peak memory. A child forked
