@@ -53,12 +53,20 @@ Handler = Callable[[Tx, Runtime, Ticket, slaclock.PlannedTimer, datetime], str]
 
 
 def run_due(
-    store: Store, runtime: Callable[[], Runtime], now: datetime, *, batch: int = BATCH
+    store: Store,
+    runtime: Callable[[], Runtime],
+    now: datetime,
+    *,
+    batch: int = BATCH,
+    stop: Callable[[], bool] = lambda: False,
 ) -> dict[str, int]:
     """Run every due sweep once at `now`; returns how many of each thing it did
-    (only what happened: an empty dict when nothing was due)."""
+    (only what happened: an empty dict when nothing was due). Once `stop()`
+    says so, no further batch starts: what is left stays due."""
     counts: Counter[str] = Counter()
     for _ in range(MAX_ROUNDS):
+        if stop():
+            return _happened(counts)
         rt = runtime()
         timers: list[Timer] = []
         try:
@@ -75,16 +83,27 @@ def run_due(
             break
     else:
         log.error("timers still due after %d rounds; stopping this sweep", MAX_ROUNDS)
-    counts.update(closure_sweep(store, runtime, now))
-    counts.update(digest.sweep(store, runtime, now))
-    counts.update(kpimail.sweep(store, runtime, now))
+    counts.update(closure_sweep(store, runtime, now, stop))
+    for sweep in (digest.sweep, kpimail.sweep):
+        if stop():
+            break
+        counts.update(sweep(store, runtime, now))
+    return _happened(counts)
+
+
+def _happened(counts: Counter[str]) -> dict[str, int]:
     return {key: value for key, value in counts.items() if value}
 
 
 # --- closure: verification reminders and auto-close -----------------------------------
 
 
-def closure_sweep(store: Store, runtime: Callable[[], Runtime], now: datetime) -> Counter[str]:
+def closure_sweep(
+    store: Store,
+    runtime: Callable[[], Runtime],
+    now: datetime,
+    stop: Callable[[], bool] = lambda: False,
+) -> Counter[str]:
     """Reminders to confirm a fix, and closure when nobody answers.
 
     A late sweep catches up once: if the auto-close is due, the ticket closes
@@ -94,6 +113,8 @@ def closure_sweep(store: Store, runtime: Callable[[], Runtime], now: datetime) -
     counts: Counter[str] = Counter()
     kinds = (closure.AUTO_CLOSE, closure.VERIFY_REMINDER)
     for _ in range(MAX_ROUNDS):
+        if stop():
+            break
         with store.transaction() as tx:
             timers = tx.timers.due(now, BATCH, kinds)
             rt = runtime()

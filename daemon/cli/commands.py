@@ -6,11 +6,13 @@ import argparse
 import json
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from daemon.adapters import logs
+from daemon.cli.interrupt import EX_INTERRUPTED, StopAsked
 from daemon.cli.main import (
     EX_CONFIG,
     EX_DATAERR,
@@ -58,23 +60,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return daemon.serve()
 
 
-def _jobs(app: Any) -> Any:
+def _jobs(app: Any, stop: Callable[[], bool] = lambda: False) -> Any:
     """The scheduled sweeps, if this build has them."""
     try:
         from daemon.app.jobs import run_due
     except ImportError:
         return None
-    return lambda now: run_due(app.store, lambda: app.runtime, now)
+    return lambda now: run_due(app.store, lambda: app.runtime, now, stop=stop)
 
 
 def cmd_tick(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     logs.setup(settings.logging.format, "WARNING")
     app = open_app(args)
-    try:
-        report = app.tick(_jobs(app))
-    finally:
-        app.close()
+    # Ctrl-C finishes the batch in progress (its commit, the mail it leased)
+    # and starts nothing more; a second one stops at once.
+    with StopAsked() as stop:
+        stop.arm()
+        try:
+            report = app.tick(_jobs(app, stop.event.is_set), stop.event)
+        finally:
+            app.close()
     outcomes = _count(o.outcome for _, o in report.processed)
     for polled in report.imap.values():
         for outcome, count in polled.outcomes.items():
@@ -111,6 +117,13 @@ def cmd_tick(args: argparse.Namespace) -> int:
             f"mail sent {summary['sent']}, deferred {summary['deferred']}, "
             f"failed {summary['failed']}"
         )
+    if report.stopped:
+        print(
+            "spocd tick: interrupted: the batch in progress was finished (counted above), "
+            "the rest is left for the next tick",
+            file=sys.stderr,
+        )
+        return EX_INTERRUPTED
     # A mailbox that could not be polled is a temporary failure: retry later.
     return EX_TEMPFAIL if any(r.error for r in report.imap.values()) else EX_OK
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from daemon.app.pipeline import Prepared, prepare_many
-from daemon.cli.interrupt import StopAsked
+from daemon.cli.interrupt import EX_INTERRUPTED, StopAsked
 from daemon.core.domain import Intake
 from daemon.ports import QueuedRaw
 from daemon.service.children import init_child
@@ -27,7 +27,6 @@ from daemon.service.delivery import BackgroundDelivery, maildir_job
 from daemon.service.wiring import App
 
 EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
-EX_INTERRUPTED = 128 + 2  # what a shell reports for a tool ended by Ctrl-C (SIGINT)
 BATCH = 200
 
 

@@ -14,17 +14,27 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any
 
+#: What a shell reports for a tool ended by Ctrl-C (128 + SIGINT).
+EX_INTERRUPTED = 128 + signal.SIGINT
+
 
 class StopAsked:
     """`with StopAsked() as stop:`, `stop.arm()` before the first write, then
-    `if stop.asked: break` between batches. Until armed, Ctrl-C keeps its
-    usual meaning: a command still waiting for its input (a terminal on
-    stdin) has nothing to finish."""
+    `if stop.asked: break` between batches (or `stop.event` handed to code
+    that takes a stop event). Until armed, Ctrl-C keeps its usual meaning: a
+    command still waiting for its input (a terminal on stdin) has nothing to
+    finish."""
 
     def __init__(self) -> None:
-        self.asked = False
+        # Set from the handler, in the main thread: nothing here ever waits
+        # on it there, so its lock is free whenever the handler runs.
+        self.event = threading.Event()
         self._previous: Any = None
         self._installed = False
+
+    @property
+    def asked(self) -> bool:
+        return self.event.is_set()
 
     def __enter__(self) -> StopAsked:
         return self
@@ -39,7 +49,7 @@ class StopAsked:
         self._installed = True
 
     def _ask(self, signum: int, frame: FrameType | None) -> None:
-        self.asked = True
+        self.event.set()
         signal.signal(signal.SIGINT, self._previous)  # a second Ctrl-C: at once
 
     def __exit__(

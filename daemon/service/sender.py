@@ -69,9 +69,13 @@ class OutboxSender:
         self._in_flight: Transport | None = None
         self._guard = threading.Lock()
 
-    def send_due(self, limit: int | None = None) -> SendReport:
+    def send_due(
+        self, limit: int | None = None, stop: Callable[[], bool] = lambda: False
+    ) -> SendReport:
         """Send everything due (or up to `limit` rows): through a relay one
-        leased row at a time, to an idempotent transport a leased batch at a time."""
+        leased row at a time, to an idempotent transport a leased batch at a
+        time. Once `stop()` says so, what is leased is sent and recorded and
+        nothing more is leased (`interrupt` instead cuts a send off)."""
         report = SendReport()
         if limit == 0 or self._stopped.is_set():
             return report
@@ -84,9 +88,9 @@ class OutboxSender:
         try:
             if transport.idempotent:
                 more = self.BATCH - 1 if limit is None else min(self.BATCH, limit) - 1
-                self._send_batches(transport, first + self._lease(more), limit, report)
+                self._send_batches(transport, first + self._lease(more), limit, report, stop)
             else:
-                self._send_each(transport, first[0], limit, report)
+                self._send_each(transport, first[0], limit, report, stop)
         finally:
             with self._guard:
                 self._in_flight = None
@@ -116,7 +120,12 @@ class OutboxSender:
         return batch
 
     def _send_batches(
-        self, transport: Transport, batch: list[OutboxItem], limit: int | None, report: SendReport
+        self,
+        transport: Transport,
+        batch: list[OutboxItem],
+        limit: int | None,
+        report: SendReport,
+        stop: Callable[[], bool],
     ) -> None:
         """Deliver a batch, make it durable once, record it in one commit. A
         row sent again after its lease ran out is delivered once all the same."""
@@ -124,19 +133,24 @@ class OutboxSender:
         while batch:
             taken += len(batch)
             self.record(batch, deliver_batch(transport, self.envelope_from, batch), report)
-            if (limit is not None and taken >= limit) or self._stopped.is_set():
+            if (limit is not None and taken >= limit) or self._stopped.is_set() or stop():
                 break
             batch = self._lease(self.BATCH if limit is None else min(self.BATCH, limit - taken))
 
     def _send_each(
-        self, transport: Transport, item: OutboxItem, limit: int | None, report: SendReport
+        self,
+        transport: Transport,
+        item: OutboxItem,
+        limit: int | None,
+        report: SendReport,
+        stop: Callable[[], bool],
     ) -> None:
         """Lease, send and record one row after the other."""
         taken = 0
         while True:
             taken += 1
             self._send_one(transport, item, report)
-            if (limit is not None and taken >= limit) or self._stopped.is_set():
+            if (limit is not None and taken >= limit) or self._stopped.is_set() or stop():
                 break
             leased = self._lease(1)
             if not leased:

@@ -117,6 +117,7 @@ class TickReport:
     processed: list[tuple[int, Outcome]] = field(default_factory=list)
     jobs: dict[str, int] = field(default_factory=dict)
     sent: SendReport = field(default_factory=SendReport)
+    stopped: bool = False  # asked to stop (Ctrl-C): what was left stays due
 
 
 class App:
@@ -201,17 +202,32 @@ class App:
         """Run one queued item through the pipeline; its outcome word."""
         return self.inbound.process_item(item_id).outcome
 
-    def tick(self, jobs: Callable[[datetime], dict[str, int]] | None = None) -> TickReport:
+    def tick(
+        self,
+        jobs: Callable[[datetime], dict[str, int]] | None = None,
+        stop: threading.Event | None = None,
+    ) -> TickReport:
         """Everything due once: spool, mailboxes (one poll each, no IDLE),
-        inbound queue, scheduled jobs, outbox."""
+        inbound queue, scheduled jobs, outbox.
+
+        Once `stop` is set, the step in progress finishes its batch (its
+        commit made, mail it leased sent and recorded) and nothing more
+        starts: what is left stays due for the next tick, nothing leased.
+        `jobs` is given the same stop by its maker."""
+        stop = stop or threading.Event()
         report = TickReport()
         report.spooled = self.import_spool()
         for intake in self.mailbox_intakes():
-            report.imap[intake.mailbox.name] = intake.poll_once()
-        report.processed = self.inbound.drain()
-        if jobs is not None:
+            if stop.is_set():
+                break
+            report.imap[intake.mailbox.name] = intake.poll_once(stop)
+        if not stop.is_set():
+            report.processed = self.inbound.drain(stop=stop.is_set)
+        if jobs is not None and not stop.is_set():
             report.jobs = jobs(self.clock.now())
-        report.sent = self.sender.send_due()
+        if not stop.is_set():
+            report.sent = self.sender.send_due(stop=stop.is_set)
+        report.stopped = stop.is_set()
         return report
 
     def close(self) -> None:

@@ -6,8 +6,10 @@ import json
 import mailbox
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -203,6 +205,73 @@ def test_ctrl_c_while_it_waits_for_its_input_stops_at_once(config: Path) -> None
             run.communicate()
     assert run.returncode == 130
     assert stdout == b"" and b"Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_tick_ctrl_c_finishes_the_batch_in_hand_and_leaves_the_rest_due(
+    config: Path, tmp_path: Path
+) -> None:
+    """`spocd tick` over a large backlog, Ctrl-C'd while it processes and again
+    while it sends: each time the batch in hand is committed (and its leased
+    mail written and recorded), nothing more starts, and nothing is left
+    leased to wait out its lease. The next tick takes the rest: every request
+    its ticket and one acknowledgement."""
+    emls = []
+    for n in range(400):  # one tick's share of the spool (500)
+        eml = tmp_path / "in" / f"{n}.eml"
+        eml.parent.mkdir(exist_ok=True)
+        eml.write_bytes(make_mail(sender=f"user{n}@example.org", subject=f"Problem {n}"))
+        emls.append(str(eml))
+    assert spocd("ingest", "--queue-only", *emls, config=config).returncode == 0
+    assert spocd("db", "upgrade", config=config).returncode == 0
+    db = sqlite3.connect(tmp_path / "spocd.db")
+    sent = tmp_path / "sent" / "new"
+
+    def count(sql: str) -> int:
+        return int(db.execute(sql).fetchone()[0])
+
+    def tick_interrupted_when(started: Callable[[], bool]) -> str:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "daemon", "tick", "-c", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env(),
+            preexec_fn=as_at_a_terminal,
+        )
+        wait_until(started, timeout=60, interval=0.01)
+        run.send_signal(signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=120)
+        assert run.returncode == 130, stderr.decode()
+        assert "Traceback" not in stderr.decode()
+        assert "spocd tick: interrupted: " in stderr.decode()
+        assert (
+            count(
+                "SELECT count(*) FROM outbox WHERE state = 'pending' AND leased_until IS NOT NULL"
+            )
+            == 0
+        )  # nothing waits out a lease
+        return stdout.decode()
+
+    # processing: the group in hand is committed, the rest stays queued, nothing is sent
+    said = tick_interrupted_when(lambda: count("SELECT count(*) FROM tickets") > 0)
+    made = count("SELECT count(*) FROM tickets")
+    assert 0 < made < 400 and f"processed {made} message(s)" in said
+    assert count("SELECT count(*) FROM inbound WHERE state = 'queued'") == 400 - made
+    assert not sent.exists() or not any(sent.iterdir())
+
+    # sending: what was leased is written and recorded, the rest stays due
+    tick_interrupted_when(lambda: sent.is_dir() and any(sent.iterdir()))
+    assert count("SELECT count(*) FROM tickets") == 400
+    assert (
+        0 < count("SELECT count(*) FROM outbox WHERE state = 'sent'") == len(list(sent.iterdir()))
+    )
+    assert count("SELECT count(*) FROM outbox WHERE state = 'pending'") > 0
+
+    last = spocd("tick", config=config)
+    assert last.returncode == 0, last.stderr
+    assert count("SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0
+    acks = [raw for raw in (p.read_bytes() for p in sent.iterdir()) if b"\r\nTo: user" in raw]
+    assert sorted(int(raw.split(b"[HD-")[1].split(b"]")[0]) for raw in acks) == list(range(1, 401))
 
 
 def _helpers_of(run: subprocess.Popen[bytes]) -> list[int]:

@@ -565,6 +565,28 @@ def test_a_failing_step_is_postponed_and_blocks_nothing(desk: App, relay: Relay)
     assert steps(desk, number=1) == [("response", 0)]
 
 
+def test_a_sweep_asked_to_stop_finishes_its_batch_and_leaves_the_rest_due(
+    desk: App, clock: ManualClock
+) -> None:
+    """Ctrl-C in `spocd tick`: the batch in hand is fired and committed, no
+    other starts, and the next sweep fires exactly what was left."""
+    for i in range(4):
+        open_ticket(desk, subject=f"Mail server {i} down", sender=f"user{i}@example.org")
+    clock.set(at("2026-11-26 14:00"))
+    asked: list[bool] = []
+
+    def stop() -> bool:  # asked while the first batch is under way
+        asked.append(True)
+        return len(asked) > 1
+
+    first = run_due(desk.store, lambda: desk.runtime, clock.now(), batch=3, stop=stop)
+    assert sum(first.values()) == 3
+    rest = run_due(desk.store, lambda: desk.runtime, clock.now())
+    total = Counter(first) + Counter(rest)
+    assert (total["escalations"], total["sla_breaches"], total["status_updates"]) == (24, 8, 4)
+    assert run_due(desk.store, lambda: desk.runtime, clock.now()) == {}
+
+
 def test_two_instances_sweeping_at_once_fire_every_step_once(
     desk_settings: Settings, clock: ManualClock, relay: Relay
 ) -> None:
