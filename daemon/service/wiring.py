@@ -166,11 +166,16 @@ class App:
             return SmtpTransport(out, local_hostname=self.settings.helpdesk.domain)
         return MaildirTransport(out.maildir)
 
+    #: Spooled files moved into the queue per import: the daemon imports a
+    #: share each round, `tick` share after share until the spool is empty.
+    SPOOL_SHARE = 500
+
     def import_spool(self) -> int:
         return import_spool(
             self.settings.paths.spool,
             self.store,
             self.clock.now,
+            limit=self.SPOOL_SHARE,
             max_bytes=self.settings.smtp.max_message_size,
             on_refused=lambda path, size: log.error(
                 "spooled message over smtp.max_message_size set aside unread",
@@ -207,8 +212,8 @@ class App:
         jobs: Callable[[datetime], dict[str, int]] | None = None,
         stop: threading.Event | None = None,
     ) -> TickReport:
-        """Everything due once: spool, mailboxes (one poll each, no IDLE),
-        inbound queue, scheduled jobs, outbox.
+        """Everything due once: spool (all of it), mailboxes (one poll each,
+        no IDLE), inbound queue, scheduled jobs, outbox.
 
         Once `stop` is set, the step in progress finishes its batch (its
         commit made, mail it leased sent and recorded) and nothing more
@@ -223,6 +228,11 @@ class App:
             report.imap[intake.mailbox.name] = intake.poll_once(stop)
         if not stop.is_set():
             report.processed = self.inbound.drain(stop=stop.is_set)
+        # A spool larger than one share (mail piped in while nothing ran):
+        # all of it, a share at a time, the queue never holding more.
+        while not stop.is_set() and (more := self.import_spool()):
+            report.spooled += more
+            report.processed += self.inbound.drain(stop=stop.is_set)
         if jobs is not None and not stop.is_set():
             report.jobs = jobs(self.clock.now())
         if not stop.is_set():
