@@ -217,7 +217,7 @@ def test_tick_ctrl_c_finishes_the_batch_in_hand_and_leaves_the_rest_due(
     leased to wait out its lease. The next tick takes the rest: every request
     its ticket and one acknowledgement."""
     emls = []
-    for n in range(400):  # one tick's share of the spool (500)
+    for n in range(400):
         eml = tmp_path / "in" / f"{n}.eml"
         eml.parent.mkdir(exist_ok=True)
         eml.write_bytes(make_mail(sender=f"user{n}@example.org", subject=f"Problem {n}"))
