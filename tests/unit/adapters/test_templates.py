@@ -104,12 +104,78 @@ def test_compiled_templates_are_kept_and_an_edited_one_compiles_afresh(
     assert compiled == []  # every template came from the cache
 
     subject = tmp_path / "templates" / "en" / "ack.subject.txt"
-    subject.write_text("Edited {{ tag }}\n", encoding="utf-8")
+    # text no earlier run has cached (entries are keyed by content)
+    subject.write_text(f"{{# {tmp_path} #}}Edited {{{{ tag }}}}\n", encoding="utf-8")
     renderer = TemplateRenderer(tmp_path / "templates")
     renderer.check()
     assert compiled == ["ack.subject.txt"]
     edited = renderer._envs["en"].get_template("ack.subject.txt")
     assert edited.render(tag="[HD-1]") == "Edited [HD-1]\n"
+
+
+def test_a_new_desk_with_the_same_templates_compiles_none_and_errors_name_its_own_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`spocd init` copies the templates into each new desk: the copies load
+    compiled from the first desk's entries (keyed by name and source, not
+    path), and a template that fails while rendering is reported at its own
+    path, not the first desk's."""
+    import shutil
+    import traceback
+
+    from jinja2 import Environment
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for desk in (first, second):
+        shutil.copytree(TEMPLATES, desk / "templates")
+        (desk / "templates" / "en" / "broken.txt").write_text("{{ missing.attr }}\n")
+    TemplateRenderer(first / "templates").check()
+    TemplateRenderer(first / "templates")._envs["en"].get_template("broken.txt")
+    compiled: list[str | None] = []
+    compile_ = Environment.compile
+
+    def counting(self: Environment, source: str, name: str | None = None, *a: object) -> object:
+        compiled.append(name)
+        return compile_(self, source, name, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Environment, "compile", counting)
+    renderer = TemplateRenderer(second / "templates")
+    renderer.check()
+    broken = renderer._envs["en"].get_template("broken.txt")
+    assert compiled == []
+    with pytest.raises(Exception) as failed:
+        broken.render()
+    where = "".join(traceback.format_tb(failed.value.__traceback__))
+    assert str(second / "templates" / "en" / "broken.txt") in where
+    assert str(first) not in where
+
+
+def test_code_compiled_under_other_settings_or_for_another_name_is_not_taken(
+    tmp_path: Path,
+) -> None:
+    """The same source compiles differently as HTML (autoescaped) and as text,
+    and under other syntax settings: neither may be served the other's code."""
+    from jinja2 import DictLoader
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from daemon.adapters.templates import QuietBytecodeCache
+
+    source = "{{ name }}\n{% if true %}\n  x\n{% endif %}\n"
+    cache = QuietBytecodeCache(directory=str(tmp_path))
+
+    def env(**options: object) -> SandboxedEnvironment:
+        return SandboxedEnvironment(
+            loader=DictLoader({"a.txt": source, "a.html": source}),
+            autoescape=lambda name: bool(name and name.endswith(".html")),
+            bytecode_cache=cache,
+            **options,  # type: ignore[arg-type]
+        )
+
+    name = "<b>"
+    assert env().get_template("a.txt").render(name=name) == "<b>\n\n  x\n"
+    assert env().get_template("a.html").render(name=name) == "&lt;b&gt;\n\n  x\n"
+    assert env(trim_blocks=True).get_template("a.txt").render(name=name) == "<b>\n  x\n"
+    assert env().get_template("a.txt").render(name=name) == "<b>\n\n  x\n"  # its own again
 
 
 def test_a_cache_that_cannot_be_written_or_read_only_costs_the_compiling(tmp_path: Path) -> None:
