@@ -81,25 +81,32 @@ def test_the_when_filter_speaks_the_mail_language(tmp_path: Path) -> None:
     assert renderer.render("en", "probe", {"due": due}).html == "by Monday 7 December 2026, 15:35"
 
 
+@pytest.fixture
+def compiled(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The names of the templates Jinja compiles from now on."""
+    from jinja2 import Environment
+
+    names: list[str | None] = []
+    compile_ = Environment.compile
+
+    def counting(self: Environment, source: str, name: str | None = None, *a: object) -> object:
+        names.append(name)
+        return compile_(self, source, name, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Environment, "compile", counting)
+    return names
+
+
 def test_compiled_templates_are_kept_and_an_edited_one_compiles_afresh(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, compiled: list[str | None]
 ) -> None:
     """The second process (here: renderer) loads compiled templates instead of
     compiling them; a template edited since renders its new text."""
     import shutil
 
-    from jinja2 import Environment
-
     shutil.copytree(TEMPLATES, tmp_path / "templates")
     TemplateRenderer(tmp_path / "templates").check()
-    compiled: list[str | None] = []
-    compile_ = Environment.compile
-
-    def counting(self: Environment, source: str, name: str | None = None, *a: object) -> object:
-        compiled.append(name)
-        return compile_(self, source, name, *a)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Environment, "compile", counting)
+    compiled.clear()
     TemplateRenderer(tmp_path / "templates").check()
     assert compiled == []  # every template came from the cache
 
@@ -114,7 +121,7 @@ def test_compiled_templates_are_kept_and_an_edited_one_compiles_afresh(
 
 
 def test_a_new_desk_with_the_same_templates_compiles_none_and_errors_name_its_own_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, compiled: list[str | None]
 ) -> None:
     """`spocd init` copies the templates into each new desk: the copies load
     compiled from the first desk's entries (keyed by name and source, not
@@ -123,22 +130,13 @@ def test_a_new_desk_with_the_same_templates_compiles_none_and_errors_name_its_ow
     import shutil
     import traceback
 
-    from jinja2 import Environment
-
     first, second = tmp_path / "first", tmp_path / "second"
     for desk in (first, second):
         shutil.copytree(TEMPLATES, desk / "templates")
         (desk / "templates" / "en" / "broken.txt").write_text("{{ missing.attr }}\n")
     TemplateRenderer(first / "templates").check()
     TemplateRenderer(first / "templates")._envs["en"].get_template("broken.txt")
-    compiled: list[str | None] = []
-    compile_ = Environment.compile
-
-    def counting(self: Environment, source: str, name: str | None = None, *a: object) -> object:
-        compiled.append(name)
-        return compile_(self, source, name, *a)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Environment, "compile", counting)
+    compiled.clear()
     renderer = TemplateRenderer(second / "templates")
     renderer.check()
     broken = renderer._envs["en"].get_template("broken.txt")
