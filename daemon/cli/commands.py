@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from daemon.adapters import logs
-from daemon.cli.interrupt import EX_INTERRUPTED, StopAsked
+from daemon.cli.interrupt import StopAsked
 from daemon.cli.main import (
     EX_CONFIG,
     EX_DATAERR,
@@ -73,8 +73,8 @@ def cmd_tick(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     logs.setup(settings.logging.format, "WARNING")
     app = open_app(args)
-    # Ctrl-C finishes the batch in progress (its commit, the mail it leased)
-    # and starts nothing more; a second one stops at once.
+    # Ctrl-C or SIGTERM finishes the batch in progress (its commit, the mail
+    # it leased) and starts nothing more; a second one stops at once.
     with StopAsked() as stop:
         stop.arm()
         try:
@@ -119,11 +119,11 @@ def cmd_tick(args: argparse.Namespace) -> int:
         )
     if report.stopped:
         print(
-            "spocd tick: interrupted: the batch in progress was finished (counted above), "
+            f"spocd tick: {stop.said}: the batch in progress was finished (counted above), "
             "the rest is left for the next tick",
             file=sys.stderr,
         )
-        return EX_INTERRUPTED
+        return stop.exit_code
     # A mailbox that could not be polled is a temporary failure: retry later.
     return EX_TEMPFAIL if any(r.error for r in report.imap.values()) else EX_OK
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from daemon.app.pipeline import Prepared, prepare_many
-from daemon.cli.interrupt import EX_INTERRUPTED, StopAsked
+from daemon.cli.interrupt import StopAsked
 from daemon.core.domain import Intake
 from daemon.ports import QueuedRaw
 from daemon.service.children import init_child
@@ -167,7 +167,7 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
 
     def queue(batch: list[tuple[str, bytes]]) -> Queued | None:
         nonlocal code
-        stop.arm()  # from the first write on, Ctrl-C waits for the end of a batch
+        stop.arm()  # from the first write on, Ctrl-C or SIGTERM waits for the end of a batch
         try:
             now = app.clock.now()
             with app.store.transaction() as tx:
@@ -264,12 +264,12 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
         )
     if cut_short:
         print(
-            f"spocd ingest: interrupted: {len(results)} messages taken (listed above), "
+            f"spocd ingest: {stop.said}: {len(results)} messages taken (listed above), "
             "the rest not read; ingesting the same source again takes the rest and skips "
             "what is already in",
             file=sys.stderr,
         )
-        return EX_INTERRUPTED
+        return stop.exit_code
     return code
 
 

@@ -208,11 +208,11 @@ def test_ctrl_c_while_it_waits_for_its_input_stops_at_once(config: Path) -> None
 
 
 @pytest.mark.slow
-def test_tick_ctrl_c_finishes_the_batch_in_hand_and_leaves_the_rest_due(
+def test_tick_stopped_finishes_the_batch_in_hand_and_leaves_the_rest_due(
     config: Path, tmp_path: Path
 ) -> None:
-    """`spocd tick` over a large backlog, Ctrl-C'd while it processes and again
-    while it sends: each time the batch in hand is committed (and its leased
+    """`spocd tick` over a large backlog, Ctrl-C'd while it processes and sent
+    SIGTERM while it sends: each time the batch in hand is committed (and its leased
     mail written and recorded), nothing more starts, and nothing is left
     leased to wait out its lease. The next tick takes the rest: every request
     its ticket and one acknowledgement."""
@@ -230,7 +230,7 @@ def test_tick_ctrl_c_finishes_the_batch_in_hand_and_leaves_the_rest_due(
     def count(sql: str) -> int:
         return int(db.execute(sql).fetchone()[0])
 
-    def tick_interrupted_when(started: Callable[[], bool]) -> str:
+    def tick_interrupted_when(started: Callable[[], bool], by: int = signal.SIGINT) -> str:
         run = subprocess.Popen(
             [sys.executable, "-m", "daemon", "tick", "-c", str(config)],
             stdout=subprocess.PIPE,
@@ -239,11 +239,12 @@ def test_tick_ctrl_c_finishes_the_batch_in_hand_and_leaves_the_rest_due(
             preexec_fn=as_at_a_terminal,
         )
         wait_until(started, timeout=60, interval=0.01)
-        run.send_signal(signal.SIGINT)
+        run.send_signal(by)
         stdout, stderr = run.communicate(timeout=120)
-        assert run.returncode == 130, stderr.decode()
+        assert run.returncode == 128 + by, stderr.decode()
         assert "Traceback" not in stderr.decode()
-        assert "spocd tick: interrupted: " in stderr.decode()
+        said = "interrupted" if by == signal.SIGINT else "stopped by SIGTERM"
+        assert f"spocd tick: {said}: " in stderr.decode()
         assert (
             count(
                 "SELECT count(*) FROM outbox WHERE state = 'pending' AND leased_until IS NOT NULL"
@@ -259,8 +260,9 @@ def test_tick_ctrl_c_finishes_the_batch_in_hand_and_leaves_the_rest_due(
     assert count("SELECT count(*) FROM inbound WHERE state = 'queued'") == 400 - made
     assert not sent.exists() or not any(sent.iterdir())
 
-    # sending: what was leased is written and recorded, the rest stays due
-    tick_interrupted_when(lambda: sent.is_dir() and any(sent.iterdir()))
+    # sending, stopped as systemd stops a service: what was leased is written
+    # and recorded, the rest stays due
+    tick_interrupted_when(lambda: sent.is_dir() and any(sent.iterdir()), signal.SIGTERM)
     assert count("SELECT count(*) FROM tickets") == 400
     assert (
         0 < count("SELECT count(*) FROM outbox WHERE state = 'sent'") == len(list(sent.iterdir()))
