@@ -106,6 +106,30 @@ def test_the_when_filter_speaks_the_mail_language(tmp_path: Path) -> None:
     assert renderer.render("en", "probe", {"due": due}).html == "by Monday 7 December 2026, 15:35"
 
 
+def test_a_context_key_is_data_and_the_sandbox_still_guards_everything_else(
+    tmp_path: Path,
+) -> None:
+    """`ticket.id` reads the key; a key wins over a dict method of the same
+    name; a dict literal's own method still works; anything that is not a key
+    goes through the sandbox, which refuses internals."""
+    from jinja2.exceptions import SecurityError
+
+    folder = tmp_path / "en"
+    folder.mkdir()
+    probes = {
+        "data": "{{ d.items }} {{ d.id }} {{ {'P1': 'urgent'}.get(d.priority) }}",
+        "internals": "{{ d.__class__.__mro__ }}",
+    }
+    for name, text in probes.items():
+        for suffix in (".subject.txt", ".txt", ".html"):
+            (folder / f"{name}{suffix}").write_text(text, encoding="utf-8")
+    renderer = TemplateRenderer(tmp_path)
+    d = {"items": 3, "id": "HD-1", "priority": "P1"}
+    assert renderer.render("en", "data", {"d": d}).text == "3 HD-1 urgent"
+    with pytest.raises(SecurityError):
+        renderer.render("en", "internals", {"d": d})
+
+
 @pytest.fixture
 def compiled(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """The names of the templates Jinja compiles from now on."""
