@@ -79,3 +79,14 @@ def test_the_service_sets_an_open_file_limit_above_the_connection_cap() -> None:
     assert connection_cap(configured, 1024 + FD_RESERVE) == configured
     assert connection_cap(1000, 256) == 256 - FD_RESERVE  # lowered below the limit
     assert connection_cap(1000, 10) == 1
+
+
+def test_a_tick_stopped_by_systemd_is_a_clean_stop() -> None:
+    """SIGTERM makes `spocd tick` finish its batch and exit 143 (the e2e
+    test); the unit must not count that as a failure."""
+    from daemon.cli.interrupt import StopAsked
+
+    stop = StopAsked()
+    stop.signal = 15  # SIGTERM, as systemd sends it
+    text = (UNITS / "spocd-tick.service").read_text()
+    assert f"SuccessExitStatus={stop.exit_code}\n" in text
