@@ -500,3 +500,44 @@ def test_a_hung_server_times_out_and_the_intake_reconnects(
         app.close()
     [fault] = records(caplog, "imap mailbox unavailable")
     assert fault.fault == "timeout"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "implicit-tls"])
+def test_mail_that_arrives_as_idle_begins_is_taken_at_once(
+    tmp_path: Path,
+    db_url: str,
+    dovecot: Dovecot,
+    own_dovecot: Callable[..., Dovecot],
+    user: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tls: bool,
+) -> None:
+    """Dovecot answers IDLE with "+ idling" and, in the same packet, the
+    EXISTS of mail that came in since the last search. The intake must see
+    it then, not at the end of the IDLE cycle (poll_seconds, 30 s here); over
+    TLS the packet is decrypted into the same buffer."""
+    server = own_dovecot(tls=True) if tls else dovecot
+    encrypted: dict[str, Any] = (
+        {"tls": "implicit", "port": server.tls_port, "ca_file": str(server.cert_file)}
+        if tls
+        else {}
+    )
+    idle = IMAPClient.idle
+    arrived: list[bool] = []
+
+    def idle_as_mail_arrives(client: IMAPClient) -> None:
+        if not arrived:
+            server.append(user, [make_mail(subject="Sent as the intake went idle")])
+            arrived.append(True)
+        idle(client)
+
+    monkeypatch.setattr(IMAPClient, "idle", idle_as_mail_arrives)
+    config = imap_config(tmp_path, db_url, server, user, idle=True, poll_seconds=30, **encrypted)
+    app = make_app(config)
+    try:
+        [intake] = app.mailbox_intakes()
+        with running(intake):
+            wait_until(lambda: counts(app.store)["tickets"] == 1, timeout=10)
+    finally:
+        app.close()
+    assert arrived

@@ -145,6 +145,21 @@ class ReadGuard:
         self.received += size
         return bytes(buffer)
 
+    def pending(self) -> bool:
+        """Whether a response has come that no poll of the socket will
+        announce: Dovecot sends "+ idling" and the EXISTS of mail that came
+        meanwhile in one packet, and reading the first line buffers the
+        second, where IDLE's socket poll never looks."""
+        sock = self.imap.sock
+        timeout = sock.gettimeout()
+        sock.setblocking(False)
+        try:
+            return bool(self.imap.file.peek(1))
+        except OSError:  # nothing yet (a TLS socket says so with an error), or a fault
+            return False  # the next read meets it
+        finally:
+            sock.settimeout(timeout)
+
     # --- helpers ---------------------------------------------------------------------
 
     def _discard(self, size: int) -> None:

@@ -34,7 +34,10 @@ def wait(session: Session, stop: threading.Event) -> None:
     cycle = idle_cycle(session.m.poll_seconds)
     session.client.idle()
     session.guard.extend(cycle)
-    _idle(session, stop, time.monotonic() + cycle)
+    # Mail that came since the last search may be announced in the packet
+    # that started IDLE, already read: then there is nothing to wait for.
+    if not session.guard.pending():
+        _idle(session, stop, time.monotonic() + cycle)
     session.client.idle_done()
 
 
