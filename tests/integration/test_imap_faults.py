@@ -242,6 +242,39 @@ def test_an_endless_flood_of_untagged_responses_is_cut_off(
     assert peak < 30_000_000, f"{peak / 1e6:.0f} MB held by the flood"
 
 
+@pytest.mark.parametrize(
+    ("greeting", "idles"),
+    [
+        (b"* OK Still here\r\n", "one"),  # nothing new: IDLE goes on
+        (b"* 1 EXISTS\r\n", "several"),  # announced mail: searched at once, each time
+    ],
+)
+def test_what_comes_with_plus_idling_ends_the_idle_only_when_it_is_mail(
+    tmp_path: Path, db_url: str, greeting: bytes, idles: str
+) -> None:
+    """Responses that come in the packet that starts IDLE are read at once
+    (imaplib's buffer hides them from IDLE's poll). New mail ends the IDLE;
+    anything else must not, or every IDLE would end as it began and the
+    intake would search the folder in a loop."""
+    with (
+        fake_imap(Script(idle_greeting=greeting)) as server,
+        intake_of(tmp_path, db_url, server, idle=True, poll_seconds=30) as app,
+    ):
+        [intake] = app.mailbox_intakes()
+        stop = threading.Event()
+        thread = threading.Thread(target=intake.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            wait_until(lambda: len(server.commands("IDLE")) >= 1, timeout=10)
+            time.sleep(1.5)
+        finally:
+            stop.set()
+            thread.join(timeout=15)
+    assert not thread.is_alive()
+    seen = len(server.commands("IDLE"))
+    assert seen == 1 if idles == "one" else seen > 1, seen
+
+
 # --- 20.4: faults that copied or skipped mail --------------------------------------------
 
 

@@ -36,6 +36,7 @@ class Script:
     new_uidvalidity_every_select: bool = False
     flood_exists_on: str | None = None  # "SELECT" or "IDLE": endless "* 1 EXISTS"
     drop_on_idle: bool = False  # hang up at IDLE, right after a good poll
+    idle_greeting: bytes = b""  # untagged lines sent in the same write as "+ idling"
     trickle_login: bool = False  # answer LOGIN a byte a second, for ever
 
 
@@ -183,7 +184,7 @@ class FakeImap:
     ) -> None:
         if self.script.drop_on_idle:
             raise ConnectionResetError("scripted hang-up")
-        writer.write(b"+ idling\r\n")
+        writer.write(b"+ idling\r\n" + self.script.idle_greeting)
         await writer.drain()
         if self.script.flood_exists_on == "IDLE":
             await _flood(writer)

@@ -145,11 +145,19 @@ class ReadGuard:
         self.received += size
         return bytes(buffer)
 
+    def buffered_lines(self) -> list[bytes]:
+        """The response lines already read from the socket, which no poll of
+        it will announce: Dovecot sends "+ idling" and the EXISTS of mail
+        that came meanwhile in one packet, and reading the first line
+        buffers the second, where IDLE's socket poll never looks. Counted
+        and bounded as every line is."""
+        lines = []
+        while self.pending():
+            lines.append(self.readline())
+        return lines
+
     def pending(self) -> bool:
-        """Whether a response has come that no poll of the socket will
-        announce: Dovecot sends "+ idling" and the EXISTS of mail that came
-        meanwhile in one packet, and reading the first line buffers the
-        second, where IDLE's socket poll never looks."""
+        """Whether bytes are buffered, or on the socket, right now."""
         sock = self.imap.sock
         timeout = sock.gettimeout()
         sock.setblocking(False)

@@ -5,6 +5,7 @@ is heard within `IDLE_CHECK_SECONDS` either way."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,8 @@ from daemon.mail.imap_plan import idle_cycle
 
 if TYPE_CHECKING:
     from daemon.adapters.imap.session import Session
+
+_NEW_MAIL_LINE = re.compile(rb"\* \d+ (?:EXISTS|RECENT)\r?\n?\Z", re.IGNORECASE)
 
 #: How long one IDLE wait lasts before the stop flag is looked at again:
 #: SIGTERM ends an IDLE within about this time.
@@ -36,9 +39,18 @@ def wait(session: Session, stop: threading.Event) -> None:
     session.guard.extend(cycle)
     # Mail that came since the last search may be announced in the packet
     # that started IDLE, already read: then there is nothing to wait for.
-    if not session.guard.pending():
+    if not _announced(session):
         _idle(session, stop, time.monotonic() + cycle)
     session.client.idle_done()
+
+
+def _announced(session: Session) -> bool:
+    """New mail among the responses that came with "+ idling" (read here, so
+    any other response there cannot end every IDLE at once)."""
+    lines = session.guard.buffered_lines()
+    if any(line[:5].upper() == b"* BYE" for line in lines):
+        raise ConnectionLost("the server said BYE as IDLE began")
+    return any(_NEW_MAIL_LINE.match(line) for line in lines)
 
 
 def _idle(session: Session, stop: threading.Event, deadline: float) -> None:
