@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from daemon.adapters.outgoing import MaildirTransport, SmtpTransport
+from daemon.adapters.spool import spooled
 from daemon.adapters.spool_import import import_spool
 from daemon.adapters.storage.store import SqlStore
 from daemon.adapters.templates import TemplateRenderer
@@ -221,6 +222,9 @@ class App:
         `jobs` is given the same stop by its maker."""
         stop = stop or threading.Event()
         report = TickReport()
+        # What is spooled now, not what arrives meanwhile: a flood of piped
+        # mail must not hold off the sweeps and the sending below.
+        backlog = len(spooled(self.settings.paths.spool))
         report.spooled = self.import_spool()
         for intake in self.mailbox_intakes():
             if stop.is_set():
@@ -230,7 +234,7 @@ class App:
             report.processed = self.inbound.drain(stop=stop.is_set)
         # A spool larger than one share (mail piped in while nothing ran):
         # all of it, a share at a time, the queue never holding more.
-        while not stop.is_set() and (more := self.import_spool()):
+        while not stop.is_set() and report.spooled < backlog and (more := self.import_spool()):
             report.spooled += more
             report.processed += self.inbound.drain(stop=stop.is_set)
         if jobs is not None and not stop.is_set():

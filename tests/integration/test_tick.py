@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from daemon.adapters.spool import spool_message, spooled
 from daemon.config import load_settings
 from daemon.service.wiring import App
@@ -35,5 +37,34 @@ def test_a_spool_larger_than_one_share_is_taken_whole(
             assert sorted(t.subject for t in tx.tickets.listing(None)) == [
                 f"Problem {n}" for n in range(8)
             ]
+    finally:
+        app.close()
+
+
+@pytest.mark.timeout(60)
+def test_mail_piped_in_while_a_tick_runs_waits_for_the_next_tick(
+    tmp_path: Path, db_url: str, clock: ManualClock
+) -> None:
+    """A tick takes what was spooled when it began. Mail that keeps arriving
+    (a flood through the MTA pipe) must not keep it in its intake loop for
+    ever: the sweeps and the sending come after it."""
+    settings = load_settings(write_config(tmp_path, db_url))
+    for n in range(8):
+        spool_message(settings.paths.spool, make_mail(sender=f"user{n}@example.org"))
+    app = App(settings, clock)
+    app.SPOOL_SHARE = 3
+    imported = app.import_spool
+    arrivals = iter(range(100, 10_000))
+
+    def import_as_more_arrives() -> int:
+        spool_message(settings.paths.spool, make_mail(sender=f"user{next(arrivals)}@example.org"))
+        return imported()
+
+    app.import_spool = import_as_more_arrives  # type: ignore[method-assign]
+    try:
+        report = app.tick()
+        assert report.spooled == 9  # three shares cover the 8 spooled at the start
+        assert report.sent.sent > 0  # it went on to send
+        assert len(spooled(settings.paths.spool)) == 2  # of the 3 that came: the next tick's
     finally:
         app.close()
