@@ -20,6 +20,7 @@ from daemon.app.notify import Thread
 from daemon.app.tickets import Actor, Runtime, queue_mail, record_event, thread_of
 from daemon.core import lifecycle
 from daemon.core.domain import OPEN_STATES, Attachment, Status, Ticket
+from daemon.mail import signoff
 from daemon.mail.attachparts import NO_FILES, Plan
 from daemon.ports import Tx
 
@@ -249,7 +250,7 @@ def reply(
         ticket=ticket,
         to=[ticket.requester],
         cc=ticket.cc,
-        context={"text": text, "agent": ctx.rt.agent_name(ctx.actor.address)},
+        context={"text": text, **signature(ctx, text)},
         now=ctx.now,
         thread=thread_of(ctx.tx, ticket, requester=True),
         auto_submitted=None,
@@ -257,6 +258,18 @@ def reply(
     )
     queue_mail(ctx.tx, ctx.rt, ticket, mail, ctx.now, files=files)
     ctx.event("replied", by=ctx.actor.address, message_id=mail.message_id)
+
+
+def signature(ctx: Ctx, text: str) -> dict[str, Any]:
+    """How a mail of the agent's own words is signed: with the agent's name,
+    and no second closing under one they wrote themselves (`signed_off`: a
+    closing; `signed`: and their name under it, so only the desk's follows)."""
+    end = signoff.ending(text)
+    return {
+        "agent": ctx.rt.agent_name(ctx.actor.address, ctx.actor.name),
+        "signed_off": end.closing,
+        "signed": end.named,
+    }
 
 
 def note(ctx: Ctx, text: str) -> None:

@@ -159,7 +159,8 @@ def agent_mail(
     sender = msg.sender.addr if msg.sender else ""
     own = text.own_text(msg.text)
     thread = Thread(references=msg.references[-20:]).after(msg.message_id)
-    ctx = Ctx(tx, rt, now, Actor(sender, "email"), ticket)
+    name = msg.sender.name if msg.sender else ""
+    ctx = Ctx(tx, rt, now, Actor(sender, "email", name), ticket)
     agents = rt.settings.agents
     verdict = trust.check(msg, agents.trust, agents.trusted_authserv_ids)
     if commands.is_command_like(own) and not verdict.trusted:

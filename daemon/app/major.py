@@ -155,7 +155,7 @@ def fan_out_public(
     if not text.strip():
         return []
     reached = []
-    agent = ctx.rt.agent_name(ctx.actor.address)
+    agent = ctx.rt.agent_name(ctx.actor.address, ctx.actor.name)
     for child in open_children(ctx.tx, ctx.ticket):
         cctx = Ctx(ctx.tx, ctx.rt, ctx.now, ctx.actor, child)
         slaclock.record_response(ctx.tx, child, ctx.now)

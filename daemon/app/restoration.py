@@ -66,7 +66,11 @@ def workaround(
         ticket=ticket,
         to=[ticket.requester],
         cc=ticket.cc,
-        context={"text": text, "agent": ctx.rt.agent_name(ctx.actor.address), "first": first},
+        context={
+            "text": text,
+            "agent": ctx.rt.agent_name(ctx.actor.address, ctx.actor.name),
+            "first": first,
+        },
         now=ctx.now,
         thread=thread_of(ctx.tx, ticket, requester=True),
         auto_submitted=None,

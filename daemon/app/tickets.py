@@ -26,6 +26,7 @@ from daemon.core.domain import (
 )
 from daemon.mail import attachparts
 from daemon.mail.attachparts import Plan
+from daemon.mail.signoff import signer_name
 from daemon.mail.threads import clean_subject
 from daemon.ports import RecordPages, Tx
 from daemon.rules.ruleset import Decision, Rules
@@ -50,9 +51,10 @@ class Runtime:
     def is_agent(self, address: str) -> bool:
         return address.lower() in self.rules.agents()
 
-    def agent_name(self, address: str) -> str:
-        """How an agent signs mail: the name rules.yaml gives, else the address."""
-        return self.rules.agent_name(address) or address
+    def agent_name(self, address: str, own: str = "") -> str:
+        """How an agent signs mail: the name rules.yaml gives, else the name
+        their own mail's From gives (`own`), else the address."""
+        return self.rules.agent_name(address) or signer_name(own) or address
 
     def group_lead(self, group: str | None) -> str | None:
         found = self.rules.groups.get(group or "")
@@ -65,6 +67,7 @@ class Actor:
 
     address: str
     channel: str = "email"  # "email" | "cli" | "system"
+    name: str = ""  # the display name of their mail's From, to sign with
 
 
 SYSTEM = Actor("spocd", "system")

@@ -125,12 +125,14 @@ def tick_at(app: App, moment: str) -> dict[str, int]:
     return app.tick(lambda now: run_due(app.store, lambda: app.runtime, now)).jobs
 
 
-def agent_says(app: App, number: int, body: str, *, trusted: bool = True) -> None:
+def agent_says(
+    app: App, number: int, body: str, *, trusted: bool = True, sender: str = AGENT
+) -> None:
     notice = last_out(app, number, "agent_new")
     ingest(
         app,
         make_mail(
-            sender=AGENT,
+            sender=sender,
             subject=f"Re: [HD-{number}] notice",
             body=body,
             in_reply_to=notice.message_id,
@@ -265,3 +267,52 @@ def test_every_agent_mail_carries_the_command_help_in_its_html_part(
         assert "#assign me" in html and "#resolve" in html and "#internal" in html, kind
         assert "Text after the commands" in html or "Tekst po poleceniach" in html, kind
     assert kinds == AGENT_KINDS
+
+
+@pytest.mark.parametrize(
+    ("lang", "body", "signed"),
+    [
+        ("en", "Please restart the router.\n\nBest regards,\nAnna\n", "Best regards,\nAnna"),
+        ("en", "Please restart the router.\n\nCheers\n", f"Cheers\n{AGENT_NAME}"),
+        (
+            "pl",
+            "Proszę zrestartować router.\n\nPozdrawiam serdecznie,\nAnna\n",
+            "Pozdrawiam serdecznie,\nAnna",
+        ),
+        ("pl", "Proszę zrestartować router.\n\nPozdrawiam\n", f"Pozdrawiam\n{AGENT_NAME}"),
+    ],
+    ids=["en-named", "en-closing", "pl-named", "pl-closing"],
+)
+def test_an_agent_who_signs_the_reply_gets_no_second_closing(
+    desk: App, relay: Relay, lang: str, body: str, signed: str
+) -> None:
+    """The agent's own closing stays the only one: under their name the desk's
+    name follows, under a bare closing their name and the desk's."""
+    requester = next(x.requester for x in LANGUAGES if x.code == lang)
+    template_closing = next(x.signed for x in LANGUAGES if x.code == lang).split("\n")[0]
+    number = ingest(desk, make_mail(sender=requester, subject="Router")).ticket
+    agent_says(desk, number, body)
+    _, text, html = parts(relay.to(requester)[-1].message)
+    assert f"{signed}\nIT Help Desk\n" in text, text
+    assert template_closing not in text and template_closing not in html
+    assert signed.replace("\n", "<br>") in html.replace("\n", "<br>") + "<br>", html
+    assert "IT Help Desk</div>" in html  # the desk's name right under the agent's
+
+
+def test_an_agent_without_a_name_in_the_rules_signs_with_the_name_of_their_mail(
+    desk: App, relay: Relay
+) -> None:
+    requester = "jan@firma.pl"
+    number = ingest(desk, make_mail(sender=requester, subject="Drukarka")).ticket
+    agent_says(
+        desk,
+        number,
+        "Proszę sprawdzić kabel.\n",
+        sender="Piotr Wi\u015bniewski <piotr@example.com>",
+    )
+    _, text, html = parts(relay.to(requester)[-1].message)
+    assert "Z poważaniem\nPiotr Wiśniewski\nIT Help Desk" in text, text
+    assert "Z poważaniem<br>Piotr Wiśniewski<br>IT Help Desk" in html
+    agent_says(desk, number, "Proszę sprawdzić zasilacz.\n", sender="piotr@example.com")
+    _, text, _ = parts(relay.to(requester)[-1].message)
+    assert "Z poważaniem\npiotr@example.com\nIT Help Desk" in text, text

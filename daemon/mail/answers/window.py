@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from daemon.mail.signoff import is_closing
+
 #: How much of the own text is read: an answer comes first, a story after it
 #: must not flip it.
 MAX_LINES = 3
@@ -22,7 +24,7 @@ def _window(own: str) -> str:
         stripped = line.strip()
         if not stripped:
             continue
-        if _is_signoff(stripped):
+        if is_closing(stripped):
             break
         lines.append(stripped)
         size += len(stripped) + 1
@@ -39,16 +41,7 @@ _GREETING = re.compile(
     r"|dobry wiecz[oó]r|cze[sś][cć]|witam|witaj|hej|szanown\w*)\b[^.!?]{0,40}[,!.:]?$",
     re.IGNORECASE,
 )
-_SIGNOFF = re.compile(
-    r"^(?:pozdrawiam\w*|pozdr\.?|z powa[zż]aniem|z wyrazami szacunku|serdecznie pozdrawiam"
-    r"|(?:kind |best |warm |many )?regards|best|br|sincerely|yours sincerely|cheers)[,.!]?$",
-    re.IGNORECASE,
-)
 
 
 def _is_greeting(line: str) -> bool:
     return bool(_GREETING.match(line))
-
-
-def _is_signoff(line: str) -> bool:
-    return bool(_SIGNOFF.match(line))
