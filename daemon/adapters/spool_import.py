@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from daemon.adapters.spool import ESCALATION_SUFFIX, REFUSED_DIR, spooled
@@ -20,12 +20,14 @@ def import_spool(
     *,
     max_bytes: int | None = None,
     on_refused: Callable[[Path, int], object] = lambda path, size: None,
+    paths: Sequence[Path] | None = None,
 ) -> int:
     """Move spooled messages into the inbound queue; returns how many. A file
     over `max_bytes` (put there by hand or by an older spocd) is moved to
-    `refused/` unread: one message cannot cost the daemon more than the limit."""
+    `refused/` unread: one message cannot cost the daemon more than the limit.
+    `paths`: these files of a listing taken earlier, not the spool as it is now."""
     moved = 0
-    for path in spooled(spool)[:limit]:
+    for path in (spooled(spool) if paths is None else paths)[:limit]:
         try:
             size = path.stat().st_size
             if max_bytes is not None and size > max_bytes:

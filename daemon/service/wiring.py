@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -171,7 +171,9 @@ class App:
     #: share each round, `tick` share after share until the spool is empty.
     SPOOL_SHARE = 500
 
-    def import_spool(self) -> int:
+    def import_spool(self, paths: Sequence[Path] | None = None) -> int:
+        """A share of the spool into the inbound queue: the oldest files, or
+        those of `paths` (a listing taken earlier)."""
         return import_spool(
             self.settings.paths.spool,
             self.store,
@@ -182,6 +184,7 @@ class App:
                 "spooled message over smtp.max_message_size set aside unread",
                 extra={"path": str(path), "bytes": size},
             ),
+            paths=paths,
         )
 
     def mailbox_intakes(
@@ -222,20 +225,24 @@ class App:
         `jobs` is given the same stop by its maker."""
         stop = stop or threading.Event()
         report = TickReport()
-        # What is spooled now, not what arrives meanwhile: a flood of piped
-        # mail must not hold off the sweeps and the sending below.
-        backlog = len(spooled(self.settings.paths.spool))
-        report.spooled = self.import_spool()
+        # All that is spooled now (mail piped in while nothing ran), a share
+        # at a time so the queue never holds more; not what arrives
+        # meanwhile: a flood of piped mail must not hold off the sweeps and
+        # the sending below. One listing: a share is a slice of it.
+        backlog = spooled(self.settings.paths.spool)
+        share = self.SPOOL_SHARE
+        shares = [backlog[i : i + share] for i in range(0, len(backlog), share)]
+        report.spooled = self.import_spool(shares[0]) if shares else 0
         for intake in self.mailbox_intakes():
             if stop.is_set():
                 break
             report.imap[intake.mailbox.name] = intake.poll_once(stop)
         if not stop.is_set():
             report.processed = self.inbound.drain(stop=stop.is_set)
-        # A spool larger than one share (mail piped in while nothing ran):
-        # all of it, a share at a time, the queue never holding more.
-        while not stop.is_set() and report.spooled < backlog and (more := self.import_spool()):
-            report.spooled += more
+        for rest in shares[1:]:
+            if stop.is_set():
+                break
+            report.spooled += self.import_spool(rest)
             report.processed += self.inbound.drain(stop=stop.is_set)
         if jobs is not None and not stop.is_set():
             report.jobs = jobs(self.clock.now())
