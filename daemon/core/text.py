@@ -75,7 +75,7 @@ def _blank(line: str) -> bool:
     return not line.strip()
 
 
-def _is_signature_delimiter(line: str) -> bool:
+def is_signature_delimiter(line: str) -> bool:
     # "-- " per RFC 3676; many clients and converters drop the trailing space.
     return line.rstrip() == "--"
 
@@ -91,7 +91,7 @@ def _is_history_start(lines: Sequence[str], i: int) -> bool:
     """True when lines[i] starts text the author did not write, down to the end."""
     line = lines[i]
     return bool(
-        _is_signature_delimiter(line)
+        is_signature_delimiter(line)
         or _SEPARATOR.match(line)
         or _MOBILE_FOOTER.match(line)
         or _is_outlook_header(lines, i)

@@ -9,8 +9,9 @@ requester's answer ends where the closing begins.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
+
+from daemon.core.text import is_signature_delimiter
 
 _FORMULAS = (
     # Polish, with and without the diacritics people leave out on the phone
@@ -78,7 +79,7 @@ def ending(text: str) -> Ending:
     tail = lines[-(MAX_SIGNATURE_LINES + 1) :]
     for i in range(len(tail) - 1, -1, -1):
         line = tail[i]
-        if line == "--":  # a mail client's signature block
+        if is_signature_delimiter(line):  # a signature block (a CLI reply's: mail has it cut)
             return Ending(closing=True, named=True)
         name = closing_name(line)
         if name is None:
@@ -104,10 +105,9 @@ MAX_SIGNER_NAME = 64
 def signer_name(display: str) -> str:
     """The display name of an agent's From as a name to sign their mail with,
     or "" when it is none: empty, an address ("anna@firma.pl"), too long, or
-    without a letter. Control and format characters (a bidi override, say)
-    are dropped: the sender wrote this header."""
-    kept = "".join(ch for ch in display if unicodedata.category(ch)[0] != "C" or ch in "\t\n")
-    name = " ".join(kept.split()).strip("\"' ")
+    without a letter. Parsing made it one line without control characters;
+    the composer shows a bidi control in it as in any user text (`printable`)."""
+    name = " ".join(display.split()).strip("\"' ")
     if not name or len(name) > MAX_SIGNER_NAME or "@" in name or "<" in name:
         return ""
     return name if any(ch.isalpha() for ch in name) else ""

@@ -316,3 +316,19 @@ def test_an_agent_without_a_name_in_the_rules_signs_with_the_name_of_their_mail(
     agent_says(desk, number, "Proszę sprawdzić zasilacz.\n", sender="piotr@example.com")
     _, text, _ = parts(relay.to(requester)[-1].message)
     assert "Z poważaniem\npiotr@example.com\nIT Help Desk" in text, text
+    # The sender wrote this header: a bidi override is shown, not obeyed, as
+    # in any user text; a name too long to be one is not used.
+    agent_says(
+        desk,
+        number,
+        "Proszę sprawdzić gniazdko.\n",
+        sender="Piotr\u202eikswein <piotr@example.com>",
+    )
+    _, text, html = parts(relay.to(requester)[-1].message)
+    assert "Z poważaniem\nPiotr[U+202E]ikswein\nIT Help Desk" in text, text
+    assert "\u202e" not in text and "\u202e" not in html
+    agent_says(
+        desk, number, "Proszę sprawdzić router.\n", sender=f"{'Piotr ' * 20}<piotr@example.com>"
+    )
+    _, text, _ = parts(relay.to(requester)[-1].message)
+    assert "Z poważaniem\npiotr@example.com\nIT Help Desk" in text, text
