@@ -119,7 +119,14 @@ def verified(ctx: Ctx, answer: str) -> None:
 def rejected(ctx: Ctx, answer: str, attachments: Plan = NO_FILES) -> None:
     """The requester says it is not fixed: back to the assignee, who is told
     (with the files the answer brought: a screenshot of the error, say)."""
-    reopen(ctx, f"requester: {answer}", notify=True, attachments=attachments)
+    reopen(
+        ctx,
+        f"requester: {answer}",
+        notify=True,
+        attachments=attachments,
+        cause="answer",
+        words=answer,
+    )
 
 
 def unclear_answer(ctx: Ctx, answer: str, attachments: Plan = NO_FILES) -> None:
@@ -225,8 +232,18 @@ def cancel(ctx: Ctx, reason: str | None = None) -> None:
 
 
 def reopen(
-    ctx: Ctx, reason: str | None = None, *, notify: bool = False, attachments: Plan = NO_FILES
+    ctx: Ctx,
+    reason: str | None = None,
+    *,
+    notify: bool = False,
+    attachments: Plan = NO_FILES,
+    cause: str = "agent",
+    words: str = "",
 ) -> None:
+    """`reason` is recorded as given; the notice says why in the agents'
+    language by its `cause`: "agent" (`reason` is the agent's own words),
+    "answer" (the requester answered that it is not fixed, in `words`) or
+    "after_closure" (the requester wrote to the closed ticket)."""
     ticket = ctx.ticket
     target = lifecycle.reopen_target(ticket.assignee is not None)
     _move(ctx, target, reason=reason)
@@ -239,7 +256,7 @@ def reopen(
             ctx,
             "reopened",
             _assignee_or_lead(ctx),
-            {"reason": reason or ""},
+            {"reason": reason or "", "cause": cause, "words": words},
             attachments=attachments,
         )
 

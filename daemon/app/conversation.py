@@ -350,7 +350,13 @@ def requester_mail(
             closure.unclear_answer(ctx, line, attachments=files)
         told = answer != "yes"  # the reopen or the unclear answer was a notice of its own
     elif ticket.status == Status.CLOSED:
-        closure.reopen(ctx, "the requester wrote after closure", notify=True, attachments=files)
+        closure.reopen(
+            ctx,
+            "the requester wrote after closure",
+            notify=True,
+            attachments=files,
+            cause="after_closure",
+        )
         told = True
     else:
         actions.requester_answered(ctx)

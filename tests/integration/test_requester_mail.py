@@ -92,7 +92,16 @@ LANGUAGES = [
 
 @pytest.fixture
 def desk(settings: Settings, clock: ManualClock, relay: Relay, tmp_path: Path) -> Iterator[App]:
-    """Shipped rules with a named agent; commands need a DKIM pass from our MX."""
+    app = open_desk(settings, clock, relay, tmp_path)
+    yield app
+    app.close()
+
+
+def open_desk(
+    settings: Settings, clock: ManualClock, relay: Relay, tmp_path: Path, agents_read: str = "en"
+) -> App:
+    """Shipped rules with a named agent; commands need a DKIM pass from our MX;
+    mail to agents in `agents_read` (helpdesk.default_language)."""
     shipped = (ROOT / "rules.yaml").read_text(encoding="utf-8")
     named = shipped.replace(
         "members: [anna@example.com, piotr@example.com]",
@@ -101,10 +110,11 @@ def desk(settings: Settings, clock: ManualClock, relay: Relay, tmp_path: Path) -
     assert named != shipped
     rules = tmp_path / "rules.yaml"
     rules.write_text(named, encoding="utf-8")
-    app = App(
+    return App(
         replace(
             settings,
             paths=replace(settings.paths, rules=rules),
+            helpdesk=replace(settings.helpdesk, default_language=agents_read),
             agents=replace(
                 settings.agents,
                 trust="authentication-results",
@@ -116,8 +126,6 @@ def desk(settings: Settings, clock: ManualClock, relay: Relay, tmp_path: Path) -
         ),
         clock,
     )
-    yield app
-    app.close()
 
 
 def tick_at(app: App, moment: str) -> dict[str, int]:
@@ -332,3 +340,48 @@ def test_an_agent_without_a_name_in_the_rules_signs_with_the_name_of_their_mail(
     )
     _, text, _ = parts(relay.to(requester)[-1].message)
     assert "Z poważaniem\npiotr@example.com\nIT Help Desk" in text, text
+
+
+@pytest.mark.parametrize(
+    ("lang", "answered", "wrote_after"),
+    [
+        (
+            "en",
+            "The requester answered that the problem persists: “No, still broken”",
+            "The requester wrote after the ticket was closed.",
+        ),
+        (
+            "pl",
+            "Zgłaszający odpowiedział, że problem nadal występuje: „Nie, nadal nie działa”",
+            "Zgłaszający napisał po zamknięciu zgłoszenia.",
+        ),
+    ],
+)
+def test_the_reopened_notice_says_why_in_the_agents_language(
+    settings: Settings,
+    clock: ManualClock,
+    relay: Relay,
+    tmp_path: Path,
+    lang: str,
+    answered: str,
+    wrote_after: str,
+) -> None:
+    """Why a ticket came back, in the language agents read: not an English
+    note ("requester: …") inside a Polish mail."""
+    requester = next(x for x in LANGUAGES if x.code == lang)
+    app = open_desk(settings, clock, relay, tmp_path, agents_read=lang)
+    try:
+        numbers = play_the_desk(app, requester)
+        number = numbers[1]  # rejected once, then closed itself
+        reopened = [c for c in relay.caught if kind_of(app, c, numbers) == "reopened"]
+        _, text, html = parts(reopened[0].message)
+        assert answered in text and answered in html, text
+        assert "requester:" not in text and "requester:" not in html
+        requester_says(app, requester, number, "It broke again.\n")
+        last = relay.caught[-1]
+        assert kind_of(app, last, numbers) == "reopened"
+        _, text, html = parts(last.message)
+        assert wrote_after in text and wrote_after in html, text
+        assert "the requester wrote" not in text
+    finally:
+        app.close()
