@@ -355,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
 
         words.remove("--sla")
         return bench_sla.main(words)
+    if "--corpus" in words:  # the peers' corpus, threading checked against its manifest
+        from daemon.cli.bench import corpus as bench_corpus
+
+        words.remove("--corpus")
+        return bench_corpus.main(words)
     if "--board" in words:  # the SLA board page over 10,000 open tickets
         from daemon.cli.bench import board as bench_board
 
@@ -380,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
         help="smtp mode: this many `spocd run` on the one database",
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--corpus",
+        metavar="DIR",
+        help="a make_corpus.py folder: its mbox into a fresh desk, as the peers' scripts "
+        "run it (see --corpus --help)",
+    )
     parser.add_argument(
         "--sla",
         action="store_true",

@@ -1,0 +1,70 @@
+"""`spocd bench --corpus`: a corpus folder as make_corpus.py writes it, run
+into a fresh desk and checked against its manifest (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+from email.message import EmailMessage
+from pathlib import Path
+
+from daemon.cli.bench import corpus as bench_corpus
+
+AGENT = "kim.agent@example.org"
+
+
+def write_corpus(folder: Path) -> None:
+    """Two conversations: a request, the agent's answer, the requester's thanks."""
+    box = mailbox.mbox(str(folder / "corpus.mbox"))
+    messages = []
+    for n, (requester, subject) in enumerate(
+        [("ola@example.pl", "Drukarka nie drukuje"), ("tom@example.com", "VPN is down")], 1
+    ):
+        previous = None
+        for pos, author in enumerate([requester, AGENT, requester]):
+            msg = EmailMessage()
+            msg["From"] = author
+            msg["To"] = "support@helpdesk.example.com"
+            msg["Subject"] = subject if pos == 0 else f"Re: {subject}"
+            msg["Message-ID"] = f"<t{n}m{pos}@corpus.example>"
+            msg["Date"] = f"Mon, 04 Mar 2024 08:0{pos}:00 +0100"
+            if previous:
+                msg["In-Reply-To"] = previous
+                msg["References"] = previous
+            msg.set_content(f"Message {pos} of conversation {n}.\n")
+            box.add(msg)
+            previous = msg["Message-ID"]
+            messages.append(
+                {
+                    "message_id": msg["Message-ID"],
+                    "ticket": n,
+                    "author": author,
+                    "agent": author == AGENT,
+                }
+            )
+    box.close()
+    manifest = {"summary": {"mbox": "corpus.mbox", "messages": 6}, "messages": messages}
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_the_corpus_is_ingested_into_a_fresh_desk_and_its_threading_checked(
+    tmp_path: Path,
+) -> None:
+    write_corpus(tmp_path)
+    figures = bench_corpus.run(tmp_path)
+    assert figures["messages"] == 6
+    assert (figures["tickets"], figures["split"], figures["mixed"]) == (2, 0, 0)
+    assert figures["threading_ok"] is True
+    # per ticket: an acknowledgement, the group's notice, the agent's answer sent
+    # on to the requester and the thanks forwarded to the agent. Were the agent
+    # not in the group, their answers would open tickets of their own.
+    assert figures["outgoing_mails"] == 8
+
+
+def test_main_fails_when_the_threading_is_wrong(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    write_corpus(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
+    manifest["messages"][1]["ticket"] = 2  # the manifest now says the agent's answer is elsewhere
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert bench_corpus.main([str(tmp_path)]) == 1
+    assert "threading_ok=False" in capsys.readouterr().out
