@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import mailbox
+import sys
 from email.message import EmailMessage
 from pathlib import Path
 
 from daemon.cli.bench import corpus as bench_corpus
+from daemon.cli.bench import load
 
 AGENT = "kim.agent@example.org"
 
@@ -68,3 +70,30 @@ def test_main_fails_when_the_threading_is_wrong(tmp_path: Path, capsys) -> None:
     (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     assert bench_corpus.main([str(tmp_path)]) == 1
     assert "threading_ok=False" in capsys.readouterr().out
+
+
+def test_a_message_that_is_not_mail_is_counted_unplaced_not_a_failed_run(tmp_path: Path) -> None:
+    write_corpus(tmp_path)
+    with (tmp_path / "corpus.mbox").open("ab") as box:  # ingest quarantines it, exit 65
+        box.write(b"From x@y Mon Mar  4 08:00:00 2024\n\x00\x01 no header fields at all\n\n")
+    manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
+    manifest["messages"].append({"message_id": "<junk@corpus.example>", "ticket": 3})
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    figures = bench_corpus.run(tmp_path)
+    assert (figures["tickets"], figures["unplaced"], figures["threading_ok"]) == (2, 1, False)
+
+
+def test_bench_takes_the_corpus_folder_after_an_equals_sign_too(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    write_corpus(tmp_path)
+    assert load.main([f"--corpus={tmp_path}", "--json"]) == 0
+    (figures,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert figures["threading_ok"] is True and figures["messages"] == 6
+
+
+def test_a_run_reports_its_own_peak_memory_not_an_earlier_larger_childs() -> None:
+    grow = "b = bytearray(300 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"
+    big = load.timed_run([sys.executable, "-c", grow])
+    small = load.timed_run([sys.executable, "-c", "print('small')"])
+    assert big.returncode == 0 and big.peak_rss_mb > 300
+    assert small.returncode == 0 and small.stdout == b"small\n"
+    assert small.peak_rss_mb < 100  # the running maximum of all children would say > 300

@@ -17,12 +17,10 @@ import argparse
 import collections
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +28,12 @@ from typing import Any
 
 import yaml
 
-from daemon.cli.bench.load import _scratch, _spocd
+from daemon.cli.bench.load import _scratch, _spocd, timed_run, write_config
+from daemon.cli.main import EX_DATAERR, EX_OK
+
+#: `spocd ingest` exit codes after which its report is read: all went in, or some
+#: was not mail (quarantined; the check counts it as unplaced).
+_REPORTED = (EX_OK, EX_DATAERR)
 
 #: The starter rules' group the corpus's agents join (their replies are agents' mail).
 AGENTS_GROUP = "second-line"
@@ -91,56 +94,49 @@ def desk_rules(starter_rules: str, agents: Iterable[str]) -> str:
     return yaml.safe_dump(rules, allow_unicode=True, sort_keys=False)
 
 
-def _load_corpus(folder: Path) -> tuple[list[dict[str, Any]], Path]:
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    mbox = folder / str(manifest["summary"].get("mbox") or "corpus.mbox")
+def load_corpus(folder: Path) -> tuple[list[dict[str, Any]], Path]:
+    """The manifest's messages and the mbox beside it; a folder that is not a
+    make_corpus.py corpus is refused with a sentence, not a traceback."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        messages = list(manifest["messages"])
+        for message in messages:
+            _ = (message["message_id"], message["ticket"])
+        name = str(manifest.get("summary", {}).get("mbox") or "corpus.mbox")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise SystemExit(
+            f"{folder}: not a make_corpus.py corpus (manifest.json: {type(exc).__name__}: {exc})"
+        ) from None
+    mbox = folder / Path(name).name  # beside the manifest, whatever the manifest says
     if not mbox.is_file():
         raise SystemExit(f"{mbox}: no mbox (make the corpus with make_corpus.py --mbox)")
-    return list(manifest["messages"]), mbox
+    return messages, mbox
 
 
 def run(folder: Path, database: str | None = None) -> dict[str, Any]:
     """One timed ingest of the corpus into a fresh desk; its figures and check."""
     from daemon.service.wiring import starter_root
 
-    messages, mbox = _load_corpus(folder)
-    agents = [m["author"] for m in messages if m.get("agent")]
-    starter = starter_root()
+    messages, mbox = load_corpus(folder)
+    agents = [str(m["author"]) for m in messages if m.get("agent")]
+    starter_rules = (starter_root() / "rules.yaml").read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="spocd-corpus-") as tmp, _scratch(database) as url:
         desk = Path(tmp)
-        (desk / "rules.yaml").write_text(
-            desk_rules((starter / "rules.yaml").read_text(encoding="utf-8"), agents),
-            encoding="utf-8",
-        )
-        config = desk / "spocd.toml"
-        database_url = url or f"sqlite:///{desk / 'spocd.db'}"
-        config.write_text(
-            f'[database]\nurl = "{database_url}"\n'
-            f'[outgoing]\ntransport = "maildir"\nmaildir = "{desk / "sent"}"\n'
-            f'[paths]\nrules = "{desk / "rules.yaml"}"\n'
-            f'templates = "{starter / "templates"}"\nspool = "{desk / "spool"}"\n'
-            '[logging]\nlevel = "WARNING"\n',
-            encoding="utf-8",
-        )
+        config = write_config(desk, url, rules=desk_rules(starter_rules, agents))
         subprocess.run(_spocd("db", "upgrade", "-c", str(config)), check=True, capture_output=True)
         os.sync()  # the clock starts on a quiet disk, as the peers' scripts do
-        started = time.perf_counter()
-        result = subprocess.run(
-            _spocd("ingest", "-c", str(config), "--json", str(mbox)),
-            capture_output=True,
-            check=False,
-        )
-        elapsed = time.perf_counter() - started
-        if result.returncode != 0:
-            raise SystemExit(f"ingest failed: {result.stderr.decode()[-2000:]}")
-        reported = [json.loads(line) for line in result.stdout.decode().splitlines() if line]
-        sent = sum(1 for _ in (desk / "sent" / "new").iterdir())
+        ingest = timed_run(_spocd("ingest", "-c", str(config), "--json", str(mbox)))
+        if ingest.returncode not in _REPORTED:
+            raise SystemExit(f"ingest failed: {ingest.stderr.decode()[-2000:]}")
+        reported = [json.loads(line) for line in ingest.stdout.decode().splitlines() if line]
+        sent_folder = desk / "sent" / "new"
+        sent = sum(1 for _ in sent_folder.iterdir()) if sent_folder.is_dir() else 0
     check = check_threading(messages, reported)
     return {
         "messages": len(messages),
-        "seconds": round(elapsed, 2),
-        "messages_per_s": round(len(messages) / elapsed, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "seconds": round(ingest.seconds, 2),
+        "messages_per_s": round(len(messages) / ingest.seconds, 1),
+        "peak_rss_mb": round(ingest.peak_rss_mb, 1),
         "outgoing_mails": sent,
         **asdict(check),
         "threading_ok": check.ok,

@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -107,21 +108,24 @@ def synthetic_mail(n: int, rng: random.Random, opened: list[tuple[str, str, str]
     return msg.as_bytes()
 
 
-def write_config(folder: Path, database: str | None, port: int = 0) -> Path:
-    """A config with the starter rules, except that every synthetic sender may
-    get any number of acknowledgements (the real limit would hold most back)."""
+def write_config(
+    folder: Path, database: str | None, port: int = 0, rules: str | None = None
+) -> Path:
+    """A config for a scratch desk in `folder`. Its rules are `rules` if given,
+    else the starter rules except that every synthetic sender may get any
+    number of acknowledgements (the real limit would hold most back)."""
     db = database or f"sqlite:///{folder / 'spocd.db'}"
     config = folder / "spocd.toml"
     from daemon.service.wiring import starter_root
 
     starter = starter_root()
-    rules = (starter / "rules.yaml").read_text(encoding="utf-8")
-    rules = re.sub(r"(?m)^auto_replies:.*$", "", rules)
-    (folder / "rules.yaml").write_text(
-        rules + "\nauto_replies: {max_per_hour: 1000000}\n", encoding="utf-8"
-    )
+    if rules is None:
+        rules = (starter / "rules.yaml").read_text(encoding="utf-8")
+        rules = re.sub(r"(?m)^auto_replies:.*$", "", rules)
+        rules += "\nauto_replies: {max_per_hour: 1000000}\n"
+    (folder / "rules.yaml").write_text(rules, encoding="utf-8")
     config.write_text(
-        f'[database]\nurl = "{db}"\n'
+        f"[database]\nurl = {json.dumps(db)}\n"
         f"[smtp]\nport = {port}\n"
         f'[outgoing]\ntransport = "maildir"\nmaildir = "{folder / "sent"}"\n'
         f'[paths]\nrules = "{folder / "rules.yaml"}"\ntemplates = "{starter / "templates"}"\n'
@@ -130,6 +134,32 @@ def write_config(folder: Path, database: str | None, port: int = 0) -> Path:
         encoding="utf-8",
     )
     return config
+
+
+@dataclass(frozen=True)
+class Timed:
+    """A command run to its exit: its wall time and its own peak memory."""
+
+    seconds: float
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    peak_rss_mb: float  # the process's or its largest helper's, whichever is larger
+
+
+def timed_run(command: list[str]) -> Timed:
+    """Run `command` and time it from start to exit. Its peak RSS comes from
+    its own rusage (`wait4`), not the running maximum of every child so far,
+    which a larger earlier command (or an earlier run) would hide."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        return Timed(seconds, proc.returncode, out.read(), err.read(), usage.ru_maxrss / 1024)
 
 
 def _spocd(*args: str) -> list[str]:
@@ -155,20 +185,14 @@ def bench_ingest(count: int, database: str | None) -> dict[str, float]:
         # The load was just written: flush it now, or the first durable
         # write of the measured run (a syncfs, an fsync) flushes it too.
         os.sync()
-        started = time.perf_counter()
-        result = subprocess.run(
-            _spocd("ingest", "-c", str(config), str(folder / "load")),
-            capture_output=True,
-            check=False,
-        )
-        elapsed = time.perf_counter() - started
-        if result.returncode != 0:
-            raise SystemExit(f"ingest failed: {result.stderr.decode()[-2000:]}")
+        run = timed_run(_spocd("ingest", "-c", str(config), str(folder / "load")))
+        if run.returncode != 0:
+            raise SystemExit(f"ingest failed: {run.stderr.decode()[-2000:]}")
         return {
             "messages": count,
-            "seconds": round(elapsed, 2),
-            "messages_per_s": round(count / elapsed, 1),
-            "peak_rss_mb": round(_child_peak_mb(0), 1),
+            "seconds": round(run.seconds, 2),
+            "messages_per_s": round(count / run.seconds, 1),
+            "peak_rss_mb": round(run.peak_rss_mb, 1),
         }
 
 
@@ -355,10 +379,12 @@ def main(argv: list[str] | None = None) -> int:
 
         words.remove("--sla")
         return bench_sla.main(words)
-    if "--corpus" in words:  # the peers' corpus, threading checked against its manifest
+    corpus = [w for w in words if w == "--corpus" or w.startswith("--corpus=")]
+    if corpus:  # the peers' corpus, threading checked against its manifest
         from daemon.cli.bench import corpus as bench_corpus
 
-        words.remove("--corpus")
+        at = words.index(corpus[0])
+        words[at : at + 1] = [corpus[0].partition("=")[2]] if "=" in corpus[0] else []
         return bench_corpus.main(words)
     if "--board" in words:  # the SLA board page over 10,000 open tickets
         from daemon.cli.bench import board as bench_board
