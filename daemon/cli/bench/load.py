@@ -150,7 +150,9 @@ class Timed:
 def timed_run(command: list[str]) -> Timed:
     """Run `command` and time it from start to exit. Its peak RSS comes from
     its own rusage (`wait4`), not the running maximum of every child so far,
-    which a larger earlier command (or an earlier run) would hide."""
+    which a larger earlier command (or an earlier run) would hide. Linux adds
+    the launcher's own high-water mark (its forked copy before exec): the
+    bench process stays far smaller than what it measures."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(command, stdout=out, stderr=err)
