@@ -125,15 +125,22 @@ def write_config(
         rules += "\nauto_replies: {max_per_hour: 1000000}\n"
     (folder / "rules.yaml").write_text(rules, encoding="utf-8")
     config.write_text(
-        f"[database]\nurl = {json.dumps(db)}\n"
+        f"[database]\nurl = {_toml(db)}\n"
         f"[smtp]\nport = {port}\n"
-        f'[outgoing]\ntransport = "maildir"\nmaildir = "{folder / "sent"}"\n'
-        f'[paths]\nrules = "{folder / "rules.yaml"}"\ntemplates = "{starter / "templates"}"\n'
-        f'spool = "{folder / "spool"}"\n'
+        f'[outgoing]\ntransport = "maildir"\nmaildir = {_toml(folder / "sent")}\n'
+        f"[paths]\nrules = {_toml(folder / 'rules.yaml')}\n"
+        f"templates = {_toml(starter / 'templates')}\nspool = {_toml(folder / 'spool')}\n"
         f'[logging]\nlevel = "WARNING"\n',
         encoding="utf-8",
     )
     return config
+
+
+def _toml(value: object) -> str:
+    """A TOML basic string for any path or URL. JSON's escapes are TOML's,
+    except that TOML refuses surrogate-pair escapes (`ensure_ascii=False`
+    leaves astral characters as they are) and a bare DEL, which JSON leaves."""
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 @dataclass(frozen=True)
