@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import regex
@@ -35,18 +36,40 @@ class Result(enum.StrEnum):
     TIMEOUT = "timeout"
 
 
-@dataclass(slots=True)
-class Budget:
-    """Regex time left for one message; shared by every search in decide()."""
+Clock = Callable[[], float]
 
-    deadline: float
+
+@dataclass(slots=True)
+class Allowance:
+    """Seconds of regex time not yet spent."""
+
+    left: float
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Regex time one message's searches may still spend, drawn in order.
+
+    Counted as time spent searching, not as a deadline: a search that stops
+    late (a loaded machine ends a timed-out search after its timeout) is
+    charged what it took, and time between searches is not charged at all,
+    so a reserve behind the shared allowance is still there when needed.
+    """
+
+    allowances: tuple[Allowance, ...]
+    clock: Clock = time.monotonic
 
     @classmethod
-    def start(cls, seconds: float = MATCH_BUDGET) -> Budget:
-        return cls(time.monotonic() + seconds)
+    def start(cls, seconds: float = MATCH_BUDGET, clock: Clock = time.monotonic) -> Budget:
+        return cls((Allowance(seconds),), clock)
 
-    def next_timeout(self) -> float:
-        return min(REGEX_TIMEOUT, self.deadline - time.monotonic())
+    def with_reserve(self, seconds: float) -> Budget:
+        """The same allowances, then `seconds` more for these searches alone."""
+        return Budget((*self.allowances, Allowance(seconds)), self.clock)
+
+    def account(self) -> Allowance | None:
+        """The allowance the next search is charged to; None once all is spent."""
+        return next((a for a in self.allowances if a.left > 0), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +80,17 @@ class SafePattern:
     compiled: regex.Pattern[str]
 
     def search(self, text: str, budget: Budget) -> tuple[Result, str | None]:
-        timeout = budget.next_timeout()
-        if timeout <= 0:
+        account = budget.account()
+        if account is None:
             return Result.TIMEOUT, "not tried: this message's regex time budget is spent"
+        timeout = min(REGEX_TIMEOUT, account.left)
+        started = budget.clock()
         try:
             found = self.compiled.search(text[:MAX_TEXT], timeout=timeout, concurrent=True)
         except TimeoutError:
             return Result.TIMEOUT, f"search stopped after {timeout:.2f} s"
+        finally:
+            account.left -= budget.clock() - started
         if found is None:
             return Result.NOT_MATCHED, None
         return Result.MATCHED, _snippet(" ".join(found.group(0).split()))

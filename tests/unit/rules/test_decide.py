@@ -528,3 +528,44 @@ def test_a_spent_budget_still_runs_rules_without_regex_and_ignore_rules_and_name
     assert decision.skipped == (*(f"slow{n}" for n in range(15)), "Late")
     assert decision.to_json()["skipped"] == list(decision.skipped)
     assert "skipped:   slow0, slow1" in decision.format_text()
+
+
+class SlowMachine:
+    """A clock on which every reading is half a second after the last: each
+    search seems to take five times its 0.1 s timeout, as on a loaded host."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 0.5
+        return self.now
+
+
+def test_searches_that_overrun_their_timeout_leave_the_ignore_rules_their_reserve() -> None:
+    rules = rules_with(
+        "".join(
+            f"- {{name: slow{n}, when: {{subject: '(a+)+$'}}, set: {{category: x}}}}\n"
+            for n in range(3)
+        )
+        + "- {name: Spam, when: {body: '(?i)unsubscribe'}, set: {ignore: true}}\n"
+        + "- {name: After, when: {body: 'click'}, set: {category: y}}\n"
+    )
+    decision = decide(
+        rules, message(subject="a" * 5 + "b", body="To unsubscribe click"), clock=SlowMachine()
+    )
+    # Two slow searches spend the shared second (0.5 s each); the third is not
+    # tried; the ignore rule still runs on its reserve, however late it is.
+    assert decision.skipped == ("slow2",)
+    assert decision.matched == ("Spam",) and decision.ignore
+
+
+def test_the_reserve_is_for_ignore_rules_alone() -> None:
+    rules = rules_with(
+        "- {name: slow, when: {subject: 'a'}, set: {category: x}, continue: true}\n"
+        "- {name: slow2, when: {subject: 'a'}, set: {category: x}, continue: true}\n"
+        "- {name: Other, when: {body: 'click'}, set: {category: y}}\n"
+    )
+    decision = decide(rules, message(subject="a", body="click"), clock=SlowMachine())
+    assert decision.matched == ("slow", "slow2")
+    assert decision.skipped == ("Other",)
