@@ -36,9 +36,6 @@ class Result(enum.StrEnum):
     TIMEOUT = "timeout"
 
 
-Clock = Callable[[], float]
-
-
 @dataclass(slots=True)
 class Allowance:
     """Seconds of regex time not yet spent."""
@@ -57,15 +54,17 @@ class Budget:
     """
 
     allowances: tuple[Allowance, ...]
-    clock: Clock = time.monotonic
+    monotonic: Callable[[], float] = time.monotonic
 
     @classmethod
-    def start(cls, seconds: float = MATCH_BUDGET, clock: Clock = time.monotonic) -> Budget:
-        return cls((Allowance(seconds),), clock)
+    def start(
+        cls, seconds: float = MATCH_BUDGET, monotonic: Callable[[], float] = time.monotonic
+    ) -> Budget:
+        return cls((Allowance(seconds),), monotonic)
 
     def with_reserve(self, seconds: float) -> Budget:
         """The same allowances, then `seconds` more for these searches alone."""
-        return Budget((*self.allowances, Allowance(seconds)), self.clock)
+        return Budget((*self.allowances, Allowance(seconds)), self.monotonic)
 
     def account(self) -> Allowance | None:
         """The allowance the next search is charged to; None once all is spent."""
@@ -84,13 +83,13 @@ class SafePattern:
         if account is None:
             return Result.TIMEOUT, "not tried: this message's regex time budget is spent"
         timeout = min(REGEX_TIMEOUT, account.left)
-        started = budget.clock()
+        started = budget.monotonic()
         try:
             found = self.compiled.search(text[:MAX_TEXT], timeout=timeout, concurrent=True)
         except TimeoutError:
             return Result.TIMEOUT, f"search stopped after {timeout:.2f} s"
         finally:
-            account.left -= budget.clock() - started
+            account.left -= budget.monotonic() - started
         if found is None:
             return Result.NOT_MATCHED, None
         return Result.MATCHED, _snippet(" ".join(found.group(0).split()))

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -55,7 +55,7 @@ from daemon.rules.model import (
     Rule,
     SlaPolicy,
 )
-from daemon.rules.patterns import IGNORE_RESERVE, REGEX_TIMEOUT, Budget, Clock, Result
+from daemon.rules.patterns import IGNORE_RESERVE, REGEX_TIMEOUT, Budget, Result
 from daemon.rules.rule_list import RuleList
 from daemon.rules.schema import Reader, RuleIssue, RulesError
 from daemon.rules.sections import Sections
@@ -307,7 +307,7 @@ def decide(
     channel: str = "email",
     requester: str | None = None,
     *,
-    clock: Clock = time.monotonic,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Decision:
     """Run the rules over a message: defaults, then every matching rule in order.
 
@@ -315,7 +315,7 @@ def decide(
     (an escalation whose forward names them); it decides the contract and the
     language. A contract's `language` and `group` are defaults a rule's `set`
     overrides; a rule's `set: {contract: ...}` overrides the matched contract.
-    `clock` measures the regex time the rules spend.
+    `monotonic` measures the regex time the rules spend.
     """
     if channel not in CHANNELS:
         raise ValueError(f"channel must be one of {', '.join(CHANNELS)}: {channel!r}")
@@ -325,7 +325,7 @@ def decide(
     reason = rules.contract_reason(who) if contract else f"no contract matches {who or '-'}"
     if contract is not None:
         view = replace(view, contract=contract.id)
-    budget = Budget.start(clock=clock)
+    budget = Budget.start(monotonic=monotonic)
     # `ignore` rules keep a reserve: slow rules before them cannot make
     # spam open tickets by spending the budget they would need.
     reserve = budget.with_reserve(IGNORE_RESERVE)

@@ -552,7 +552,7 @@ def test_searches_that_overrun_their_timeout_leave_the_ignore_rules_their_reserv
         + "- {name: After, when: {body: 'click'}, set: {category: y}}\n"
     )
     decision = decide(
-        rules, message(subject="a" * 5 + "b", body="To unsubscribe click"), clock=SlowMachine()
+        rules, message(subject="a" * 5 + "b", body="To unsubscribe click"), monotonic=SlowMachine()
     )
     # Two slow searches spend the shared second (0.5 s each); the third is not
     # tried; the ignore rule still runs on its reserve, however late it is.
@@ -566,6 +566,6 @@ def test_the_reserve_is_for_ignore_rules_alone() -> None:
         "- {name: slow2, when: {subject: 'a'}, set: {category: x}, continue: true}\n"
         "- {name: Other, when: {body: 'click'}, set: {category: y}}\n"
     )
-    decision = decide(rules, message(subject="a", body="click"), clock=SlowMachine())
+    decision = decide(rules, message(subject="a", body="click"), monotonic=SlowMachine())
     assert decision.matched == ("slow", "slow2")
     assert decision.skipped == ("Other",)
