@@ -20,6 +20,7 @@ from daemon.cli.main import (
     EX_TEMPFAIL,
     UsageError,
     open_app,
+    row_id,
     settings_of,
     ticket_number,
 )
@@ -221,9 +222,9 @@ def cmd_attachment(args: argparse.Namespace) -> int:
         rt = app.runtime
         number = ticket_number(args.ticket, rt.prefix)
         try:
-            attachment_id = int(args.id)
-        except ValueError:
-            attachment_id = -1
+            attachment_id = row_id(args.id)
+        except argparse.ArgumentTypeError:
+            attachment_id = -1  # names none: reported as no such attachment
         with app.store.reading() as tx:
             found = tx.messages.attachment(number, attachment_id)
             raw = None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from daemon.config import Settings, find_config, load_settings
+from daemon.core.domain import MAX_TICKET_NUMBER
 from daemon.core.errors import ConfigError
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 70, 75, 78
@@ -35,6 +36,22 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+
+
+#: The database's integers are 64-bit: a larger id names no row (and SQLite
+#: raises on it instead of finding nothing).
+_MAX_ROW_ID = 2**63 - 1
+
+
+def row_id(text: str) -> int:
+    """A row's id as given on the command line (`queue retry 17`)."""
+    digits = text.strip()
+    if not digits.isdecimal() or len(digits) > len(str(_MAX_ROW_ID)):
+        raise argparse.ArgumentTypeError(f"not an id: {text!r}")
+    number = int(digits)
+    if not 0 < number <= _MAX_ROW_ID:
+        raise argparse.ArgumentTypeError(f"not an id: {text!r}")
+    return number
 
 
 def parse_moment(text: str) -> datetime:
@@ -259,7 +276,7 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("queue", help="the inbound queue: failed and quarantined mail")
     p.add_argument("action", choices=["list", "retry", "raw"])
-    p.add_argument("ids", nargs="*", type=int)
+    p.add_argument("ids", nargs="*", type=row_id)
     p.add_argument("--state", default="failed,quarantined")
     _common(p, now=True, json=True, writes=True)
     return parser
@@ -364,13 +381,12 @@ def ticket_number(text: str, prefix: str) -> int:
     head, _, tail = cleaned.rpartition("-")
     if head and head.lower() != prefix.lower():
         raise UsageError(f"{text!r} is not a ticket of this desk ({prefix}-N)")
-    try:
-        number = int(tail if head else cleaned)
-    except ValueError as exc:
-        raise UsageError(f"{text!r} is not a ticket id such as {prefix}-42") from exc
-    if number <= 0:
+    digits = (tail if head else cleaned).strip().lstrip("0")
+    # Checked before int(): a longer number names no ticket (and would not
+    # fit the database's integer).
+    if not digits.isdecimal() or len(digits) > len(str(MAX_TICKET_NUMBER)):
         raise UsageError(f"{text!r} is not a ticket id such as {prefix}-42")
-    return number
+    return int(digits)
 
 
 # --- commands ------------------------------------------------------------------

@@ -42,7 +42,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from daemon.core.domain import Status
+from daemon.core.domain import MAX_TICKET_NUMBER, Status
 from daemon.core.text import own_text
 
 
@@ -162,8 +162,13 @@ def _code(arg: str, _prefix: str) -> str:
     )
 
 
+_DIGITS = len(str(MAX_TICKET_NUMBER))
+
+
 def _ticket(arg: str, prefix: str) -> str:
-    pattern = rf"\[?\s*(?:{re.escape(prefix)}\s*-?\s*)?0*(\d+)\s*\]?"
+    # Digits bounded in the pattern: a longer number names no ticket, and
+    # int() of thousands of digits raises.
+    pattern = rf"\[?\s*(?:{re.escape(prefix)}\s*-?\s*)?0*(\d{{1,{_DIGITS}}})\s*\]?"
     m = re.fullmatch(pattern, arg.strip(), re.IGNORECASE)
     if m and int(m.group(1)) > 0:
         return str(int(m.group(1)))

@@ -23,6 +23,11 @@ class Status(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+#: The largest ticket number: twelve digits, as a subject tag is read. A
+#: longer number names no ticket here, and past 2**63 it would not even fit
+#: the database's integer (SQLite raises, and a mail retried would raise again).
+MAX_TICKET_NUMBER = 999_999_999_999
+
 #: States before resolution: the ticket still needs work ("open" in the CLI).
 OPEN_STATES: frozenset[Status] = frozenset(
     {Status.NEW, Status.ASSIGNED, Status.IN_PROGRESS, Status.PENDING}

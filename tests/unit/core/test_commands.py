@@ -217,7 +217,17 @@ BAD = [
         "bad_argument",
         "#merge needs the ticket that stays, like HD-42, not 'HD-42 HD-43'",
     ),
+    (  # past twelve digits a number names no ticket (nor fits the database's integer)
+        "#merge HD-99999999999999999999",
+        "bad_argument",
+        "#merge needs the ticket that stays, like HD-42, not 'HD-99999999999999999999'",
+    ),
     ("#link", "missing_argument", "#link needs the major incident's ticket (like #link HD-7)"),
+    (
+        "#link HD-1000000000000",
+        "bad_argument",
+        "#link needs the major incident's ticket, like HD-7, not 'HD-1000000000000'",
+    ),
     (
         "#link SD-7",
         "bad_argument",
@@ -567,6 +577,13 @@ def test_agent_internal_reply_pl() -> None:
 )
 def test_is_command_like(body: str, expected: bool) -> None:
     assert is_command_like(body) is expected
+
+
+def test_a_number_of_thousands_of_digits_is_a_bad_argument_not_a_crash() -> None:
+    # int() refuses strings of more than 4,300 digits: the pattern stops first.
+    block = parse("#merge HD-" + "9" * 5000 + NOTE)
+    assert block.commands == ()
+    assert [e.code for e in block.errors] == ["bad_argument"]
 
 
 # --- properties ---------------------------------------------------------------------------
