@@ -90,6 +90,9 @@ def safe_name(name: str, index: int = 0) -> str:
     return clean_name(name, MAX_NAME) or f"attachment-{index}.bin"
 
 
+_LEADING = re.compile(r"^[\s.]+")
+
+
 def clean_name(name: str, limit: int) -> str:
     """Last path component, no controls, no bidi overrides (which show
     "exe.jpg" for "gpj.exe"), no leading dots; shortened to `limit`
@@ -99,7 +102,9 @@ def clean_name(name: str, limit: int) -> str:
         for ch in name
         if ch not in _BIDI and unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp")
     )
-    text = re.split(r"[\\/]", text)[-1].strip().lstrip(".").strip()
+    # Dots and spaces together: " .. .htaccess" stripped of one, then the
+    # other, was still ". .htaccess" (and ". ." was ".").
+    text = _LEADING.sub("", re.split(r"[\\/]", text)[-1]).strip()
     if len(text) > limit:
         stem, dot, ext = text.rpartition(".")
         ext = ext if dot and stem and 0 < len(ext) <= 10 else ""

@@ -9,6 +9,7 @@ import email.policy
 import hashlib
 import string
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,6 +54,19 @@ def test_hostile_names_become_plain_names_keeping_the_extension() -> None:
     assert "\x00" not in name and "/" not in name and not name.startswith(".")
     assert safe_name("\u202e") == "attachment-0.bin"
     assert clean_name("C:\\Users\\x\\report.xlsx", 200) == "report.xlsx"
+
+
+@pytest.mark.parametrize(
+    ("name", "clean"),
+    [
+        (" .. . .htaccess", "htaccess"),  # dots and spaces interleaved
+        (". .", ""),  # nothing left: safe_name gives attachment-N.bin
+        ("\u3000.profile", "profile"),  # an ideographic space is a space too
+        ("report v1.2 .pdf", "report v1.2 .pdf"),  # inner dots and spaces stay
+    ],
+)
+def test_no_name_starts_with_a_dot_whatever_spaces_hide_it(name: str, clean: str) -> None:
+    assert clean_name(name, 200) == clean
 
 
 def test_only_images_the_html_shows_stay_inline() -> None:
