@@ -97,8 +97,17 @@ def open_ticket(
     linked_to: int | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Ticket:
-    """A new ticket from a decided message; deadlines set, creation recorded."""
+    """A new ticket from a decided message; deadlines set, creation recorded.
+
+    The cc'd people are the request's own To and Cc, which its sender wrote:
+    at most as many as one mail to our listener may have recipients
+    (`smtp.max_recipients`) stay on the ticket, or a Cc of thousands would
+    have every agent's reply go to them all (and let each of them write to
+    the ticket); the creation event says how many were left out."""
     subject = clean_subject(msg.subject, rt.prefix) or "(no subject)"
+    people = list(dict.fromkeys(a.lower() for a in cc if a.lower() != requester.lower()))
+    limit = rt.settings.smtp.max_recipients
+    people, left_out = people[:limit], len(people) - min(len(people), limit)
     ticket = Ticket(
         number=0,
         subject=subject,
@@ -112,7 +121,7 @@ def open_ticket(
         created_at=now,
         updated_at=now,
         channel=channel,
-        cc=[a.lower() for a in cc if a.lower() != requester.lower()],
+        cc=people,
         escalated_by=escalated_by,
         external_ref=external_ref,
         category=decision.category,
@@ -154,6 +163,7 @@ def open_ticket(
         linked_to=linked_to,
         # Rules the regex budget left undecided: the ticket says it.
         **({"skipped_rules": list(decision.skipped)} if decision.skipped else {}),
+        **({"cc_left_out": left_out} if left_out else {}),
     )
     return ticket
 

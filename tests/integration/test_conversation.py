@@ -82,6 +82,23 @@ def test_an_agent_reply_with_commands_is_applied_and_the_rest_reaches_the_reques
     assert {"assignee_changed", "priority_changed", "first_response", "replied"} <= set(types)
 
 
+def test_a_request_copied_to_thousands_keeps_a_mails_worth_of_them(
+    relay_app: App, relay: Relay
+) -> None:
+    """The Cc is the sender's to write: 2,000 addresses there must not become
+    2,000 recipients of the agent's reply."""
+    crowd = [f"person{n}@example.net" for n in range(2000)]
+    outcome = ingest(relay_app, make_mail(cc=", ".join([REQUESTER, *crowd, crowd[0]])))
+    number = outcome.ticket
+    limit = relay_app.settings.smtp.max_recipients
+    assert ticket(relay_app, number).cc == crowd[:limit]  # in order, once, not the requester
+    [created] = [e for e in events(relay_app, number) if e.type == "created"]
+    assert created.detail["cc_left_out"] == 2000 - limit
+    agent_says(relay_app, number, "We are looking into it.\n")
+    [reply] = [c for c in relay.to(REQUESTER) if b"looking into it" in c.raw]
+    assert sorted(reply.rcpt_tos) == sorted([REQUESTER, *crowd[:limit]])
+
+
 def test_an_internal_note_never_reaches_the_requester(relay_app: App, relay: Relay) -> None:
     number = open_ticket(relay_app)
     agent_says(relay_app, number, "#internal\nThe password is hunter2, do not tell anyone.\n")
