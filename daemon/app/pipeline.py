@@ -210,15 +210,23 @@ class Pipeline:
             incoming.automatic = loops.Automatic(
                 "auto-reply", "null envelope sender (MAIL FROM:<>)"
             )
-        escalation_rcpts = set(settings.smtp.escalation_addresses)
-        if incoming.automatic is None and (
-            item.escalation or any(a.addr in escalation_rcpts for a in (*msg.to, *msg.cc))
-        ):
+        # Only the way the mail came marks an escalation: the envelope's RCPT
+        # TO an escalation address (SMTP), a first-line mailbox (IMAP
+        # `escalation = true`), `ingest --escalation`. Never the To:/Cc: the
+        # sender wrote, or anyone could pose as first line and have the desk
+        # acknowledge whichever third party their pasted original names.
+        if incoming.automatic is None and item.escalation:
             self._unwrap(rt, incoming)
         return incoming
 
     def _unwrap(self, rt: Runtime, incoming: Incoming) -> None:
-        """A first-line escalation: the requester is the original sender."""
+        """A first-line escalation: the requester is the original sender.
+
+        This runs in the write transaction, because only the queue row says
+        whether the mail is an escalation, and `prepare` sees the bytes only.
+        Reading an inline forward is linear and capped (`forwards`); an
+        attached original is parsed here, within `limits.max_parse_seconds`.
+        """
         msg = incoming.msg
         escalation = forwards.escalation(msg, self.parse)
         forwarded = escalation.forwarded

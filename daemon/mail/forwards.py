@@ -25,7 +25,9 @@ mail first line received and chose to forward; whoever sent that mail to the
 Service Desk is the requester. Anything older stays in the original's text.
 
 Pure: string work on a ParsedMessage; `parse` (bytes -> ParsedMessage) is passed
-in for attached messages.
+in for attached messages. Linear in the text's length, and capped where a hostile
+forward could paste more than any client writes (header values, recipients), since
+the pipeline reads escalations while it holds the database's write lock.
 """
 
 from __future__ import annotations
@@ -122,8 +124,14 @@ def _without(text: str, embedded_text: str) -> str:
     to it, so first line's note would otherwise repeat the whole incident.
     """
     inner = embedded_text.strip()
-    cut = text.rfind(inner) if inner else -1
-    return _tidy(text[:cut] if cut >= 0 else text)
+    if not inner:
+        return _tidy(text)
+    # The last occurrence, found forwards in the reversed strings: str.find
+    # is linear whatever the strings hold, str.rfind is quadratic at worst
+    # (a needle like "ab" + "a" * m in a long run of "a"), and both strings
+    # are the sender's.
+    found = text[::-1].find(inner[::-1])
+    return _tidy(text[: len(text) - found - len(inner)] if found >= 0 else text)
 
 
 def _tidy(text: str) -> str:
@@ -199,8 +207,19 @@ _LABELS: dict[str, str] = {
 _LABEL_LINE = re.compile(
     r"^[*_]{0,2}(?P<label>[^\W\d_][\w -]{0,18}?)[*_]{0,2}\s*:[*_]{0,2}(?:\s+|$)(?P<value>.*)$"
 )
+_MAX_SEPARATOR = 200  # characters: separator lines are short, and long ones slow to match
 _MAX_LEADING_BLANKS = 3  # between a separator and its header block
 _MAX_HEADER_LINES = 30
+_MAX_BLOCK_LINES = 1_000  # with wrapped recipient lines; the body starts after them
+#: Characters kept of one header value of a forward block, wrapped lines
+#: included: far more than `_MAX_RECIPIENTS` long addresses need, so that a
+#: pasted list of thousands costs no more than one of a hundred.
+_MAX_VALUE = 16_000
+#: Recipients read of an original's To: or Cc:; real ones list a few dozen.
+_MAX_RECIPIENTS = 100
+#: Lines of the text a forward block must start within: first line's note
+#: above it is a few lines (or a few dozen, with a signature and disclaimer).
+_MAX_NOTE_LINES = 1_000
 
 
 @dataclass(slots=True)
@@ -210,6 +229,20 @@ class _Block:
     style: str
     fields: dict[str, str] = field(default_factory=dict)
     raw: list[tuple[str, str]] = field(default_factory=list)
+    full: set[str] = field(default_factory=set)  # fields cut at `_MAX_VALUE`
+
+    def wrap(self, meaning: str, line: str) -> None:
+        """Add a wrapped line to a recipient list, until the list is full.
+
+        A full list takes no more, so each further line costs only its own
+        reading, not another copy of the list.
+        """
+        if meaning in self.full:
+            return
+        value = f"{self.fields.get(meaning, '')} {_clean_value(line)}".strip()
+        if len(value) > _MAX_VALUE:
+            self.full.add(meaning)
+        self.fields[meaning] = _capped(value)
 
 
 def _find_inline(msg: ParsedMessage) -> Forwarded | None:
@@ -243,10 +276,11 @@ def _first_block(lines: Sequence[str]) -> _Block | None:
 
     A bare `From:` block that lacks a date and a subject or recipient is not a
     forward; neither is any block starting inside it (it reads a subset of the
-    same header lines), so the scan goes on after it.
+    same header lines), so the scan goes on after it. A block must start within
+    `_MAX_NOTE_LINES`: the rest of a long text is not read for one.
     """
     i = 0
-    while i < len(lines):
+    while i < min(len(lines), _MAX_NOTE_LINES):
         line = _unescape(lines[i].strip())
         i += 1
         if not line:
@@ -270,6 +304,8 @@ def _first_block(lines: Sequence[str]) -> _Block | None:
 
 
 def _separator_style(line: str) -> str | None:
+    if len(line) > _MAX_SEPARATOR:
+        return None
     dashed = _DASHED_SEP.match(line)
     if dashed:
         dashes = len(dashed.group(1))
@@ -302,7 +338,8 @@ def _read_headers(lines: Sequence[str], i: int, *, start: int, style: str) -> _B
     block = _Block(start=start, end=i, style=style)
     blanks = 0
     last: str | None = None
-    while i < len(lines) and len(block.raw) < _MAX_HEADER_LINES:
+    stop = min(len(lines), i + _MAX_BLOCK_LINES)
+    while i < stop and len(block.raw) < _MAX_HEADER_LINES:
         line = _unescape(lines[i].strip())
         if not line:
             if block.raw or blanks >= _MAX_LEADING_BLANKS:
@@ -315,12 +352,14 @@ def _read_headers(lines: Sequence[str], i: int, *, start: int, style: str) -> _B
         if match and meaning:
             value = _clean_value(match.group("value"))
             name = match.group("label").strip().lower()
-            block.raw.append((name, value))
+            block.raw.append((name, _capped(value)))
             if meaning != "other" and meaning not in block.fields:
-                block.fields[meaning] = value
+                block.fields[meaning] = _capped(value)
+                if len(value) > _MAX_VALUE:
+                    block.full.add(meaning)
             last = meaning
         elif last in ("to", "cc") and ("@" in line or ";" in line or "," in line):
-            block.fields[last] = f"{block.fields.get(last, '')} {_clean_value(line)}".strip()
+            block.wrap(last, line)
         else:
             break
         i += 1
@@ -346,8 +385,18 @@ def _unescape(line: str) -> str:
 
 
 def _clean_value(value: str) -> str:
-    value = _MD_LINK.sub(r"\1", value)
+    value = _MD_LINK.sub(r"\1", value[: 2 * _MAX_VALUE])
     return value.replace("**", "").strip().strip("*_").strip()
+
+
+def _capped(value: str) -> str:
+    """The value cut to `_MAX_VALUE` characters at a space or a list separator,
+    so that no address is cut in half into another that looks valid."""
+    if len(value) <= _MAX_VALUE:
+        return value
+    head = value[:_MAX_VALUE]
+    cut = max(head.rfind(" "), head.rfind(","), head.rfind(";"))
+    return head[:cut].rstrip(" ,;") if cut > 0 else head
 
 
 def _one_address(value: str) -> Address | None:
@@ -374,19 +423,23 @@ def _one_address(value: str) -> Address | None:
 
 
 def _addresses(value: str) -> tuple[Address, ...]:
-    """Recipients: Outlook separates them by ';' (and leaves commas in names)."""
+    """Recipients, the first `_MAX_RECIPIENTS` distinct ones: Outlook separates
+    them by ';' (and leaves commas in names)."""
     if not value:
         return ()
+    value = _capped(value)
     if ";" in value:
         parts = value.split(";")
     else:
         parts = [f"{n} <{a}>" if n else a for n, a in email.utils.getaddresses([value])]
-    found: list[Address] = []
+    found: dict[str, Address] = {}  # by address: the first notation of each wins
     for part in parts:
         address = _one_address(part)
-        if address and all(a.addr != address.addr for a in found):
-            found.append(address)
-    return tuple(found)
+        if address and address.addr not in found:
+            found[address.addr] = address
+            if len(found) == _MAX_RECIPIENTS:
+                break
+    return tuple(found.values())
 
 
 _FORWARD_PREFIX = re.compile(

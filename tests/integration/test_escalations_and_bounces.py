@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import smtplib
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -10,13 +11,14 @@ from typing import Any
 
 import pytest
 
+from daemon.adapters.smtp.listener import SmtpIntake
 from daemon.config import Settings
 from daemon.mail.parsing import parse_message
 from daemon.service.wiring import App
 from tests.support.clock import ManualClock
 from tests.support.flow import events, ingest, last_out, messages, ticket
 from tests.support.mail import make_mail
-from tests.support.relay import Relay
+from tests.support.relay import Relay, free_port
 from tests.unit.mail.test_forwards import CASES
 
 FORWARDS = Path(__file__).resolve().parents[1] / "data" / "forwards"
@@ -42,18 +44,23 @@ def test_each_forward_style_makes_the_original_sender_the_requester(
     assert str(ack.message["Subject"]).startswith(f"[HD-{t.number}]")
 
 
+_OUTLOOK_FORWARD = (
+    "Please take over.\n\n-----Original Message-----\n"
+    "From: John Smith <john.smith@customer.example.com>\n"
+    "Sent: Tuesday, November 3, 2026 9:12 AM\n"
+    "To: Service Desk <sd@firma.example.pl>\n"
+    "Subject: VPN down for the whole office\n\nNobody can connect.\n"
+)
+
+
 def test_the_external_reference_comes_from_the_subject(relay_app: App) -> None:
     raw = make_mail(
         sender="sd@firma.example.pl",
         to="escalations@example.com",
         subject="FW: [SD-4711] VPN down for the whole office",
-        body="Please take over.\n\n-----Original Message-----\n"
-        "From: John Smith <john.smith@customer.example.com>\n"
-        "Sent: Tuesday, November 3, 2026 9:12 AM\n"
-        "To: Service Desk <sd@firma.example.pl>\n"
-        "Subject: VPN down for the whole office\n\nNobody can connect.\n",
+        body=_OUTLOOK_FORWARD,
     )
-    outcome = ingest(relay_app, raw)  # the escalation address alone marks it
+    outcome = ingest(relay_app, raw, escalation=True)
     t = ticket(relay_app, outcome.ticket)
     assert (t.external_ref, t.requester, t.escalated_by) == (
         "SD-4711",
@@ -61,6 +68,80 @@ def test_the_external_reference_comes_from_the_subject(relay_app: App) -> None:
         "sd@firma.example.pl",
     )
     assert t.subject == "VPN down for the whole office"
+
+
+def _send(relay_app: App, rcpts: list[str], raw: bytes, sender: str) -> Any:
+    """One message to the desk's SMTP listener, then through the pipeline."""
+    settings = replace(relay_app.settings, smtp=replace(relay_app.settings.smtp, port=free_port()))
+    intake = SmtpIntake(settings, relay_app.store, relay_app.clock.now)
+    intake.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", intake.port) as client:
+            client.sendmail(sender, rcpts, raw)
+    finally:
+        intake.stop()
+    [(_, outcome)] = relay_app.inbound.drain()
+    relay_app.sender.send_due()
+    return outcome
+
+
+def test_over_smtp_the_escalation_address_in_the_header_alone_marks_nothing(
+    relay_app: App, relay: Relay
+) -> None:
+    """Anyone can write the escalation address into To:; only first line's
+    mail to it (the envelope) is an escalation, else a stranger posing as
+    first line would have the desk acknowledge whoever the paste names."""
+    raw = make_mail(
+        sender="outsider@anywhere.example",
+        to="helpdesk@example.com, escalations@example.com",
+        subject="FW: VPN down for the whole office",
+        body=_OUTLOOK_FORWARD,
+    )
+    outcome = _send(relay_app, ["helpdesk@example.com"], raw, "outsider@anywhere.example")
+    t = ticket(relay_app, outcome.ticket)
+    assert (str(t.channel), t.requester, t.escalated_by) == (
+        "email",
+        "outsider@anywhere.example",
+        None,
+    )
+    assert relay.to("outsider@anywhere.example")
+    assert not relay.to("john.smith@customer.example.com")
+
+
+def test_over_smtp_mail_to_the_escalation_address_is_an_escalation(
+    relay_app: App, relay: Relay
+) -> None:
+    raw = make_mail(
+        sender="sd@firma.example.pl",
+        to="escalations@example.com",
+        subject="FW: VPN down for the whole office",
+        body=_OUTLOOK_FORWARD,
+    )
+    outcome = _send(relay_app, ["escalations@example.com"], raw, "sd@firma.example.pl")
+    t = ticket(relay_app, outcome.ticket)
+    assert (str(t.channel), t.requester, t.escalated_by) == (
+        "escalation",
+        "john.smith@customer.example.com",
+        "sd@firma.example.pl",
+    )
+    [ack] = relay.to("john.smith@customer.example.com")
+    assert "sd@firma.example.pl" in ack.rcpt_tos
+
+
+def test_without_an_envelope_only_the_escalation_flag_marks_an_escalation(
+    relay_app: App, relay: Relay
+) -> None:
+    """`spocd ingest` (and an IMAP mailbox) say so explicitly: `--escalation`
+    (`escalation = true`); the header the sender wrote does not."""
+    raw = make_mail(
+        sender="outsider@anywhere.example",
+        to="escalations@example.com",
+        subject="FW: VPN down for the whole office",
+        body=_OUTLOOK_FORWARD,
+    )
+    t = ticket(relay_app, ingest(relay_app, raw).ticket)
+    assert (str(t.channel), t.requester) == ("email", "outsider@anywhere.example")
+    assert not relay.to("john.smith@customer.example.com")
 
 
 def test_when_the_original_sender_is_missing_first_line_is_the_requester(relay_app: App) -> None:

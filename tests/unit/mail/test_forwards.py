@@ -7,6 +7,7 @@ as in the pipeline.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -416,6 +417,108 @@ def test_unreadable_attachment_falls_back_to_inline_text() -> None:
 def test_attachment_dropped_for_size_and_no_inline_block() -> None:
     fwd = unwrap(_msg("see attachment", attachments=(_attachment(None),)), parse_message)
     assert fwd == Forwarded("attachment", None, None, "see attachment")
+
+
+def test_a_recipient_named_twice_is_kept_once_in_its_first_notation() -> None:
+    text = (
+        "From: Jan <jan@firma.pl>\nSent: Monday, November 3, 2026 9:12 AM\n"
+        "To: Anna <anna@firma.pl>; Piotr <piotr@firma.pl>; ANNA@firma.pl; Ewa <ewa@firma.pl>\n"
+        "Subject: Printer\n\nbody"
+    )
+    original = unwrap(_msg(text), parse_message).original
+    assert original is not None
+    assert original.to == (
+        Address("anna@firma.pl", "Anna"),
+        Address("piotr@firma.pl", "Piotr"),
+        Address("ewa@firma.pl", "Ewa"),
+    )
+
+
+# --- hostile forwards: read in linear time, and only as much as clients write -------------
+
+_HEAD = "note\n\n-----Original Message-----\nFrom: Jan <jan@firma.pl>\nSent: Monday, 9:12 AM\n"
+
+
+def _timed_unwrap(msg: ParsedMessage) -> tuple[Forwarded, float]:
+    start = time.perf_counter()
+    fwd = unwrap(msg, parse_message)
+    return fwd, time.perf_counter() - start
+
+
+def test_a_pasted_list_of_thousands_of_recipients_gives_the_first_hundred_at_once() -> None:
+    # 20,000 on one line took 9 s when each was compared with all kept before.
+    recipients = ", ".join(f"t{n}@victim.example" for n in range(20_000))
+    fwd, seconds = _timed_unwrap(_msg(f"{_HEAD}To: {recipients}\nSubject: Printer\n\nbody"))
+    assert fwd.original is not None
+    assert [a.addr for a in fwd.original.to] == [f"t{n}@victim.example" for n in range(100)]
+    assert max(len(v) for values in fwd.original.headers.values() for v in values) <= 16_000
+    assert (fwd.original.subject, fwd.original.text) == ("Printer", "body")
+    assert seconds < 1.0
+
+
+def test_a_recipient_list_wrapped_over_thousands_of_lines_is_read_once() -> None:
+    # Each wrapped line once copied the whole list so far: quadratic.
+    wrapped = "".join(f" t{n}@victim.example;\n" for n in range(20_000))
+    text = f"{_HEAD}To: anna@firma.pl;\n{wrapped}Subject: Printer\n\nbody"
+    fwd, seconds = _timed_unwrap(_msg(text))
+    assert fwd.original is not None
+    assert len(fwd.original.to) == 100
+    assert fwd.original.to[:2] == (Address("anna@firma.pl"), Address("t0@victim.example"))
+    assert seconds < 1.0
+
+
+def test_an_address_cut_at_the_limit_is_dropped_not_shortened() -> None:
+    recipients = "; ".join(f"Person {n} <person.{n}@victim.example>" for n in range(600))
+    fwd = unwrap(_msg(f"{_HEAD}To: {recipients}\n\nbody"), parse_message)
+    assert fwd.original is not None
+    assert all(a.addr.endswith("@victim.example") for a in fwd.original.to)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "From: x@y.example\n" * 100_000,  # a bare block on every line
+        ("_" * 20 + "\nTo: a@b.example\n") * 50_000,  # rules, each read as a separator
+        "-----Original Message-----\n" * 70_000,
+        "-" * 2_000_000,
+        f"{_HEAD}To: a@b.example,\n" + "c@d.example,\n" * 150_000,
+    ],
+    ids=["from-lines", "rules", "separators", "one-long-line", "wrapped-lines"],
+)
+def test_two_megabytes_of_forward_markers_take_well_under_a_second(text: str) -> None:
+    _fwd, seconds = _timed_unwrap(_msg(text))
+    assert seconds < 1.0
+
+
+def test_a_forward_block_is_looked_for_in_the_first_thousand_lines_only() -> None:
+    block = "-----Original Message-----\nFrom: Jan <jan@firma.pl>\nSubject: Printer\n\nbody"
+    assert unwrap(_msg("line\n" * 990 + block), parse_message).style == "outlook"
+    assert unwrap(_msg("line\n" * 1_000 + block), parse_message).style == "none"
+
+
+def test_the_note_above_an_attached_original_is_cut_in_linear_time() -> None:
+    """mail-parser's text holds the original's text: the note is what stands
+    before its last occurrence. str.rfind took 8 s for this 400,000-character
+    needle and text (it is quadratic for "ab" + "a" * n in a run of "a")."""
+    original = (
+        "From: Jan <jan@firma.pl>\r\nTo: sd@firma.pl\r\nSubject: Printer\r\n"
+        "Message-ID: <original@firma.pl>\r\n\r\nab" + "a" * 200_000 + "\r\n"
+    )
+    raw = (
+        "From: Marta <marta@firma.example.pl>\r\nTo: escalations@example.com\r\n"
+        "Subject: FW: Printer\r\nMessage-ID: <outer@firma.example.pl>\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+        "--B\r\nContent-Type: text/plain\r\n\r\nPlease check.\r\n"
+        f"--B\r\nContent-Type: message/rfc822\r\n\r\n{original}"
+        "--B\r\nContent-Type: text/plain\r\n\r\n" + "a" * 400_000 + "\r\n--B--\r\n"
+    ).encode()
+    fwd, seconds = _timed_unwrap(parse_message(raw))
+    assert (fwd.style, fwd.requester, fwd.note) == (
+        "attachment",
+        Address("jan@firma.pl", "Jan"),
+        "Please check.",
+    )
+    assert seconds < 1.0
 
 
 @pytest.mark.parametrize(
