@@ -14,7 +14,7 @@ import os
 import smtplib
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from daemon.config import OutgoingSettings
@@ -59,7 +59,8 @@ class MaildirTransport:
     def send(self, item: OutboxItem, envelope_from: str) -> list[Refusal]:
         name = self._name(item)
         content = (
-            f"Return-Path: <{envelope_from}>\r\nX-Original-To: {', '.join(item.recipients)}\r\n"
+            f"Return-Path: <{envelope_from}>\r\n"
+            f"X-Original-To: {_address_list('X-Original-To', item.recipients)}\r\n"
         ).encode() + item.raw
         for done in (self.root / "new" / name, self.root / "cur" / f"{name}:2,"):
             with contextlib.suppress(OSError):
@@ -175,10 +176,26 @@ class SmtpTransport:
             raise TransportError(f"relay {s.host}:{s.port}: {exc}") from exc
 
     def send(self, item: OutboxItem, envelope_from: str) -> list[Refusal]:
+        """Refused for good without asking the relay: an address that is not
+        plain ASCII (smtplib would raise on it; spocd does not use SMTPUTF8,
+        its mail is 7-bit). The sender hands over addresses as they are
+        written in mail, so this only guards against one slipping through."""
+        if not _plain(envelope_from):
+            raise TransportError(
+                f"envelope sender {envelope_from!r} is not a plain ASCII address", permanent=True
+            )
+        unsendable = [
+            Refusal(a, "553 5.6.7 not a plain ASCII address (no SMTPUTF8)", permanent=True)
+            for a in item.recipients
+            if not _plain(a)
+        ]
+        recipients = [a for a in item.recipients if _plain(a)]
+        if not recipients:
+            return unsendable
         if self._conn is None:
             self._conn = self._connect()
         try:
-            refused = self._conn.sendmail(envelope_from, list(item.recipients), item.raw)
+            refused = self._conn.sendmail(envelope_from, recipients, item.raw)
         except smtplib.SMTPRecipientsRefused as exc:  # every one of them
             refused = exc.recipients
         except smtplib.SMTPResponseException as exc:
@@ -189,7 +206,7 @@ class SmtpTransport:
         except (TimeoutError, OSError, smtplib.SMTPException) as exc:
             self._drop()
             raise TransportError(f"relay connection: {exc}") from exc
-        return [
+        return unsendable + [
             Refusal(address, f"{code} {_text(answer)}", permanent=code >= 500)
             for address, (code, answer) in refused.items()
         ]
@@ -209,6 +226,30 @@ class SmtpTransport:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 self._conn.quit()
             self._conn = self._live = None
+
+
+def _plain(address: str) -> bool:
+    """What an SMTP command can carry without SMTPUTF8 (and without a line
+    break that would end the command)."""
+    return address.isascii() and address.isprintable()
+
+
+def _address_list(name: str, addresses: Sequence[str]) -> str:
+    """Addresses folded after their commas into lines of 78 columns (a long
+    recipient list on one line broke the 998-octet limit of RFC 5322)."""
+    lines: list[str] = []
+    line = ""
+    width = len(name) + 2
+    for n, address in enumerate(addresses):
+        item = address if n == len(addresses) - 1 else f"{address},"
+        if line and width + 1 + len(item) > 78:
+            lines.append(line)
+            line, width = item, 1 + len(item)
+        else:
+            width += (1 if line else 0) + len(item)
+            line = f"{line} {item}" if line else item
+    lines.append(line)
+    return "\r\n ".join(lines)
 
 
 def _text(answer: bytes | str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import email.utils
+import functools
 import re
 import secrets
 import shlex
@@ -68,6 +69,12 @@ class Composer:
         self.identity = identity
         self.renderer = renderer
 
+    @functools.cached_property
+    def _sender(self) -> tuple[Folded, str]:
+        """From and Reply-To: the same in every mail."""
+        name, address = self.identity.name, self.identity.address
+        return mailbox_header("From", name, address), wire_address(address)
+
     def new_message_id(self, ticket_number: int | None) -> str:
         return msgid.make_message_id(
             self.identity.key, self.identity.domain, ticket_number, secrets.token_hex(8)
@@ -111,21 +118,22 @@ class Composer:
         subject = one_line(rendered.subject)
         text, html = printable(rendered.text), printable(rendered.html)
         message_id = self.new_message_id(number)
-        headers = [
-            (
-                "From",
-                email.utils.formataddr(
-                    (self.identity.name, self.identity.address), charset="utf-8"
-                ),
-            ),
-            ("Reply-To", self.identity.address),
-            ("To", ", ".join(to)),
-            ("Cc", ", ".join(cc) if cc else None),
+        sender, reply_to = self._sender
+        headers: list[tuple[str, str | None]] = [
+            ("From", sender),
+            ("Reply-To", reply_to),
+            # A recipient that cannot be written (see `wire_address`) is left
+            # out here and refused for good, with a record, by the sender.
+            ("To", address_header("To", to)),
+            ("Cc", address_header("Cc", cc)),
             ("Subject", subject),
             ("Date", email.utils.format_datetime(now)),
             ("Message-ID", f"<{message_id}>"),
-            ("In-Reply-To", f"<{thread.in_reply_to}>" if thread.in_reply_to else None),
-            ("References", " ".join(f"<{r}>" for r in thread.references) or None),
+            (
+                "In-Reply-To",
+                msg_id_header("In-Reply-To", [thread.in_reply_to] if thread.in_reply_to else []),
+            ),
+            ("References", msg_id_header("References", thread.references)),
             ("Auto-Submitted", auto_submitted),
             ("X-Auto-Response-Suppress", "All" if auto_submitted else None),
             (
@@ -162,10 +170,11 @@ def build_mime(
     parts are the files (bodies as references, see `attachparts`), and inline
     images beside the HTML in a multipart/related.
 
-    Written out directly: every header value is a single line we built, so the
-    email package's generic folding (the slowest part of composing) is not
-    needed; non-ASCII values become RFC 2047 words. The boundary starts with
-    "=_", which quoted-printable output can never contain.
+    Written out directly, without the email package's generic folding (the
+    slowest part of composing): a value is text (`_header_value` folds it,
+    non-ASCII as RFC 2047 words) or already `Folded` (addresses, msg-ids).
+    The boundary starts with "=_", which quoted-printable output can never
+    contain.
     """
     inline = [i for i in attached if i.content_id]
     files = [i for i in attached if not i.content_id]
@@ -242,10 +251,145 @@ def human_size(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
+#: RFC 5322 §2.1.1: a line SHOULD stay within 78 characters (and MUST within 998).
+_LINE = 78
+#: Where an unstructured value may be folded: one space between two words (a
+#: fold there unfolds back to the same text).
+_FOLD_POINT = re.compile(r"(?<=\S) (?=\S)")
+
+
+class Folded(str):
+    """A header value already in its wire form: 7-bit, folded into lines
+    within 998 octets. `build_mime` writes it as it is."""
+
+
 def _header_value(name: str, value: str) -> str:
-    if value.isascii():
-        return value if len(value) <= 900 else _fold(value)
+    """An unstructured value (Subject) folded at spaces into lines of 78. One
+    with a word too long for a line, non-ASCII, or holding "=?" (text a reader
+    would decode as an encoded word) is written as RFC 2047 words, which can
+    be split anywhere."""
+    if isinstance(value, Folded):
+        return value
+    if value.isascii() and "=?" not in value:
+        if len(name) + 2 + len(value) <= _LINE:
+            return value
+        words = _FOLD_POINT.split(value)
+        if len(name) + 2 + len(words[0]) <= _LINE and all(len(w) < _LINE for w in words):
+            return _fold_items(name, words)
     return _encoded_words(name, value)
+
+
+def _fold_items(name: str, items: Sequence[str]) -> str:
+    """`items` joined by spaces, a new line (CRLF SP) before any item that
+    would take its line past 78 columns. An item too long for a line of its
+    own stays whole: callers bound their items so that it fits in 998."""
+    joined = " ".join(items)
+    if len(name) + 2 + len(joined) <= _LINE:
+        return joined
+    lines: list[str] = []
+    line: list[str] = []
+    width = len(name) + 1  # "Name:", and the space before the first item
+    for item in items:
+        if line and width + 1 + len(item) > _LINE:
+            lines.append(" ".join(line))
+            line, width = [], 0
+        width += len(item) + 1  # the space before it (or the fold's leading one)
+        line.append(item)
+    lines.append(" ".join(line))
+    return "\r\n ".join(lines)
+
+
+class Unaddressable(ValueError):
+    """An address that cannot be written in 7-bit mail; the message is the
+    answer recorded for it, in the form a relay's refusal takes."""
+
+
+#: RFC 5322 atext: what a dot-atom (a local part or domain as it is) is made of.
+_ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
+_DOT_ATOM = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*")
+_LITERAL = re.compile(r"\[[!-Z^-~]*\]")
+_QUOTED = re.compile(r'"(?:[ !#-\[\]-~]|\\[ -~])*"')
+_HOSTNAME = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+#: RFC 5321 §4.5.3.1.3: a path holds at most 256 octets, brackets included.
+MAX_ADDRESS = 254
+
+
+def wire_address(address: str) -> str:
+    """`address` as an addr-spec in 7-bit mail (header and SMTP envelope
+    alike): a non-ASCII domain as IDNA A-labels, a local part that is neither
+    a dot-atom nor quoted already, quoted. Raises `Unaddressable` for a
+    non-ASCII local part: it needs SMTPUTF8 and UTF-8 headers (RFC 6531/6532),
+    and spocd writes 7-bit mail whatever the transport, so such a recipient
+    is refused for good; and for what is no address at all."""
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise Unaddressable(f"553 5.1.3 not an address: {address[:100]!r}")
+    if not local.isascii():
+        raise Unaddressable(
+            "553 5.6.7 non-ASCII local part: spocd sends 7-bit mail only (no SMTPUTF8)"
+        )
+    if not (_DOT_ATOM.fullmatch(local) or _QUOTED.fullmatch(local)):
+        if not all(" " <= ch <= "~" for ch in local):
+            raise Unaddressable("553 5.1.3 control character in the local part")
+        local = '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            domain = ""
+        if not _HOSTNAME.fullmatch(domain):
+            raise Unaddressable("553 5.1.2 the domain has no IDNA form")
+    elif not (_DOT_ATOM.fullmatch(domain) or _LITERAL.fullmatch(domain)):
+        raise Unaddressable(f"553 5.1.3 not a domain: {domain[:100]!r}")
+    wire = f"{local}@{domain}"
+    if len(wire) > MAX_ADDRESS:
+        raise Unaddressable(f"553 5.1.3 address longer than {MAX_ADDRESS} octets")
+    return wire
+
+
+def writable(address: str) -> str | None:
+    """`wire_address`, or None for an address it refuses."""
+    try:
+        return wire_address(address)
+    except Unaddressable:
+        return None
+
+
+def address_header(name: str, addresses: Sequence[str]) -> Folded | None:
+    """A list of addr-specs folded after its commas; addresses that cannot be
+    written are left out (None when none is left)."""
+    wire = [w for w in map(writable, addresses) if w is not None]
+    if not wire:
+        return None
+    return Folded(_fold_items(name, [f"{w}," for w in wire[:-1]] + wire[-1:]))
+
+
+def mailbox_header(name: str, display: str, address: str) -> Folded:
+    """`Display <addr-spec>`: a plain ASCII name as `formataddr` writes it
+    (quoted when needed), any other as RFC 2047 words; never the address."""
+    addr = wire_address(address)
+    if display.isascii() and "=?" not in display:
+        plain = email.utils.formataddr((display, addr))
+        return Folded(_fold_items(name, _FOLD_POINT.split(plain)))
+    words = _encoded_words(name, display)
+    _, fold, last = words.rpartition("\r\n")
+    width = len(last) if fold else len(name) + 2 + len(last)
+    glue = " " if width + 1 + len(addr) + 2 <= _LINE else "\r\n "
+    return Folded(f"{words}{glue}<{addr}>")
+
+
+#: A msg-id's content (RFC 5322 id-left "@" id-right, read loosely: some
+#: clients leave the "@" out): atext, dots and a domain literal's brackets,
+#: short enough for a line of its own.
+_MSG_ID = re.compile(rf"[.@\[\]{_ATEXT}]{{1,900}}")
+
+
+def msg_id_header(name: str, ids: Sequence[str]) -> Folded | None:
+    """`<id>` after `<id>`, folded between ids. An id that is not a plain
+    ASCII msg-id (a sender's UTF-8 Message-ID) is left out, never written
+    as an encoded word: no reader would match it (None when none is left)."""
+    wire = [f"<{i}>" for i in ids if _MSG_ID.fullmatch(i)]
+    return Folded(_fold_items(name, wire)) if wire else None
 
 
 #: The framing of one RFC 2047 word (`=?utf-8?b?`, `?=`) and its longest form.
@@ -279,19 +423,6 @@ def _encoded_words(name: str, value: str) -> str:
 
 def _word(text: str) -> str:
     return base64mime.header_encode(text.encode("utf-8"), "utf-8")
-
-
-def _fold(value: str) -> str:
-    """Fold a long ASCII value (References) at spaces, lines under 998 octets."""
-    out, line = [], ""
-    for word in value.split(" "):
-        if line and len(line) + 1 + len(word) > 900:
-            out.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    out.append(line)
-    return "\r\n ".join(out)
 
 
 def _quoted_printable(text: str) -> bytes:

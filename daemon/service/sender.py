@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from daemon.app.conversation import mark_address_failing
+from daemon.app.notify import Unaddressable, wire_address, writable
 from daemon.app.tickets import Runtime
 from daemon.core.domain import Event
 from daemon.ports import Clock, OutboxItem, Refusal, Store, Transport, TransportError, Tx
@@ -132,7 +133,11 @@ class OutboxSender:
         taken = 0
         while batch:
             taken += len(batch)
-            self.record(batch, deliver_batch(transport, self.envelope_from, batch), report)
+            sendable = self._screen(batch, report)
+            if sendable:
+                self.record(
+                    sendable, deliver_batch(transport, self.envelope_from, sendable), report
+                )
             if (limit is not None and taken >= limit) or self._stopped.is_set() or stop():
                 break
             batch = self._lease(self.BATCH if limit is None else min(self.BATCH, limit - taken))
@@ -159,6 +164,11 @@ class OutboxSender:
 
     def _send_one(self, transport: Transport, item: OutboxItem, report: SendReport) -> None:
         """Send one leased row, cut off when its lease is about to run out."""
+        screened = self._screen([item], report)
+        if not screened:
+            return
+        item = screened[0]
+        wire = {wire_address(a): a for a in item.recipients}  # all writable once screened
         expired = threading.Event()
 
         def expire() -> None:
@@ -169,7 +179,9 @@ class OutboxSender:
         watchdog.daemon = True
         watchdog.start()
         try:
-            refusals = transport.send(item, self.envelope_from)
+            refusals = transport.send(
+                replace(item, recipients=tuple(wire)), _envelope(self.envelope_from)
+            )
         except TransportError as exc:
             if self._stopped.is_set():
                 log.warning(
@@ -183,7 +195,48 @@ class OutboxSender:
             return
         finally:
             watchdog.cancel()
+        # the relay answers for the address as it was given: recorded as queued
+        refusals = [replace(r, address=wire.get(r.address, r.address)) for r in refusals]
         self._record_answers(item, refusals, report)
+
+    def _screen(self, batch: list[OutboxItem], report: SendReport) -> list[OutboxItem]:
+        """Refuse for good every recipient that cannot be written in 7-bit
+        mail (a non-ASCII local part: `wire_address`), recorded as a relay's
+        refusal is; the rows as they are left to send (one left with no
+        recipient is done). Checked before any transport sees an address:
+        smtplib raises on one, and a header cannot name it."""
+        out: list[OutboxItem] = []
+        for item in batch:
+            refusals = []
+            for address in item.recipients:
+                try:
+                    wire_address(address)
+                except Unaddressable as exc:
+                    refusals.append(Refusal(address, str(exc), permanent=True))
+            if not refusals:
+                out.append(item)
+                continue
+            refused = {r.address for r in refusals}
+            rest = tuple(a for a in item.recipients if a not in refused)
+            now = self.clock.now()
+            with self.store.transaction() as tx:
+                answers = tx.outbox.record_results(
+                    item.id,
+                    {r.address: {"state": "refused", "answer": r.answer[:500]} for r in refusals},
+                )
+                for refusal in refusals:
+                    self._refused(tx, item, refusal, now)
+                if not rest:
+                    if any(answer.get("state") == "sent" for answer in answers.values()):
+                        tx.outbox.mark_sent([item.id], now)
+                        report.sent += 1
+                    else:
+                        tx.outbox.mark_failed(item.id, "every recipient refused", now)
+                        report.failed += 1
+            report.errors.extend(f"{item.message_id}: {r.address}: {r.answer}" for r in refusals)
+            if rest:
+                out.append(replace(item, recipients=rest))
+        return out
 
     def _record_answers(
         self, item: OutboxItem, refusals: list[Refusal], report: SendReport
@@ -288,7 +341,7 @@ class OutboxSender:
             tx.outbox.lease([i.id for i in claimed], now + self.lease)
         for item, exc in failed:
             self._record_error(item, exc, report)
-        return claimed
+        return self._screen(claimed, report)
 
     def release(self, item_ids: Sequence[int]) -> None:
         """Hand leased rows back at once (to be sent by the next `send_due`)."""
@@ -347,8 +400,12 @@ def deliver_batch(transport: Transport, envelope_from: str, batch: list[OutboxIt
     delivered: list[int] = []
     errors: list[tuple[int, str, bool]] = []
     for item in batch:
+        # the sender screened the recipients (`OutboxSender._screen`)
+        wire = tuple(w for w in map(writable, item.recipients) if w is not None)
+        if wire != item.recipients:
+            item = replace(item, recipients=wire)
         try:
-            transport.send(item, envelope_from)
+            transport.send(item, _envelope(envelope_from))
         except TransportError as exc:
             errors.append((item.id, str(exc), exc.permanent))
             continue
@@ -360,3 +417,9 @@ def deliver_batch(transport: Transport, envelope_from: str, batch: list[OutboxIt
             errors.extend((item_id, str(exc), exc.permanent) for item_id in delivered)
             delivered = []
     return delivered, errors
+
+
+def _envelope(address: str) -> str:
+    """Our own address in the envelope: as written in mail (an IDN domain as
+    A-labels); one that cannot be is left to the transport to refuse."""
+    return writable(address) or address

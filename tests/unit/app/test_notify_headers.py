@@ -7,10 +7,25 @@ import base64
 import email
 import email.policy
 import re
+from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from daemon.app.notify import build_mime
+from daemon.adapters.templates import TemplateRenderer
+from daemon.app.notify import (
+    Composer,
+    Identity,
+    Thread,
+    Unaddressable,
+    address_header,
+    build_mime,
+    mailbox_header,
+    msg_id_header,
+    one_line,
+    wire_address,
+)
 
 SUBJECTS = [
     "Ł",
@@ -52,3 +67,198 @@ def test_every_word_is_whole_utf8_on_its_own(subject: str) -> None:
 def test_ascii_stays_as_it_is() -> None:
     raw = build_mime([("Subject", "[HD-3] Printer")], "text", "<p>html</p>")
     assert b"\r\nSubject: [HD-3] Printer\r\n" in b"\r\n" + raw
+
+
+# --- long values: every line within 998 octets (RFC 5322 §2.1.1), 78 where it can be -----
+
+
+def header_lines(raw: bytes, name: str) -> list[str]:
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    found = re.search(rf"^{name}: .*?(?=\r\n\S)", head + "\r\nX", re.S | re.M)
+    assert found is not None, name
+    return found.group(0).split("\r\n")
+
+
+def test_a_word_too_long_for_any_line_is_written_as_encoded_words() -> None:
+    url = "https://intranet.example/" + "a" * 1200  # the fuzzer's 1,226-character subject
+    subject = f"[HD-3] Received: Link does not open: {url}"
+    raw = build_mime([("Subject", subject)], "text", "<p>html</p>")
+    decoded, lines = subject_of(raw)
+    assert decoded == subject
+    assert max(map(len, lines)) <= 78
+
+
+def test_an_ascii_subject_longer_than_a_line_folds_at_its_spaces() -> None:
+    subject = "[HD-3] Re: " + " ".join(f"word{n}" for n in range(40))
+    raw = build_mime([("Subject", subject)], "text", "<p>html</p>")
+    decoded, lines = subject_of(raw)
+    assert decoded == subject
+    assert len(lines) > 1 and max(map(len, lines)) <= 78
+    assert "=?" not in "".join(lines)  # still plain text
+
+
+def test_text_that_looks_like_an_encoded_word_is_encoded_so_it_reads_back_as_written() -> None:
+    subject = "Error =?utf-8?b?QUJD?= in the log"
+    decoded, _ = subject_of(build_mime([("Subject", subject)], "text", "<p>html</p>"))
+    assert decoded == subject
+
+
+def test_two_thousand_cc_fold_after_commas_into_lines_of_78() -> None:
+    cc = [f"c{n}@victims.example" for n in range(2000)]
+    raw = build_mime([("Cc", address_header("Cc", cc))], "text", "<p>html</p>")
+    lines = header_lines(raw, "Cc")
+    assert max(map(len, lines)) <= 78
+    assert all(line.rstrip().endswith(",") for line in lines[:-1])
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert [a.addr_spec for a in parsed["Cc"].addresses] == cc
+
+
+# --- addresses and msg-ids: written as such, never as encoded words (RFC 2047 §5) ------------
+
+
+@pytest.mark.parametrize(
+    ("address", "wire"),
+    [
+        ("jan@example.org", "jan@example.org"),
+        ("ala@żółw.example", "ala@xn--w-uga1v8h.example"),
+        ("Ala@Bücher.Example", "Ala@xn--bcher-kva.Example"),
+        ("a b@example.org", '"a b"@example.org'),
+        ('"a b"@example.org', '"a b"@example.org'),
+        ("a,b@example.org", '"a,b"@example.org'),
+        (".a@example.org", '".a"@example.org'),
+        ("a@[192.0.2.1]", "a@[192.0.2.1]"),
+    ],
+)
+def test_an_address_is_written_in_7_bits(address: str, wire: str) -> None:
+    assert wire_address(address) == wire
+
+
+@pytest.mark.parametrize(
+    ("address", "answer"),
+    [
+        ("józef@żółw.example", "553 5.6.7 "),  # EAI: only SMTPUTF8 could carry it
+        ("józef@example.org", "553 5.6.7 "),
+        ("a@ż..example", "553 5.1.2 "),  # an empty label has no IDNA form
+        ("a@" + "ż" * 70 + ".example", "553 5.1.2 "),  # a label over 63 octets
+        ("a@exa mple.org", "553 5.1.3 "),
+        ("a\r\nRCPT TO:<x@y>@example.org", "553 5.1.3 "),
+        ("x" * 250 + "@example.org", "553 5.1.3 "),
+        ("no-at-sign", "553 5.1.3 "),
+    ],
+)
+def test_an_address_that_7_bit_mail_cannot_name_is_refused_with_an_answer(
+    address: str, answer: str
+) -> None:
+    with pytest.raises(Unaddressable) as refused:
+        wire_address(address)
+    assert str(refused.value).startswith(answer)
+
+
+def test_address_headers_use_idna_and_leave_out_what_they_cannot_name() -> None:
+    to = address_header("To", ["józef@żółw.example", "ala@żółw.example", "jan@example.org"])
+    assert to == "ala@xn--w-uga1v8h.example, jan@example.org"
+    assert address_header("To", ["józef@żółw.example"]) is None
+
+
+def test_a_non_ascii_display_name_is_encoded_and_the_address_is_not() -> None:
+    raw = build_mime(
+        [("From", mailbox_header("From", "Dział IT — Zażółć gęślą jaźń", "it@żółw.example"))],
+        "text",
+        "<p>html</p>",
+    )
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    [mailbox] = parsed["From"].addresses
+    assert (mailbox.display_name, mailbox.addr_spec) == (
+        "Dział IT — Zażółć gęślą jaźń",
+        "it@xn--w-uga1v8h.example",
+    )
+    assert "<it@xn--w-uga1v8h.example>" in raw.decode("ascii")
+
+
+def test_a_non_ascii_msg_id_is_left_out_of_the_thread_headers() -> None:
+    ids = ["żółw-repro@users9.example", "a1@users9.example", "b 2@x", "c<3>@x", "d4@x"]
+    assert msg_id_header("References", ids) == "<a1@users9.example> <d4@x>"
+    assert msg_id_header("In-Reply-To", ids[:1]) is None
+
+
+def test_a_long_thread_folds_between_its_ids() -> None:
+    ids = [f"{n:040d}@mail.example.com" for n in range(20)]
+    raw = build_mime([("References", msg_id_header("References", ids))], "text", "<p>h</p>")
+    lines = header_lines(raw, "References")
+    assert len(lines) == 20 and max(map(len, lines)) <= 78
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert str(parsed["References"]).split() == [f"<{i}>" for i in ids]
+
+
+# --- property: whatever the subject and recipients, a composed mail reads back ---------------
+
+IDENTITY = Identity(
+    address="helpdesk@example.com", name="IT Help Desk", tag_prefix="HD", key=b"k" * 32
+)
+
+
+@pytest.fixture(scope="module")
+def composer(tmp_path_factory: pytest.TempPathFactory) -> Composer:
+    root = tmp_path_factory.mktemp("templates")
+    (root / "en").mkdir()
+    (root / "en" / "note.subject.txt").write_text("{{ subject }}")
+    (root / "en" / "note.txt").write_text("text")
+    (root / "en" / "note.html").write_text("<p>html</p>")
+    return Composer(IDENTITY, TemplateRenderer(root))
+
+
+_local = st.text(alphabet="abcxyz019.-_+ (,óż", min_size=1, max_size=30)
+_label = st.text(alphabet="abcz09-óżü", min_size=1, max_size=20)
+_domain = st.lists(_label, min_size=1, max_size=3).map(lambda ls: ".".join([*ls, "example"]))
+_address = st.builds(lambda local, domain: f"{local}@{domain}", _local, _domain)
+_subject = st.one_of(
+    st.text(max_size=300),
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=3000),
+    st.builds(lambda a, b: a + "x" * b, st.text(max_size=50), st.integers(70, 3000)),
+)
+
+
+def _expected(address: str) -> tuple[str, str] | None:
+    """(username, domain) as a reader finds them; None for an address left out.
+    (The strategies keep addresses well under the 254-octet limit.)"""
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        return None
+    try:
+        domain = domain if domain.isascii() else domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    return local, domain.lower()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    subject=_subject,
+    to=st.lists(_address, min_size=1, max_size=5),
+    cc=st.lists(_address, max_size=60),
+)
+def test_any_subject_and_recipients_compose_into_lines_of_998_that_read_back(
+    composer: Composer, subject: str, to: list[str], cc: list[str]
+) -> None:
+    mail = composer.compose(
+        template="note",
+        kind="note",
+        ticket=None,
+        to=to,
+        cc=cc,
+        context={"subject": subject},
+        now=datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+        thread=Thread().after("żółw@users.example").after("a1@users.example"),
+    )
+    lines = mail.raw.split(b"\r\n")
+    assert max(map(len, lines)) <= 998
+    head = mail.raw.split(b"\r\n\r\n", 1)[0].decode("ascii")  # 7-bit headers
+    parsed = email.message_from_bytes(mail.raw, policy=email.policy.default)
+    assert str(parsed["Subject"] or "") == one_line(subject)
+    assert all(len(line) <= 78 for line in header_lines(mail.raw, "Subject"))
+    for name, given_addresses in (("To", to), ("Cc", cc)):
+        header = parsed[name]
+        found = [(a.username, a.domain.lower()) for a in header.addresses] if header else []
+        assert found == [e for e in map(_expected, given_addresses) if e is not None]
+    assert "=?" not in "".join(re.findall(r"^(?:To|Cc): .*?(?=\r\n\S)", head, re.S | re.M))
+    assert parsed["References"] == "<a1@users.example>"
