@@ -11,6 +11,7 @@ Header values are decoded by `headers`, HTML bodies bounded and sanitised by
 from __future__ import annotations
 
 import codecs
+import copy
 import email
 import email.header
 import email.message
@@ -26,6 +27,8 @@ import mailparser.const as mailparser_const
 from daemon.core.domain import Address, ParsedMessage
 from daemon.core.errors import NotMail
 from daemon.mail.headers import (
+    RAW_HEADER_LIMIT,
+    cut_raw,
     decode_header_value,
     message_id_of,
     message_ids,
@@ -49,6 +52,31 @@ FALLBACK_CHARSETS = ("utf-8", "cp1250", "iso-8859-2", "latin-1")  # for bodies
 
 _BODY_LIMIT = 2_000_000  # longest text body we keep, in characters
 _SENDER_HEADERS = ("from", "sender", "return-path", "reply-to")
+_ADDRESS_HEADERS = frozenset(
+    mailparser_const.ADDRESSES_HEADERS | {"sender", "resent-from", "resent-to", "resent-cc"}
+)
+
+#: The top-level headers mail-parser is read for (addresses, and the MIME
+#: headers and dates its bodies and defects come from). It decodes every
+#: header it is given, with the stdlib's quadratic RFC 2047 decoder, and
+#: nothing reads its copy of the others: ours are in `headers`.
+_MAIL_PARSER_HEADERS = frozenset(
+    mailparser_const.ADDRESSES_HEADERS
+    | {
+        "date",
+        "resent-date",
+        "content-type",
+        "content-transfer-encoding",
+        "content-disposition",
+        "content-id",
+        "mime-version",
+    }
+)
+#: What mail-parser sees of each of those: the first occurrences of a name,
+#: and of a non-address header its first characters, so its decoding stays
+#: bounded (an address list is parsed by its own linear scanner).
+_MAIL_PARSER_OCCURRENCES = 10
+_MAIL_PARSER_VALUE = 1024
 
 #: Deeper MIME nesting than this is not mail anyone wrote: it is quarantined
 #: (whole, with the reason) before the recursive walks of the email package,
@@ -122,6 +150,7 @@ def _parse(raw: bytes, max_attachment_bytes: int, budget: ParseBudget) -> Parsed
     skeleton, cut = cut_large_parts(raw, LARGE_PART, max_attachment_bytes)
     budget.check("cutting large parts")
     msg = email.message_from_bytes(skeleton)  # recursive: a level per nested part
+    _bound_headers(msg)
     budget.check("reading the MIME structure")
     depth = _depth(msg)
     if depth > MAX_DEPTH:
@@ -135,10 +164,10 @@ def _parse(raw: bytes, max_attachment_bytes: int, budget: ParseBudget) -> Parsed
     attachments, more = take_attachments(msg, max_attachment_bytes, cut)
     _repair_charsets(msg)
     headers = _headers(msg)
-    # Nothing reads mail-parser's analysis of the relay hops, a tenth of its
-    # time per message: the hops stay in `headers`, mail-parser never sees them.
-    del msg["received"]
-    mp = mailparser.MailParser(msg)
+    # Nothing reads mail-parser's analysis of the relay hops (a tenth of its
+    # time per message) or its decoding of Subject and the like: those stay
+    # in `headers`, mail-parser sees only what it is read for.
+    mp = mailparser.MailParser(_for_mail_parser(msg))
     budget.check("decoding")
     sender = _first_address(mp, msg, "from") or _first_address(mp, msg, "sender")
     if sender is None:
@@ -212,6 +241,66 @@ def parse_many(
         except NotMail as exc:
             out.append(exc)
     return out
+
+
+def _bound_headers(msg: email.message.Message) -> None:
+    """Cut every top-level header value to RAW_HEADER_LIMIT characters before
+    anything decodes it, so no header costs more than its first part.
+
+    An address list is cut between addresses, other values at whitespace:
+    what is kept of a hostile header stays whole words. (`_headers` is the
+    email package's own list; rebuilding it through `del msg[name]` would
+    cost a scan of every header per name.)
+    """
+    if all(len(str(value)) <= RAW_HEADER_LIMIT for _, value in msg.raw_items()):
+        return
+    msg._headers = [  # type: ignore[attr-defined]
+        (name, _cut_header(name, value)) for name, value in msg.raw_items()
+    ]
+
+
+def _cut_header(name: str, value: object) -> object:
+    if not isinstance(value, str) or len(value) <= RAW_HEADER_LIMIT:
+        return value
+    if name.lower() in _ADDRESS_HEADERS:
+        return _cut_addresses(value)
+    return cut_raw(value)
+
+
+def _cut_addresses(value: str) -> str:
+    """An address list cut between addresses; when its first address alone
+    is too long, that address's last `<addr-spec>` without the name, so a
+    megabyte display name does not cost the sender's address."""
+    if len(value) <= RAW_HEADER_LIMIT:
+        return value
+    comma = value.rfind(",", 0, RAW_HEADER_LIMIT + 1)
+    if comma > 0:
+        return value[:comma]
+    first = value.split(",", 1)[0]
+    angle = first.rfind("<")
+    if angle >= 0 and len(first) - angle <= RAW_HEADER_LIMIT:
+        return first[angle:]
+    return value[:RAW_HEADER_LIMIT]
+
+
+def _for_mail_parser(msg: email.message.Message) -> email.message.Message:
+    """The message as mail-parser is given it: the same parts, and only the
+    top-level headers it is read for (`_MAIL_PARSER_HEADERS`), bounded."""
+    view = copy.copy(msg)
+    seen: dict[str, int] = {}
+    kept = []
+    for name, value in msg.raw_items():
+        key = name.lower()
+        if key not in _MAIL_PARSER_HEADERS:
+            continue
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > _MAIL_PARSER_OCCURRENCES:
+            continue
+        if key not in mailparser_const.ADDRESSES_HEADERS and isinstance(value, str):
+            value = cut_raw(value, _MAIL_PARSER_VALUE)
+        kept.append((name, value))
+    view._headers = kept  # type: ignore[attr-defined]
+    return view
 
 
 def _headers(msg: email.message.Message) -> dict[str, tuple[str, ...]]:
@@ -299,6 +388,7 @@ def _defects(mp: mailparser.MailParser) -> tuple[str, ...]:
 def _repair_charsets(msg: email.message.Message) -> None:
     """Give text parts with an unknown charset the one their bytes decode in,
     so a Polish body labelled `x-unknown` still reads as Polish."""
+    _repair_param_charsets(msg)
     for part in walk_outer(msg):
         if part.is_multipart() or part.get_content_maintype() != "text":
             continue
@@ -307,7 +397,7 @@ def _repair_charsets(msg: email.message.Message) -> None:
             continue
         try:
             codecs.lookup(charset)
-        except LookupError:
+        except (LookupError, ValueError):  # unknown, or no codec name at all ("ascii\0")
             data = leaf_bytes(part)
             for candidate in FALLBACK_CHARSETS:
                 try:
@@ -316,6 +406,38 @@ def _repair_charsets(msg: email.message.Message) -> None:
                     continue
                 part.set_param("charset", candidate)
                 break
+
+
+def _repair_param_charsets(msg: email.message.Message) -> None:
+    """Relabel RFC 2231 parameters whose charset makes decoding raise (the
+    `undefined` codec, a NUL in the label, `idna` on a long name) as
+    latin-1: the email package gives an unknown label that fallback, and
+    every reader of the name (ours, mail-parser's `get_filename`) then gets
+    the same text instead of an exception that would quarantine the mail."""
+    for part in msg.walk():  # mail-parser reads embedded messages' parts too
+        for header in ("content-disposition", "content-type"):
+            bad = [
+                (name, value)
+                for name, value in (part.get_params(header=header) or [])[1:]
+                if isinstance(value, tuple) and not _decodable(value)
+            ]
+            # each repair rewrites the header: a few are a broken client,
+            # more are an attack, left to fail (and be quarantined) as before
+            for name, value in bad[:_PARAM_REPAIRS]:
+                part.set_param(
+                    name, value[2], header=header, charset="iso-8859-1", language=value[1] or ""
+                )
+
+
+_PARAM_REPAIRS = 10
+
+
+def _decodable(value: tuple[str, str, str]) -> bool:
+    try:
+        email.utils.collapse_rfc2231_value(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _depth(msg: email.message.Message) -> int:

@@ -8,12 +8,13 @@ mail-parser, and their file names must never be paths.
 from __future__ import annotations
 
 import email.message
+import email.utils
 import hashlib
 from collections.abc import Callable
 
 from daemon.core.domain import Attachment
 from daemon.mail.attachparts import clean_name
-from daemon.mail.headers import decode_header_value, one_line
+from daemon.mail.headers import decode_header_value, one_line, surrogate_bytes
 from daemon.mail.mimecut import TOKEN_PREFIX, CutPart
 
 #: Attachments recorded per message; a mail of thousands of tiny parts keeps
@@ -24,7 +25,7 @@ MAX_ATTACHMENTS = 100
 def _is_attachment(part: email.message.Message) -> bool:
     if part.is_multipart():
         return False
-    if (part.get_content_disposition() or "").lower() == "attachment" or part.get_filename():
+    if (part.get_content_disposition() or "").lower() == "attachment" or filename_of(part):
         return True
     return part.get_content_type() not in ("text/plain", "text/html")
 
@@ -67,7 +68,7 @@ def _attachment_of(
     if elided is not None:
         part.set_payload("")  # the token must not reach the text bodies
         return lambda: Attachment(
-            filename=safe_filename(part.get_filename(), index, ctype),
+            filename=safe_filename(filename_of(part), index, ctype),
             content_type=ctype,
             size=elided.size,
             sha256=elided.sha256,
@@ -100,13 +101,49 @@ def _attachment(
     part: email.message.Message, index: int, data: bytes, limit: int, ctype: str
 ) -> Attachment:
     return Attachment(
-        filename=safe_filename(part.get_filename(), index, ctype),
+        filename=safe_filename(filename_of(part), index, ctype),
         content_type=ctype,
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         content=data if len(data) <= limit else None,
         content_id=_content_id(part),
     )
+
+
+def filename_of(part: email.message.Message) -> str | None:
+    """The part's file name: Content-Disposition's `filename`, else
+    Content-Type's `name`, RFC 2231 or not, as `get_filename` reads it, but
+    from the raw headers. compat32 hands raw 8-bit bytes (a UTF-8 name, as
+    many clients send it) to the parameter parser as U+FFFD; here they are
+    decoded first, like an 8-bit header: UTF-8, the part's charset, a guess.
+    A charset label no codec takes falls back as an unknown one does."""
+    source = part
+    raw = {name.lower(): value for name, value in reversed(list(part.raw_items()))}
+    wanted = ("content-disposition", "content-type")
+    if any(isinstance(raw.get(n), str) and surrogate_bytes(raw[n]) is not None for n in wanted):
+        hint = _charset_of(part)
+        source = email.message.Message()
+        for name in wanted:
+            value = raw.get(name)
+            if isinstance(value, str):
+                source[name] = decode_header_value(value, hint)
+    value = source.get_param("filename", None, "content-disposition")
+    if value is None:
+        value = source.get_param("name", None, "content-type")
+    if value is None:
+        return None
+    try:
+        return email.utils.collapse_rfc2231_value(value).strip()
+    except ValueError:  # "undefined" and other labels whose codec only raises
+        text = value[2] if isinstance(value, tuple) else str(value)
+        return email.utils.unquote(text).strip()
+
+
+def _charset_of(part: email.message.Message) -> str | None:
+    try:
+        return part.get_content_charset()
+    except (LookupError, ValueError):
+        return None
 
 
 def _content_id(part: email.message.Message) -> str | None:

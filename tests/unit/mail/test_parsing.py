@@ -335,3 +335,98 @@ def test_relay_hops_stay_in_the_headers_though_mail_parser_never_reads_them() ->
     assert msg.headers["received"] == tuple(hops)
     assert msg.sender is not None and msg.sender.addr == "jan@example.org"
     assert msg.text.strip() == "Body"
+
+
+def _mail(headers: str, body: str = "Body\r\n") -> bytes:
+    return (headers + "Message-ID: <big@example.org>\r\n\r\n" + body).encode("utf-8")
+
+
+_WORDS = " ".join(["=?utf-8?Q?a?="] * 100_000)  # 1.4 MB of encoded words
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        f"From: jan@example.org\r\nTo: helpdesk@example.com\r\nSubject: {_WORDS}\r\n",
+        f"From: jan@example.org\r\nTo: helpdesk@example.com\r\nSubject: {'=?x?q?a ' * 100_000}\r\n",
+        f"From: {_WORDS} <jan@example.org>\r\nTo: {_WORDS} <helpdesk@example.com>\r\n",
+        "From: jan@example.org\r\nTo: helpdesk@example.com\r\n"
+        f'Content-Type: text/plain; x="{"=?x?q?a " * 100_000}"\r\n',
+        "From: jan@example.org\r\nTo: helpdesk@example.com\r\n"
+        f"In-Reply-To: {_WORDS}\r\nReferences: {' '.join(f'<r{i}@x>' for i in range(100_000))}\r\n",
+    ],
+    ids=["subject-words", "subject-unclosed", "address-names", "content-type", "message-ids"],
+)
+def test_a_megabyte_header_of_encoded_words_costs_a_bounded_time(headers: str) -> None:
+    # Decoded whole (stdlib decode_header) and then again by mail-parser,
+    # each of these took from 30 s to hours.
+    started = time.process_time()
+    msg = parse_message(_mail(headers))
+    assert time.process_time() - started < 1.0
+    assert msg.sender == Address("jan@example.org", msg.sender.name if msg.sender else "")
+    assert msg.text.strip() == "Body"
+
+
+def test_a_megabyte_subject_reads_as_its_decoded_beginning() -> None:
+    headers = f"From: jan@example.org\r\nTo: helpdesk@example.com\r\nSubject: {_WORDS}\r\n"
+    assert parse_message(_mail(headers)).subject == "a" * 3992
+
+
+def test_a_megabyte_display_name_keeps_the_address() -> None:
+    headers = f"From: {_WORDS} <jan@example.org>\r\nTo: {_WORDS} <helpdesk@example.com>\r\n"
+    msg = parse_message(_mail(headers))
+    assert msg.sender is not None and msg.sender.addr == "jan@example.org"
+    assert [a.addr for a in msg.to] == ["helpdesk@example.com"]
+
+
+def test_a_list_of_100k_addresses_is_cut_between_whole_addresses() -> None:
+    many = ",\r\n ".join(f"=?utf-8?q?u{i}?= <u{i}@example.com>" for i in range(100_000))
+    started = time.process_time()
+    msg = parse_message(_mail(f"From: jan@example.org\r\nTo: {many}\r\n"))
+    assert time.process_time() - started < 2.0  # 9 s before
+    assert 1000 < len(msg.to) < 100_000
+    assert all(a == Address(f"u{i}@example.com", f"u{i}") for i, a in enumerate(msg.to))
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        (
+            "Subject: =?undefined?Q?drukarka_nie_drukuje?=\r\n",
+            "Body\r\n",
+        ),
+        ('Content-Type: text/plain; charset="ascii\0"\r\n', "Body\r\n"),
+        (
+            'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="B"\r\n',
+            "--B\r\nContent-Type: text/plain\r\n\r\nBody\r\n--B\r\n"
+            "Content-Type: application/octet-stream; name*=undefined''%FF%2E%2E%2Fx\r\n"
+            "Content-Disposition: attachment; filename*=undefined'en'%2E%2E%2Fetc%2Fpasswd\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--B--\r\n",
+        ),
+    ],
+    ids=["subject-undefined", "body-nul-label", "rfc2231-name-undefined"],
+)
+def test_a_charset_label_no_codec_takes_does_not_refuse_the_message(
+    headers: str, body: str
+) -> None:
+    raw = _mail("From: jan@example.org\r\nTo: helpdesk@example.com\r\n" + headers, body)
+    msg = parse_message(raw)
+    assert msg.text.strip() == "Body"
+    assert msg.subject in ("", "drukarka nie drukuje")
+    assert [a.filename for a in msg.attachments] in ([], ["passwd"])
+
+
+def test_a_raw_utf8_attachment_name_is_kept() -> None:
+    body = (
+        "--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nW załączniku.\r\n--B\r\n"
+        'Content-Type: application/pdf; name="zażółć gęślą.pdf"\r\n'
+        'Content-Disposition: attachment; filename="zażółć gęślą.pdf"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--B--\r\n"
+    )
+    headers = (
+        "From: zofia@example.org\r\nTo: helpdesk@example.com\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="B"\r\n'
+    )
+    msg = parse_message(_mail(headers, body))
+    assert [a.filename for a in msg.attachments] == ["zażółć gęślą.pdf"]
+    assert msg.text.strip() == "W załączniku."
