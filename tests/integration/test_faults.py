@@ -149,11 +149,11 @@ def test_a_writer_of_this_process_holding_the_lock_gets_451_within_the_busy_time
 def test_a_slow_message_is_parsed_before_the_write_lock_so_smtp_gets_its_250(
     settings: Settings, clock: ManualClock
 ) -> None:
-    """Two seconds of parsing and sanitising (deep HTML, no text part) happen
+    """A second or more of parsing and sanitising (HTML, no text part) happens
     outside the write transaction: a commit meanwhile is not kept waiting."""
     settings = replace(settings, database=replace(settings.database, busy_timeout_ms=300))
     app = App(settings, clock)
-    html = ("<div>" * 900 + "word " + "</div>" * 900) * 200
+    html = ("<div>" * 50 + "word " + "</div>" * 50) * 3600  # within the guard: sanitised
     slow = (
         "From: ola@example.org\r\nTo: helpdesk@example.com\r\nSubject: slow\r\n"
         "Message-ID: <slow@example.org>\r\nMIME-Version: 1.0\r\n"

@@ -285,7 +285,9 @@ def _html_mail(html: str) -> bytes:
 def test_html_nested_too_deep_for_the_sanitiser_is_refused_naming_the_budget() -> None:
     raw = _html_mail("<div>" * 30_000 + "x" + "</div>" * 30_000)
     started = time.process_time()
-    with pytest.raises(NotMail, match=r"parse budget: HTML nested 30000 deep.*max_parse_seconds"):
+    # Counting stops once the depth or html5ever's work is over its limit: the
+    # number named is where it stopped.
+    with pytest.raises(NotMail, match=r"parse budget: HTML nested \d+ deep.*max_parse_seconds"):
         parse_message(raw)
     assert time.process_time() - started < 1.0  # nh3 alone took 188 s at 200,000
 
@@ -317,7 +319,7 @@ def test_a_large_single_part_body_is_the_text_not_a_cut_part() -> None:
 def test_measuring_html_depth_is_linear_even_on_a_tag_that_never_closes() -> None:
     started = time.process_time()
     assert html_depth("<" + "a" * 1_000_000) == 0  # was quadratic: minutes
-    assert html_depth("<div>" * 5 + "<p>" * 9 + "</div>" * 5) == 5
+    assert html_depth("<div>" * 5 + "<p>" * 9 + "</div>" * 5) == 6  # one <p> stays open
     assert time.process_time() - started < 1.0
 
 
