@@ -36,7 +36,13 @@ from daemon.mail.headers import (
     parse_date,
     surrogate_bytes,
 )
-from daemon.mail.html import MAX_HTML_DEPTH, html_depth, html_to_text, sanitize_html
+from daemon.mail.html import (
+    GUARD_FROM,
+    MAX_HTML_DEPTH,
+    html_depth,
+    html_to_text,
+    sanitize_html,
+)
 from daemon.mail.mimecut import cut_large_parts
 from daemon.mail.parts import MAX_ATTACHMENTS, leaf_bytes, take_attachments, walk_outer
 
@@ -182,7 +188,7 @@ def _parse(raw: bytes, max_attachment_bytes: int, budget: ParseBudget) -> Parsed
     html = None
     if html_parts:
         html = "\n".join(html_parts)[:_BODY_LIMIT]
-        depth = html_depth(html)
+        depth = html_depth(html) if len(html) > GUARD_FROM else 0
         if depth > MAX_HTML_DEPTH:
             raise NotMail(
                 f"parse budget: HTML nested {depth} deep; sanitising is bounded to "
