@@ -306,7 +306,49 @@ def _for_mail_parser(msg: email.message.Message) -> email.message.Message:
             value = cut_raw(value, _MAIL_PARSER_VALUE)
         kept.append((name, value))
     view._headers = kept  # type: ignore[attr-defined]
+    if msg.is_multipart():
+        view._payload = [_part_view(p) for p in msg.get_payload()]  # type: ignore[attr-defined]
     return view
+
+
+def _part_view(part: email.message.Message) -> email.message.Message:
+    """A part as mail-parser is given it: a long or encoded-word parameter
+    header in a plain form (`_plain_parameters`). mail-parser decodes every
+    part's filename with the stdlib's quadratic decoder, though it only asks
+    whether there is one: 100 parts named with 16 KB of unclosed encoded
+    words took 24 s. (Our own reading of names, `parts`, is linear.)"""
+    view = copy.copy(part)
+    view._headers = [  # type: ignore[attr-defined]
+        (name, _plain_parameters(name, value)) for name, value in part.raw_items()
+    ]
+    if part.is_multipart():
+        view._payload = [_part_view(p) for p in part.get_payload()]  # type: ignore[attr-defined]
+    return view
+
+
+#: A parameter header up to this long, without encoded words, is left as it is.
+_PLAIN_PARAMETERS = 256
+_CHARSET_PARAM = re.compile(r"""charset\s*=\s*"?([\w.:+-]{1,40})""", re.IGNORECASE)
+_BOUNDARY_PARAM = re.compile(r"""boundary\s*=\s*"?([^";\r\n]{1,200})""", re.IGNORECASE)
+_NAME_PARAM = re.compile(r"name\*?[0-9]*\*?\s*=", re.IGNORECASE)
+
+
+def _plain_parameters(name: str, value: object) -> object:
+    """Content-Type or Content-Disposition as mail-parser needs it: the type,
+    the charset and boundary, and whether the part is named (as "file")."""
+    key = name.lower()
+    if key not in ("content-type", "content-disposition") or not isinstance(value, str):
+        return value
+    if len(value) <= _PLAIN_PARAMETERS and "=?" not in value:
+        return value
+    kept = [value.split(";", 1)[0].strip()[:100]]
+    for pattern, param in ((_CHARSET_PARAM, "charset"), (_BOUNDARY_PARAM, "boundary")):
+        found = pattern.search(value)
+        if found:
+            kept.append(f'{param}="{found.group(1)}"')
+    if _NAME_PARAM.search(value):
+        kept.append('filename="file"' if key == "content-disposition" else 'name="file"')
+    return "; ".join(kept)
 
 
 def _headers(msg: email.message.Message) -> dict[str, tuple[str, ...]]:
