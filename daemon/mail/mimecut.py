@@ -27,6 +27,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from daemon.mail import mimeparams
+
+mimeparams.install()  # before any header here or in the parser is read for parameters
+
 TOKEN_PREFIX = "SPOCD-ELIDED-PART-"
 _HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
 #: Containers nested deeper than this are not walked into (their parts stay
