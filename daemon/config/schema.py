@@ -58,6 +58,18 @@ def _is_address(v: Any) -> str | None:
     return None
 
 
+def _is_own_address(v: Any) -> str | None:
+    """The desk's own address goes out in every From, envelope and Message-ID,
+    and spocd writes 7-bit mail: a non-ASCII one would fail every mail."""
+    problem = _is_address(v)
+    if problem is None and not v.isascii():
+        return (
+            "must be written in ASCII (spocd sends 7-bit mail): a domain such as "
+            "żółw.pl in its IDNA form, xn--w-uga1v8h.pl"
+        )
+    return problem
+
+
 def _is_address_list(v: Any) -> str | None:
     if _is_str_list(v) or not all(_ADDRESS_RE.match(x) for x in v):
         return "must be a list of email addresses"
@@ -107,7 +119,7 @@ SECRET = object()  # marks a key that also accepts *_env and *_file
 
 SCHEMA: dict[str, dict[str, Any]] = {
     "helpdesk": {
-        "address": _is_address,
+        "address": _is_own_address,
         "name": is_str,
         "tag_prefix": _is_prefix,
         "default_language": _one_of("en", "pl"),

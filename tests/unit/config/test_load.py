@@ -60,6 +60,10 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
         ('[smtp]\nport = "2525"\n', ":2: smtp.port: must be a port number"),
         ('[smtp]\n\naccept_from_networks = ["10.0.0.300/8"]\n', ":3: smtp.accept_from_networks"),
         ('[outgoing]\ntransport = "pigeon"\n', ':2: outgoing.transport: must be one of "smtp"'),
+        (
+            '[helpdesk]\naddress = "pomoc@żółw.pl"\n',
+            ":2: helpdesk.address: must be written in ASCII (spocd sends 7-bit mail)",
+        ),
         ('[helpdesk]\ntag_prefix = "H D"\n', ":2: helpdesk.tag_prefix"),
         ('[helpdesk]\ntimezone = "Mars/Olympus"\n', ":2: helpdesk.timezone: 'Mars/Olympus' is not"),
         ('[database]\nurl = "mysql://x"\n', ":2: database.url"),
