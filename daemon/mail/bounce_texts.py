@@ -81,10 +81,24 @@ def _read_postfix(text: str) -> tuple[list[str], str]:
     for match in _POSTFIX_RCPT.finditer(text):
         recipients.append(match.group(1))
         if not diagnostic:
-            tail = text[match.end() :].split("\n")
-            more = [line.strip() for line in _take_while_indented(tail)]
+            more = [line.strip() for line in _take_while_indented(_lines_at(text, match.end()))]
             diagnostic = " ".join([match.group(2).strip(), *more])
     return recipients, diagnostic
+
+
+def _lines_at(text: str, at: int, count: int = 20) -> list[str]:
+    """The first `count` lines of text[at:], without copying the rest: a
+    report of thousands of recipient lines with no diagnostic made every one
+    of them split the whole text after it (quadratic, 7 s at 20,000)."""
+    lines: list[str] = []
+    while len(lines) < count:
+        end = text.find("\n", at)
+        if end < 0:
+            lines.append(text[at:])
+            break
+        lines.append(text[at:end])
+        at = end + 1
+    return lines
 
 
 def _take_while_indented(lines: list[str]) -> list[str]:
@@ -102,8 +116,13 @@ def _read_qmail(text: str) -> tuple[list[str], str]:
     for match in _QMAIL_RCPT.finditer(text):
         recipients.append(match.group(1))
         if not diagnostic:
-            lines = text[match.end() :].lstrip("\n").split("\n\n", 1)[0].split("\n")
-            diagnostic = " ".join(line.strip() for line in lines[:10])
+            start = match.end()
+            while text.startswith("\n", start):
+                start += 1
+            lines = _lines_at(text, start, 10)
+            if "" in lines:  # the paragraph ends at a blank line
+                lines = lines[: lines.index("")]
+            diagnostic = " ".join(line.strip() for line in lines)
     return recipients, diagnostic
 
 

@@ -115,17 +115,19 @@ _STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 def _fields(block: str) -> dict[str, str]:
     """One block of `Name: value` fields, with folded continuation lines joined."""
-    out: dict[str, str] = {}
+    # Pieces gathered, joined once: a value rebuilt at each continuation line
+    # was quadratic in a field folded over thousands of lines.
+    parts: dict[str, list[str]] = {}
     name = None
     for line in block.split("\n"):
         if line[:1] in (" ", "\t") and name:
-            out[name] = f"{out[name]} {line.strip()}"
+            parts[name].append(line.strip())
             continue
         match = _FIELD.match(line.strip())
         if match:
             name = match.group(1).lower()
-            out.setdefault(name, match.group(2).strip())
-    return out
+            parts.setdefault(name, [match.group(2).strip()])
+    return {key: " ".join(pieces) for key, pieces in parts.items()}
 
 
 def _dsn_recipients(content: bytes) -> list[tuple[str, str, str | None, str]]:
