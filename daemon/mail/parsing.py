@@ -36,13 +36,8 @@ from daemon.mail.headers import (
     parse_date,
     surrogate_bytes,
 )
-from daemon.mail.html import (
-    GUARD_FROM,
-    MAX_HTML_DEPTH,
-    html_depth,
-    html_to_text,
-    sanitize_html,
-)
+from daemon.mail.html import GUARD_FROM, html_to_text, sanitize_html
+from daemon.mail.htmltree import MAX_HTML_DEPTH, html_depth
 from daemon.mail.mimecut import cut_large_parts
 from daemon.mail.parts import MAX_ATTACHMENTS, leaf_bytes, take_attachments, walk_outer
 

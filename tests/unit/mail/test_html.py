@@ -7,14 +7,8 @@ import time
 import nh3
 import pytest
 
-from daemon.mail.html import (
-    MAX_ATTRIBUTES,
-    MAX_HTML_DEPTH,
-    MAX_TEXT_HTML,
-    html_depth,
-    html_to_text,
-    sanitize_html,
-)
+from daemon.mail.html import MAX_ATTRIBUTES, MAX_TEXT_HTML, html_to_text, sanitize_html
+from daemon.mail.htmltree import MAX_HTML_DEPTH, html_depth
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,8 @@ import pytest
 from daemon.core.domain import Address
 from daemon.core.errors import NotMail
 from daemon.mail.headers import derived_message_id
-from daemon.mail.html import GUARD_FROM, html_depth
+from daemon.mail.html import GUARD_FROM
+from daemon.mail.htmltree import html_depth
 from daemon.mail.mimecut import cut_large_parts
 from daemon.mail.parsing import LARGE_PART, parse_message
 from daemon.mail.parts import MAX_ATTACHMENTS, safe_filename
