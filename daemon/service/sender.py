@@ -218,24 +218,19 @@ class OutboxSender:
                 continue
             refused = {r.address for r in refusals}
             rest = tuple(a for a in item.recipients if a not in refused)
+            if not rest:  # as if the relay had refused them all
+                self._record_answers(item, refusals, report)
+                continue
             now = self.clock.now()
             with self.store.transaction() as tx:
-                answers = tx.outbox.record_results(
+                tx.outbox.record_results(
                     item.id,
                     {r.address: {"state": "refused", "answer": r.answer[:500]} for r in refusals},
                 )
                 for refusal in refusals:
                     self._refused(tx, item, refusal, now)
-                if not rest:
-                    if any(answer.get("state") == "sent" for answer in answers.values()):
-                        tx.outbox.mark_sent([item.id], now)
-                        report.sent += 1
-                    else:
-                        tx.outbox.mark_failed(item.id, "every recipient refused", now)
-                        report.failed += 1
             report.errors.extend(f"{item.message_id}: {r.address}: {r.answer}" for r in refusals)
-            if rest:
-                out.append(replace(item, recipients=rest))
+            out.append(replace(item, recipients=rest))
         return out
 
     def _record_answers(
