@@ -351,7 +351,9 @@ def test_a_hang_up_right_after_every_good_poll_is_one_streak(
     with fake_imap(Script(drop_on_idle=True)) as server:
         with intake_of(tmp_path, db_url, server, idle=True, poll_seconds=30) as app:
             [intake] = app.mailbox_intakes()
-            intake.backoff = Backoff(initial=0.05, cap=0.8)
+            # The connection must hold 30 s to end the streak: with the cap's
+            # 0.8 s, one slow poll on a loaded host (CI) counted as holding.
+            intake.backoff = Backoff(initial=0.05, cap=0.8, settle=30)
             stop = threading.Event()
             thread = threading.Thread(target=intake.run, args=(stop,), daemon=True)
             thread.start()
