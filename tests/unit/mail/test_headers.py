@@ -52,7 +52,7 @@ def test_words_decode_exactly_as_the_email_package_decodes_them(value: str) -> N
     assert _ours(value) == _stdlib(value)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.lists(st.sampled_from(_PIECES), max_size=14).map("".join))
 def test_any_mix_of_word_pieces_decodes_as_the_email_package_does(value: str) -> None:
     # The documented difference: a word broken by a line break is no word.

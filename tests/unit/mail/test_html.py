@@ -59,7 +59,8 @@ def test_the_guard_is_linear_on_hostile_markup_at_the_size_limit() -> None:
     for unit in ("<div></i>", '<div title="<">', "<p><b>", "<a><div></a>"):
         started = time.process_time()
         assert html_depth((unit * 400_000)[:2_000_000]) > MAX_HTML_DEPTH
-        assert time.process_time() - started < 2.0  # nh3 took 25-45 s on the first
+        # linear: about 1 s for the slowest here; nh3 took 25-45 s on the first
+        assert time.process_time() - started < 6.0
 
 
 def test_shallow_markup_that_would_cost_the_tree_builder_much_is_refused() -> None:
@@ -68,7 +69,7 @@ def test_shallow_markup_that_would_cost_the_tree_builder_much_is_refused() -> No
     html = "<span>" * 900 + "</x>" * 400_000
     started = time.process_time()
     assert html_depth(html) > MAX_HTML_DEPTH
-    assert time.process_time() - started < 2.0
+    assert time.process_time() - started < 6.0  # 0.2 s here
 
 
 def test_a_tag_keeps_only_its_first_attributes_for_nh3() -> None:
