@@ -45,12 +45,9 @@ _TOKEN_RE = re.compile(
 ATTRIBUTE_RE = re.compile(_ATTRIBUTE)
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
-#: Foreign content (svg, math) and <select> change how html5ever tokenizes
-#: and builds (no raw text, CDATA, self-closing tags; most tags ignored), and
-#: html5ever's <select> rules are newer than most: they are renamed to plain
-#: unknown elements before nh3, which drops all three and keeps their text
-#: either way, so the one model below holds for all that nh3 parses.
-FOREIGN_RE = re.compile(rf"<(/?)(svg|math|select)(?=[{_WS}/>])", re.IGNORECASE)
+# Foreign content (svg, math) and <select> change how html5ever tokenizes
+# and builds; `html.sanitize_html` renames them to plain unknown elements
+# before nh3 (`html.FOREIGN_RE`), so the one model below holds.
 
 # Element kinds of the HTML standard's tree construction as html5ever has them
 # (checked against nh3: <search> closes a <p> but is not special, <isindex> is).
