@@ -14,11 +14,12 @@ import os
 import smtplib
 import socket
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from daemon.config import OutgoingSettings
 from daemon.config.files import open_private, private_dirs
+from daemon.mail.headers import fold_list
 from daemon.ports import OutboxItem, Refusal, TransportError
 
 
@@ -60,7 +61,7 @@ class MaildirTransport:
         name = self._name(item)
         content = (
             f"Return-Path: <{envelope_from}>\r\n"
-            f"X-Original-To: {_address_list('X-Original-To', item.recipients)}\r\n"
+            f"X-Original-To: {fold_list('X-Original-To', item.recipients)}\r\n"
         ).encode() + item.raw
         for done in (self.root / "new" / name, self.root / "cur" / f"{name}:2,"):
             with contextlib.suppress(OSError):
@@ -232,24 +233,6 @@ def _plain(address: str) -> bool:
     """What an SMTP command can carry without SMTPUTF8 (and without a line
     break that would end the command)."""
     return address.isascii() and address.isprintable()
-
-
-def _address_list(name: str, addresses: Sequence[str]) -> str:
-    """Addresses folded after their commas into lines of 78 columns (a long
-    recipient list on one line broke the 998-octet limit of RFC 5322)."""
-    lines: list[str] = []
-    line = ""
-    width = len(name) + 2
-    for n, address in enumerate(addresses):
-        item = address if n == len(addresses) - 1 else f"{address},"
-        if line and width + 1 + len(item) > 78:
-            lines.append(line)
-            line, width = item, 1 + len(item)
-        else:
-            width += (1 if line else 0) + len(item)
-            line = f"{line} {item}" if line else item
-    lines.append(line)
-    return "\r\n ".join(lines)
 
 
 def _text(answer: bytes | str) -> str:

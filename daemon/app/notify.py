@@ -22,6 +22,7 @@ from typing import Any
 from daemon.core.domain import OutgoingMail, Ticket
 from daemon.mail import attachparts, msgid
 from daemon.mail.attachparts import NO_FILES, Plan
+from daemon.mail.headers import LINE, fold_items, fold_list
 from daemon.mail.threads import format_tag
 from daemon.ports import Renderer
 
@@ -251,8 +252,6 @@ def human_size(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
-#: RFC 5322 §2.1.1: a line SHOULD stay within 78 characters (and MUST within 998).
-_LINE = 78
 #: Where an unstructured value may be folded: one space between two words (a
 #: fold there unfolds back to the same text).
 _FOLD_POINT = re.compile(r"(?<=\S) (?=\S)")
@@ -271,32 +270,12 @@ def _header_value(name: str, value: str) -> str:
     if isinstance(value, Folded):
         return value
     if value.isascii() and "=?" not in value:
-        if len(name) + 2 + len(value) <= _LINE:
+        if len(name) + 2 + len(value) <= LINE:
             return value
         words = _FOLD_POINT.split(value)
-        if len(name) + 2 + len(words[0]) <= _LINE and all(len(w) < _LINE for w in words):
-            return _fold_items(name, words)
+        if len(name) + 2 + len(words[0]) <= LINE and all(len(w) < LINE for w in words):
+            return fold_items(name, words)
     return _encoded_words(name, value)
-
-
-def _fold_items(name: str, items: Sequence[str]) -> str:
-    """`items` joined by spaces, a new line (CRLF SP) before any item that
-    would take its line past 78 columns. An item too long for a line of its
-    own stays whole: callers bound their items so that it fits in 998."""
-    joined = " ".join(items)
-    if len(name) + 2 + len(joined) <= _LINE:
-        return joined
-    lines: list[str] = []
-    line: list[str] = []
-    width = len(name) + 1  # "Name:", and the space before the first item
-    for item in items:
-        if line and width + 1 + len(item) > _LINE:
-            lines.append(" ".join(line))
-            line, width = [], 0
-        width += len(item) + 1  # the space before it (or the fold's leading one)
-        line.append(item)
-    lines.append(" ".join(line))
-    return "\r\n ".join(lines)
 
 
 class Unaddressable(ValueError):
@@ -361,7 +340,7 @@ def address_header(name: str, addresses: Sequence[str]) -> Folded | None:
     wire = [w for w in map(writable, addresses) if w is not None]
     if not wire:
         return None
-    return Folded(_fold_items(name, [f"{w}," for w in wire[:-1]] + wire[-1:]))
+    return Folded(fold_list(name, wire))
 
 
 def mailbox_header(name: str, display: str, address: str) -> Folded:
@@ -370,11 +349,11 @@ def mailbox_header(name: str, display: str, address: str) -> Folded:
     addr = wire_address(address)
     if display.isascii() and "=?" not in display:
         plain = email.utils.formataddr((display, addr))
-        return Folded(_fold_items(name, _FOLD_POINT.split(plain)))
+        return Folded(fold_items(name, _FOLD_POINT.split(plain)))
     words = _encoded_words(name, display)
     _, fold, last = words.rpartition("\r\n")
     width = len(last) if fold else len(name) + 2 + len(last)
-    glue = " " if width + 1 + len(addr) + 2 <= _LINE else "\r\n "
+    glue = " " if width + 1 + len(addr) + 2 <= LINE else "\r\n "
     return Folded(f"{words}{glue}<{addr}>")
 
 
@@ -389,7 +368,7 @@ def msg_id_header(name: str, ids: Sequence[str]) -> Folded | None:
     ASCII msg-id (a sender's UTF-8 Message-ID) is left out, never written
     as an encoded word: no reader would match it (None when none is left)."""
     wire = [f"<{i}>" for i in ids if _MSG_ID.fullmatch(i)]
-    return Folded(_fold_items(name, wire)) if wire else None
+    return Folded(fold_items(name, wire)) if wire else None
 
 
 #: The framing of one RFC 2047 word (`=?utf-8?b?`, `?=`) and its longest form.

@@ -13,6 +13,7 @@ import email.quoprimime
 import email.utils
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 _MSGID_RE = re.compile(r"<([^<>\s]+)>")
@@ -250,3 +251,34 @@ def parse_date(value: str) -> datetime | None:
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed
+
+
+# --- writing: folding a header value we built ---------------------------------------------
+
+#: RFC 5322 §2.1.1: a line SHOULD stay within 78 characters (and MUST within 998).
+LINE = 78
+
+
+def fold_items(name: str, items: Sequence[str]) -> str:
+    """`items` joined by spaces, a new line (CRLF SP) before any item that
+    would take its line past 78 columns. An item too long for a line of its
+    own stays whole: callers bound their items so that it fits in 998."""
+    joined = " ".join(items)
+    if len(name) + 2 + len(joined) <= LINE:
+        return joined
+    lines: list[str] = []
+    line: list[str] = []
+    width = len(name) + 1  # "Name:", and the space before the first item
+    for item in items:
+        if line and width + 1 + len(item) > LINE:
+            lines.append(" ".join(line))
+            line, width = [], 0
+        width += len(item) + 1  # the space before it (or the fold's leading one)
+        line.append(item)
+    lines.append(" ".join(line))
+    return "\r\n ".join(lines)
+
+
+def fold_list(name: str, items: Sequence[str]) -> str:
+    """A comma-separated list (addresses) folded after its commas."""
+    return fold_items(name, [f"{item}," for item in items[:-1]] + list(items[-1:]))
