@@ -18,6 +18,7 @@ from daemon.core.domain import Attachment
 from daemon.mail.attachparts import (
     Item,
     _email_head,
+    _encoded_head,
     _plain_head,
     clean_name,
     content_type,
@@ -127,6 +128,33 @@ def test_a_plain_name_is_written_as_the_email_package_writes_it(
     plain = _plain_head(ctype, name, cid or None)
     if plain is not None:  # names it does not take go to the email package itself
         assert plain == _email_head(ctype, name, cid or None)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    name=st.text(min_size=1, max_size=160),
+    ctype=st.sampled_from(["application/pdf", "image/png", "application/vnd.ms-excel.x" * 3]),
+    cid=st.one_of(st.none(), st.text(alphabet=string.printable, max_size=70)),
+)
+def test_a_non_ascii_name_is_encoded_as_the_email_package_encodes_it(
+    name: str, ctype: str, cid: str | None
+) -> None:
+    name = safe_name(name, 1)  # as `part` gives it
+    encoded = _encoded_head(ctype, name, cid or None)
+    if encoded is not None:  # ASCII names, surrogates and long types are not its
+        assert encoded == _email_head(ctype, name, cid or None)
+
+
+def test_a_long_polish_name_is_split_in_sections_a_reader_joins_again() -> None:
+    name = "Raport kwartalny ŁÓDŹ 2026 — bardzo długa nazwa pliku z ogonkami ąęśćżźół.xlsx"
+    head = _encoded_head("application/pdf", name, None)
+    assert head is not None
+    assert b"name*0*=utf-8''Raport%20kwartalny" in head and b" name*2*=" in head
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    msg = email.message_from_bytes(head + b"\r\n\r\nx", policy=email.policy.default)
+    assert msg.get_filename() == name and msg.get_param("name") == name
+    # ASCII names are not its: plain ones are `_plain_head`'s, the rest the email package's
+    assert _encoded_head("application/pdf", 'q"x.txt', None) is None
 
 
 def test_a_name_the_email_package_must_quote_encode_or_fold_is_left_to_it() -> None:
