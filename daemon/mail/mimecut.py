@@ -11,8 +11,10 @@ in a body is text, not structure, and costs nothing.
 
 A message's own text body (not a part: the single part of a plain mail, or
 of a forwarded one) is its text, so it is not cut out; past `BODY_BYTES` it
-is shortened instead, at a line's end. Parsing keeps 2,000,000 characters of
+is shortened instead, at a line's end: parsing keeps 2,000,000 characters of
 text at most, and 20 MB of blank lines cost the email parser 300 MB and 5 s.
+A message's own body that is not text (a scan sent as the whole message) is
+a file, and is cut out as a part is.
 """
 
 from __future__ import annotations
@@ -59,8 +61,9 @@ class _Cutter:
     cuts: list[tuple[int, int, CutPart | None]]  # None: shortened, no token
 
     def entity(self, start: int, end: int, depth: int, part: bool = False) -> None:
-        """One MIME entity (headers, blank line, body) in raw[start:end]; only
-        a `part` of a multipart is cut (a message's own body is its text)."""
+        """One MIME entity (headers, blank line, body) in raw[start:end]; a
+        `part` of a multipart is cut, and a message's own body only when it is
+        not text (its text is read, and only shortened)."""
         if self.raw.startswith((b"\r\n", b"\n"), start):  # no header fields
             headers, body_start = _HEADERS.parsebytes(b""), start
         else:
@@ -79,7 +82,7 @@ class _Cutter:
             if depth < MAX_DEPTH:
                 self.entity(body_start, end, depth + 1)
             return
-        if part and end - body_start > self.threshold:
+        if (part or not ctype.startswith("text/")) and end - body_start > self.threshold:
             cte = str(headers.get("content-transfer-encoding", "")).strip().lower()
             self.cuts.append(
                 (body_start, end, _measure(self.raw, body_start, end, cte, self.keep_limit))

@@ -4,6 +4,7 @@ a message's own oversize text body shortened at a line's end."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import tracemalloc
 
 from daemon.mail.mimecut import BODY_BYTES, cut_large_parts
@@ -54,7 +55,35 @@ def test_a_single_line_body_without_line_ends_is_cut_at_a_multiple_of_four() -> 
     assert len(skeleton) - len(HEAD) - 2 == BODY_BYTES and BODY_BYTES % 4 == 0
 
 
-def test_an_oversize_body_that_is_not_text_is_left_to_the_parser() -> None:
-    raw = HEAD + b"Content-Type: application/pdf\r\n\r\n" + b"%PDF" * 1_000_000
+def test_a_message_that_is_one_large_file_has_it_cut_out_like_a_part() -> None:
+    """A scan sent as the whole message (no multipart): 20 MB went whole
+    through the email parser, 260 MB for one message; now the file is
+    measured from the raw bytes and the parser sees a token."""
+    data = bytes(range(256)) * 60_000  # 15 MB
+    raw = (
+        HEAD
+        + b'Content-Type: application/pdf; name="umowa.pdf"\r\n'
+        + b"Content-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(data).replace(b"\n", b"\r\n")
+    )
+    skeleton, cut = cut_large_parts(raw, LARGE_PART, 10 * 1024 * 1024)
+    assert len(skeleton) < 1000
+    [part] = cut.values()
+    assert (part.size, part.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert part.content is None  # over max_attachment_bytes: only in the raw message
+    tracemalloc.start()
+    try:
+        msg = parse_message(raw)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 80_000_000, f"{peak / 1e6:.0f} MB"
+    [attachment] = msg.attachments
+    assert (attachment.filename, attachment.size) == ("umowa.pdf", len(data))
+    assert attachment.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_small_file_sent_as_the_whole_message_is_left_to_the_parser() -> None:
+    raw = HEAD + b"Content-Type: application/pdf\r\n\r\n" + b"%PDF" * 100_000
     skeleton, cut = cut_large_parts(raw, LARGE_PART, 10 * 1024 * 1024)
     assert (skeleton, cut) == (raw, {})
