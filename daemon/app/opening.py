@@ -126,7 +126,13 @@ def _tell_agents(
         return
     ctx = actions.Ctx(tx, rt, now, Actor("spocd", "system"), ticket)
     thread = Thread(references=incoming.msg.references[-20:]).after(incoming.msg.message_id)
+    # The name the request came with (for an escalation, the original's),
+    # beside the address it is checked against: agents know people by name.
+    author = incoming.incident.sender
     context = {
+        "requester_name": (
+            author.name if author and author.addr.lower() == ticket.requester.lower() else ""
+        ),
         "request_text": incoming.incident.text[:8000],
         "first_line_note": incoming.note.strip()[:8000] if incoming.original else "",
         "carried_tag": carried_tag,

@@ -289,8 +289,24 @@ def test_the_group_notice_of_an_escalation_carries_first_lines_note_and_referenc
         assert ESCALATION_NOTE in part and "SD-4711" in part and FIRST_LINE in part
         assert "Nobody can connect since 8:00." in part
     assert text.index(ESCALATION_NOTE) < text.index("Nobody can connect since 8:00.")
+    # the requester by the name the original came with, not first line's
+    assert f"Requester:  Jan Kowalski <{REQUESTER}>" in text
+    assert f"<td>Jan Kowalski &lt;{REQUESTER}&gt;</td>" in html
     assert_command_help_last(notice)
     assert FIRST_LINE not in notice.rcpt_tos
+
+
+def test_the_new_ticket_notice_names_the_requester_as_their_mail_did(
+    relay_app: App, relay: Relay
+) -> None:
+    ingest(relay_app, make_mail(sender=f'"Kowalski, Jan <boss@example.org>" <{REQUESTER}>'))
+    ingest(relay_app, make_mail(sender=COLLEAGUE, subject="Scanner does not scan"))
+    [named] = about(relay, LEAD, "Printer")
+    assert f"Requester:  Kowalski, Jan <boss@example.org> <{REQUESTER}>" in text_of(named)
+    # a name is the sender's own words: escaped, and the real address follows it
+    assert f"Kowalski, Jan &lt;boss@example.org&gt; &lt;{REQUESTER}&gt;" in html_of(named)
+    [bare] = about(relay, LEAD, "Scanner")
+    assert f"Requester:  {COLLEAGUE}\r\n" in text_of(bare)
 
 
 def test_first_line_is_copied_on_the_milestones_and_never_on_internal_mail(
