@@ -24,8 +24,9 @@ from daemon.cli.main import (
     settings_of,
     ticket_number,
 )
-from daemon.config import find_config
+from daemon.config import find_config, listener_problems
 from daemon.core.domain import OPEN_STATES, Status
+from daemon.core.errors import ConfigError
 from daemon.service.wiring import starter_root
 
 
@@ -43,6 +44,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     # more often keeps 250s flowing while the pipeline is busy.
     sys.setswitchinterval(0.0005)
     settings = settings_of(args)
+    # What only a listener cannot use (other commands take the same file:
+    # tests and bench write smtp.port = 0), refused before anything starts.
+    problems = listener_problems(settings)
+    if problems:
+        raise ConfigError(problems)
     logs.setup(settings.logging.format, settings.logging.level)
     config_path = find_config(getattr(args, "config", None), os.environ)
     app = open_app(args)
@@ -261,13 +267,23 @@ def cmd_db(args: argparse.Namespace) -> int:
     if args.db_command == "copy":
         return _db_copy(args.source, args.target)
     settings = settings_of(args)
-    engine = make_engine(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
     try:
-        before = migrate.current_revision(engine)
-        migrate.upgrade(engine)
-        after = migrate.current_revision(engine)
-    finally:
-        engine.dispose()
+        engine = make_engine(
+            settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms
+        )
+        try:
+            before = migrate.current_revision(engine)
+            migrate.upgrade(engine)
+            after = migrate.current_revision(engine)
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        # One line and 75, as `open_app` gives every other command (this was
+        # a traceback and exit 1): a server down, a SQLite file that cannot be made.
+        if not (type(exc).__module__.startswith("sqlalchemy") or isinstance(exc, OSError)):
+            raise
+        print(f"spocd: database unavailable: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
     print(
         f"database at {after}"
         + (
@@ -364,8 +380,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     from daemon.adapters.storage.store import SqlStore
     from daemon.app.status import status_report, status_text
     from daemon.ports import SystemClock
+    from daemon.service.wiring import load_runtime
 
     settings = settings_of(args)
+    # A rules file or templates every other command refuses (78) is refused
+    # here too: status said "healthy" while the daemon could not start.
+    load_runtime(settings, key=b"")  # the key signs nothing here
     try:
         store = SqlStore.open(settings.database.url)
     except Exception as exc:

@@ -10,6 +10,7 @@ _FROM = {
     "CONFIG_ENV": "load",
     "DEFAULT_NAME": "load",
     "find_config": "load",
+    "listener_problems": "load",
     "load_settings": "load",
     "parse_settings": "load",
 }
@@ -42,6 +43,7 @@ __all__ = [
     "Settings",
     "SmtpSettings",
     "find_config",
+    "listener_problems",
     "load_settings",
     "parse_settings",
 ]

@@ -60,10 +60,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
 
 
 def parse_settings(text: str, path: Path, environ: Mapping[str, str]) -> Settings:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: {exc}"]) from exc
+    data = read_toml(text, path)
     lines = key_lines(text)
     problems: list[str] = []
 
@@ -128,6 +125,8 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str]) -> Setting
         )
     if "outgoing" in resolved:
         problems.extend(_check_outgoing(resolved["outgoing"][0], lambda k: where("outgoing", 0, k)))
+    outgoing = resolved.get("outgoing", [{}])[0]
+    problems.extend(_maildir_problem(outgoing, base, lambda k: where("outgoing", 0, k)))
     if "smtp" in resolved:
         problems.extend(_check_smtp(resolved["smtp"][0], base, lambda k: where("smtp", 0, k)))
     if "http" in resolved:
@@ -135,6 +134,62 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str]) -> Setting
     if problems:
         raise ConfigError(problems)
     return _build(resolved, path, base)
+
+
+def listener_problems(settings: Settings) -> list[str]:
+    """What `spocd run` cannot start with though every other command can:
+    smtp.port = 0 binds a port no MTA knows (and the start-up check then
+    said "Connection refused"). Scratch desks that never listen (tests,
+    `spocd bench`) write port 0, so only the listener refuses it."""
+    if not settings.smtp.enabled or settings.smtp.port != 0:
+        return []
+    spot = str(settings.source) if settings.source else "spocd.toml"
+    if settings.source is not None:
+        try:
+            line = key_lines(read_config_file(settings.source)).get(("smtp", 0, "port"))
+        except OSError:
+            line = None
+        spot = f"{spot}:{line}" if line else spot
+    return [
+        f"{spot}: smtp.port: 0 is no port an MTA can send to: set the listener's port "
+        "(2525 by default) or smtp.enabled = false"
+    ]
+
+
+def read_toml(text: str, path: Path) -> dict[str, Any]:
+    """The parsed file, or ConfigError saying why not.
+
+    tomllib parses nested arrays and tables by recursion: a value nested a few
+    thousand deep raised RecursionError, a traceback from every command."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: {exc}"]) from exc
+    except RecursionError:
+        raise ConfigError([f"{path}: a value is nested too deeply to read"]) from None
+
+
+def _maildir_problem(table: dict[str, Any], base: Path, where: Callable[[str], str]) -> list[str]:
+    """A Maildir outbox that can never be made: the path, or a folder on the
+    way to it, is a file (each mail then failed with a traceback)."""
+    defaults = OutgoingSettings()
+    if table.get("transport", defaults.transport) != "maildir":
+        return []
+    blocker = _not_a_folder(_under(base, table.get("maildir", str(defaults.maildir))))
+    if blocker is None:
+        return []
+    return [f"{where('maildir')}: outgoing.maildir: {blocker} exists and is not a folder"]
+
+
+def _not_a_folder(path: Path) -> Path | None:
+    """The first existing path on the way to `path` (itself included) that is
+    not a folder, or None when a folder can be made there."""
+    for step in (path, *path.parents):
+        if os.path.exists(step):
+            return None if os.path.isdir(step) else step
+        if os.path.lexists(step):
+            return step  # a dangling link: nothing can be made through it
+    return None
 
 
 def _check_outgoing(table: dict[str, Any], where: Callable[[str], str]) -> list[str]:
@@ -320,6 +375,8 @@ def _read_secret(
         if value not in environ:
             return None, f"environment variable {value} is not set"
         return environ[value], None
+    if "\0" in value:
+        return None, "must not contain a NUL character"
     secret_path = Path(value) if Path(value).is_absolute() else base / value
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     if not secret_path.exists() and credentials and "/" not in value:

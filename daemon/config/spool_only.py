@@ -21,6 +21,9 @@ CONFIG_ENV, DEFAULT_NAME = "SPOCD_CONFIG", "spocd.toml"
 #: The embedded defaults of the two keys (a test holds them equal to `Settings()`).
 DEFAULT_SPOOL = "var/spool"
 DEFAULT_MAX_MESSAGE_SIZE = 26_214_400
+#: The ceiling of every size in bytes (`schema`), here so the pipe takes no more
+#: than the full loader does without importing it.
+MAX_BYTES = 1024**3
 
 
 def spool_settings(explicit: str | None, environ: Mapping[str, str]) -> tuple[Path, int] | None:
@@ -31,16 +34,16 @@ def spool_settings(explicit: str | None, environ: Mapping[str, str]) -> tuple[Pa
     path = Path(name or DEFAULT_NAME)
     try:
         data = tomllib.loads(read_config_file(path))  # bounded: never a FIFO or a device
-    except (OSError, ValueError):  # FileRefused, TOMLDecodeError: the full loader says so
-        return None
+    except (OSError, ValueError, RecursionError):  # FileRefused, TOMLDecodeError, a value
+        return None  # nested thousands deep: the full loader refuses it (78, never 1)
     paths, smtp = data.get("paths", {}), data.get("smtp", {})
     if not isinstance(paths, dict) or not isinstance(smtp, dict):
         return None
     spool = paths.get("spool", DEFAULT_SPOOL)
     limit = smtp.get("max_message_size", DEFAULT_MAX_MESSAGE_SIZE)
-    if not isinstance(spool, str) or not spool:
+    if not isinstance(spool, str) or not spool or "\0" in spool:  # NUL: open raises ValueError
         return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_BYTES:
         return None
     folder = Path(spool)
     return (folder if folder.is_absolute() else path.resolve().parent / folder), limit
