@@ -2,7 +2,10 @@
 
 `regex.compile` cannot be stopped, and nested counted repeats multiply into
 a compiled size that exhausts memory, not time; a timeout cannot help, so
-such a pattern is refused by a scan of its text first.
+such a pattern is refused by a scan of its text first. Its parser and
+compiler also recurse once per level of nesting (five to seven Python frames
+each), so a short pattern nested a few hundred deep raises RecursionError in
+the middle of them; the nesting is measured by a scan first too.
 """
 
 from __future__ import annotations
@@ -15,6 +18,11 @@ MAX_PATTERN = 4096
 #: to: counted repeats are copied when compiled, so nested ones multiply
 #: (`(((a{1000}){1000}){1000}){1000}` would be 10^12 copies: memory, not time).
 MAX_EXPANSION = 100_000
+#: Deepest nesting of groups, lookarounds and character sets accepted. At 50
+#: the compiler uses at most about 350 frames of the interpreter's 1,000 (a
+#: nested V1 set, the costliest level, takes seven; it failed at 141 levels),
+#: and no sane pattern nests a tenth as deep.
+MAX_NESTING = 50
 
 
 def regex_refusal(source: str) -> str | None:
@@ -22,6 +30,9 @@ def regex_refusal(source: str) -> str | None:
     memory), or None. Checked before `regex.compile`, which cannot be stopped."""
     if len(source) > MAX_PATTERN:
         return f"pattern is {len(source)} characters long (limit {MAX_PATTERN})"
+    depth = nesting(source)
+    if depth > MAX_NESTING:
+        return f"groups, lookarounds and character sets nest {depth} deep (limit {MAX_NESTING})"
     size = expansion(source)
     if size > MAX_EXPANSION:
         return (
@@ -49,14 +60,9 @@ def expansion(source: str) -> int:
         ch, frame = source[i], stack[-1]
         atom = 1
         if ch == "\\":
-            i += 2
-            if source[i - 1 : i] in ("p", "P", "N", "x") and source[i : i + 1] == "{":
-                close = source.find("}", i)
-                i = end if close < 0 else close + 1
+            i = _after_escape(source, i)
         elif ch == "[":
-            i += 1
-            i += source[i : i + 1] == "^"
-            i += source[i : i + 1] == "]"
+            i = _after_set_start(source, i)
             while i < end and source[i] != "]":
                 i += 2 if source[i] == "\\" else 1
             i += 1
@@ -98,3 +104,89 @@ def expansion(source: str) -> int:
         inner = stack.pop()[0]
         stack[-1][0] += inner
     return stack[0][0]
+
+
+#: A POSIX class inside a set, as the `regex` parser reads one (`[:alpha:]`,
+#: `[:^digit:]`, `[:script=Latin:]`); any other `[` in a set is a character
+#: (version 0) or a nested set (version 1).
+_POSIX_CLASS = regex.compile(
+    r"\[:\^?[A-Za-z0-9 &_.-]*"  # `[:`, negation, name
+    r"(?:[:=](?=[A-Za-z0-9 &_./-]*[A-Za-z0-9&_./-])[A-Za-z0-9 &_./-]*)?"  # `=value`
+    r":\]"
+)
+
+
+def nesting(source: str) -> int:
+    """How deep groups, lookarounds and character sets nest in `source`.
+
+    The deepest of four readings: with and without verbose mode (`#`
+    comments) and with and without version 1 (nested sets). Flags may be set
+    anywhere in a pattern, and a reading that mistakes a comment or a set
+    for syntax could count too few levels; one of the four is the parser's
+    own, so the deepest is never too shallow."""
+    return max(
+        _depth(source, verbose=verbose, nested_sets=nested_sets)
+        for verbose in (False, True)
+        for nested_sets in (False, True)
+    )
+
+
+def _depth(source: str, *, verbose: bool, nested_sets: bool) -> int:
+    """Deepest nesting in one reading of `source`: one linear pass."""
+    groups = sets = deepest = 0
+    i, end = 0, len(source)
+    while i < end:
+        ch = source[i]
+        if ch == "\\":
+            i = _after_escape(source, i)
+            continue
+        if sets:
+            if ch == "]":
+                sets -= 1
+            elif ch == "[" and (posix := _POSIX_CLASS.match(source, i)):
+                i = posix.end()
+                continue
+            elif ch == "[" and nested_sets:
+                sets += 1
+                i = _after_set_start(source, i)
+                deepest = max(deepest, groups + sets)
+                continue
+            i += 1
+            continue
+        if ch == "[":
+            sets = 1
+            i = _after_set_start(source, i)
+        elif ch == "(" and source.startswith("(?#", i):
+            close = source.find(")", i)
+            i = end if close < 0 else close + 1
+            continue
+        elif ch == "(":
+            groups += 1
+            i += 1
+        elif ch == ")":
+            groups = max(groups - 1, 0)
+            i += 1
+        elif ch == "#" and verbose:
+            newline = source.find("\n", i)
+            i = end if newline < 0 else newline + 1
+        else:
+            i += 1
+        deepest = max(deepest, groups + sets)
+    return deepest
+
+
+def _after_escape(source: str, i: int) -> int:
+    """Index after the escape at `i`; `\\p{..}`, `\\N{..}` and `\\x{..}` whole."""
+    i += 2
+    if source[i - 1 : i] in ("p", "P", "N", "x") and source[i : i + 1] == "{":
+        close = source.find("}", i)
+        return len(source) if close < 0 else close + 1
+    return i
+
+
+def _after_set_start(source: str, i: int) -> int:
+    """Index after the `[` at `i`, its `^` and a leading `]`, which is a character."""
+    i += 1
+    i += source[i : i + 1] == "^"
+    i += source[i : i + 1] == "]"
+    return i

@@ -101,8 +101,11 @@ def _snippet(text: str, limit: int = 60) -> str:
 
 def compile_regex(reader: Reader, node: Node, path: str) -> SafePattern | None:
     """Compile a pattern once; a syntax error is a `bad regex` issue, and a
-    pattern whose compiled size could exhaust memory is refused unseen by
-    the compiler."""
+    pattern whose compiled size could exhaust memory, or whose nesting could
+    exhaust the compiler's recursion, is refused unseen by the compiler.
+
+    RecursionError is still caught, as a last guard should a pattern nest
+    deeper than the scan of its text saw: a problem, never a traceback."""
     source = reader.string(node, path)
     if source is None:
         return None
@@ -114,5 +117,8 @@ def compile_regex(reader: Reader, node: Node, path: str) -> SafePattern | None:
         compiled = regex.compile(source)
     except (regex.error, ValueError, OverflowError) as exc:
         reader.error(node, path, f"bad regex: {exc}")
+        return None
+    except RecursionError:
+        reader.error(node, path, "regex refused: nested too deep for the regex compiler")
         return None
     return SafePattern(source, compiled)

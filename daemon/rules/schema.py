@@ -239,13 +239,23 @@ class Reader:
             return None
         return node.value.lower() in {"true", "yes", "on"}
 
-    def integer(self, node: Node, path: str, minimum: int = 0) -> int | None:
+    def integer(self, node: Node, path: str, *, minimum: int = 0, maximum: int) -> int | None:
+        """A whole number in [minimum, maximum]. Every number of the file has
+        a ceiling: one the code cannot compute with (a date 10^9 days away)
+        would pass the check and then fail every mail that meets it."""
         if not isinstance(node, ScalarNode) or node.tag != _INT:
             self.error(node, path, f"expected a whole number, got {describe_node(node)}")
             return None
-        value = int(yaml.constructor.SafeConstructor().construct_yaml_int(node))
+        try:
+            value = int(yaml.constructor.SafeConstructor().construct_yaml_int(node))
+        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+            self.error(node, path, f"must be between {minimum} and {maximum}")
+            return None
         if value < minimum:
             self.error(node, path, f"must be at least {minimum}")
+            return None
+        if value > maximum:
+            self.error(node, path, f"must be at most {maximum}")
             return None
         return value
 

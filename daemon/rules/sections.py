@@ -30,7 +30,7 @@ from daemon.rules.model import (
 )
 from daemon.rules.patterns import compile_regex
 from daemon.rules.schema import Reader, child_path
-from daemon.rules.values import LANGUAGES, LEVELS, PRIORITIES
+from daemon.rules.values import LANGUAGES, LEVELS, MAX_DURATION_DAYS, PRIORITIES
 from daemon.rules.values import address as parse_address
 from daemon.rules.values import calendar as parse_calendar
 from daemon.rules.values import duration as parse_duration
@@ -40,6 +40,15 @@ from daemon.rules.values import share as parse_share
 SUPPORTED_VERSION = 1
 STRANGER_POLICIES = ("new_ticket", "quarantine")
 NOTIFY_ROLES = ("assignee", "group_lead")
+#: Ceiling of a `version:` number: far above any version there will be; above
+#: it the number is refused as a number, not as a version.
+MAX_VERSION = 1_000_000
+#: Ceiling of `auto_replies.max_per_hour`: a million automatic mails to one
+#: correspondent an hour is no limit at all (the load bench uses it).
+MAX_AUTO_REPLIES_PER_HOUR = 1_000_000
+#: Ceiling of `closure.reopen_days`: the cap of durations; a date further
+#: away overflows `datetime` when a reply to a closed ticket is read.
+MAX_REOPEN_DAYS = MAX_DURATION_DAYS
 _CLOCK_TIME = re.compile(r"(\d{1,2}):(\d{2})")
 _GROUP_NAME = re.compile(r"[\w.-]+")
 _DOMAIN = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)*")
@@ -56,7 +65,7 @@ class Sections:
     def version(self, node: Node | None) -> int | None:
         if node is None:
             return None
-        value = self.reader.integer(node, "version")
+        value = self.reader.integer(node, "version", maximum=MAX_VERSION)
         if value is not None and value != SUPPORTED_VERSION:
             message = f"unsupported version {value} (this spocd reads version {SUPPORTED_VERSION})"
             self.reader.error(node, "version", message)
@@ -122,7 +131,7 @@ class Sections:
         if node is None:
             return 10
         fields = self.reader.mapping(node, "auto_replies", optional=("max_per_hour",)) or {}
-        count = partial(self.reader.integer, minimum=1)
+        count = partial(self.reader.integer, minimum=1, maximum=MAX_AUTO_REPLIES_PER_HOUR)
         return self.reader.optional(fields, "max_per_hour", "auto_replies", count, 10) or 10
 
     def external_ref(self, node: Node | None) -> regex.Pattern[str] | None:
@@ -359,7 +368,8 @@ class Sections:
         duration = partial(parse_duration, self.reader)
         auto_close = read("auto_close_after", parse=duration, default=spec.auto_close_after)
         remind = read("remind_every", parse=duration, default=spec.remind_every)
-        reopen = read("reopen_days", parse=self.reader.integer, default=spec.reopen_days)
+        days = partial(self.reader.integer, maximum=MAX_REOPEN_DAYS)
+        reopen = read("reopen_days", parse=days, default=spec.reopen_days)
         yes = read("yes_words", parse=self._words, default=spec.yes_words)
         no = read("no_words", parse=self._words, default=spec.no_words)
         if auto_close is None or remind is None or reopen is None or yes is None or no is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
 
 from yaml.nodes import MappingNode, Node, ScalarNode
@@ -26,6 +26,15 @@ DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_DURATION_DAYS = 3650
 #: A holiday range longer than a year is almost certainly a typo in a year.
 MAX_HOLIDAY_DAYS = 366
+#: Most days in a row a calendar may have no working time (holidays joined by
+#: the weekdays without hours between them): two longest holiday ranges back
+#: to back. Deadline arithmetic gives up after `businesstime.MAX_IDLE_DAYS`
+#: (1830) such days and would then fail every mail; this stays well below.
+MAX_CLOSED_DAYS = 2 * MAX_HOLIDAY_DAYS
+#: Largest escalation share, in percent. A step fires when that share of the
+#: SLA target has passed (100% is the breach); ten times the target is far
+#: past any sane ladder, and keeps step moments within dates `datetime` can hold.
+MAX_SHARE_PERCENT = 1000
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
@@ -45,6 +54,9 @@ def duration(reader: Reader, node: Node, path: str) -> Duration | None:
     if match is None or not any(match.groups()):
         reader.error(node, path, f"{_duration_problem(compact)}: '{text}' ({_DURATION_HINT})")
         return None
+    if any(len((part or "").lstrip("0")) > _MAX_DURATION_DIGITS for part in match.groups()):
+        reader.error(node, path, f"longer than {MAX_DURATION_DAYS} days: '{text}'")
+        return None
     days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
     total = hours * 3600 + minutes * 60 + seconds
     if days == 0 and total == 0:
@@ -57,6 +69,9 @@ def duration(reader: Reader, node: Node, path: str) -> Duration | None:
 
 
 _DURATION_HINT = "write e.g. 30s, 15m, 4h, 2d or 1d4h"
+#: Digits of the longest duration in seconds: a part with more is too long,
+#: and one past 4,300 digits would make int() itself refuse with ValueError.
+_MAX_DURATION_DIGITS = len(str(MAX_DURATION_DAYS * 86400))
 
 
 def _duration_problem(compact: str) -> str:
@@ -106,7 +121,10 @@ def person(reader: Reader, node: Node, path: str) -> tuple[str, str | None] | No
 
 
 def share(reader: Reader, node: Node, path: str) -> float | None:
-    """A positive percentage such as `75%` or `87.5%`, as a fraction (0.75)."""
+    """A percentage above 0% and at most MAX_SHARE_PERCENT, such as `75%` or
+    `87.5%`, as a fraction (0.75). Bounded above because the step's moment is
+    the target's length times the share: a huge one overflows that arithmetic
+    for every ticket."""
     text = reader.string(node, path)
     if text is None:
         return None
@@ -114,7 +132,11 @@ def share(reader: Reader, node: Node, path: str) -> float | None:
     if match is None or float(match.group(1)) <= 0:
         reader.error(node, path, f"expected a positive percentage like 75%, got '{text}'")
         return None
-    return float(match.group(1)) / 100
+    percent = float(match.group(1))
+    if percent > MAX_SHARE_PERCENT:
+        reader.error(node, path, f"must be at most {MAX_SHARE_PERCENT}%, got '{text}'")
+        return None
+    return percent / 100
 
 
 def timezone(reader: Reader, node: Node, path: str) -> str | None:
@@ -152,7 +174,57 @@ def calendar(reader: Reader, name: str, node: Node, path: str) -> Calendar | Non
     if not any(weekly):
         reader.error(hours_node, hours_path, "the calendar has no working hours at all")
         return None
+    closed = closed_too_long(weekly, holidays)
+    if closed is not None:
+        first, last = closed
+        days = (last - first).days + 1
+        message = (
+            f"no working time from {first.isoformat()} to {last.isoformat()} ({days} days in a"
+            f" row; holidays may close the calendar for at most {MAX_CLOSED_DAYS} days in a row)"
+        )
+        reader.error(fields["holidays"], child_path(path, "holidays"), message)
+        return None
     return Calendar(name=name, timezone=zone, weekly=weekly, holidays=holidays)
+
+
+_ONE_DAY = timedelta(days=1)
+
+
+def closed_too_long(
+    weekly: tuple[tuple[tuple[int, int], ...], ...], holidays: tuple[tuple[date, date], ...]
+) -> tuple[date, date] | None:
+    """The first run of days without working time longer than MAX_CLOSED_DAYS,
+    as (first, last), or None.
+
+    Each holiday range (sorted) is widened over the weekdays without hours
+    on either side, and ranges that then touch are joined: exactly the runs
+    of closed days that hold a holiday (the others are shorter than a week,
+    as some weekday has hours). Linear in the number of ranges, so it can be
+    checked at load for any date, where a walk over days could not.
+    """
+    workdays = frozenset(day for day, ranges in enumerate(weekly) if ranges)
+    runs: list[tuple[date, date]] = []
+    for first, last in holidays:
+        first = _closed_edge(first, -_ONE_DAY, workdays)
+        last = _closed_edge(last, _ONE_DAY, workdays)
+        if runs and (first - runs[-1][1]).days <= 1:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], last))
+        else:
+            runs.append((first, last))
+    return next((run for run in runs if (run[1] - run[0]).days >= MAX_CLOSED_DAYS), None)
+
+
+def _closed_edge(day: date, step: timedelta, workdays: frozenset[int]) -> date:
+    """The furthest day from `day` in direction `step` before a weekday with
+    hours (at most six steps), stopping at the ends of the calendar of dates."""
+    while True:
+        try:
+            following = day + step
+        except OverflowError:
+            return day
+        if following.weekday() in workdays:
+            return day
+        day = following
 
 
 _ALWAYS_HOLIDAYS = "holidays have no effect with hours: always; remove them"
