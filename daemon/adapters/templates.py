@@ -3,13 +3,23 @@
 User text only ever enters as context data, never as template source; HTML
 templates autoescape it. A template missing in a language falls back to
 English, so adding a language can be done one template at a time.
+
+The admin writes the templates, so they are checked whole at load (every
+file compiled, every include found) and every rendering is bounded: a loop
+that never ends or a mail of gigabytes stops with an error naming the
+template, instead of hanging or swamping the daemon at every retry.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-from collections.abc import Callable, MutableMapping
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from hashlib import sha1
@@ -28,12 +38,18 @@ from jinja2 import (
     StrictUndefined,
     Template,
     TemplateNotFound,
+    TemplateRuntimeError,
+    TemplateSyntaxError,
+    nodes,
 )
 from jinja2.bccache import Bucket
 from jinja2.loaders import split_template_path
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment, safe_range
+from jinja2.visitor import NodeTransformer
 
-from daemon.config.files import read_config_file
+from daemon.config.files import FileRefused, read_config_file
+from daemon.core.errors import ConfigError
 from daemon.ports import Rendered
 
 LANGUAGES = ("en", "pl")
@@ -60,6 +76,24 @@ KINDS = (
     "major_reply",
     "major_update",
 )
+#: The three parts of a mail, each a template per kind.
+PARTS = (".subject.txt", ".txt", ".html")
+#: Files in a language folder that are templates (compiled at load); an
+#: editor's backup or a README beside them is not.
+TEMPLATE_SUFFIXES = (".txt", ".html")
+
+#: What one rendering of one part may take. A digest or a KPI report loops
+#: over at most a few thousand rows; `range(99999)` nested in itself is ten
+#: billion steps (314 s and counting in the fuzzing report, SIGTERM unheard).
+MAX_LOOP_STEPS = 200_000
+#: Characters one part may have: a mail of 2 MB of text is already absurd;
+#: unbounded, a loop of 100 KB chunks took 10 GB in 30 s.
+MAX_PART_CHARS = 2_000_000
+#: Wall time one part may take, whatever it spends it on.
+MAX_RENDER_SECONDS = 10.0
+#: Marks code compiled with the bounds below (counted loops, checked
+#: operators): code from before them is never taken from the cache.
+_BOUNDED_CODE = "bounded-1"
 
 
 #: How people write a moment in a sentence (CLDR patterns; month names come
@@ -128,6 +162,36 @@ class QuietBytecodeCache(FileSystemBytecodeCache):
             bucket.code = _filed_as(bucket.code, filename)
         return bucket
 
+    def load_references(self) -> dict[str, list[Reference]]:
+        """The references noted for each template source (by checksum):
+        checking includes at load then parses no template whose source is
+        unchanged (parsing them all takes 0.12 s, loading the compiled code
+        0.02 s). One file for all: a file each cost 5 ms to read."""
+        try:
+            with open(self._references_file(), encoding="utf-8") as file:
+                noted = json.load(file)
+            return {
+                key: [Reference(tuple(names), line, how) for names, line, how in refs]
+                for key, refs in noted.items()
+            }
+        except (OSError, ValueError, TypeError, AttributeError):
+            return {}
+
+    def dump_references(self, noted: dict[str, list[Reference]]) -> None:
+        """Written whole and renamed into place: a process reading it meanwhile
+        sees the old notes or the new, never half."""
+        path = self._references_file()
+        temporary = f"{path}.{os.getpid()}"
+        data = {key: [[list(r.names), r.line, r.how] for r in refs] for key, refs in noted.items()}
+        with contextlib.suppress(OSError):
+            with open(temporary, "w", encoding="utf-8") as file:
+                json.dump(data, file)
+            os.replace(temporary, path)
+
+    def _references_file(self) -> str:
+        # Under Jinja's own pattern: `clear()` removes it with the code.
+        return os.path.join(self.directory, self.pattern % (f"spocd-references-{_BOUNDED_CODE}",))
+
 
 def _compiled_as(env: Environment, name: str) -> str:
     """Every environment setting Jinja's compiler reads: code compiled under
@@ -153,6 +217,7 @@ def _compiled_as(env: Environment, name: str) -> str:
             env.finalize is not None,
             env.is_async,
             escape,
+            _BOUNDED_CODE,
         )
     )
 
@@ -183,7 +248,12 @@ def bytecode_cache() -> BytecodeCache | None:
 
 class BoundedFileLoader(FileSystemLoader):
     """FileSystemLoader that reads through `read_config_file`: a template that is
-    a FIFO, a device or too large is refused (FileRefused names it), never read."""
+    a FIFO, a device or too large is refused (FileRefused names it), never read.
+
+    While `kept` is a dict, each source read is kept there by its path: the
+    check at load reads the includes of what it has just compiled."""
+
+    kept: dict[str, str] | None = None
 
     def get_source(
         self, environment: Environment, template: str
@@ -204,7 +274,159 @@ class BoundedFileLoader(FileSystemLoader):
             except OSError:
                 return False
 
+        if self.kept is not None:
+            self.kept[os.path.normpath(filename)] = contents
         return contents, os.path.normpath(filename), uptodate
+
+
+class RenderLimitExceeded(TemplateRuntimeError):
+    """A rendering went past a bound (`MAX_LOOP_STEPS`, `MAX_PART_CHARS`,
+    `MAX_RENDER_SECONDS`); the message names the template."""
+
+
+@dataclass(slots=True)
+class _Budget:
+    """What one rendering of one part has spent. Kept in a context variable
+    for the rendering (includes, imported macros and loops share it)."""
+
+    template: str
+    steps: int = 0
+    deadline: float = field(default_factory=lambda: time.monotonic() + MAX_RENDER_SECONDS)
+    _clock_at: int = 1024
+
+    def step(self, count: int = 1) -> None:
+        self.steps += count
+        if self.steps > MAX_LOOP_STEPS:
+            raise RenderLimitExceeded(
+                f"{self.template}: more than {MAX_LOOP_STEPS:,} loop steps in one rendering"
+            )
+        if self.steps >= self._clock_at:  # the clock read once per 1024 steps
+            self._clock_at = self.steps + 1024
+            self.in_time()
+
+    def in_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise RenderLimitExceeded(
+                f"{self.template}: rendering took more than {MAX_RENDER_SECONDS:g} s"
+            )
+
+    def counted(self, items: Iterable[Any]) -> Iterator[Any]:
+        for item in items:
+            self.step()
+            yield item
+
+    def sized(self, value: Any) -> Any:
+        if isinstance(value, str | list | tuple) and len(value) > MAX_PART_CHARS:
+            raise RenderLimitExceeded(
+                f"{self.template}: a value of more than {MAX_PART_CHARS:,} characters or items"
+            )
+        return value
+
+    def joined(self, chunks: Iterable[str]) -> str:
+        """The rendered text, stopped as soon as it is too long, not after."""
+        parts: list[str] = []
+        size = 0
+        for chunk in chunks:
+            size += len(chunk)
+            if size > MAX_PART_CHARS:
+                raise RenderLimitExceeded(
+                    f"{self.template}: more than {MAX_PART_CHARS:,} characters rendered"
+                )
+            parts.append(chunk)
+        self.in_time()
+        return "".join(parts)
+
+
+_BUDGET: ContextVar[_Budget | None] = ContextVar("spocd_render_budget", default=None)
+
+
+def _budget(template: str = "template") -> _Budget:
+    """The rendering's budget (a fresh one outside a `_BoundedTemplate.render`,
+    as for `generate`: bounded per loop then, never unbounded)."""
+    return _BUDGET.get() or _Budget(template)
+
+
+def _counted_loop(items: Iterable[Any]) -> Iterator[Any]:
+    """Wrapped around every `{% for %}`'s iterable at compile time."""
+    return _budget().counted(items)
+
+
+def _sized_text(value: Any) -> Any:
+    """Wrapped around every `~` concatenation: doubling a text in a loop
+    reaches gigabytes in thirty-odd steps, far below any loop bound."""
+    return _budget().sized(value)
+
+
+def _counted_range(*args: int) -> range:
+    """`range()` with what it yields charged at once: `range(n) | sum` loops
+    in Python, not in a `{% for %}`."""
+    numbers = safe_range(*args)
+    _budget().step(len(numbers))
+    return numbers
+
+
+class _Bounded(NodeTransformer):
+    """Every loop counted and every concatenation sized, at compile time."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = nodes.Filter(
+            node.iter, "_spocd_counted", [], [], None, None, lineno=node.lineno
+        )
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return nodes.Filter(node, "_spocd_sized", [], [], None, None, lineno=node.lineno)
+
+
+#: A width or precision in a `%` format: "%099999999d" is 100 MB of zeros.
+_FORMAT_WIDTH = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _too_large(operator: str, left: Any, right: Any) -> str | None:
+    """Why an operation's result would be too large, found before Python
+    allocates it (`'x' * 10**13` is a MemoryError after a long swap)."""
+    if operator == "*":
+        for seq, times in ((left, right), (right, left)):
+            repeated = isinstance(seq, str | list | tuple) and isinstance(times, int)
+            if repeated and len(seq) * times > MAX_PART_CHARS:
+                return f"repeating a value {times:,} times"
+    elif operator == "**" and isinstance(left, int) and isinstance(right, int):
+        if abs(left) > 1 and right > 0 and abs(left).bit_length() * right > 1_000_000:
+            return f"{left} ** {right}"
+    elif operator == "%" and isinstance(left, str):
+        for width, precision in _FORMAT_WIDTH.findall(left):
+            for number in (width, precision):
+                if number == "*" or (number and int(number) > MAX_PART_CHARS):
+                    return f"the width in format {left[:40]!r}"
+    return None
+
+
+class _BoundedTemplate(Template):
+    """A template whose `render` runs under a fresh budget and stops the
+    output at `MAX_PART_CHARS` while it is being made."""
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        token = _BUDGET.set(_Budget(_shown_name(self.filename, self.name)))
+        try:
+            ctx = self.new_context(dict(*args, **kwargs))
+            budget = _BUDGET.get()
+            assert budget is not None
+            return budget.joined(self.root_render_func(ctx))
+        except Exception:
+            self.environment.handle_exception()
+        finally:
+            _BUDGET.reset(token)
+
+
+@lru_cache(maxsize=1024)
+def _shown_name(filename: str | None, name: str | None) -> str:
+    """The language folder and the name ("pl/ack.txt"), as an admin finds
+    it; memoised, or the three parts of every mail would build a Path each."""
+    if filename and name:
+        return f"{Path(filename).parent.name}/{name}"
+    return name or "template"
 
 
 class _Environment(SandboxedEnvironment):
@@ -216,6 +438,28 @@ class _Environment(SandboxedEnvironment):
     ChainMap key by key into the context, a quarter of rendering a mail.
     Nothing here changes globals after loading (a reload builds a new renderer).
     """
+
+    template_class = _BoundedTemplate
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.globals["range"] = _counted_range
+        self.filters["_spocd_counted"] = _counted_loop
+        self.filters["_spocd_sized"] = _sized_text
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """The template with its loops counted and concatenations sized."""
+        tree = super()._parse(source, name, filename)
+        _Bounded().visit(tree)
+        return tree
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        budget = _budget(context.name or "template")
+        why = _too_large(operator, left, right)
+        if why:
+            raise RenderLimitExceeded(f"{budget.template}: {why} is too large")
+        return budget.sized(super().call_binop(context, operator, left, right))
 
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         return {**self.globals, **(d or {})}
@@ -234,19 +478,73 @@ class _Environment(SandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A template another includes, extends or imports: any one of `names`
+    will do (`{% include ["a.txt", "b.txt"] %}` takes the first found)."""
+
+    names: tuple[str, ...]
+    line: int
+    how: str  # "includes" | "extends" | "imports"
+
+
+_HOW = {nodes.Include: "includes", nodes.Extends: "extends"}
+
+
+def references(tree: nodes.Template) -> list[Reference]:
+    """The templates `tree` needs, with their lines: what
+    `jinja2.meta.find_referenced_templates` finds, less an include marked
+    `ignore missing` and a name computed at rendering (neither can be
+    checked, nor needs to be)."""
+    found = []
+    kinds = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+    for node in tree.find_all(kinds):
+        if isinstance(node, nodes.Include) and node.ignore_missing:
+            continue
+        names = _constant_names(node.template)
+        if names:
+            found.append(Reference(names, node.lineno, _HOW.get(type(node), "imports")))
+    return found
+
+
+def _constant_names(expr: nodes.Expr) -> tuple[str, ...]:
+    if isinstance(expr, nodes.Const):
+        value = expr.value
+        items = value if isinstance(value, tuple | list) else (value,)
+        return tuple(items) if all(isinstance(v, str) for v in items) else ()
+    if isinstance(expr, nodes.Tuple | nodes.List):
+        consts = [item.value for item in expr.items if isinstance(item, nodes.Const)]
+        if len(consts) == len(expr.items) and all(isinstance(v, str) for v in consts):
+            return tuple(consts)
+    return ()
+
+
+class TemplateProblems(ConfigError):
+    """The templates cannot be loaded; `problems` names each file (and line)."""
+
+    def __str__(self) -> str:
+        count = len(self.problems)
+        return f"{count} problem{'' if count == 1 else 's'}" + "".join(
+            f"\n    {problem}" for problem in self.problems
+        )
+
+
 class TemplateRenderer:
     def __init__(self, root: Path, timezone: str = "Europe/Warsaw") -> None:
         self.root = root
         self.zone = ZoneInfo(timezone)
         if not (root / "en").is_dir():
             raise FileNotFoundError(f"{root}/en: no English templates")
+        self._file_loaders: list[BoundedFileLoader] = []
+        self._sources: dict[str, str] = {}
+        self._notes = _ReferenceNotes(None)
         self._envs = {lang: self._environment(lang) for lang in LANGUAGES}
         self._loaded: dict[tuple[str, str], tuple[Template, Template, Template]] = {}
 
     def _environment(self, language: str) -> SandboxedEnvironment:
-        loaders: list[BaseLoader] = [BoundedFileLoader(str(self.root / language))]
-        if language != "en":
-            loaders.append(BoundedFileLoader(str(self.root / "en")))
+        folders = (language, "en") if language != "en" else ("en",)
+        loaders: list[BaseLoader] = [BoundedFileLoader(str(self.root / f)) for f in folders]
+        self._file_loaders += loaders  # type: ignore[arg-type]
         env = _Environment(
             loader=ChoiceLoader(loaders),
             autoescape=lambda name: bool(name and name.endswith(".html")),
@@ -296,12 +594,163 @@ class TemplateRenderer:
         return gaps
 
     def check(self) -> None:
-        """Compile every template now, so a broken one is refused at load."""
-        for lang, env in self._envs.items():
-            for kind in KINDS:
-                for suffix in (".subject.txt", ".txt", ".html"):
-                    try:
-                        env.get_template(f"{kind}{suffix}")
-                    except TemplateNotFound:
-                        if lang == "en":
-                            raise
+        """Every template compiled and every include found now, so a broken
+        one is refused at load (exit 78), not at each retry of the first mail
+        that needs it."""
+        found = self.problems()
+        if found:
+            raise TemplateProblems(found)
+
+    def problems(self) -> list[str]:
+        """What is wrong with the templates, each with its file (and line).
+
+        Every template file of every language is compiled, not only the
+        mail kinds: an included `footer.txt` fails the same. Then, from each
+        kind, every template it includes, extends or imports must be found
+        (in the language, or in English, as rendering finds it); an endless
+        include is refused too. Whether a template renders with the data
+        it is given is not checked here: only a real mail's context tells.
+        """
+        found: dict[str, None] = {}  # ordered, each problem once
+        self._sources = {}
+        for loader in self._file_loaders:
+            loader.kept = self._sources
+        try:
+            for lang, env in self._envs.items():
+                for name in _template_files(self.root / lang):
+                    found.update(dict.fromkeys(_compile_problems(env, name)))
+            self._notes = _ReferenceNotes(bytecode_cache())
+            for lang, env in self._envs.items():
+                walked: set[str] = set()
+                for name in (f"{kind}{part}" for kind in KINDS for part in PARTS):
+                    found.update(dict.fromkeys(self._walk(lang, env, name, (), walked)))
+            self._notes.save()
+        finally:
+            for loader in self._file_loaders:
+                loader.kept = None
+            self._sources = {}
+        return list(found)
+
+    def _walk(
+        self, lang: str, env: Environment, name: str, chain: tuple[str, ...], walked: set[str]
+    ) -> Iterator[str]:
+        """Problems of `name` and what it needs, as rendering in `lang` finds
+        them; each template walked once (`layout.html` is in every kind). A
+        kind missing in a language is only a gap (English is used); missing
+        in English, it is a problem."""
+        if name in walked:
+            return
+        walked.add(name)
+        filename = self._found(lang, name)
+        if filename is None:
+            if not chain and lang == "en":
+                yield f"{self.root / 'en' / name}: missing (every mail kind needs its English text)"
+            return
+        source = self._sources.get(filename)
+        if source is None:
+            try:
+                source = read_config_file(filename)
+            except FileRefused as exc:
+                yield f"{exc.filename}: cannot read: {exc}"
+                return
+            except OSError as exc:
+                yield f"{filename}: cannot read: {exc.strerror or exc}"
+                return
+        for ref in self._notes.references(env, name, source):
+            yield from self._follow(lang, env, filename, ref, (*chain, name), walked)
+
+    def _follow(
+        self,
+        lang: str,
+        env: Environment,
+        filename: str,
+        ref: Reference,
+        chain: tuple[str, ...],
+        walked: set[str],
+    ) -> Iterator[str]:
+        where = f"{filename}:{ref.line}"
+        cycle = [n for n in ref.names if n in chain]
+        if cycle:
+            path = " -> ".join((*chain[chain.index(cycle[0]) :], cycle[0]))
+            yield f"{where}: {ref.how} {cycle[0]!r} endlessly ({path})"
+            return
+        present = [n for n in ref.names if self._found(lang, n)]
+        if not present:
+            folders = f"{lang}/" if lang == "en" else f"{lang}/ or en/"
+            listed = " or ".join(repr(n) for n in ref.names)
+            yield f"{where}: {ref.how} {listed}, which is not in {folders}"
+            return
+        yield from self._walk(lang, env, present[0], chain, walked)
+
+    def _found(self, lang: str, name: str) -> str | None:
+        """The file `name` is, as the loader finds it: in the language, then
+        in English."""
+        try:
+            pieces = split_template_path(name)
+        except TemplateNotFound:
+            return None
+        for folder in (lang, "en") if lang != "en" else ("en",):
+            filename = os.path.join(self.root, folder, *pieces)
+            if os.path.exists(filename):
+                return os.path.normpath(filename)
+        return None
+
+
+def _template_files(folder: Path) -> list[str]:
+    """The template names of a language folder, subfolders included; hidden
+    files and folders (an editor's swap file) and other suffixes are not
+    templates."""
+    names = []
+    for top, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        prefix = os.path.relpath(top, folder).replace(os.sep, "/")
+        prefix = "" if prefix == "." else f"{prefix}/"
+        names += [
+            f"{prefix}{f}" for f in files if f.endswith(TEMPLATE_SUFFIXES) and not f.startswith(".")
+        ]
+    return sorted(names)
+
+
+def _compile_problems(env: Environment, name: str) -> list[str]:
+    """Why `name` does not compile, if it does not."""
+    try:
+        env.get_template(name)
+    except TemplateSyntaxError as exc:
+        return [f"{exc.filename or name}:{exc.lineno}: {exc.message}"]
+    except FileRefused as exc:
+        return [f"{exc.filename}: cannot read: {exc}"]
+    except TemplateNotFound:
+        return []  # gone meanwhile: the walk says so if it matters
+    except OSError as exc:
+        return [f"{exc.filename or name}: cannot read: {exc.strerror or exc}"]
+    return []
+
+
+class _ReferenceNotes:
+    """`references` of each template source, noted in the bytecode cache's
+    folder by the source's checksum: a template is parsed once per edit, not
+    once per process."""
+
+    #: Notes kept: every template of a few desks and their recent edits.
+    KEEP = 2000
+
+    def __init__(self, cache: BytecodeCache | None) -> None:
+        self.cache = cache if isinstance(cache, QuietBytecodeCache) else None
+        self.noted = self.cache.load_references() if self.cache else {}
+        self.added = False
+
+    def references(self, env: Environment, name: str, source: str) -> list[Reference]:
+        key = sha1(source.encode("utf-8")).hexdigest()
+        found = self.noted.get(key)
+        if found is None:
+            try:
+                found = references(env.parse(source, name))
+            except TemplateSyntaxError:
+                found = []  # said by the compiling
+            self.noted[key] = found
+            self.added = True
+        return found
+
+    def save(self) -> None:
+        if self.cache and self.added:
+            self.cache.dump_references(dict(list(self.noted.items())[-self.KEEP :]))

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from daemon.adapters.templates import TemplateRenderer
 from daemon.app.views import printable
 from daemon.cli.main import EX_DATAERR, EX_OK, settings_of
 from daemon.core.errors import ConfigError, NotMail
@@ -23,14 +24,37 @@ def _rules_path(args: argparse.Namespace) -> Path:
     return resolve_paths(settings_of(args))[0]
 
 
+def _templates_ok(args: argparse.Namespace) -> bool:
+    """The configured templates as every command loads them (each file
+    compiled, each include found), each problem on stderr: `rules check`
+    is what an admin runs after an edit, before a reload refuses it."""
+    settings = settings_of(args)
+    templates = resolve_paths(settings)[1]
+    try:
+        found = TemplateRenderer(templates, settings.helpdesk.timezone).problems()
+    except OSError as exc:  # no en/ folder, or one that cannot be read
+        found = [f"{templates}: {exc.strerror or exc}"]
+    for problem in found:
+        print(problem, file=sys.stderr)
+    if found:
+        print(f"{templates}: {len(found)} problem(s); templates refused", file=sys.stderr)
+    else:
+        print(f"{templates}: ok")
+    return not found
+
+
 def cmd_rules(args: argparse.Namespace) -> int:
     path = _rules_path(args)
+    # With no FILE, the desk's configuration is checked: its templates too.
+    desk = args.rules_command == "check" and not args.file
     try:
         compiled = load_rules_file(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(f"{path}: {len(exc.problems)} problem(s); rules refused", file=sys.stderr)
+        if desk:
+            _templates_ok(args)
         return EX_DATAERR
     if args.rules_command == "check":
         for warning in compiled.warnings:
@@ -39,7 +63,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
         counts += [(len(compiled.contracts), "contract")] if compiled.contracts else []
         listed = ", ".join(f"{n} {word}{'' if n == 1 else 's'}" for n, word in counts)
         print(f"{path}: ok (version {compiled.version}, {listed})")
-        return EX_OK
+        return EX_OK if not desk or _templates_ok(args) else EX_DATAERR
     parse = functools.partial(
         parse_message, max_attachment_bytes=settings_of(args).limits.max_attachment_bytes
     )

@@ -96,6 +96,8 @@ def load_runtime(settings: Settings, key: bytes) -> Runtime:
         renderer.check()
     except FileRefused as exc:
         problems.append(f"{exc.filename}: cannot read: {exc}")
+    except ConfigError as exc:  # every template problem, each with its file
+        problems.extend(exc.problems)
     except Exception as exc:  # a template that does not compile
         problems.append(f"{templates}: {type(exc).__name__}: {exc}")
     if problems or rules is None or renderer is None:
