@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from jinja2 import TemplateError
+
 from daemon.app.pipeline import Outcome, Pipeline, StageError
 from daemon.core.domain import InboundItem
 from daemon.ports import Clock, Store, Tx
@@ -148,7 +150,9 @@ class InboundWorker:
                     "error": str(exc),
                     "retry_at": retry_at,
                 },
-                exc_info=exc.cause,
+                # A template's fault is the admin's to fix and says where
+                # (file, line, bound): its message is the whole story.
+                exc_info=None if isinstance(exc.cause, TemplateError) else exc.cause,
             )
             tx.inbound.fail(item.id, stage=exc.stage, reason=str(exc), now=now, retry_at=retry_at)
             return Outcome("failed", detail=str(exc))

@@ -260,7 +260,7 @@ def broken_templates(tmp_path: Path) -> Path:
 
 
 def test_a_message_that_fails_is_retried_with_backoff_then_kept_for_replay(
-    tmp_path: Path, db_url: str, clock: ManualClock
+    tmp_path: Path, db_url: str, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     templates = broken_templates(tmp_path)
     config = write_config(tmp_path, db_url, paths={"templates": str(templates)})
@@ -268,6 +268,9 @@ def test_a_message_that_fails_is_retried_with_backoff_then_kept_for_replay(
     try:
         outcome = ingest(app, make_mail(message_id="fails@example.org"))
         assert outcome.outcome == "failed"
+        # the admin's template: its file and fault are the message, no traceback
+        [failed] = [r for r in caplog.records if r.getMessage() == "processing failed"]
+        assert "no_such_field" in failed.__dict__["error"] and failed.exc_info is None
         for delay in (timedelta(seconds=30), timedelta(minutes=5), timedelta(minutes=30)):
             clock.advance(delay - timedelta(seconds=1))
             assert app.inbound.drain() == []  # not before its time
