@@ -82,13 +82,14 @@ PARTS = (".subject.txt", ".txt", ".html")
 #: editor's backup or a README beside them is not.
 TEMPLATE_SUFFIXES = (".txt", ".html")
 
-#: What one rendering of one part may take. A digest or a KPI report loops
-#: over at most a few thousand rows; `range(99999)` nested in itself is ten
+#: What one rendering of one part may take. A lead's digest lists every
+#: ticket of the group at risk or unassigned, a row each (after an outage on
+#: a large desk, tens of thousands); `range(99999)` nested in itself is ten
 #: billion steps (314 s and counting in the fuzzing report, SIGTERM unheard).
-MAX_LOOP_STEPS = 200_000
-#: Characters one part may have: a mail of 2 MB of text is already absurd;
-#: unbounded, a loop of 100 KB chunks took 10 GB in 30 s.
-MAX_PART_CHARS = 2_000_000
+MAX_LOOP_STEPS = 1_000_000
+#: Characters one part may have: a digest's HTML row is about 600, so this
+#: holds 30,000 of them; unbounded, a loop of 100 KB chunks took 10 GB in 30 s.
+MAX_PART_CHARS = 20_000_000
 #: Wall time one part may take, whatever it spends it on.
 MAX_RENDER_SECONDS = 10.0
 #: Marks code compiled with the bounds below (counted loops, checked

@@ -169,11 +169,19 @@ def test_nested_loops_over_data_count_too(tmp_path: Path) -> None:
 
 
 def test_a_loop_in_an_included_file_is_charged_to_the_mail_it_is_in(tmp_path: Path) -> None:
-    renderer = probe(tmp_path, "{% for i in range(60000) %}{% include 'part.txt' %}{% endfor %}")
+    renderer = probe(tmp_path, "{% for i in range(99999) %}{% include 'part.txt' %}{% endfor %}")
     (tmp_path / "probe" / "en" / "part.txt").write_text(
-        "{% for j in range(5) %}{% endfor %}", encoding="utf-8"
+        "{% for j in range(20) %}{% endfor %}", encoding="utf-8"
     )
     rendering_stops(renderer, r"en/probe\.subject\.txt: more than")
+
+
+def test_a_lead_digest_after_an_outage_is_within_the_bounds(tmp_path: Path) -> None:
+    """20,000 rows of about 500 characters, as a digest's table has them."""
+    row = "<tr><td>{{ i }}</td><td>" + "x" * 480 + "</td></tr>"
+    renderer = probe(tmp_path, "{% for i in range(20000) %}" + row + "{% endfor %}")
+    rendered = renderer.render("en", "probe", {})
+    assert rendered.html.count("<tr>") == 20000
 
 
 def test_huge_output_stops_at_the_size_bound_while_it_is_made(tmp_path: Path) -> None:
