@@ -11,13 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.adapters.templates import (
-    MAX_LOOP_STEPS,
-    MAX_PART_CHARS,
-    RenderLimitExceeded,
-    TemplateProblems,
-    TemplateRenderer,
-)
+from daemon.adapters.template_bounds import MAX_LOOP_STEPS, MAX_PART_CHARS, RenderLimitExceeded
+from daemon.adapters.templates import TemplateProblems, TemplateRenderer
 
 SHIPPED = Path(__file__).resolve().parents[3] / "templates"
 
