@@ -7,10 +7,21 @@ import base64
 import hashlib
 import tracemalloc
 
+from daemon.core.domain import ParsedMessage
 from daemon.mail.mimecut import BODY_BYTES, cut_large_parts
 from daemon.mail.parsing import LARGE_PART, parse_message
 
 HEAD = b"From: a@example.com\r\nTo: helpdesk@example.com\r\nSubject: big\r\n"
+
+
+def parsed_with_peak(raw: bytes) -> tuple[ParsedMessage, int]:
+    """The parse of `raw` and the most memory it held at once."""
+    tracemalloc.start()
+    try:
+        msg = parse_message(raw)
+        return msg, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def test_a_plain_mails_oversize_body_is_shortened_at_a_line_end() -> None:
@@ -39,12 +50,7 @@ def test_a_body_of_blank_lines_costs_the_parser_little_memory() -> None:
     """20 MB of blank lines, one str object each in the email parser, took
     300 MB and 5 s; shortened, the parse holds a few times 2 MB."""
     raw = HEAD + b"\r\n" + b"\n" * 20_000_000
-    tracemalloc.start()
-    try:
-        msg = parse_message(raw)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    msg, peak = parsed_with_peak(raw)
     assert peak < 80_000_000, f"{peak / 1e6:.0f} MB"
     assert msg.subject == "big" and msg.text.strip() == ""
 
@@ -71,12 +77,7 @@ def test_a_message_that_is_one_large_file_has_it_cut_out_like_a_part() -> None:
     [part] = cut.values()
     assert (part.size, part.sha256) == (len(data), hashlib.sha256(data).hexdigest())
     assert part.content is None  # over max_attachment_bytes: only in the raw message
-    tracemalloc.start()
-    try:
-        msg = parse_message(raw)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    msg, peak = parsed_with_peak(raw)
     assert peak < 80_000_000, f"{peak / 1e6:.0f} MB"
     [attachment] = msg.attachments
     assert (attachment.filename, attachment.size) == ("umowa.pdf", len(data))
