@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import bindparam, insert, select, update
@@ -121,6 +122,58 @@ def test_a_savepoint_undoes_only_its_own_block(store: SqlStore) -> None:
     with store.reading() as tx:
         keys = sorted(r.source_key for r in tx.conn.execute(select(INBOUND)))
     assert keys == ["after", "kept"]
+
+
+def test_savepoints_of_one_depth_share_a_name_and_each_undoes_only_its_own(
+    store: SqlStore,
+) -> None:
+    """Savepoints are named by depth (the driver then prepares two statements
+    a level, not two a message): a name means the latest savepoint of it, so
+    siblings and the levels around them still undo exactly their own rows."""
+
+    def add(key: str) -> None:
+        direct.insert_row(tx.conn, INBOUND, queued(key.encode(), source_key=key))
+
+    with store.transaction() as tx:
+        with tx.savepoint():
+            add("a")
+            with pytest.raises(RuntimeError), tx.savepoint():
+                add("b")
+                raise RuntimeError("b failed")
+            with tx.savepoint():
+                add("c")
+            with pytest.raises(RuntimeError), tx.savepoint():
+                add("d")
+                raise RuntimeError("d failed")
+        with pytest.raises(RuntimeError), tx.savepoint():
+            add("e")
+            with tx.savepoint():
+                add("f")
+            raise RuntimeError("e failed after f was kept in it")
+        with tx.savepoint():
+            add("g")
+    with store.reading() as tx:
+        keys = sorted(r.source_key for r in tx.conn.execute(select(INBOUND)))
+    assert keys == ["a", "c", "g"]
+
+
+def test_a_group_of_messages_prepares_the_same_two_savepoint_statements(
+    tmp_path: Path,
+) -> None:
+    """sqlite3 keeps 128 prepared statements a connection: a new savepoint
+    name per message put 400 new texts through it in a group of 200, pushing
+    out the pipeline's own inserts. (Read with SQLite's trace callback.)"""
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'spocd.db'}")
+    texts: set[str] = set()
+    with store.transaction() as tx:
+        raw = tx.conn.connection.dbapi_connection
+        raw.set_trace_callback(texts.add)
+        for _ in range(200):
+            with tx.savepoint():
+                pass
+        raw.set_trace_callback(None)
+    store.close()
+    assert texts == {"SAVEPOINT spocd_sp_1", "RELEASE SAVEPOINT spocd_sp_1"}
 
 
 @pytest.mark.parametrize(

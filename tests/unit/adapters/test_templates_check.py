@@ -5,6 +5,7 @@ loop for hours or render gigabytes stops at once with an error naming it."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -128,6 +129,101 @@ def test_references_are_noted_so_a_second_check_parses_nothing(templates: Path) 
     (templates / "en" / "footer.txt").unlink()
     first = problems(templates)
     assert first == problems(templates)
+
+
+# --- a check that passed is not done again for the same files -----------------------
+
+
+def checks_run(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The folders a full check ran on, from now on."""
+    ran: list[Path] = []
+    full = TemplateRenderer.problems
+
+    def counted(self: TemplateRenderer) -> list[str]:
+        ran.append(self.root)
+        return full(self)
+
+    monkeypatch.setattr(TemplateRenderer, "problems", counted)
+    return ran
+
+
+def unique(templates: Path) -> None:
+    """Templates no check has seen yet (a verdict is shared by every folder
+    with the same files, as the compiled code is)."""
+    (templates / "en" / "note.txt").write_text(f"{{# {templates} #}}\n", encoding="utf-8")
+
+
+def test_the_next_process_takes_the_verdict_of_a_check_that_passed(
+    templates: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unique(templates)
+    ran = checks_run(monkeypatch)
+    TemplateRenderer(templates).check()
+    TemplateRenderer(templates).check()
+    TemplateRenderer(templates).check()
+    assert ran == [templates]
+
+
+def test_an_edit_after_a_passed_check_is_checked_and_refused(templates: Path) -> None:
+    TemplateRenderer(templates).check()
+    footer = templates / "pl" / "footer.txt"
+    footer.write_text("Z poważaniem,\n{% if %}\n", encoding="utf-8")
+    with pytest.raises(TemplateProblems) as refused:
+        TemplateRenderer(templates).check()
+    assert f"{footer}:2:" in str(refused.value)
+
+
+def test_an_include_deleted_after_a_passed_check_is_refused(templates: Path) -> None:
+    TemplateRenderer(templates).check()
+    (templates / "en" / "ticket_facts.txt").unlink()
+    with pytest.raises(TemplateProblems, match=r"ticket_facts\.txt"):
+        TemplateRenderer(templates).check()
+
+
+def test_a_new_hidden_file_or_folder_means_a_full_check(
+    templates: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An include may name any file, hidden or not: each entry counts."""
+    unique(templates)
+    TemplateRenderer(templates).check()
+    ran = checks_run(monkeypatch)
+    (templates / "pl" / ".layout.html.swp").write_bytes(b"\x00\xff")
+    TemplateRenderer(templates).check()
+    (templates / "en" / "parts").mkdir()
+    TemplateRenderer(templates).check()
+    assert ran == [templates, templates]
+
+
+def test_a_fifo_among_the_templates_is_checked_in_full_without_blocking(
+    templates: Path,
+) -> None:
+    TemplateRenderer(templates).check()
+    fifo = templates / "en" / "footer.txt"
+    fifo.unlink()
+    os.mkfifo(fifo)  # no writer: reading it would block for ever
+    with pytest.raises(TemplateProblems, match=r"footer\.txt: cannot read"):
+        TemplateRenderer(templates).check()
+
+
+def test_folders_changed_while_they_are_checked_leave_no_verdict(
+    templates: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The verdict is of what was checked: an edit during the check (here a
+    broken file written while it runs) must be checked by the next process."""
+    unique(templates)
+    full = TemplateRenderer.problems
+    spare = templates / "en" / "spare.txt"
+
+    def edited_meanwhile(self: TemplateRenderer) -> list[str]:
+        found = full(self)
+        spare.write_text("{% if %}", encoding="utf-8")
+        return found
+
+    monkeypatch.setattr(TemplateRenderer, "problems", edited_meanwhile)
+    TemplateRenderer(templates).check()
+    monkeypatch.setattr(TemplateRenderer, "problems", full)
+    with pytest.raises(TemplateProblems, match=r"spare\.txt:1"):
+        TemplateRenderer(templates).check()
 
 
 # --- bounded rendering ----------------------------------------------------------------
