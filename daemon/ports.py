@@ -339,7 +339,10 @@ class AddressRepo(Protocol):
 
     def is_failing(self, address: str) -> bool: ...
 
-    def clear(self, address: str) -> None: ...
+    def clear(self, address: str) -> bool:
+        """The address works again (its owner wrote to us); True if it was
+        failing. Nothing is written when it was not."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

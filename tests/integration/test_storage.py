@@ -206,6 +206,17 @@ def test_an_address_fails_again_after_it_was_cleared(store: SqlStore) -> None:
         assert tx.addresses.is_failing("jan@example.org")
 
 
+def test_clearing_an_address_that_is_not_failing_writes_nothing(store: SqlStore) -> None:
+    """Every reply clears its sender: on PostgreSQL, setting NULL over NULL
+    would write a new row version each time for anyone who ever bounced."""
+    with store.transaction() as tx:
+        tx.addresses.mark_failing("jan@example.org", NOW, "550 no such user")
+        assert tx.addresses.clear("Jan@example.org") is True
+        assert tx.addresses.clear("jan@example.org") is False
+        assert tx.addresses.clear("never-failed@example.org") is False
+        assert not tx.addresses.is_failing("jan@example.org")
+
+
 @pytest.mark.postgres
 def test_instances_starting_together_keep_one_signing_key(pg_database: str) -> None:
     """Two instances on a fresh database both find no key and offer one; the

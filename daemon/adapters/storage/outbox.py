@@ -43,9 +43,12 @@ _AUTOMATIC_BUDGET = select(
     .scalar_subquery()
     .label("sent"),
 )
+#: Only a failing address is written: on PostgreSQL an UPDATE that sets NULL
+#: over NULL still writes a new row version, at every reply of anyone whose
+#: mail once bounced.
 _CLEAR_ADDRESS = (
     update(ADDRESSES)
-    .where(ADDRESSES.c.address == bindparam("address"))
+    .where(ADDRESSES.c.address == bindparam("address"), ADDRESSES.c.failing_since.is_not(None))
     .values(failing_since=None, failure=None)
 )
 
@@ -228,5 +231,5 @@ class SqlAddresses(Repo):
         found = direct.fetch(self.conn, _FAILING, {"address": address.lower()})
         return bool(found and found[0][0])
 
-    def clear(self, address: str) -> None:
-        direct.execute(self.conn, _CLEAR_ADDRESS, {"address": address.lower()})
+    def clear(self, address: str) -> bool:
+        return direct.execute(self.conn, _CLEAR_ADDRESS, {"address": address.lower()}) > 0
