@@ -109,6 +109,25 @@ def test_prepared_statements_take_their_literal_values_and_count_what_they_chang
     ]
 
 
+def test_a_parameter_used_twice_is_converted_in_both_places(store: SqlStore) -> None:
+    """Positional drivers (SQLite) get the parameter once per place it is
+    used; the datetime must be stored text in each, or the comparison with
+    the stored column goes wrong."""
+    later = NOW + timedelta(hours=1)
+    within = select(INBOUND.c.source_key).where(
+        INBOUND.c.received_at >= bindparam("moment"),
+        INBOUND.c.received_at <= bindparam("moment"),
+    )
+    with store.transaction() as tx:
+        direct.insert_rows(
+            tx.conn,
+            INBOUND,
+            [queued(b"1", source_key="now"), queued(b"2", source_key="later", received_at=later)],
+        )
+        assert direct.fetch(tx.conn, within, {"moment": later}) == [("later",)]
+        assert direct.fetch(tx.conn, within, {"moment": NOW}) == [("now",)]
+
+
 def test_a_savepoint_undoes_only_its_own_block(store: SqlStore) -> None:
     with store.transaction() as tx:
         direct.insert_row(tx.conn, INBOUND, queued(b"kept", source_key="kept"))

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert, update
@@ -34,6 +35,28 @@ class _Shape:
     processors: Mapping[str, Callable[[Any], Any]]
     defaults: Mapping[str, Callable[[], Any]]  # Python-side defaults of columns not given
     returning: bool
+    #: Positional styles: the values in parameter order, taken in C (a row of
+    #: the messages table has 15), and where each conversion applies in them.
+    ordered: Callable[[Mapping[str, Any]], tuple[Any, ...]] = field(init=False)
+    converting: tuple[tuple[int, Callable[[Any], Any]], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # A parameter used twice in a statement is in `names` twice: each converted.
+        process = self.processors
+        converting = tuple((i, process[n]) for i, n in enumerate(self.names) if n in process)
+        object.__setattr__(self, "ordered", _ordered(self.names))
+        object.__setattr__(self, "converting", converting)
+
+
+def _ordered(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The values of `names` from a row, as a tuple (itemgetter gives a
+    single name's value bare)."""
+    if len(names) > 1:
+        return itemgetter(*names)
+    if names:
+        only = names[0]
+        return lambda row: (row[only],)
+    return lambda row: ()
 
 
 _SHAPES: dict[tuple[str, str, str, tuple[str, ...]], _Shape] = {}
@@ -167,13 +190,23 @@ def statement(conn: Connection, sql: str) -> None:
 
 
 def _params(shape: _Shape, values: Mapping[str, Any]) -> Any:
-    row = dict(values)
-    for name, make in shape.defaults.items():
-        if name not in row:
-            row[name] = make()
+    row = values
+    if shape.defaults:
+        row = dict(values)
+        for name, make in shape.defaults.items():
+            if name not in row:
+                row[name] = make()
+    if shape.positional:
+        if not shape.converting:
+            return shape.ordered(row)
+        ordered = list(shape.ordered(row))
+        for index, process in shape.converting:
+            ordered[index] = process(ordered[index])
+        return ordered
+    named = dict(row)
     for name, process in shape.processors.items():
-        row[name] = process(row[name])
-    return tuple(row[n] for n in shape.names) if shape.positional else row
+        named[name] = process(named[name])
+    return named
 
 
 def _run(conn: Connection, shape: _Shape, values: Mapping[str, Any]) -> Any:
