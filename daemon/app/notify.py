@@ -35,6 +35,8 @@ _BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 #: C0 controls but tab and newline, DEL, C1 controls (ESC starts terminal
 #: escapes: colours, OSC 52 clipboard writes), and the bidi controls.
 _UNSAFE = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_BIDI}]")
+#: What `one_line` makes a space: every C0 control and DEL.
+_SPACED = dict.fromkeys((*range(0x20), 0x7F), " ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,24 +386,25 @@ def _encoded_words(name: str, value: str) -> str:
     """A header value as RFC 2047 base64 words, each split between characters
     (never inside a UTF-8 sequence) so every line stays within 78 columns,
     folded with CRLF SP. What email.header.Header writes, without its generic
-    folding machinery: a quarter of composing a mail with a Polish subject."""
+    folding machinery: a quarter of composing a mail with a Polish subject.
+    Cut in the UTF-8 bytes, a word at a time (backing off a cut that falls
+    inside a character), not a character at a time."""
+    data = value.encode("utf-8")
     words: list[str] = []
-    chunk: list[str] = []
-    size = 0
+    start = 0
     limit = _word_bytes(78 - len(name) - 2)  # the first line also holds "Name: "
-    for ch in value:
-        n = len(ch.encode("utf-8"))
-        if chunk and size + n > limit:
-            words.append(_word("".join(chunk)))
-            chunk, size, limit = [], 0, _word_bytes(78 - 1)
-        chunk.append(ch)
-        size += n
-    words.append(_word("".join(chunk)))
+    while len(data) - start > limit:
+        end = start + limit
+        while data[end] & 0xC0 == 0x80:  # a continuation byte: the cut is inside a character
+            end -= 1
+        words.append(_word(data[start:end]))
+        start, limit = end, _word_bytes(78 - 1)
+    words.append(_word(data[start:]))
     return "\r\n ".join(words)
 
 
-def _word(text: str) -> str:
-    return base64mime.header_encode(text.encode("utf-8"), "utf-8")
+def _word(data: bytes) -> str:
+    return base64mime.header_encode(data, "utf-8")
 
 
 def _quoted_printable(text: str) -> bytes:
@@ -412,8 +415,7 @@ def _quoted_printable(text: str) -> bytes:
 def one_line(text: str) -> str:
     """Header text from user data: CR, LF and other controls become spaces
     (then `printable`)."""
-    spaced = "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in text)
-    return " ".join(printable(spaced).split())
+    return " ".join(printable(text.translate(_SPACED)).split())
 
 
 def printable(text: str) -> str:

@@ -8,6 +8,7 @@ import email
 import email.policy
 import re
 from datetime import UTC, datetime
+from email import base64mime
 
 import pytest
 from hypothesis import given, settings
@@ -19,11 +20,13 @@ from daemon.app.notify import (
     Identity,
     Thread,
     Unaddressable,
+    _encoded_words,
     address_header,
     build_mime,
     mailbox_header,
     msg_id_header,
     one_line,
+    printable,
     wire_address,
 )
 
@@ -262,3 +265,47 @@ def test_any_subject_and_recipients_compose_into_lines_of_998_that_read_back(
         assert found == [e for e in map(_expected, given_addresses) if e is not None]
     assert "=?" not in "".join(re.findall(r"^(?:To|Cc): .*?(?=\r\n\S)", head, re.S | re.M))
     assert parsed["References"] == "<a1@users.example>"
+
+
+# --- the fast paths write what the character-at-a-time forms wrote --------------------
+
+
+def _words_a_character_at_a_time(name: str, value: str) -> str:
+    """The encoder as it was (2026-12-06): the reference for its byte cutting."""
+
+    def fits(columns: int) -> int:
+        return (min(columns, 75) - 12) // 4 * 3
+
+    words: list[str] = []
+    chunk: list[str] = []
+    size, limit = 0, fits(78 - len(name) - 2)
+    for ch in value:
+        n = len(ch.encode("utf-8"))
+        if chunk and size + n > limit:
+            words.append(base64mime.header_encode("".join(chunk).encode("utf-8"), "utf-8"))
+            chunk, size, limit = [], 0, fits(78 - 1)
+        chunk.append(ch)
+        size += n
+    words.append(base64mime.header_encode("".join(chunk).encode("utf-8"), "utf-8"))
+    return "\r\n ".join(words)
+
+
+_text = st.text(
+    st.characters(blacklist_categories=("Cs",)) | st.sampled_from("żółćęśąźńŁ🙁\x00\x1f\x7f\t\n"),
+    max_size=300,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(name=st.sampled_from(["Subject", "To", "X-Original-Subject", "Cc"]), value=_text)
+def test_words_are_cut_in_bytes_exactly_where_the_character_loop_cut_them(
+    name: str, value: str
+) -> None:
+    assert _encoded_words(name, value) == _words_a_character_at_a_time(name, value)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(value=_text)
+def test_one_line_spaces_the_controls_the_character_loop_spaced(value: str) -> None:
+    spaced = "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in value)
+    assert one_line(value) == " ".join(printable(spaced).split())
