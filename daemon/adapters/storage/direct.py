@@ -306,6 +306,8 @@ def _processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
 def _sqlite_datetime(value: datetime | None) -> str | None:
     if value is None:
         return None
+    if value.tzinfo is UTC:  # most are: the clock's and the database's own
+        return value.isoformat(" ", "microseconds")[:-6]  # without "+00:00"
     if value.tzinfo is None:
         raise ValueError("naive datetime given to the database")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
