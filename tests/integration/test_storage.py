@@ -352,3 +352,71 @@ def test_instances_starting_together_migrate_a_fresh_postgresql_database_once() 
         assert all(code == 0 for code, _ in results), results
     finally:
         drop_database(server, url)
+
+
+def test_every_field_of_a_ticket_is_stored_and_read_back(store: SqlStore) -> None:
+    """A save writes the whole row: each field, set away from its default,
+    comes back as it was (its type included) after a create and a save."""
+    at = datetime(2026, 12, 7, 9, 30, 15, 123456, tzinfo=UTC)
+    ticket = Ticket(
+        number=0,
+        subject="Drukarka nie drukuje",
+        requester="jan@example.org",
+        status=Status.IN_PROGRESS,
+        impact="high",
+        urgency="low",
+        priority="P2",
+        language="pl",
+        created_at=at,
+        channel=Channel.CLI,
+        cc=["anna@example.org"],
+        escalated_by="sd@example.org",
+        external_ref="SD-7",
+        category="printing",
+        group="second-line",
+        assignee="agent@example.com",
+        tags=["printer", "floor-2"],
+        priority_explicit=True,
+        rules_version="abc123",
+        updated_at=at + timedelta(minutes=1),
+        first_response_due=at + timedelta(hours=1),
+        resolution_due=at + timedelta(hours=8),
+        first_responded_at=at + timedelta(minutes=30),
+        resolved_at=at + timedelta(hours=2),
+        closed_at=at + timedelta(hours=3),
+        restoration_due=at + timedelta(hours=4),
+        restored_at=at + timedelta(hours=1, minutes=30),
+        paused_at=at + timedelta(hours=5),
+        paused_seconds=90.5,
+        escalation_level=2,
+        closure="confirmed",
+        resolution_code="fixed",
+        resolution_note="toner",
+        merged_into=None,
+        linked_to=None,
+        parent=None,
+        last_public_at=at + timedelta(minutes=45),
+        extra={"held": {"at": "2026-12-07"}},
+        contract="ACME",
+    )
+    with store.transaction() as tx:
+        number = tx.tickets.create(ticket).number
+        other = tx.tickets.create(replace(ticket, number=0, subject="other")).number
+        stored = tx.tickets.get(number)
+    assert stored == replace(ticket, number=number)
+    changed = replace(
+        stored,
+        subject="Drukarka znowu",
+        merged_into=other,
+        linked_to=other,
+        parent=other,
+        status=Status.RESOLVED,
+        tags=[],
+        extra={},
+    )
+    with store.transaction() as tx:
+        tx.tickets.save(changed)
+    with store.reading() as tx:
+        again = tx.tickets.get(number)
+    assert again == changed
+    assert isinstance(again.status, Status) and isinstance(again.channel, Channel)

@@ -85,22 +85,25 @@ _STATUSES = {str(status): status for status in Status}
 _TIMES = ("created_at", "first_response_due", "resolution_due", "first_responded_at", "paused_at")
 
 
+#: Fields copied as they are into their columns; the rest are written below.
+_PLAIN = tuple(
+    (name, _TICKET_COLUMNS[name])
+    for name in _TICKET_FIELDS
+    if name not in ("number", "message_count", "status", "channel", "cc", "tags", "extra")
+)
+
+
 def ticket_values(ticket: Ticket) -> dict[str, Any]:
-    """The `tickets` row of a ticket, without its id (bulk loads use it too)."""
-    values: dict[str, Any] = {}
-    for name in _TICKET_FIELDS:
-        if name == "number":
-            continue
-        value = getattr(ticket, name)
-        if isinstance(value, (Status, Channel)):
-            value = str(value)
-        elif isinstance(value, list):
-            value = list(value)
-        elif isinstance(value, dict):
-            value = dict(value)
-        values[_TICKET_COLUMNS[name]] = value
+    """The `tickets` row of a ticket, without its id (bulk loads use it too).
+    Every save writes it whole: field by field, without asking each value
+    its type (111 isinstance calls a save)."""
+    values = {column: getattr(ticket, name) for name, column in _PLAIN}
+    values["status"] = str(ticket.status)
+    values["channel"] = str(ticket.channel)
+    values["cc"] = list(ticket.cc)
+    values["tags"] = list(ticket.tags)
+    values["extra"] = dict(ticket.extra)
     values["updated_at"] = ticket.updated_at or ticket.created_at
-    del values["message_count"]  # counted from the messages, not stored
     return values
 
 
