@@ -210,6 +210,25 @@ def composer(tmp_path_factory: pytest.TempPathFactory) -> Composer:
     return Composer(IDENTITY, TemplateRenderer(root))
 
 
+def test_every_header_line_of_a_mail_with_two_parts_keeps_to_78_columns(
+    composer: Composer,
+) -> None:
+    """The multipart/alternative line with its boundary was 80 columns."""
+    mail = composer.compose(
+        template="note",
+        kind="note",
+        ticket=None,
+        to=["jan@example.org"],
+        context={"subject": "Printer"},
+        now=datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+    )
+    head, _ = mail.raw.split(b"\r\n\r\n", 1)
+    assert max(map(len, head.split(b"\r\n"))) <= 78
+    parsed = email.message_from_bytes(mail.raw, policy=email.policy.default)
+    assert parsed.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+
+
 _local = st.text(alphabet="abcxyz019.-_+ (,óż", min_size=1, max_size=30)
 _label = st.text(alphabet="abcz09-óżü", min_size=1, max_size=20)
 _domain = st.lists(_label, min_size=1, max_size=3).map(lambda ls: ".".join([*ls, "example"]))
