@@ -135,13 +135,14 @@ def _parse(raw: bytes, max_attachment_bytes: int, budget: ParseBudget) -> Parsed
 
     attachments, more = take_attachments(msg, max_attachment_bytes, cut)
     _repair_charsets(msg)
-    headers = _headers(msg)
+    hint = _charset_hint(msg)  # after the repair: the charset the text is read in
+    headers = _headers(msg, hint)
     # Nothing reads mail-parser's analysis of the relay hops (a tenth of its
     # time per message) or its decoding of Subject and the like: those stay
     # in `headers`, mail-parser sees only what it is read for.
     mp = mailparser.MailParser(for_mail_parser(msg))
     budget.check("decoding")
-    sender = _first_address(mp, msg, "from") or _first_address(mp, msg, "sender")
+    sender = _first_address(mp, msg, "from", hint) or _first_address(mp, msg, "sender", hint)
     if sender is None:
         return_path = message_ids(headers.get("return-path", ("",))[0], allow_bare=True)
         sender = Address(return_path[0].lower()) if return_path else None
@@ -170,9 +171,9 @@ def _parse(raw: bytes, max_attachment_bytes: int, budget: ParseBudget) -> Parsed
         message_id_derived=derived,
         subject=one_line(headers.get("subject", ("",))[0]),
         sender=sender,
-        to=_addresses(mp, msg, "to"),
-        cc=_addresses(mp, msg, "cc"),
-        reply_to=_addresses(mp, msg, "reply-to"),
+        to=_addresses(mp, msg, "to", hint),
+        cc=_addresses(mp, msg, "cc", hint),
+        reply_to=_addresses(mp, msg, "reply-to", hint),
         date=parse_date(headers.get("date", ("",))[0]),
         in_reply_to=tuple(message_ids(headers.get("in-reply-to", ("",))[0])),
         references=tuple(message_ids(" ".join(headers.get("references", ())))),
@@ -224,9 +225,8 @@ def _guard_html(html: str) -> None:
         )
 
 
-def _headers(msg: email.message.Message) -> dict[str, tuple[str, ...]]:
+def _headers(msg: email.message.Message, hint: str | None) -> dict[str, tuple[str, ...]]:
     out: dict[str, list[str]] = {}
-    hint = _charset_hint(msg)
     for name, value in msg.raw_items():
         key = one_line(str(name)).lower()
         if not key:
@@ -244,7 +244,7 @@ def _charset_hint(msg: email.message.Message) -> str | None:
 
 
 def _addresses(
-    mp: mailparser.MailParser, msg: email.message.Message, name: str
+    mp: mailparser.MailParser, msg: email.message.Message, name: str, hint: str | None
 ) -> tuple[Address, ...]:
     found: list[Address] = []
     seen: set[str] = set()
@@ -258,7 +258,6 @@ def _addresses(
     ):
         pairs = [(n, a) for n, a in (mp._header_value(name) or []) if a]
     else:
-        hint = _charset_hint(msg)
         pairs = email.utils.getaddresses([_quote_encoded_words(str(v), hint) for v in raw_values])
     for display, addr in pairs:
         addr = one_line(addr).strip("<> ").lower()
@@ -289,9 +288,9 @@ def _quote_encoded_words(value: str, hint: str | None) -> str:
 
 
 def _first_address(
-    mp: mailparser.MailParser, msg: email.message.Message, name: str
+    mp: mailparser.MailParser, msg: email.message.Message, name: str, hint: str | None
 ) -> Address | None:
-    found = _addresses(mp, msg, name)
+    found = _addresses(mp, msg, name, hint)
     return found[0] if found else None
 
 
@@ -337,6 +336,8 @@ def _repair_param_charsets(msg: email.message.Message) -> None:
     the same text instead of an exception that would quarantine the mail."""
     for part in msg.walk():  # mail-parser reads embedded messages' parts too
         for header in ("content-disposition", "content-type"):
+            if "*" not in str(part.get(header, "")):
+                continue  # no RFC 2231 parameter (`name*=`): nothing to decode
             bad = [
                 (name, value)
                 for name, value in (part.get_params(header=header) or [])[1:]
