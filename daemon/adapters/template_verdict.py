@@ -8,8 +8,8 @@ settings; when none of them changed, a check that passed passes again. The
 key here is all of that: every entry of each language folder (hidden ones
 and folders too, since an include may name them), each file's bytes, and
 the versions. A folder that cannot be read whole (a FIFO, a file too
-large, a loop of links, more entries than any desk has) has no key, and is
-checked in full, which says what is wrong with it.
+large, a loop of links, more entries or bytes than any desk's templates)
+has no key, and is checked in full, which says what is wrong with it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ from daemon.config.files import read_config_bytes
 #: Entries of a language folder past which it is checked in full every time:
 #: a desk has a few hundred templates at most.
 MAX_ENTRIES = 5000
+#: Bytes of a language folder read for its key, past which it is checked in
+#: full every time: the shipped templates are 55 KB a language, and a folder
+#: kept with large files beside them (logos, archives) must not cost every
+#: start more than the check it would save.
+MAX_BYTES = 8 * 1024 * 1024
 #: Changes whenever what the check finds changes (what it calls a problem,
 #: how it walks includes) within one release: an older verdict is then not
 #: taken. A new release of spocd or Jinja takes none either.
@@ -57,7 +62,7 @@ def _add_folder(digest: Any, folder: Path) -> bool:
         digest.update(b"absent\0")
         return True
     seen: set[str] = set()
-    entries = 0
+    entries = size = 0
     for top, dirs, files in os.walk(folder, followlinks=True, onerror=_raise):
         real = os.path.realpath(top)
         if real in seen:  # a link back up: the loader would loop too
@@ -71,7 +76,11 @@ def _add_folder(digest: Any, folder: Path) -> bool:
         for name in dirs:
             digest.update(f"dir\0{where}/{name}\0".encode("utf-8", "surrogateescape"))
         for name in sorted(files):
-            content = read_config_bytes(os.path.join(top, name))
+            path = os.path.join(top, name)
+            size += os.stat(path).st_size
+            if size > MAX_BYTES:
+                return False
+            content = read_config_bytes(path)
             label = f"file\0{where}/{name}\0{len(content)}\0"
             digest.update(label.encode("utf-8", "surrogateescape"))
             digest.update(content)

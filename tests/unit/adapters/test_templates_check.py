@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from daemon.adapters.template_bounds import MAX_LOOP_STEPS, MAX_PART_CHARS, RenderLimitExceeded
+from daemon.adapters.template_verdict import MAX_BYTES
 from daemon.adapters.templates import TemplateProblems, TemplateRenderer
 
 SHIPPED = Path(__file__).resolve().parents[3] / "templates"
@@ -190,6 +191,19 @@ def test_a_new_hidden_file_or_folder_means_a_full_check(
     (templates / "pl" / ".layout.html.swp").write_bytes(b"\x00\xff")
     TemplateRenderer(templates).check()
     (templates / "en" / "parts").mkdir()
+    TemplateRenderer(templates).check()
+    assert ran == [templates, templates]
+
+
+def test_a_folder_of_large_files_is_checked_in_full_not_hashed_at_every_start(
+    templates: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading 9 MB at every start to skip a 36 ms check would cost more
+    (each file is under the 4 MiB any one file may have)."""
+    for n in range(3):
+        (templates / "en" / f"logo-{n}.png").write_bytes(b"\0" * (MAX_BYTES // 3 + 1))
+    ran = checks_run(monkeypatch)
+    TemplateRenderer(templates).check()
     TemplateRenderer(templates).check()
     assert ran == [templates, templates]
 
