@@ -205,7 +205,7 @@ def test_code_compiled_under_other_settings_or_for_another_name_is_not_taken(
     from jinja2 import DictLoader
     from jinja2.sandbox import SandboxedEnvironment
 
-    from daemon.adapters.templates import QuietBytecodeCache
+    from daemon.adapters.template_cache import QuietBytecodeCache
 
     source = "{{ name }}\n{% if true %}\n  x\n{% endif %}\n"
     cache = QuietBytecodeCache(directory=str(tmp_path))
@@ -229,7 +229,7 @@ def test_a_cache_that_cannot_be_written_or_read_only_costs_the_compiling(tmp_pat
     """A full or broken temporary disk must not stop templates from loading."""
     from jinja2 import DictLoader, Environment
 
-    from daemon.adapters.templates import QuietBytecodeCache
+    from daemon.adapters.template_cache import QuietBytecodeCache
 
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")

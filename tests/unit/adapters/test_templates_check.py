@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from daemon.adapters.template_bounds import MAX_LOOP_STEPS, MAX_PART_CHARS, RenderLimitExceeded
+from daemon.adapters.template_check import TemplateCheck, TemplateProblems
 from daemon.adapters.template_verdict import MAX_BYTES
-from daemon.adapters.templates import TemplateProblems, TemplateRenderer
+from daemon.adapters.templates import TemplateRenderer
 
 SHIPPED = Path(__file__).resolve().parents[3] / "templates"
 
@@ -138,13 +139,13 @@ def test_references_are_noted_so_a_second_check_parses_nothing(templates: Path) 
 def checks_run(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The folders a full check ran on, from now on."""
     ran: list[Path] = []
-    full = TemplateRenderer.problems
+    full = TemplateCheck.problems
 
-    def counted(self: TemplateRenderer) -> list[str]:
+    def counted(self: TemplateCheck) -> list[str]:
         ran.append(self.root)
         return full(self)
 
-    monkeypatch.setattr(TemplateRenderer, "problems", counted)
+    monkeypatch.setattr(TemplateCheck, "problems", counted)
     return ran
 
 
@@ -225,17 +226,17 @@ def test_folders_changed_while_they_are_checked_leave_no_verdict(
     """The verdict is of what was checked: an edit during the check (here a
     broken file written while it runs) must be checked by the next process."""
     unique(templates)
-    full = TemplateRenderer.problems
+    full = TemplateCheck.problems
     spare = templates / "en" / "spare.txt"
 
-    def edited_meanwhile(self: TemplateRenderer) -> list[str]:
+    def edited_meanwhile(self: TemplateCheck) -> list[str]:
         found = full(self)
         spare.write_text("{% if %}", encoding="utf-8")
         return found
 
-    monkeypatch.setattr(TemplateRenderer, "problems", edited_meanwhile)
+    monkeypatch.setattr(TemplateCheck, "problems", edited_meanwhile)
     TemplateRenderer(templates).check()
-    monkeypatch.setattr(TemplateRenderer, "problems", full)
+    monkeypatch.setattr(TemplateCheck, "problems", full)
     with pytest.raises(TemplateProblems, match=r"spare\.txt:1"):
         TemplateRenderer(templates).check()
 
