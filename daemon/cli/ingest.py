@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from daemon.app.pipeline import Prepared, prepare_many
 from daemon.cli.interrupt import StopAsked
+from daemon.cli.mbox import mbox_messages
 from daemon.core.domain import Intake
 from daemon.ports import QueuedRaw
 from daemon.service.children import init_child
@@ -44,6 +45,7 @@ def read_sources(paths: Sequence[str], limit: int) -> Iterator[tuple[str, bytes 
     """(label, raw bytes or None, outcome, problem) for every message in the
     sources; a message over `limit` bytes is refused unread past the limit."""
     too_large = f"larger than smtp.max_message_size ({limit} bytes); not kept"
+    refused = (TOO_LARGE, too_large)
 
     def one(label: str, fh: BinaryIO) -> tuple[str, bytes | None, str, str]:
         raw = _bounded(fh, limit)
@@ -68,21 +70,17 @@ def read_sources(paths: Sequence[str], limit: int) -> Iterator[tuple[str, bytes 
             continue
         try:
             with open(p, "rb") as fh:
-                head = fh.read(5)
-                if head != b"From ":
+                if fh.read(5) != b"From ":
                     fh.seek(0)
                     yield one(path, fh)
                     continue
         except OSError as exc:
             yield path, None, "unreadable", f"cannot read: {exc.strerror or exc}"
             continue
-        box_m = mailbox.mbox(str(p), factory=None, create=False)
-        try:
-            for index, key in enumerate(box_m.keys(), start=1):
-                with box_m.get_file(key) as fh:
-                    yield one(f"{path}#{index}", fh)
-        finally:
-            box_m.close()
+        with open(p, "rb") as fh:
+            for index, raw in enumerate(mbox_messages(fh, limit), start=1):
+                label = f"{path}#{index}"
+                yield (label, raw, "", "") if raw is not None else (label, None, *refused)
 
 
 #: The app the parsing helper works for: set before it forks, inherited

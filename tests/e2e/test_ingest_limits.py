@@ -94,3 +94,29 @@ def test_a_spooled_file_over_the_limit_is_set_aside_unread(tmp_path: Path, sqlit
     assert list(new.iterdir()) == []
     assert [p.name for p in (tmp_path / "spool" / "refused").iterdir()] == ["1.1.junk"]
     assert b"over smtp.max_message_size set aside unread" in tick.stderr + tick.stdout
+
+
+def test_a_message_over_the_limit_in_an_mbox_is_refused_and_the_next_are_taken(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    config = write_config(tmp_path, sqlite_url, smtp={"max_message_size": LIMIT})
+    box = tmp_path / "box.mbox"
+    separator = b"From someone@example.com Mon Dec  7 04:00:00 2026\n"
+    box.write_bytes(
+        separator
+        + make_mail(subject="First").replace(b"\r\n", b"\n")
+        + b"\n"
+        + separator
+        + huge(3 * LIMIT).replace(b"\r\n", b"\n")
+        + b"\n"
+        + separator
+        + make_mail(subject="Third").replace(b"\r\n", b"\n")
+    )
+    run = spocd("ingest", str(box), config=config)
+    assert run.returncode == 65, run.stderr
+    out = run.stdout.decode()
+    assert f"{box}#1: new ticket HD-1" in out
+    assert f"{box}#2: too-large: larger than smtp.max_message_size" in out
+    assert f"{box}#3: new ticket HD-2" in out
+    subjects = {t["subject"] for t in json.loads(spocd("tickets", "--json", config=config).stdout)}
+    assert subjects == {"First", "Third"}
