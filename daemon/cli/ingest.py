@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from daemon.app.pipeline import Prepared, prepare_many
+from daemon.app.pipeline import Outcome, Prepared, prepare_many
 from daemon.cli.interrupt import StopAsked
 from daemon.cli.mbox import mbox_messages
 from daemon.core.domain import Intake
@@ -101,22 +101,40 @@ class _Helpers:
     file) do everything in process, with no helper to start."""
 
     POOL_FROM = 50
+    #: The first batch is parsed in pieces of these sizes (the rest in one),
+    #: so this process waits for the first few messages, not the whole batch,
+    #: before it stores the first tickets; later batches in halves, one for
+    #: each helper, so that a batch twice the last is parsed in the time the
+    #: last is stored.
+    FIRST_PIECES = (6, 12)
 
     def __init__(self, app: App) -> None:
         self.app = app
         self.limit = app.settings.limits.max_attachment_bytes
         self.pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.failed = False
+        self.parsing = False  # a batch has been handed to the helpers
 
-    def parse(self, raws: list[bytes]) -> concurrent.futures.Future[list[Any]]:
+    def parse(self, raws: list[bytes]) -> list[tuple[int, concurrent.futures.Future[list[Any]]]]:
+        """The parse under way, as (number of messages, future) pieces in order."""
         if len(raws) >= self.POOL_FROM and not self.failed:
+            sizes = (len(raws) // 2,) if self.parsing else self.FIRST_PIECES
+            self.parsing = True
+            pieces: list[tuple[int, concurrent.futures.Future[list[Any]]]] = []
+            start = 0
             try:
-                return self.start().submit(_prepare, raws, self.limit)
+                pool = self.start()
+                for size in (*sizes, len(raws)):
+                    piece = raws[start : start + size]
+                    if piece:
+                        pieces.append((len(piece), pool.submit(_prepare, piece, self.limit)))
+                    start += len(piece)
+                return pieces
             except Exception as exc:  # the pool broke: a helper died
                 self.fail(exc)
         done: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
         done.set_result(self.parse_here(raws))
-        return done
+        return [(len(raws), done)]
 
     def parse_here(self, raws: list[bytes]) -> list[Prepared]:
         return prepare_many(
@@ -188,15 +206,19 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
         nonlocal code
         if queued is None:
             return
-        entries, raws, future = queued
+        entries, raws, pieces = queued
         ids = [item_id for _, item_id in entries if item_id is not None]
-        try:
-            prepared = future.result()
-        except Exception as exc:  # the parser helper died with this batch
-            helpers.fail(exc)
-            prepared = helpers.parse_here(raws)
-        parsed = dict(zip(ids, prepared, strict=True))
-        outcomes = app.inbound.process_items(ids, parsed=parsed)
+        outcomes: list[Outcome] = []
+        start = 0
+        for size, future in pieces:  # each piece stored as soon as it is parsed
+            try:
+                prepared = future.result()
+            except Exception as exc:  # the parser helper died with this piece
+                helpers.fail(exc)
+                prepared = helpers.parse_here(raws[start : start + size])
+            parsed = dict(zip(ids[start : start + size], prepared, strict=True))
+            outcomes += app.inbound.process_items(ids[start : start + size], parsed=parsed)
+            start += size
         for (label, item_id), outcome in zip(entries, outcomes, strict=True):
             if outcome.outcome == "quarantined" and outcome.detail.startswith("not mail"):
                 code = max(code, EX_DATAERR) if code != EX_TEMPFAIL else code
