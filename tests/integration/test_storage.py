@@ -168,6 +168,40 @@ def test_outbox_due_lease_and_results(store: SqlStore) -> None:
         assert tx.outbox.automatic_budget("JAN@example.org", NOW - timedelta(hours=1)) == (False, 1)
 
 
+@pytest.mark.postgres
+def test_rows_one_sender_claims_are_skipped_by_another_until_its_commit(
+    pg_database: str,
+) -> None:
+    """`due` locks what it reads (SKIP LOCKED), so a second instance claiming
+    at the same moment takes the other rows, never these. (SQLite serialises
+    writers instead: BEGIN IMMEDIATE.)"""
+    store, other = SqlStore.open(pg_database), SqlStore.open(pg_database)
+    migrate.ensure_head(store.engine)
+    truncate_all(pg_database)
+    with store.transaction() as tx:
+        for n in range(4):
+            tx.outbox.add(
+                OutgoingMail(
+                    message_id=f"o{n}@example.com",
+                    recipients=("jan@example.org",),
+                    raw=b"x",
+                    kind="ack",
+                    ticket_number=None,
+                ),
+                NOW,
+            )
+    try:
+        with store.transaction() as first:
+            claimed = [item.id for item in first.outbox.due(NOW, 2)]
+            with other.transaction() as second:
+                rest = [item.id for item in second.outbox.due(NOW, 10)]
+        assert len(claimed) == 2 and len(rest) == 2
+        assert not set(claimed) & set(rest)
+    finally:
+        store.close()
+        other.close()
+
+
 def test_timers_fire_once(store: SqlStore) -> None:
     with store.transaction() as tx:
         tx.tickets.create(new_ticket())
