@@ -9,7 +9,7 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, bindparam, func, insert, or_, select, type_coerce, update
+from sqlalchemy import Connection, String, bindparam, func, or_, select, type_coerce, update
 
 from daemon.adapters.storage import direct
 from daemon.adapters.storage.base import Repo
@@ -304,8 +304,9 @@ class SqlMessages(Repo):
         return row_id
 
     def add_attachments(self, message_row_id: int, attachments: Sequence[Attachment]) -> None:
-        self.conn.execute(
-            insert(ATTACHMENTS),
+        direct.insert_rows(
+            self.conn,
+            ATTACHMENTS,
             [
                 dict(
                     message_row_id=message_row_id,
