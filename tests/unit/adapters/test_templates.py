@@ -7,13 +7,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from daemon.adapters.templates import DATE_PATTERNS, TemplateRenderer, human_time
+from daemon.adapters.templates import TemplateRenderer
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 #: Informal (second person singular) forms a Polish requester must never read.
@@ -53,45 +50,6 @@ def test_the_informal_list_catches_the_old_footer() -> None:
     assert INFORMAL_PL.search("Odpowiadając, pozostaw [HD-1] w temacie wiadomości.")
     assert not INFORMAL_PL.search("Odpowiadając, prosimy pozostawić [HD-1] w temacie.")
     assert not INFORMAL_PL.search("wystarczy odpowiedzieć; Państwa odpowiedź")
-
-
-@pytest.mark.parametrize(
-    ("moment", "language", "expected"),
-    [
-        (datetime(2026, 12, 7, 14, 35, tzinfo=UTC), "pl", "7 grudnia 2026 r., godz. 15:35"),
-        (datetime(2026, 12, 7, 14, 35, tzinfo=UTC), "en", "Monday 7 December 2026, 15:35"),
-        (datetime(2026, 7, 7, 13, 5, tzinfo=UTC), "pl", "7 lipca 2026 r., godz. 15:05"),
-        (datetime(2026, 7, 7, 13, 5, tzinfo=UTC), "en", "Tuesday 7 July 2026, 15:05"),
-        (datetime(2026, 3, 1, 23, 30, tzinfo=UTC), "pl", "2 marca 2026 r., godz. 00:30"),
-    ],
-)
-def test_dates_read_as_people_write_them_in_the_desk_zone(
-    moment: datetime, language: str, expected: str
-) -> None:
-    assert human_time(moment, ZoneInfo("Europe/Warsaw"), language) == expected
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    moment=st.datetimes(
-        min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
-    )
-    | st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1)),
-    language=st.sampled_from(["pl", "en"]),
-    zone=st.sampled_from(["Europe/Warsaw", "America/New_York", "Asia/Kolkata", "UTC"]),
-)
-def test_dates_are_what_babels_format_datetime_writes(
-    moment: datetime, language: str, zone: str
-) -> None:
-    """The pattern and locale looked up once give Babel's own text, DST
-    changes and naive (UTC) moments included."""
-    from babel.dates import format_datetime
-
-    human_time.cache_clear()
-    expected = format_datetime(
-        moment, DATE_PATTERNS[language], tzinfo=ZoneInfo(zone), locale=language
-    )
-    assert human_time(moment, ZoneInfo(zone), language) == expected
 
 
 def test_the_when_filter_speaks_the_mail_language(tmp_path: Path) -> None:
