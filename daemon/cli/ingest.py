@@ -103,9 +103,9 @@ class _Helpers:
     POOL_FROM = 50
     #: The first batch is parsed in pieces of these sizes (the rest in one),
     #: so this process waits for the first few messages, not the whole batch,
-    #: before it stores the first tickets; later batches in halves, one for
-    #: each helper, so that a batch twice the last is parsed in the time the
-    #: last is stored.
+    #: before it stores the first tickets. A batch larger than the last goes
+    #: in halves, one to each helper, so that it is parsed in the time the
+    #: last is stored; one no larger in one piece (each piece is a commit).
     FIRST_PIECES = (6, 12)
 
     def __init__(self, app: App) -> None:
@@ -113,13 +113,16 @@ class _Helpers:
         self.limit = app.settings.limits.max_attachment_bytes
         self.pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.failed = False
-        self.parsing = False  # a batch has been handed to the helpers
+        self.handed = 0  # messages in the last batch handed to the helpers
 
     def parse(self, raws: list[bytes]) -> list[tuple[int, concurrent.futures.Future[list[Any]]]]:
         """The parse under way, as (number of messages, future) pieces in order."""
         if len(raws) >= self.POOL_FROM and not self.failed:
-            sizes = (len(raws) // 2,) if self.parsing else self.FIRST_PIECES
-            self.parsing = True
+            if not self.handed:
+                sizes = self.FIRST_PIECES
+            else:
+                sizes = (len(raws) // 2,) if len(raws) > self.handed else ()
+            self.handed = len(raws)
             pieces: list[tuple[int, concurrent.futures.Future[list[Any]]]] = []
             start = 0
             try:

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
@@ -209,3 +211,28 @@ def test_datetimes_are_stored_as_sqlalchemys_own_sqlite_text(moment: datetime | 
     theirs = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     assert theirs is not None
     assert direct._processor(UTCDateTime(), dialect)(moment) == theirs(moment)
+
+
+@settings(max_examples=500, deadline=None)
+@given(moment=st.datetimes(timezones=st.just(UTC)) | st.none())
+def test_stored_datetimes_are_read_back_as_sqlalchemy_reads_them(moment: datetime | None) -> None:
+    """What is written is read as SQLAlchemy's own result processor reads it:
+    the same aware UTC datetime, year 1 to 9999, to the microsecond."""
+    dialect = sqlite.dialect()
+    stored = direct._processor(UTCDateTime(), dialect)(moment)
+    theirs = UTCDateTime()._cached_result_processor(dialect, None)
+    ours = direct._result_processor(UTCDateTime(), dialect, None)
+    assert theirs is not None and ours is not None
+    assert ours(stored) == theirs(stored) == moment
+    assert ours(stored) is None or ours(stored).tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "stored", ["2026-11-25 09:30:15", "2026-11-25 09:30", "2026-11-25", "2026-11-25T09:30:15.5"]
+)
+def test_stored_datetimes_of_other_shapes_are_read_as_sqlalchemy_reads_them(stored: str) -> None:
+    dialect = sqlite.dialect()
+    theirs = UTCDateTime()._cached_result_processor(dialect, None)
+    ours = direct._result_processor(UTCDateTime(), dialect, None)
+    assert theirs is not None and ours is not None
+    assert ours(stored) == theirs(stored)

@@ -14,10 +14,11 @@ def subjects(prepared: list[Any]) -> list[str]:
     return [p.msg.subject for p in prepared]
 
 
-def test_the_first_batch_is_parsed_in_small_pieces_and_the_next_in_halves(app: Any) -> None:
+def test_the_first_batch_is_parsed_in_small_pieces_and_a_larger_one_in_halves(app: Any) -> None:
     """The first tickets are stored once six messages are parsed, not fifty;
-    a later batch goes to both helpers at once. The pieces, in order, are
-    the batch as the main process would have parsed it."""
+    a batch larger than the last goes to both helpers at once, one no larger
+    in one piece (a commit each). The pieces, in order, are the batch as the
+    main process would have parsed it."""
     helpers = _Helpers(app)
     try:
         first = [make_mail(subject=f"first {n}") for n in range(50)]
@@ -30,6 +31,10 @@ def test_the_first_batch_is_parsed_in_small_pieces_and_the_next_in_halves(app: A
         assert [size for size, _ in pieces] == [100, 100]
         got = [p for _, future in pieces for p in future.result(timeout=60)]
         assert subjects(got) == [f"later {n}" for n in range(200)]
+        same = [make_mail(subject=f"same {n}") for n in range(200)]
+        pieces = helpers.parse(same)
+        assert [size for size, _ in pieces] == [200]
+        assert subjects(pieces[0][1].result(timeout=60)) == [f"same {n}" for n in range(200)]
     finally:
         helpers.close()
 
