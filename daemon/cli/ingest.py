@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from daemon.app.pipeline import Outcome, Prepared, prepare_many
+from daemon.app.pipeline import Prepared, prepare_many
 from daemon.cli.interrupt import StopAsked
 from daemon.cli.mbox import mbox_messages
 from daemon.core.domain import Intake
@@ -101,43 +101,22 @@ class _Helpers:
     file) do everything in process, with no helper to start."""
 
     POOL_FROM = 50
-    #: The first batch is parsed in pieces of these sizes (the rest in one),
-    #: so this process waits for the first few messages, not the whole batch,
-    #: before it stores the first tickets. A batch larger than the last goes
-    #: in halves, one to each helper, so that it is parsed in the time the
-    #: last is stored; one no larger in one piece (each piece is a commit).
-    FIRST_PIECES = (6, 12)
 
     def __init__(self, app: App) -> None:
         self.app = app
         self.limit = app.settings.limits.max_attachment_bytes
         self.pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.failed = False
-        self.handed = 0  # messages in the last batch handed to the helpers
 
-    def parse(self, raws: list[bytes]) -> list[tuple[int, concurrent.futures.Future[list[Any]]]]:
-        """The parse under way, as (number of messages, future) pieces in order."""
+    def parse(self, raws: list[bytes]) -> concurrent.futures.Future[list[Any]]:
         if len(raws) >= self.POOL_FROM and not self.failed:
-            if not self.handed:
-                sizes = self.FIRST_PIECES
-            else:
-                sizes = (len(raws) // 2,) if len(raws) > self.handed else ()
-            self.handed = len(raws)
-            pieces: list[tuple[int, concurrent.futures.Future[list[Any]]]] = []
-            start = 0
             try:
-                pool = self.start()
-                for size in (*sizes, len(raws)):
-                    piece = raws[start : start + size]
-                    if piece:
-                        pieces.append((len(piece), pool.submit(_prepare, piece, self.limit)))
-                    start += len(piece)
-                return pieces
+                return self.start().submit(_prepare, raws, self.limit)
             except Exception as exc:  # the pool broke: a helper died
                 self.fail(exc)
         done: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
         done.set_result(self.parse_here(raws))
-        return [(len(raws), done)]
+        return done
 
     def parse_here(self, raws: list[bytes]) -> list[Prepared]:
         return prepare_many(
@@ -209,19 +188,15 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
         nonlocal code
         if queued is None:
             return
-        entries, raws, pieces = queued
+        entries, raws, future = queued
         ids = [item_id for _, item_id in entries if item_id is not None]
-        outcomes: list[Outcome] = []
-        start = 0
-        for size, future in pieces:  # each piece stored as soon as it is parsed
-            try:
-                prepared = future.result()
-            except Exception as exc:  # the parser helper died with this piece
-                helpers.fail(exc)
-                prepared = helpers.parse_here(raws[start : start + size])
-            parsed = dict(zip(ids[start : start + size], prepared, strict=True))
-            outcomes += app.inbound.process_items(ids[start : start + size], parsed=parsed)
-            start += size
+        try:
+            prepared = future.result()
+        except Exception as exc:  # the parser helper died with this batch
+            helpers.fail(exc)
+            prepared = helpers.parse_here(raws)
+        parsed = dict(zip(ids, prepared, strict=True))
+        outcomes = app.inbound.process_items(ids, parsed=parsed)
         for (label, item_id), outcome in zip(entries, outcomes, strict=True):
             if outcome.outcome == "quarantined" and outcome.detail.startswith("not mail"):
                 code = max(code, EX_DATAERR) if code != EX_TEMPFAIL else code
