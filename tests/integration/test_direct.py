@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import JSON, bindparam, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -236,3 +236,23 @@ def test_stored_datetimes_of_other_shapes_are_read_as_sqlalchemy_reads_them(stor
     ours = direct._result_processor(UTCDateTime(), dialect, None)
     assert theirs is not None and ours is not None
     assert ours(stored) == theirs(stored)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=JSON_VALUES)
+def test_json_values_are_stored_as_sqlalchemys_own_sqlite_text(value: object) -> None:
+    """Every JSON column's value written as SQLAlchemy writes it on SQLite,
+    empty containers, NaN, non-ASCII and None included."""
+    dialect = sqlite.dialect()
+    theirs = JSON().dialect_impl(dialect).bind_processor(dialect)
+    ours = direct._processor(JSON(), dialect)
+    assert theirs is not None and ours is not None
+    assert ours(value) == theirs(value)
+    assert ours(JSON.NULL) == theirs(JSON.NULL)

@@ -14,6 +14,7 @@ for results that need no conversion (numbers, text).
 from __future__ import annotations
 
 import functools
+import json
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, update
+from sqlalchemy import JSON, Connection, Table, bindparam, insert, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
@@ -322,7 +323,33 @@ def _processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     instead of SQLAlchemy's %-formatting: a message writes a dozen of them."""
     if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
         return _sqlite_datetime
-    return type_.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
+    theirs = type_.dialect_impl(dialect).bind_processor(dialect)
+    if (
+        isinstance(type_, JSON)
+        and dialect.name == "sqlite"
+        and dialect._json_serializer is None  # type: ignore[attr-defined]
+        and not type_.none_as_null
+        and theirs is not None
+    ):
+        return functools.partial(_sqlite_json, theirs)
+    return theirs  # type: ignore[no-any-return]
+
+
+#: What `json.dumps` writes with its defaults, which is what SQLAlchemy's JSON
+#: type writes on SQLite: called directly, without the two wrappers around it.
+_JSON_TEXT = json.JSONEncoder().encode
+
+
+def _sqlite_json(theirs: Callable[[Any], Any], value: Any) -> Any:
+    """A dict or list (every JSON value spocd writes but a few) encoded
+    directly, an empty one not at all; anything else as SQLAlchemy does
+    (None, its JSON.NULL, SQL NULL)."""
+    kind = type(value)
+    if kind is dict:
+        return _JSON_TEXT(value) if value else "{}"
+    if kind is list:
+        return _JSON_TEXT(value) if value else "[]"
+    return theirs(value)
 
 
 def _sqlite_datetime(value: datetime | None) -> str | None:
