@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from daemon.core.domain import (
     Attachment,
@@ -22,7 +22,9 @@ from daemon.core.domain import (
     StoredMessage,
     Ticket,
 )
-from daemon.core.record import IncidentRecord
+
+if TYPE_CHECKING:  # the record's model is loaded where a record is made
+    from daemon.core.record import IncidentRecord
 
 
 class Clock(Protocol):

@@ -12,12 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from daemon.app import record_mail, slaclock
+from daemon.app import slaclock
 from daemon.app.actions import ActionRefused, Ctx, _move, _set_status, notify_agents
 from daemon.app.tickets import queue_mail, record_event, thread_of, with_first_line
 from daemon.core import businesstime, lifecycle
 from daemon.core.domain import OPEN_STATES, Status, Ticket
-from daemon.mail import answers
 from daemon.mail.attachparts import NO_FILES, Plan
 from daemon.mail.threads import format_tag
 
@@ -62,6 +61,8 @@ def _ask_verification(ctx: Ctx, template: str, auto_submitted: str = "auto-gener
 def _answer_context(ctx: Ctx) -> dict[str, Any]:
     """What a request to confirm shows: the words to answer with in the
     requester's language, the two one-click `mailto:` links, the auto-close."""
+    from daemon.mail import answers  # loaded where a ticket is resolved or an answer read
+
     ticket = ctx.ticket
     language = ticket.language if ticket.language in answers.ONE_CLICK else "en"
     address = ctx.rt.composer.identity.address
@@ -208,6 +209,8 @@ def remind_verification(ctx: Ctx) -> None:
 def _tell_requester(ctx: Ctx, template: str) -> None:
     """The ticket is closed: what they reported and how it was solved, with
     the incident record when their contract asks for it (SPEC §8)."""
+    from daemon.app import record_mail  # the record and its model, loaded for a closing
+
     ticket = ctx.ticket
     summary = record_mail.closing(ctx.tx, ctx.rt, ticket, ctx.now)
     mail = ctx.rt.composer.compose(

@@ -14,7 +14,7 @@ from daemon.app.notify import Thread
 from daemon.app.tickets import SYSTEM, Actor, Runtime, carried, record_event, record_inbound
 from daemon.core import commands, text
 from daemon.core.domain import ParsedMessage, Status, Ticket
-from daemon.mail import answers, bounces, msgid, trust
+from daemon.mail import bounces, msgid, trust
 from daemon.mail import threads as mailthread
 from daemon.ports import Tx
 
@@ -334,6 +334,8 @@ def requester_mail(
     files = carried(tx, rt, row, msg.attachments, msg.html)
     policy = rt.rules.closure
     if ticket.status == Status.RESOLVED:
+        from daemon.mail import answers  # 8 ms to load, for a reply to a resolved ticket
+
         answer = answers.read_answer(
             msg.text,
             msg.subject,

@@ -19,7 +19,7 @@ from daemon.app.contacts import contacts_of
 from daemon.app.tickets import Runtime
 from daemon.core.domain import Channel, InboundItem, Intake, ParsedMessage, Status, Ticket
 from daemon.core.errors import Disposition, Duplicate, NotMail, Quarantined
-from daemon.mail import forwards, loops
+from daemon.mail import loops
 from daemon.mail import threads as mailthread
 from daemon.mail.parsing import PARSE_SECONDS, parse_many, parse_message
 from daemon.ports import Tx
@@ -227,6 +227,8 @@ class Pipeline:
         Reading an inline forward is linear and capped (`forwards`); an
         attached original is parsed here, within `limits.max_parse_seconds`.
         """
+        from daemon.mail import forwards  # 5 ms to load, for escalations only
+
         msg = incoming.msg
         escalation = forwards.escalation(msg, self.parse)
         forwarded = escalation.forwarded
