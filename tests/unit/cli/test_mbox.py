@@ -90,6 +90,18 @@ class Endless(io.RawIOBase):
         return len(data)
 
 
+def read_measured(stream: io.BufferedReader) -> tuple[list[bytes | None], int]:
+    """The messages of `stream` (a 1 MiB limit, 64 KiB blocks) and the peak of
+    memory allocated while reading them."""
+    tracemalloc.start()
+    try:
+        messages = list(mbox_messages(stream, 1 << 20, block=64 << 10))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return messages, peak
+
+
 def test_a_message_over_the_limit_is_skipped_without_being_held() -> None:
     stream = io.BufferedReader(
         Endless(
@@ -99,12 +111,7 @@ def test_a_message_over_the_limit_is_skipped_without_being_held() -> None:
             b"\nFrom b@example.com Mon Dec  7 04:01:00 2026\nSubject: next\n\nsmall\n",
         )
     )
-    tracemalloc.start()
-    try:
-        messages = list(mbox_messages(stream, 1 << 20, block=64 << 10))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    messages, peak = read_measured(stream)
     assert messages == [None, b"Subject: next\n\nsmall\n"]
     assert peak < 3 << 20  # the limit and a few blocks, not the 64 MB message
 
@@ -113,11 +120,6 @@ def test_a_from_line_of_megabytes_is_not_held_either() -> None:
     stream = io.BufferedReader(
         Endless(b"From ", b"x", 32 << 20, b"\nSubject: after a long line\n\nbody\n")
     )
-    tracemalloc.start()
-    try:
-        messages = list(mbox_messages(stream, 1 << 20, block=64 << 10))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    messages, peak = read_measured(stream)
     assert messages == [b"Subject: after a long line\n\nbody\n"]
     assert peak < 1 << 20
