@@ -24,6 +24,8 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from daemon.adapters.template_cache import bytecode_cache
+
 #: How people write a moment in a sentence (CLDR patterns; month names come
 #: from Babel in the right case: Polish „7 grudnia”, not „7 grudzień”).
 DATE_PATTERNS = {
@@ -115,8 +117,6 @@ def _key(locale: str, pattern: str) -> str | None:
 
 
 def _kept_path(locale: str) -> str | None:
-    from daemon.adapters.template_cache import bytecode_cache
-
     cache = bytecode_cache()
     own_file = getattr(cache, "own_file", None)
     return own_file(f"moments-{locale}") if own_file else None
