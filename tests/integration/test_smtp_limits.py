@@ -7,6 +7,7 @@ spocd.toml, so the config keys are exercised too.
 
 from __future__ import annotations
 
+import errno
 import smtplib
 import socket
 import ssl
@@ -16,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiosmtpd.controller
 import pytest
 
 from daemon.adapters.smtp.listener import SmtpIntake
@@ -131,6 +133,32 @@ def test_an_idle_client_is_told_421_and_disconnected_after_the_command_timeout(l
         waited = time.monotonic() - started
     assert received.startswith(b"421 4.4.2")
     assert 0.9 <= waited < 5
+
+
+def test_a_flood_that_takes_every_descriptor_as_the_listener_starts_does_not_stop_it(
+    listen, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """aiosmtpd connects to a new listener once before `start` returns. When
+    clients that came first have taken every file descriptor, that socket
+    cannot be made; their connections have run the protocol factory, so the
+    start goes on (it failed with EMFILE, and the daemon exited, in a CI run
+    of the 400-connection flood under `ulimit -n 128`)."""
+    real = aiosmtpd.controller.create_connection
+    flood: list[socket.socket] = []
+
+    def no_descriptor_left(address: tuple[str, int], *args: object) -> socket.socket:
+        flood.append(real(address, 10))  # a client that came first
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(aiosmtpd.controller, "create_connection", no_descriptor_left)
+    intake = listen()
+    try:
+        assert flood[0].recv(1024).startswith(b"220 ")
+    finally:
+        flood[0].close()
+    monkeypatch.undo()
+    with smtplib.SMTP("127.0.0.1", intake.port) as client:
+        assert client.noop()[0] == 250
 
 
 # --- never a relay ---------------------------------------------------------------------------

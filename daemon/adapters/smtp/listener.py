@@ -67,6 +67,18 @@ class IntakeController(Controller):
             return
         loop.default_exception_handler(context)
 
+    def _trigger_server(self) -> None:
+        """aiosmtpd connects to the new listener once, to see its protocol
+        factory run, and `start` then waits for that. Clients that came first
+        may have taken every file descriptor by then (a flood as the daemon
+        starts, under its open-file limit): this connection cannot be made,
+        but theirs have run the factory already, and the start goes on."""
+        try:
+            super()._trigger_server()  # type: ignore[no-untyped-call]
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+
     def factory(self) -> SMTP:
         return LimitedSMTP(
             self.handler,
