@@ -45,11 +45,12 @@ def read_sources(paths: Sequence[str], limit: int) -> Iterator[tuple[str, bytes 
     """(label, raw bytes or None, outcome, problem) for every message in the
     sources; a message over `limit` bytes is refused unread past the limit."""
     too_large = f"larger than smtp.max_message_size ({limit} bytes); not kept"
-    refused = (TOO_LARGE, too_large)
+
+    def taken(label: str, raw: bytes | None) -> tuple[str, bytes | None, str, str]:
+        return (label, raw, "", "") if raw is not None else (label, None, TOO_LARGE, too_large)
 
     def one(label: str, fh: BinaryIO) -> tuple[str, bytes | None, str, str]:
-        raw = _bounded(fh, limit)
-        return (label, raw, "", "") if raw is not None else (label, None, TOO_LARGE, too_large)
+        return taken(label, _bounded(fh, limit))
 
     for path in paths:
         if path == "-":
@@ -68,19 +69,20 @@ def read_sources(paths: Sequence[str], limit: int) -> Iterator[tuple[str, bytes 
             finally:
                 box.close()
             continue
+        # A read that fails part of the way through an mbox (a disk error, a
+        # file truncated under us) ends that source with its reason; the
+        # messages before it are taken, the other sources read.
         try:
             with open(p, "rb") as fh:
                 if fh.read(5) != b"From ":
                     fh.seek(0)
                     yield one(path, fh)
                     continue
+                fh.seek(0)
+                for index, raw in enumerate(mbox_messages(fh, limit), start=1):
+                    yield taken(f"{path}#{index}", raw)
         except OSError as exc:
             yield path, None, "unreadable", f"cannot read: {exc.strerror or exc}"
-            continue
-        with open(p, "rb") as fh:
-            for index, raw in enumerate(mbox_messages(fh, limit), start=1):
-                label = f"{path}#{index}"
-                yield (label, raw, "", "") if raw is not None else (label, None, *refused)
 
 
 #: The app the parsing helper works for: set before it forks, inherited
