@@ -32,8 +32,9 @@ DATE_PATTERNS = {
     "pl": "d MMMM y 'r., godz.' HH:mm",
     "en": "EEEE d MMMM y, HH:mm",
 }
-#: The pattern fields written here, each as Babel writes it (`_fields`).
+#: The pattern fields written here, each as Babel writes it (`human_time`).
 FIELDS = frozenset({"d", "y", "MMMM", "EEEE", "HH", "mm"})
+_FIELD = re.compile(r"%\((\w+)\)s")
 #: Part of every key: a change to what is kept, or to how, makes new files.
 WORDS_VERSION = 1
 
@@ -88,9 +89,8 @@ def from_babel(locale: str, pattern: str) -> Words:
     from babel.dates import parse_pattern
 
     layout = parse_pattern(pattern).format
-    fields = set(re.findall(r"%\((\w+)\)s", layout))
-    if not fields <= FIELDS:  # a pattern of DATE_PATTERNS this module cannot fill
-        raise ValueError(f"date pattern {pattern!r}: fields {sorted(fields - FIELDS)}")
+    if not _fillable(layout):  # a pattern of DATE_PATTERNS this module cannot fill
+        raise ValueError(f"date pattern {pattern!r}: fields other than {sorted(FIELDS)}")
     data = Locale.parse(locale)
     return Words(
         layout=layout,
@@ -135,18 +135,24 @@ def _read(path: str, key: str) -> Words | None:
         return None
     sound = (
         isinstance(words.layout, str)
-        and set(re.findall(r"%\((\w+)\)s", words.layout)) <= FIELDS
+        and _fillable(words.layout)
         and len(words.days) == 7
         and len(words.months) == 12
         and all(isinstance(w, str) for w in (*words.days, *words.months))
     )
-    if not sound:
-        return None
+    return words if sound else None
+
+
+def _fillable(layout: str) -> bool:
+    """Whether `human_time` can fill the layout: only its fields, and no
+    other % directive."""
+    if not set(_FIELD.findall(layout)) <= FIELDS:
+        return False
     try:
-        words.layout % dict.fromkeys(FIELDS, "")
+        layout % dict.fromkeys(FIELDS, "")
     except (ValueError, TypeError, KeyError):
-        return None
-    return words
+        return False
+    return True
 
 
 def _write(path: str, key: str, words: Words) -> None:
