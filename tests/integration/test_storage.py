@@ -143,16 +143,20 @@ def test_messages_attachments_events_and_threading_lookups(store: SqlStore) -> N
         assert tx.tickets.get(1).message_count == 1  # type: ignore[union-attr]
 
 
-def test_outbox_due_lease_and_results(store: SqlStore) -> None:
-    mail = OutgoingMail(
-        message_id="o1@example.com",
+def ack(message_id: str) -> OutgoingMail:
+    """A queued acknowledgement to jan@example.org."""
+    return OutgoingMail(
+        message_id=message_id,
         recipients=("jan@example.org",),
         raw=b"x",
         kind="ack",
         ticket_number=None,
     )
+
+
+def test_outbox_due_lease_and_results(store: SqlStore) -> None:
     with store.transaction() as tx:
-        item_id = tx.outbox.add(mail, NOW)
+        item_id = tx.outbox.add(ack("o1@example.com"), NOW)
     with store.transaction() as tx:
         [due] = tx.outbox.due(NOW, 10)
         tx.outbox.lease([due.id], NOW + timedelta(seconds=60))
@@ -180,16 +184,7 @@ def test_rows_one_sender_claims_are_skipped_by_another_until_its_commit(
     truncate_all(pg_database)
     with store.transaction() as tx:
         for n in range(4):
-            tx.outbox.add(
-                OutgoingMail(
-                    message_id=f"o{n}@example.com",
-                    recipients=("jan@example.org",),
-                    raw=b"x",
-                    kind="ack",
-                    ticket_number=None,
-                ),
-                NOW,
-            )
+            tx.outbox.add(ack(f"o{n}@example.com"), NOW)
     try:
         with store.transaction() as first:
             claimed = [item.id for item in first.outbox.due(NOW, 2)]
