@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 
-import html2text
 import nh3
 
 #: HTML up to this size goes to nh3 unguarded: its worst case there (3,000
@@ -64,6 +63,10 @@ def _bound_attributes(html: str) -> str:
 
 def html_to_text(html: str) -> str:
     """A readable plain-text rendering of an HTML-only body."""
+    # Imported here: most mail has a text part, and html2text costs 4-5 ms
+    # to import in every process that would otherwise never use it.
+    import html2text
+
     html = html[:MAX_TEXT_HTML]
     converter = html2text.HTML2Text()
     converter.body_width = 0

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daemon.adapters.outgoing import MaildirTransport, SmtpTransport
+from daemon.adapters.outgoing import MaildirTransport
 from daemon.adapters.spool import spooled
 from daemon.adapters.spool_import import import_spool
 from daemon.adapters.storage.store import SqlStore
@@ -166,6 +166,8 @@ class App:
     def transport(self) -> Transport:
         out = self.settings.outgoing
         if out.transport == "smtp":
+            from daemon.adapters.relay import SmtpTransport  # smtplib and ssl only here
+
             return SmtpTransport(out, local_hostname=self.settings.helpdesk.domain)
         return MaildirTransport(out.maildir)
 
