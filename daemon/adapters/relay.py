@@ -1,7 +1,8 @@
 """The outgoing SMTP relay: one connection per batch, opened lazily.
 
 A module of its own so that a desk writing to a Maildir (the default, and
-every batch ingest that uses it) never loads smtplib and ssl.
+every batch ingest that uses it) never loads smtplib (ssl it loads anyway:
+SQLAlchemy imports asyncio, and asyncio ssl).
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ class App:
     def transport(self) -> Transport:
         out = self.settings.outgoing
         if out.transport == "smtp":
-            from daemon.adapters.relay import SmtpTransport  # smtplib and ssl only here
+            from daemon.adapters.relay import SmtpTransport  # smtplib only here
 
             return SmtpTransport(out, local_hostname=self.settings.helpdesk.domain)
         return MaildirTransport(out.maildir)
