@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.adapters.outgoing import MaildirTransport
+from daemon.adapters.maildir import MaildirTransport
 from daemon.ports import OutboxItem
 from daemon.service.children import spawn_pool, stop_pool
 from daemon.service.sender import Delivered, OutboxSender, SendReport, deliver_batch

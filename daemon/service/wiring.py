@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daemon.adapters.outgoing import MaildirTransport
+from daemon.adapters.maildir import MaildirTransport
 from daemon.adapters.spool import spooled
 from daemon.adapters.spool_import import import_spool
 from daemon.adapters.storage.store import SqlStore

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from daemon.adapters.outgoing import MaildirTransport
+from daemon.adapters.maildir import MaildirTransport
 from daemon.adapters.relay import SmtpTransport
 from daemon.config import Settings
 from daemon.core.domain import OutgoingMail
