@@ -1,0 +1,89 @@
+"""What a command loads only when its work needs it: every `spocd ingest`
+pays for what it imports, so a Maildir desk never loads the SMTP relay's
+smtplib, and html2text waits for a mail that has no text part."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_config
+from tests.support.mail import make_mail
+from tests.support.proc import ROOT, env
+
+#: `spocd ingest` in this process, then which of the modules it loaded.
+SCRIPT = """
+import json, sys
+from daemon.cli.pipe import main
+sys.argv = ["spocd", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps({m: m in sys.modules for m in ("smtplib", "html2text")}))
+"""
+
+
+def ingest_loading(config: Path, eml: Path) -> tuple[dict[str, bool], str]:
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, "ingest", "-c", str(config), "--json", str(eml)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env(),
+        timeout=120,
+        check=True,
+    )
+    *report, loaded = result.stdout.strip().splitlines()
+    return json.loads(loaded), json.loads(report[0])["outcome"]
+
+
+def html_only(subject: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "ewa.nowak@example.org"
+    msg["To"] = "helpdesk@example.com"
+    msg["Subject"] = subject
+    msg.set_content("<p>Skaner <b>nie działa</b> od rana.</p>", subtype="html")
+    return msg.as_bytes()
+
+
+@pytest.fixture
+def config(tmp_path: Path, sqlite_url: str) -> Path:
+    return write_config(tmp_path, sqlite_url)
+
+
+def test_a_maildir_desk_ingests_plain_mail_without_smtplib_or_html2text(
+    config: Path, tmp_path: Path
+) -> None:
+    eml = tmp_path / "plain.eml"
+    eml.write_bytes(make_mail(subject="Monitor flickers"))
+    loaded, outcome = ingest_loading(config, eml)
+    assert outcome == "created"
+    assert loaded == {"smtplib": False, "html2text": False}
+    assert any((tmp_path / "sent" / "new").iterdir())  # the acknowledgement went out
+
+
+def test_a_mail_with_only_html_loads_html2text_and_is_read_as_text(
+    config: Path, tmp_path: Path
+) -> None:
+    eml = tmp_path / "html.eml"
+    eml.write_bytes(html_only("Skaner"))
+    loaded, outcome = ingest_loading(config, eml)
+    assert outcome == "created"
+    assert loaded == {"smtplib": False, "html2text": True}
+    show = subprocess.run(
+        [sys.executable, "-m", "daemon", "show", "HD-1", "--json", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env(),
+        timeout=120,
+        check=True,
+    )
+    inbound = json.loads(show.stdout)["messages"][0]
+    assert inbound["body"] == "Skaner nie działa od rana."
