@@ -11,17 +11,18 @@ opening a new ticket does is `opening`'s.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from daemon.app import conversation, opening
 from daemon.app.contacts import contacts_of
+from daemon.app.prepare import Prepared, decide_ahead
 from daemon.app.tickets import Runtime
 from daemon.core.domain import Channel, InboundItem, Intake, ParsedMessage, Status, Ticket
 from daemon.core.errors import Disposition, Duplicate, NotMail, Quarantined
 from daemon.mail import loops
 from daemon.mail import threads as mailthread
-from daemon.mail.parsing import PARSE_SECONDS, parse_many, parse_message
+from daemon.mail.parsing import parse_message
 from daemon.ports import Tx
 from daemon.rules import ruleset as rules
 
@@ -34,48 +35,6 @@ class Outcome:
     ticket: int | None = None
     message_id: str | None = None
     detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A message parsed, and the rules' decision for it as a requester's new
-    mail, ahead of its transaction: batch ingest does both in a second
-    process. The decision counts only under the same rules version, and only
-    where the pipeline would decide the same (no escalation, no thread)."""
-
-    msg: ParsedMessage | NotMail
-    decision: rules.Decision | None = None
-    rules_version: str = ""
-
-
-def prepare_many(
-    raws: list[bytes],
-    max_attachment_bytes: int,
-    ruleset: rules.Rules | None,
-    max_parse_seconds: float = PARSE_SECONDS,
-) -> list[Prepared]:
-    """Parse a batch, and decide for the mail that looks like a new request
-    (a reply's decision would go unused)."""
-    return [
-        _decided(parsed, ruleset)
-        for parsed in parse_many(raws, max_attachment_bytes, max_parse_seconds)
-    ]
-
-
-def _decided(parsed: ParsedMessage | NotMail, ruleset: rules.Rules | None) -> Prepared:
-    decision = None
-    if (
-        ruleset is not None
-        and isinstance(parsed, ParsedMessage)
-        and not (parsed.in_reply_to or parsed.references)
-    ):
-        try:
-            # Without the trace: only `spocd rules test` shows it, and it
-            # is most of what would cross back from the parser process.
-            decision = replace(rules.decide(ruleset, parsed, str(Channel.EMAIL)), trace=())
-        except Exception:  # decided again in the transaction, where it is recorded
-            decision = None
-    return Prepared(parsed, decision, ruleset.version if ruleset else "")
 
 
 class StageError(Exception):
@@ -135,7 +94,7 @@ class Pipeline:
             parsed: ParsedMessage | NotMail = self.parse(raw)
         except NotMail as exc:
             parsed = exc
-        return _decided(parsed, ruleset)
+        return decide_ahead(parsed, ruleset)
 
     def process(
         self,

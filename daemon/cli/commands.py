@@ -27,7 +27,7 @@ from daemon.cli.main import (
 from daemon.config import find_config, listener_problems
 from daemon.core.domain import OPEN_STATES, Status
 from daemon.core.errors import ConfigError
-from daemon.service.wiring import starter_root
+from daemon.service.desk_files import starter_root
 
 
 def _print_json(data: Any) -> None:

@@ -4,6 +4,11 @@ Sources: an .eml file, `-` (stdin, the MTA pipe), an mbox file, a Maildir.
 One line per message names the ticket it went to, or why none. Past the
 first few dozen messages two forked helpers join: one parses ahead, one
 writes the outgoing mail, while this process runs the pipeline.
+
+The helpers are forked before the database layer, the templates and the
+pipeline's stages are loaded (this module needs only parsing and the rules):
+they parse the first batches on the second core while this process loads
+the rest, where that core stood idle before.
 """
 
 from __future__ import annotations
@@ -14,18 +19,26 @@ import mailbox
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from daemon.app.pipeline import Prepared, prepare_many
+from daemon.app.prepare import Prepared, prepare_many
 from daemon.cli.interrupt import StopAsked
 from daemon.cli.mbox import mbox_messages
+from daemon.config import Settings
 from daemon.core.domain import Intake
+from daemon.core.errors import ConfigError
 from daemon.ports import QueuedRaw
+from daemon.rules.ruleset import Rules
 from daemon.service.children import init_child
-from daemon.service.delivery import BackgroundDelivery, maildir_job
-from daemon.service.wiring import App
+from daemon.service.desk_files import load_rules_file, resolve_paths
+from daemon.service.handoff import maildir_job
+
+if TYPE_CHECKING:
+    from daemon.service.delivery import BackgroundDelivery
+    from daemon.service.wiring import App
 
 EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
 BATCH = 200
@@ -85,14 +98,23 @@ def read_sources(paths: Sequence[str], limit: int) -> Iterator[tuple[str, bytes 
             yield path, None, "unreadable", f"cannot read: {exc.strerror or exc}"
 
 
-#: The app the parsing helper works for: set before it forks, inherited
+#: The rules a forked helper decides with: set before it forks, inherited
 #: (compiled rules do not pickle, and need not).
-_APP: App | None = None
+_RULES: Rules | None = None
 
 
-def _prepare(raws: list[bytes], limit: int) -> list[Prepared]:
-    assert _APP is not None
-    return prepare_many(raws, limit, _APP.runtime.rules, _APP.settings.limits.max_parse_seconds)
+def _prepare(raws: list[bytes], limit: int, max_parse_seconds: float) -> list[Prepared]:
+    return prepare_many(raws, limit, _RULES, max_parse_seconds)
+
+
+def early_rules(settings: Settings) -> Rules | None:
+    """The desk's rules, read before the rest of spocd loads so the helpers
+    can decide with them; None when they cannot be read, and opening the app
+    then says why (with every other problem of the rules and templates)."""
+    try:
+        return load_rules_file(resolve_paths(settings)[0])
+    except ConfigError:
+        return None
 
 
 class _Helpers:
@@ -104,26 +126,26 @@ class _Helpers:
 
     POOL_FROM = 50
 
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.limit = app.settings.limits.max_attachment_bytes
+    def __init__(self, settings: Settings, rules: Rules | None) -> None:
+        self.settings = settings
+        self.rules = rules
+        self.limit = settings.limits.max_attachment_bytes
+        self.max_parse_seconds = settings.limits.max_parse_seconds
         self.pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.failed = False
 
-    def parse(self, raws: list[bytes]) -> concurrent.futures.Future[list[Any]]:
+    def parse(self, raws: list[bytes]) -> concurrent.futures.Future[list[Prepared]]:
         if len(raws) >= self.POOL_FROM and not self.failed:
             try:
-                return self.start().submit(_prepare, raws, self.limit)
+                return self.start().submit(_prepare, raws, self.limit, self.max_parse_seconds)
             except Exception as exc:  # the pool broke: a helper died
                 self.fail(exc)
-        done: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
+        done: concurrent.futures.Future[list[Prepared]] = concurrent.futures.Future()
         done.set_result(self.parse_here(raws))
         return done
 
     def parse_here(self, raws: list[bytes]) -> list[Prepared]:
-        return prepare_many(
-            raws, self.limit, self.app.runtime.rules, self.app.settings.limits.max_parse_seconds
-        )
+        return prepare_many(raws, self.limit, self.rules, self.max_parse_seconds)
 
     def fail(self, exc: BaseException) -> None:
         """A helper died (the OOM killer, a signal): the work goes on here."""
@@ -137,8 +159,8 @@ class _Helpers:
 
     def start(self) -> concurrent.futures.ProcessPoolExecutor:
         if self.pool is None:
-            global _APP
-            _APP = self.app
+            global _RULES
+            _RULES = self.rules
             context = multiprocessing.get_context("fork")
             self.pool = concurrent.futures.ProcessPoolExecutor(
                 2, mp_context=context, initializer=init_child, initargs=(os.getpid(),)
@@ -146,27 +168,125 @@ class _Helpers:
         return self.pool
 
     def deliver(self, delivery: BackgroundDelivery) -> None:
-        settings = self.app.settings
-        job = maildir_job(settings.outgoing.maildir, settings.helpdesk.address)
-        delivery.hand_off(self.start(), job)  # taken only for the Maildir transport
+        """The Maildir's files written by the helpers from now on (taken
+        only for the Maildir transport); a run without helpers writes them
+        in line."""
+        if self.pool is not None and not self.failed:
+            job = maildir_job(self.settings.outgoing.maildir, self.settings.helpdesk.address)
+            delivery.hand_off(self.pool, job)
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
+            self.pool = None
 
 
-def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -> int:
+Batch = list[tuple[str, bytes]]
+
+
+class _Reading:
+    """The sources read a batch at a time: small at first (the first batch
+    is parsed while nothing else runs), doubling to `BATCH`. What cannot be
+    queued (over the size limit, empty, unreadable) is noted as it is met."""
+
+    def __init__(self, sources: Iterator[tuple[str, bytes | None, str, str]]) -> None:
+        self.sources = sources
+        self.size = _Helpers.POOL_FROM
+        self.results: list[dict[str, object]] = []
+        self.refused = False
+        self.done = False
+
+    def next_batch(self) -> Batch:
+        batch: Batch = []
+        while not self.done and len(batch) < self.size:
+            item = next(self.sources, None)
+            if item is None:
+                self.done = True
+                break
+            label, raw, refused, problem = item
+            if raw is None:
+                self.results.append({"source": label, "outcome": refused, "detail": problem})
+                self.refused = True
+            elif not raw.strip():
+                self.results.append(
+                    {"source": label, "outcome": "empty", "detail": "0 bytes: nothing to queue"}
+                )
+                self.refused = True
+            else:
+                batch.append((label, raw))
+        if len(batch) >= self.size:
+            self.size = min(2 * self.size, BATCH)
+        return batch
+
+
+#: Batches read and parsing before the app is open: 50 + 100 + 200 messages,
+#: while this process loads the database layer and the templates (or fewer,
+#: once they hold `EARLY_BYTES`).
+EARLY_BATCHES = 3
+EARLY_BYTES = 32 * 1024 * 1024
+
+Parsing = tuple[Batch, concurrent.futures.Future[list[Prepared]]]
+
+
+def ingest(
+    settings: Settings,
+    rules: Rules | None,
+    paths: Sequence[str],
+    open_app: Callable[[], App],
+    *,
+    escalation: bool,
+    as_json: bool,
+) -> int:
+    """`open_app` is called once the first batches are parsing; `rules` are
+    what it will use (read from the same file, a moment before)."""
+    helpers = _Helpers(settings, rules)
+    reading = _Reading(read_sources(paths, settings.smtp.max_message_size))
+    ahead: deque[Parsing] = deque()
+    try:
+        held = 0
+        while len(ahead) < EARLY_BATCHES and held < EARLY_BYTES:
+            batch = reading.next_batch()
+            if not batch:
+                break
+            held += sum(len(raw) for _, raw in batch)
+            ahead.append((batch, helpers.parse([raw for _, raw in batch])))
+        app = open_app()
+        try:
+            return _ingest(app, helpers, reading, ahead, escalation=escalation, as_json=as_json)
+        finally:
+            app.close()
+    finally:
+        helpers.close()
+
+
+def _ingest(
+    app: App,
+    helpers: _Helpers,
+    reading: _Reading,
+    ahead: deque[Parsing],
+    *,
+    escalation: bool,
+    as_json: bool,
+) -> int:
+    from daemon.service.delivery import BackgroundDelivery
+
+    results = reading.results
     code = EX_OK
-    results: list[dict[str, object]] = []
-    helpers = _Helpers(app)
     delivery = BackgroundDelivery(app.sender)  # in line until the helpers start
+    handed_off = False
     stop = StopAsked()
     # (label, inbound id) per message, their raw bytes, the parse under way
     Queued = tuple[list[tuple[str, int | None]], list[bytes], Any]
     waiting: Queued | None = None
 
-    def queue(batch: list[tuple[str, bytes]]) -> Queued | None:
+    def read_ahead() -> None:
+        batch = reading.next_batch()
+        if batch:
+            ahead.append((batch, helpers.parse([raw for _, raw in batch])))
+
+    def queue(parsing: Parsing) -> Queued | None:
         nonlocal code
+        batch, future = parsing
         stop.arm()  # from the first write on, Ctrl-C or SIGTERM waits for the end of a batch
         try:
             now = app.clock.now()
@@ -181,10 +301,11 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
             for label, _ in batch:
                 results.append({"source": label, "outcome": "not-queued", "detail": str(exc)})
             code = EX_TEMPFAIL
+            future.cancel()
             return None
         raws = [raw for _, raw in batch]
         entries = [(label, item_id) for (label, _), item_id in zip(batch, ids, strict=True)]
-        return entries, raws, helpers.parse(raws)
+        return entries, raws, future
 
     def process(queued: Queued | None) -> None:
         nonlocal code
@@ -216,42 +337,29 @@ def ingest(app: App, paths: Sequence[str], *, escalation: bool, as_json: bool) -
             )
         delivery.pump()
 
-    batch: list[tuple[str, bytes]] = []
-    limit = _Helpers.POOL_FROM  # small at first: the first batch is parsed while nothing else runs
     cut_short = False
     with stop:
         try:
-            sources = read_sources(paths, app.settings.smtp.max_message_size)
-            for label, raw, refused, problem in sources:
-                if raw is None:
-                    results.append({"source": label, "outcome": refused, "detail": problem})
-                    code = EX_DATAERR if code == EX_OK else code
-                    continue
-                if not raw.strip():
-                    results.append(
-                        {"source": label, "outcome": "empty", "detail": "0 bytes: nothing to queue"}
-                    )
-                    code = EX_DATAERR if code == EX_OK else code
-                    continue
-                batch.append((label, raw))
-                if len(batch) >= limit:
-                    limit = min(2 * limit, BATCH)
-                    if helpers.pool is None:
-                        helpers.deliver(delivery)
-                    queued, batch = queue(batch), []
-                    process(waiting)  # the previous batch, while this one is parsed
-                    waiting = queued
-                    if stop.asked:  # Ctrl-C: finish what is read, read no more
-                        cut_short = True
-                        break
-            if batch:
-                queued = queue(batch)
-                process(waiting)
+            if not ahead:
+                read_ahead()
+            while ahead:
+                queued = queue(ahead.popleft())
+                if not ahead:
+                    read_ahead()  # the next batch parses while this one is stored
+                if helpers.pool is not None and not handed_off:
+                    helpers.deliver(delivery)
+                    handed_off = True
+                process(waiting)  # the previous batch, while this one is parsed
                 waiting = queued
+                if stop.asked:  # Ctrl-C: finish what is queued, read no more
+                    cut_short = True
+                    break
             process(waiting)
             sent = delivery.finish()
         finally:
             helpers.close()
+    if reading.refused and code == EX_OK:
+        code = EX_DATAERR
     for line in results:
         if as_json:
             print(json.dumps(line, ensure_ascii=False))

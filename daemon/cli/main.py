@@ -367,16 +367,17 @@ def _loading() -> Iterator[None]:
             gc.enable()
 
 
-def open_app(args: argparse.Namespace) -> Any:
-    """The wired application, or exit 75 when the database is unreachable."""
-    settings = settings_of(args)
+def open_app(args: argparse.Namespace, settings: Settings | None = None, rules: Any = None) -> Any:
+    """The wired application, or exit 75 when the database is unreachable.
+    `settings` and `rules`, when given, were read a moment before."""
+    settings = settings or settings_of(args)
     now = getattr(args, "now", None)
     try:
         with _loading():
             from daemon.ports import FixedClock, SystemClock
             from daemon.service.wiring import App
 
-            app = App(settings, FixedClock(now) if now else SystemClock())
+            app = App(settings, FixedClock(now) if now else SystemClock(), rules=rules)
     except ConfigError:
         raise
     except Exception as exc:
@@ -413,13 +414,21 @@ def ticket_number(text: str, prefix: str) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     if args.queue_only:
         return _queue_only(args)
-    app = open_app(args)
-    from daemon.cli.ingest import ingest
+    # Parsing and the rules first: the helpers fork with only these loaded,
+    # and parse while this process loads the rest (`open_app`).
+    with _loading():
+        from daemon.cli.ingest import early_rules, ingest
 
-    try:
-        return ingest(app, args.paths, escalation=args.escalation, as_json=args.json)
-    finally:
-        app.close()
+        settings = settings_of(args)
+        rules = early_rules(settings)
+    return ingest(
+        settings,
+        rules,
+        args.paths,
+        lambda: open_app(args, settings, rules),
+        escalation=args.escalation,
+        as_json=args.json,
+    )
 
 
 def _queue_only(args: argparse.Namespace) -> int:

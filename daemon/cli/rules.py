@@ -15,7 +15,7 @@ from daemon.core.errors import ConfigError, NotMail
 from daemon.mail import forwards
 from daemon.mail.parsing import parse_message
 from daemon.rules import ruleset as rules
-from daemon.service.wiring import load_rules_file, resolve_paths
+from daemon.service.desk_files import load_rules_file, resolve_paths
 
 
 def _rules_path(args: argparse.Namespace) -> Path:

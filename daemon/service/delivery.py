@@ -9,15 +9,14 @@ it wraps, in this process; the helper only writes files.
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.adapters.maildir import MaildirTransport
 from daemon.ports import OutboxItem
 from daemon.service.children import spawn_pool, stop_pool
-from daemon.service.sender import Delivered, OutboxSender, SendReport, deliver_batch
+from daemon.service.handoff import Delivered, maildir_job
+from daemon.service.sender import OutboxSender, SendReport
 
 log = logging.getLogger("spocd.worker")
 
@@ -147,20 +146,3 @@ class DeliveryProcess:
         pool, self._pool = self._pool, None
         if pool is not None:
             stop_pool(pool)
-
-
-def maildir_job(maildir: Path, envelope_from: str) -> Callable[[list[OutboxItem]], Delivered]:
-    """A helper's job: write a claimed batch into `maildir` and make it
-    durable (picklable, for a spawned helper as for a forked one)."""
-    return functools.partial(_write, str(maildir), envelope_from)
-
-
-#: The helper's own transport, made at its first batch.
-_TRANSPORT: MaildirTransport | None = None
-
-
-def _write(maildir: str, envelope_from: str, batch: list[OutboxItem]) -> Delivered:
-    global _TRANSPORT
-    if _TRANSPORT is None or str(_TRANSPORT.root) != maildir:
-        _TRANSPORT = MaildirTransport(Path(maildir))
-    return deliver_batch(_TRANSPORT, envelope_from, batch)

@@ -26,7 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from daemon.app.pipeline import Prepared, prepare_many
+from daemon.app.prepare import Prepared, prepare_many
 from daemon.config.files import read_config_file
 from daemon.config.settings import LimitsSettings
 from daemon.core.errors import NotMail

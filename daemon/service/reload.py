@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from daemon.config import Settings
-from daemon.service.wiring import resolve_paths
+from daemon.service.desk_files import resolve_paths
 
 log = logging.getLogger("spocd.run")
 

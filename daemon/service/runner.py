@@ -46,13 +46,14 @@ from daemon.core.clockjump import JumpGuard
 from daemon.core.domain import InboundItem
 from daemon.core.errors import ConfigError
 from daemon.service.delivery import BackgroundDelivery, DeliveryProcess
+from daemon.service.desk_files import resolve_paths
 from daemon.service.health import ready, status_line, tls_context
 from daemon.service.instance import lock_instance, safe_url
 from daemon.service.mailboxes import MailboxRunner
 from daemon.service.parsers import ParserProcess
 from daemon.service.reload import reloadable, snapshot, watched_files
 from daemon.service.sender import SendReport
-from daemon.service.wiring import App, resolve_paths
+from daemon.service.wiring import App
 
 log = logging.getLogger("spocd.run")
 

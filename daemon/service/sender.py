@@ -15,10 +15,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from daemon.app.conversation import mark_address_failing
-from daemon.app.notify import Unaddressable, wire_address, writable
+from daemon.app.notify import Unaddressable, wire_address
 from daemon.app.tickets import Runtime
 from daemon.core.domain import Event
 from daemon.ports import Clock, OutboxItem, Refusal, Store, Transport, TransportError, Tx
+from daemon.service.handoff import Delivered, deliver_batch, envelope
 
 log = logging.getLogger("spocd.worker")
 
@@ -180,7 +181,7 @@ class OutboxSender:
         watchdog.start()
         try:
             refusals = transport.send(
-                replace(item, recipients=tuple(wire)), _envelope(self.envelope_from)
+                replace(item, recipients=tuple(wire)), envelope(self.envelope_from)
             )
         except TransportError as exc:
             if self._stopped.is_set():
@@ -383,38 +384,3 @@ class OutboxSender:
                         },
                     ),
                 )
-
-
-#: What became of a batch: ids delivered; (id, error, permanent) for the rest.
-Delivered = tuple[list[int], list[tuple[int, str, bool]]]
-
-
-def deliver_batch(transport: Transport, envelope_from: str, batch: list[OutboxItem]) -> Delivered:
-    """Hand a batch to an idempotent transport and make it durable. No
-    database work and a plain result, so it can run in another process."""
-    delivered: list[int] = []
-    errors: list[tuple[int, str, bool]] = []
-    for item in batch:
-        # the sender screened the recipients (`OutboxSender._screen`)
-        wire = tuple(w for w in map(writable, item.recipients) if w is not None)
-        if wire != item.recipients:
-            item = replace(item, recipients=wire)
-        try:
-            transport.send(item, _envelope(envelope_from))
-        except TransportError as exc:
-            errors.append((item.id, str(exc), exc.permanent))
-            continue
-        delivered.append(item.id)
-    if delivered:
-        try:
-            transport.flush()
-        except TransportError as exc:
-            errors.extend((item_id, str(exc), exc.permanent) for item_id in delivered)
-            delivered = []
-    return delivered, errors
-
-
-def _envelope(address: str) -> str:
-    """Our own address in the envelope: as written in mail (an IDN domain as
-    A-labels); one that cannot be is left to the transport to refuse."""
-    return writable(address) or address

@@ -23,10 +23,11 @@ from daemon.app.notify import Composer, Identity
 from daemon.app.pipeline import Outcome, Pipeline
 from daemon.app.tickets import Runtime
 from daemon.config import Settings
-from daemon.config.files import FileRefused, read_config_file
+from daemon.config.files import FileRefused
 from daemon.core.errors import ConfigError
 from daemon.ports import Clock, SystemClock, Transport
 from daemon.rules import ruleset as rules_mod
+from daemon.service.desk_files import load_rules_file, resolve_paths
 from daemon.service.sender import OutboxSender, SendReport
 from daemon.service.worker import InboundWorker
 
@@ -36,38 +37,6 @@ if TYPE_CHECKING:
     from daemon.core.record import IncidentRecord
 
 log = logging.getLogger("spocd.service")
-
-
-def starter_root() -> Path:
-    """Where the starter rules.yaml and templates live: inside the installed
-    package (a wheel), or at the top of the source tree (editable install)."""
-    package = Path(__file__).resolve().parents[1]
-    packaged = package / "starter"
-    return packaged if packaged.is_dir() else package.parent
-
-
-def resolve_paths(settings: Settings) -> tuple[Path, Path]:
-    """rules.yaml and templates/ to use; without a config file, a missing
-    ./rules.yaml or ./templates falls back to the starter copies, so
-    `spocd run` works on a fresh machine."""
-    rules_path, templates = settings.paths.rules, settings.paths.templates
-    if settings.source is None:
-        if not rules_path.is_file():
-            rules_path = starter_root() / "rules.yaml"
-        if not (templates / "en").is_dir():
-            templates = starter_root() / "templates"
-    return rules_path, templates
-
-
-def load_rules_file(path: Path) -> rules_mod.Rules:
-    try:
-        text = read_config_file(path)
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc}"]) from exc
-    try:
-        return rules_mod.load_rules(text, str(path))
-    except rules_mod.RulesError as exc:
-        raise ConfigError([str(issue) for issue in exc.issues]) from exc
 
 
 class _RecordPages:
@@ -81,15 +50,17 @@ class _RecordPages:
         return RecordPages().html(record)
 
 
-def load_runtime(settings: Settings, key: bytes) -> Runtime:
-    """Rules and templates, validated; raises ConfigError with every problem."""
+def load_runtime(settings: Settings, key: bytes, rules: rules_mod.Rules | None = None) -> Runtime:
+    """Rules and templates, validated; raises ConfigError with every problem.
+    `rules`, when given, were read from the same file a moment before (batch
+    ingest reads them first, for its helpers)."""
     rules_path, templates = resolve_paths(settings)
     problems: list[str] = []
-    rules = None
-    try:
-        rules = load_rules_file(rules_path)
-    except ConfigError as exc:
-        problems.extend(exc.problems)
+    if rules is None:
+        try:
+            rules = load_rules_file(rules_path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     renderer = None
     try:
         renderer = TemplateRenderer(templates, settings.helpdesk.timezone)
@@ -125,7 +96,11 @@ class TickReport:
 
 class App:
     def __init__(
-        self, settings: Settings, clock: Clock | None = None, store: SqlStore | None = None
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        store: SqlStore | None = None,
+        rules: rules_mod.Rules | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
@@ -134,7 +109,7 @@ class App:
         )
         try:
             self.key = self.store.signing_key()
-            self._runtime = load_runtime(settings, self.key)
+            self._runtime = load_runtime(settings, self.key, rules)
         except BaseException:
             if store is None:  # ours: do not leave its connections behind
                 self.store.close()

@@ -1,10 +1,12 @@
 """What a command loads only when its work needs it: every `spocd ingest`
 pays for what it imports, so a Maildir desk never loads the SMTP relay's
-smtplib, and html2text waits for a mail that has no text part."""
+smtplib, html2text waits for a mail that has no text part, and batch
+ingest's helpers fork before the database layer and the templates load."""
 
 from __future__ import annotations
 
 import json
+import mailbox
 import subprocess
 import sys
 from email.message import EmailMessage
@@ -87,3 +89,76 @@ def test_a_mail_with_only_html_loads_html2text_and_is_read_as_text(
     )
     inbound = json.loads(show.stdout)["messages"][0]
     assert inbound["body"] == "Skaner nie działa od rana."
+
+
+#: `spocd ingest` of an mbox, asking at the moment the app is about to open
+#: what the parsing helpers and this process have loaded by then.
+EARLY = """
+import json, sys
+import daemon.cli.main as cli
+from daemon.cli import ingest
+
+NAMES = ("mailparser", "daemon.rules.ruleset", "sqlalchemy", "jinja2", "daemon.app.pipeline")
+
+
+def loaded(names):
+    return {name: name in sys.modules for name in names}
+
+
+seen = {}
+real_start, real_open = ingest._Helpers.start, cli.open_app
+
+
+def start(self):
+    seen.setdefault("pool", real_start(self))
+    return seen["pool"]
+
+
+def open_app(*args, **kwargs):
+    pool = seen.get("pool")
+    seen["helper"] = pool.submit(loaded, NAMES).result(timeout=60) if pool else None
+    seen["main"] = loaded(NAMES)
+    return real_open(*args, **kwargs)
+
+
+ingest._Helpers.start, cli.open_app = start, open_app
+sys.argv = ["spocd", *sys.argv[1:]]
+try:
+    cli.main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps({"helper": seen["helper"], "main": seen["main"]}))
+"""
+
+
+def test_helpers_start_parsing_before_the_database_layer_and_templates_load(
+    config: Path, tmp_path: Path
+) -> None:
+    """Batch ingest forks its helpers with only parsing and the rules loaded:
+    they parse the first batches while this process loads the rest."""
+    box = mailbox.mbox(tmp_path / "in.mbox")
+    for n in range(120):
+        box.add(make_mail(sender=f"user{n}@example.org", subject=f"Problem {n}"))
+    box.close()
+    mbox = str(tmp_path / "in.mbox")
+    result = subprocess.run(
+        [sys.executable, "-c", EARLY, "ingest", "-c", str(config), "--json", mbox],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env(),
+        timeout=120,
+        check=True,
+    )
+    *lines, seen = result.stdout.strip().splitlines()
+    before_the_app = {
+        "mailparser": True,
+        "daemon.rules.ruleset": True,
+        "sqlalchemy": False,
+        "jinja2": False,
+        "daemon.app.pipeline": False,
+    }
+    assert json.loads(seen) == {"helper": before_the_app, "main": before_the_app}
+    outcomes = [json.loads(line)["outcome"] for line in lines]
+    assert outcomes == ["created"] * 120
+    assert len(list((tmp_path / "sent" / "new").iterdir())) >= 120  # acknowledgements

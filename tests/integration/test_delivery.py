@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import text
 
 from daemon.service.delivery import BackgroundDelivery
-from daemon.service.sender import deliver_batch
+from daemon.service.handoff import deliver_batch
 from tests.support.flow import ingest
 from tests.support.mail import make_mail
 

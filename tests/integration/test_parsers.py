@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.app.pipeline import prepare_many
+from daemon.app.prepare import prepare_many
 from daemon.config.settings import LimitsSettings
 from daemon.core.domain import Intake
 from daemon.core.errors import NotMail

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from daemon.app.pipeline import prepare_many
+from daemon.app.prepare import prepare_many
 from daemon.core.domain import Intake
 from daemon.ports import QueuedRaw
 from tests.support.flow import ingest, ticket

@@ -115,7 +115,7 @@ def load_corpus(folder: Path) -> tuple[list[dict[str, Any]], Path]:
 
 def run(folder: Path, database: str | None = None) -> dict[str, Any]:
     """One timed ingest of the corpus into a fresh desk; its figures and check."""
-    from daemon.service.wiring import starter_root
+    from daemon.service.desk_files import starter_root
 
     messages, mbox = load_corpus(folder)
     agents = [str(m["author"]) for m in messages if m.get("agent")]

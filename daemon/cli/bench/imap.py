@@ -39,7 +39,8 @@ from daemon.config import (
     Settings,
     SmtpSettings,
 )
-from daemon.service.wiring import App, starter_root
+from daemon.service.desk_files import starter_root
+from daemon.service.wiring import App
 
 EX_UNAVAILABLE = 69
 SUBJECTS = (

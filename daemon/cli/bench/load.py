@@ -116,7 +116,7 @@ def write_config(
     number of acknowledgements (the real limit would hold most back)."""
     db = database or f"sqlite:///{folder / 'spocd.db'}"
     config = folder / "spocd.toml"
-    from daemon.service.wiring import starter_root
+    from daemon.service.desk_files import starter_root
 
     starter = starter_root()
     if rules is None:

@@ -38,7 +38,8 @@ from daemon.app.notify import Composer
 from daemon.app.tickets import Runtime
 from daemon.config import Settings
 from daemon.core.domain import OutgoingMail, Status, Ticket
-from daemon.service.wiring import load_runtime, starter_root
+from daemon.service.desk_files import starter_root
+from daemon.service.wiring import load_runtime
 
 #: Wednesday 13:00 in Warsaw: office hours, so office-calendar steps can be due.
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
