@@ -31,9 +31,14 @@ print(json.dumps({m: m in sys.modules for m in ("smtplib", "html2text")}))
 """
 
 
-def ingest_loading(config: Path, eml: Path) -> tuple[dict[str, bool], str]:
+#: spocd itself, as `python -m daemon` runs it.
+SPOCD = "import sys; from daemon.cli.pipe import main; sys.exit(main())"
+
+
+def run_script(script: str, *args: str) -> list[str]:
+    """`script` run with `args` as spocd's command line; its output's lines."""
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, "ingest", "-c", str(config), "--json", str(eml)],
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -41,7 +46,11 @@ def ingest_loading(config: Path, eml: Path) -> tuple[dict[str, bool], str]:
         timeout=120,
         check=True,
     )
-    *report, loaded = result.stdout.strip().splitlines()
+    return result.stdout.strip().splitlines()
+
+
+def ingest_loading(config: Path, eml: Path) -> tuple[dict[str, bool], str]:
+    *report, loaded = run_script(SCRIPT, "ingest", "-c", str(config), "--json", str(eml))
     return json.loads(loaded), json.loads(report[0])["outcome"]
 
 
@@ -78,16 +87,8 @@ def test_a_mail_with_only_html_loads_html2text_and_is_read_as_text(
     loaded, outcome = ingest_loading(config, eml)
     assert outcome == "created"
     assert loaded == {"smtplib": False, "html2text": True}
-    show = subprocess.run(
-        [sys.executable, "-m", "daemon", "show", "HD-1", "--json", "-c", str(config)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env(),
-        timeout=120,
-        check=True,
-    )
-    inbound = json.loads(show.stdout)["messages"][0]
+    show = run_script(SPOCD, "show", "HD-1", "--json", "-c", str(config))
+    inbound = json.loads("\n".join(show))["messages"][0]
     assert inbound["body"] == "Skaner nie działa od rana."
 
 
@@ -141,16 +142,7 @@ def test_helpers_start_parsing_before_the_database_layer_and_templates_load(
         box.add(make_mail(sender=f"user{n}@example.org", subject=f"Problem {n}"))
     box.close()
     mbox = str(tmp_path / "in.mbox")
-    result = subprocess.run(
-        [sys.executable, "-c", EARLY, "ingest", "-c", str(config), "--json", mbox],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env(),
-        timeout=120,
-        check=True,
-    )
-    *lines, seen = result.stdout.strip().splitlines()
+    *lines, seen = run_script(EARLY, "ingest", "-c", str(config), "--json", mbox)
     before_the_app = {
         "mailparser": True,
         "daemon.rules.ruleset": True,
@@ -162,3 +154,13 @@ def test_helpers_start_parsing_before_the_database_layer_and_templates_load(
     outcomes = [json.loads(line)["outcome"] for line in lines]
     assert outcomes == ["created"] * 120
     assert len(list((tmp_path / "sent" / "new").iterdir())) >= 120  # acknowledgements
+
+
+def test_checking_the_rules_loads_no_database_layer(config: Path) -> None:
+    """`spocd rules check` reads and compiles rules.yaml, nothing more."""
+    script = SCRIPT.replace('("smtplib", "html2text")', '("sqlalchemy", "daemon.rules.ruleset")')
+    *_, loaded = run_script(script, "rules", "check", "-c", str(config))
+    assert json.loads(loaded) == {
+        "sqlalchemy": False,
+        "daemon.rules.ruleset": True,
+    }
