@@ -344,8 +344,6 @@ def _ingest(
                 read_ahead()
             while ahead:
                 queued = queue(ahead.popleft())
-                if not ahead:
-                    read_ahead()  # the next batch parses while this one is stored
                 if helpers.pool is not None and not handed_off:
                     helpers.deliver(delivery)
                     handed_off = True
@@ -354,6 +352,8 @@ def _ingest(
                 if stop.asked:  # Ctrl-C: finish what is queued, read no more
                     cut_short = True
                     break
+                if not ahead:
+                    read_ahead()  # one batch parsing while the next is stored, as memory allows
             process(waiting)
             sent = delivery.finish()
         finally:
