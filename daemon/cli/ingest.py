@@ -228,6 +228,14 @@ EARLY_BYTES = 32 * 1024 * 1024
 Parsing = tuple[Batch, concurrent.futures.Future[list[Prepared]]]
 
 
+def _read_ahead(reading: _Reading, helpers: _Helpers, ahead: deque[Parsing]) -> int:
+    """The next batch read and its parse started; its size in bytes (0 at the end)."""
+    batch = reading.next_batch()
+    if batch:
+        ahead.append((batch, helpers.parse([raw for _, raw in batch])))
+    return sum(len(raw) for _, raw in batch)
+
+
 def ingest(
     settings: Settings,
     rules: Rules | None,
@@ -245,11 +253,10 @@ def ingest(
     try:
         held = 0
         while len(ahead) < EARLY_BATCHES and held < EARLY_BYTES:
-            batch = reading.next_batch()
-            if not batch:
+            read = _read_ahead(reading, helpers, ahead)
+            if not read:
                 break
-            held += sum(len(raw) for _, raw in batch)
-            ahead.append((batch, helpers.parse([raw for _, raw in batch])))
+            held += read
         app = open_app()
         try:
             return _ingest(app, helpers, reading, ahead, escalation=escalation, as_json=as_json)
@@ -278,11 +285,6 @@ def _ingest(
     # (label, inbound id) per message, their raw bytes, the parse under way
     Queued = tuple[list[tuple[str, int | None]], list[bytes], Any]
     waiting: Queued | None = None
-
-    def read_ahead() -> None:
-        batch = reading.next_batch()
-        if batch:
-            ahead.append((batch, helpers.parse([raw for _, raw in batch])))
 
     def queue(parsing: Parsing) -> Queued | None:
         nonlocal code
@@ -339,25 +341,21 @@ def _ingest(
 
     cut_short = False
     with stop:
-        try:
-            if not ahead:
-                read_ahead()
-            while ahead:
-                queued = queue(ahead.popleft())
-                if helpers.pool is not None and not handed_off:
-                    helpers.deliver(delivery)
-                    handed_off = True
-                process(waiting)  # the previous batch, while this one is parsed
-                waiting = queued
-                if stop.asked:  # Ctrl-C: finish what is queued, read no more
-                    cut_short = True
-                    break
-                if not ahead:
-                    read_ahead()  # one batch parsing while the next is stored, as memory allows
-            process(waiting)
-            sent = delivery.finish()
-        finally:
-            helpers.close()
+        while ahead:
+            queued = queue(ahead.popleft())
+            if helpers.pool is not None and not handed_off:
+                helpers.deliver(delivery)
+                handed_off = True
+            process(waiting)  # the previous batch, while this one is parsed
+            waiting = queued
+            if stop.asked:  # Ctrl-C: finish what is queued, read no more
+                cut_short = True
+                break
+            if not ahead:  # one batch parsing while the next is stored, as before the fork
+                _read_ahead(reading, helpers, ahead)
+        process(waiting)
+        sent = delivery.finish()
+    helpers.close()  # before the report: a batch read ahead of a stop may still be parsing
     if reading.refused and code == EX_OK:
         code = EX_DATAERR
     for line in results:

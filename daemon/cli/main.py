@@ -15,11 +15,14 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from daemon.config import Settings, find_config, load_settings
 from daemon.core.domain import MAX_TICKET_NUMBER
 from daemon.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from daemon.rules.ruleset import Rules
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 70, 75, 78
 EX_SIGPIPE = 128 + 13  # what a shell reports for a tool ended by SIGPIPE
@@ -367,7 +370,9 @@ def _loading() -> Iterator[None]:
             gc.enable()
 
 
-def open_app(args: argparse.Namespace, settings: Settings | None = None, rules: Any = None) -> Any:
+def open_app(
+    args: argparse.Namespace, settings: Settings | None = None, rules: Rules | None = None
+) -> Any:
     """The wired application, or exit 75 when the database is unreachable.
     `settings` and `rules`, when given, were read a moment before."""
     settings = settings or settings_of(args)
