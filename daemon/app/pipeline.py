@@ -22,7 +22,6 @@ from daemon.core.domain import Channel, InboundItem, Intake, ParsedMessage, Stat
 from daemon.core.errors import Disposition, Duplicate, NotMail, Quarantined
 from daemon.mail import loops
 from daemon.mail import threads as mailthread
-from daemon.mail.parsing import parse_message
 from daemon.ports import Tx
 from daemon.rules import ruleset as rules
 
@@ -78,6 +77,8 @@ class Pipeline:
         self.key = key
 
     def parse(self, raw: bytes) -> ParsedMessage:
+        from daemon.mail.parsing import parse_message
+
         limits = self._runtime().settings.limits
         return parse_message(
             raw,

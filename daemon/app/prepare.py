@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 
 from daemon.core.domain import Channel, ParsedMessage
 from daemon.core.errors import NotMail
-from daemon.mail.parsing import PARSE_SECONDS, parse_many
 from daemon.rules import ruleset as rules
 
 
@@ -33,13 +32,16 @@ def prepare_many(
     raws: list[bytes],
     max_attachment_bytes: int,
     ruleset: rules.Rules | None,
-    max_parse_seconds: float = PARSE_SECONDS,
+    max_parse_seconds: float | None = None,
 ) -> list[Prepared]:
     """Parse a batch, and decide for the mail that looks like a new request
-    (a reply's decision would go unused)."""
+    (a reply's decision would go unused). Parsing (mail-parser) loads at
+    the first batch: a batch ingest's own process never parses, its helpers do."""
+    from daemon.mail.parsing import PARSE_SECONDS, parse_many
+
+    seconds = PARSE_SECONDS if max_parse_seconds is None else max_parse_seconds
     return [
-        decide_ahead(parsed, ruleset)
-        for parsed in parse_many(raws, max_attachment_bytes, max_parse_seconds)
+        decide_ahead(parsed, ruleset) for parsed in parse_many(raws, max_attachment_bytes, seconds)
     ]
 
 

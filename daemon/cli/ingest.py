@@ -6,9 +6,10 @@ first few dozen messages two forked helpers join: one parses ahead, one
 writes the outgoing mail, while this process runs the pipeline.
 
 The helpers are forked before the database layer, the templates and the
-pipeline's stages are loaded (this module needs only parsing and the rules):
-they parse the first batches on the second core while this process loads
-the rest, where that core stood idle before.
+pipeline's stages are loaded (this module needs only the rules): they load
+mail-parser and parse the first batches on the second core while this
+process loads the rest, where that core stood idle before. This process
+never parses in a run the helpers take, so it never loads mail-parser.
 """
 
 from __future__ import annotations
