@@ -328,3 +328,8 @@ def test_words_are_cut_in_bytes_exactly_where_the_character_loop_cut_them(
 def test_one_line_spaces_the_controls_the_character_loop_spaced(value: str) -> None:
     spaced = "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in value)
     assert one_line(value) == " ".join(printable(spaced).split())
+
+
+def test_printable_marks_bidi_controls_and_keeps_tabs_and_newlines() -> None:
+    assert printable("a\tb\r\nc\x1b[31md\x7f") == "a\tb\nc[31md"
+    assert printable("zł\u202eoto\x85") == "zł[U+202E]oto"
