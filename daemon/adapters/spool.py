@@ -7,18 +7,24 @@ queue; a file's name is its source key, so a crash between the commit and
 the unlink queues nothing twice.
 
 This module is what the pipe process imports: it stays free of the domain,
-the ports and the database (`spool_import` is the daemon's side).
+the ports and the database (`spool_import` is the daemon's side), and of
+pathlib (with urllib.parse and ipaddress: 8 ms of a 51 ms process).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from daemon.config.files import open_private, private_dirs
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+StrPath = str | os.PathLike[str]
 
 ESCALATION_SUFFIX = ".escalation"
 #: Spooled files over the intake limit are set aside here, never loaded.
@@ -30,12 +36,12 @@ class NotSpooled(Exception):
     """The input was refused (empty, or over the size limit); nothing was kept."""
 
 
-def spool_message(spool: Path, raw: bytes, *, escalation: bool = False) -> Path:
+def spool_message(spool: StrPath, raw: bytes, *, escalation: bool = False) -> str:
     """Store one raw message durably; return its final path."""
     return _spool(spool, lambda fh: fh.write(raw), escalation)
 
 
-def spool_stream(spool: Path, source: BinaryIO, *, limit: int, escalation: bool = False) -> Path:
+def spool_stream(spool: StrPath, source: BinaryIO, *, limit: int, escalation: bool = False) -> str:
     """Copy a message from `source` into the spool in chunks, so memory does not
     grow with it; over `limit` bytes or blank, the partial file is removed and
     NotSpooled says why."""
@@ -54,23 +60,24 @@ def spool_stream(spool: Path, source: BinaryIO, *, limit: int, escalation: bool 
     return _spool(spool, copy, escalation)
 
 
-def _spool(spool: Path, write: Callable[[BinaryIO], object], escalation: bool) -> Path:
-    tmp_dir, new_dir = spool / "tmp", spool / "new"
+def _spool(spool: StrPath, write: Callable[[BinaryIO], object], escalation: bool) -> str:
+    tmp_dir, new_dir = os.path.join(spool, "tmp"), os.path.join(spool, "new")
     private_dirs(tmp_dir)
     private_dirs(new_dir)
     name = f"{time.time_ns()}.{os.getpid()}.{os.urandom(6).hex()}"
     if escalation:
         name += ESCALATION_SUFFIX
-    tmp = tmp_dir / name
+    tmp = os.path.join(tmp_dir, name)
     try:
         with open_private(tmp, exclusive=True) as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
-    final = new_dir / name
+    final = os.path.join(new_dir, name)
     os.rename(tmp, final)
     fd = os.open(new_dir, os.O_RDONLY)
     try:
@@ -81,6 +88,8 @@ def _spool(spool: Path, write: Callable[[BinaryIO], object], escalation: bool) -
 
 
 def spooled(spool: Path) -> list[Path]:
+    """The spooled files in arrival order (the daemon's side: `spool` is the
+    settings' Path, so pathlib is loaded there already)."""
     new_dir = spool / "new"
     if not new_dir.is_dir():
         return []

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import BinaryIO
 
 EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
@@ -34,21 +33,21 @@ def fast(argv: list[str]) -> int | None:
 
 
 def spool_one(
-    label: str, source: BinaryIO, spool: os.PathLike[str], limit: int, escalation: bool
+    label: str, source: BinaryIO, spool: str | os.PathLike[str], limit: int, escalation: bool
 ) -> int:
     """One message durably into the spool, and the line and exit code that
     say so (over the limit: 65, the MTA bounces it; no disk: 75, it retries)."""
     from daemon.adapters.spool import NotSpooled, spool_stream
 
     try:
-        final = spool_stream(Path(spool), source, limit=limit, escalation=escalation)
+        final = spool_stream(spool, source, limit=limit, escalation=escalation)
     except NotSpooled as exc:
         print(f"{label}: {exc}", file=sys.stderr)
         return EX_DATAERR
     except OSError as exc:
         print(f"{label}: cannot spool: {exc.strerror or exc}", file=sys.stderr)
         return EX_TEMPFAIL
-    print(f"{label}: queued {final.name}")
+    print(f"{label}: queued {os.path.basename(final)}")
     return EX_OK
 
 

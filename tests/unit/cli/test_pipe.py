@@ -46,9 +46,29 @@ def test_the_spool_and_limit_are_the_full_loaders(tmp_path: Path) -> None:
     config.parent.mkdir()
     config.write_text('[paths]\nspool = "q"\n[smtp]\nmax_message_size = 5000\n')
     full = load_settings(config)
-    assert spool_only.spool_settings(str(config), {}) == (
-        full.paths.spool,
-        full.smtp.max_message_size,
+    found = spool_only.spool_settings(str(config), {})
+    assert found is not None
+    spool, limit = found
+    assert (Path(spool), limit) == (full.paths.spool, full.smtp.max_message_size)
+
+
+def test_a_spool_path_is_taken_from_the_configs_own_folder_as_the_full_loader_takes_it(
+    tmp_path: Path,
+) -> None:
+    """Relative to the real folder of spocd.toml (through a symlink), absolute
+    as written, and the embedded default beside the working folder."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "spocd.toml").write_text('[paths]\nspool = "q/in"\n')
+    (tmp_path / "link.toml").symlink_to(real / "spocd.toml")
+    for config in (real / "spocd.toml", tmp_path / "link.toml"):
+        full = load_settings(config)
+        assert spool_only.spool_settings(str(config), {}) == (str(real / "q" / "in"), 26_214_400)
+        assert Path(str(real / "q" / "in")) == full.paths.spool
+    (real / "abs.toml").write_text(f'[paths]\nspool = "{tmp_path / "abs"}"\n')
+    assert spool_only.spool_settings(str(real / "abs.toml"), {}) == (
+        str(tmp_path / "abs"),
+        26_214_400,
     )
 
 
