@@ -162,9 +162,9 @@ class InboundRepo(Protocol):
 
 
 class TicketRepo(Protocol):
-    #: Numbers of the tickets `save` wrote in this transaction (a read taken
-    #: before may be stale).
-    saved: set[int]
+    #: The tickets `save` wrote in this transaction, by number, each with the
+    #: object written last: a read taken before may be stale, that object is not.
+    saved: dict[int, Ticket]
 
     def create(self, ticket: Ticket) -> Ticket:
         """Insert; the returned ticket carries its new sequential number."""

@@ -155,14 +155,16 @@ def _fire_batch(tx: Tx, rt: Runtime, timers: list[Timer], now: datetime) -> Coun
     # By ticket, then time: one ticket's steps stay in order, and concurrent
     # instances lock tickets in the same order.
     # The batch's tickets are read (and locked) in one query; each serves its
-    # ticket's first timer unless a step saved that ticket since (a major
-    # incident's update reaches its children); any other read is afresh.
+    # ticket's timers, as the steps change and save it, unless another copy
+    # of that ticket was saved since (a major incident's update reaches its
+    # children): then it is read afresh.
     done: Counter[str] = Counter()
     fired: list[int] = []
     ahead = tx.tickets.get_many({t.ticket_number for t in timers}, for_update=True)
     for timer in sorted(timers, key=lambda t: (t.ticket_number, t.due_at, t.id)):
-        ticket = ahead.pop(timer.ticket_number, None)
-        if timer.ticket_number in tx.tickets.saved:
+        ticket = ahead.get(timer.ticket_number)
+        written = tx.tickets.saved.get(timer.ticket_number)
+        if written is not None and written is not ticket:
             ticket = None
         done[fire(tx, rt, timer, now, fired, ticket)] += 1
     tx.timers.done_many(fired, now)

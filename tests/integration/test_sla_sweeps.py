@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from daemon.adapters.storage.tickets import SqlTickets
 from daemon.app import slaclock
 from daemon.app.jobs import run_due
 from daemon.app.notify import Composer
@@ -301,6 +302,28 @@ def test_catch_up_after_a_long_gap_fires_each_overdue_step_once_in_order(
     assert tick(desk, "2026-11-27 08:59").jobs == {}
     assert tick(desk, "2026-11-27 09:00").jobs == {"status_updates": 1}
     assert len(updates(relay)) == 2
+
+
+def test_a_ticket_with_many_steps_due_is_read_once_for_all_of_them(
+    desk: App, relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch reads its tickets in one query; each step works on the copy
+    the step before changed and saved, so eleven steps of one ticket read it
+    once, and the last step sees what every one before it did."""
+    open_ticket(desk)
+    reads: Counter[int] = Counter()
+    read_one = SqlTickets.get
+
+    def counted(self: SqlTickets, number: int, *, for_update: bool = False) -> Any:
+        reads[number] += 1
+        return read_one(self, number, for_update=for_update)
+
+    monkeypatch.setattr(SqlTickets, "get", counted)
+    report = tick(desk, "2026-11-26 14:00")
+    assert sum(report.jobs.values()) == 11
+    assert reads[1] == 0
+    assert view(desk)["escalation_level"] == 2
+    assert [e.detail["level"] for e in events(desk, "sla_escalation")] == [0, 1, 1, 1, 2, 2]
 
 
 # --- pauses -------------------------------------------------------------------------

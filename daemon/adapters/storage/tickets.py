@@ -120,7 +120,7 @@ def _ticket(row: Any) -> Ticket:
 class SqlTickets(Repo):
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
-        self.saved: set[int] = set()
+        self.saved: dict[int, Ticket] = {}
 
     def create(self, ticket: Ticket) -> Ticket:
         values = ticket_values(ticket)
@@ -148,7 +148,7 @@ class SqlTickets(Repo):
     def save(self, ticket: Ticket) -> None:
         values = ticket_values(ticket)
         self._update(TICKETS, ticket.number, values)
-        self.saved.add(ticket.number)
+        self.saved[ticket.number] = ticket
 
     def listing(self, statuses: Iterable[str] | None, limit: int | None = None) -> list[Ticket]:
         stmt = _TICKETS.order_by(TICKETS.c.id)
