@@ -70,6 +70,23 @@ def test_ticket_numbers_are_sequential_and_a_ticket_reads_back_whole(store: SqlS
     assert back.status is Status.NEW and back.channel is Channel.EMAIL
 
 
+@pytest.mark.parametrize("locked", [False, True])
+def test_many_tickets_read_at_once_are_each_as_read_alone(store: SqlStore, locked: bool) -> None:
+    """`get_many` pads its numbers to a few prepared sizes and takes at most
+    256 a statement: any set of numbers, repeated, missing or past that,
+    reads every ticket that exists exactly as `get` reads it, and no other."""
+    with store.transaction() as tx:
+        for n in range(300):
+            tx.tickets.create(new_ticket(subject=f"Ticket {n}", first_response_due=NOW))
+        tx.events.add(7, Event(at=NOW, actor="a@example.org", type="note", detail={}))
+    for numbers in ([], [5], [3, 1, 2], [9, 9, 9], list(range(1, 38)), [*range(1, 301), 999]):
+        with store.transaction() as tx:
+            many = tx.tickets.get_many(numbers, for_update=locked)
+            alone = {n: tx.tickets.get(n) for n in sorted(set(numbers)) if n <= 300}
+        assert list(many) == sorted(alone)
+        assert many == alone
+
+
 def test_a_rolled_back_transaction_leaves_nothing(store: SqlStore) -> None:
     with pytest.raises(RuntimeError), store.transaction() as tx:
         tx.tickets.create(new_ticket())
