@@ -163,8 +163,9 @@ class InboundRepo(Protocol):
 
 class TicketRepo(Protocol):
     #: The tickets `save` wrote in this transaction, by number, each with the
-    #: object written last: a read taken before may be stale, that object is not.
-    saved: dict[int, Ticket]
+    #: object written last: a read taken before may be stale, that object is
+    #: not (unless a savepoint undid its save: then no object in hand is current).
+    saved: dict[int, object]
 
     def create(self, ticket: Ticket) -> Ticket:
         """Insert; the returned ticket carries its new sequential number."""

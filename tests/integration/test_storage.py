@@ -87,6 +87,31 @@ def test_many_tickets_read_at_once_are_each_as_read_alone(store: SqlStore, locke
         assert many == alone
 
 
+def test_a_saved_ticket_is_current_until_a_savepoint_undoes_its_save(store: SqlStore) -> None:
+    """`saved` names the copy written last (the SLA sweep goes on with it
+    instead of reading again); a savepoint rolled back leaves the row as it
+    was before, so no copy in hand is current any more, inner saves included."""
+    with store.transaction() as tx:
+        tx.tickets.create(new_ticket())
+        tx.tickets.create(new_ticket())
+    with store.transaction() as tx:
+        first, second = tx.tickets.get(1), tx.tickets.get(2)
+        assert first is not None and second is not None
+        tx.tickets.save(first)
+        assert tx.tickets.saved == {1: first}
+        with pytest.raises(RuntimeError), tx.savepoint():
+            first.subject = "changed, then undone"
+            tx.tickets.save(first)
+            with tx.savepoint():
+                tx.tickets.save(second)
+            raise RuntimeError("the step failed")
+        assert tx.tickets.saved[1] is not first and tx.tickets.saved[2] is not second
+        again = tx.tickets.get(1)
+        assert again is not None and again.subject == "Printer jams"
+        tx.tickets.save(again)
+        assert tx.tickets.saved[1] is again
+
+
 def test_a_rolled_back_transaction_leaves_nothing(store: SqlStore) -> None:
     with pytest.raises(RuntimeError), store.transaction() as tx:
         tx.tickets.create(new_ticket())

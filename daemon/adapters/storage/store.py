@@ -59,6 +59,7 @@ class SqlTx:
         name = f"spocd_sp_{self._depth}"
         behind = self.behind
         mark = behind.mark() if behind is not None else (0, 0)
+        saves = self.tickets.mark()
         try:
             direct.statement(self.conn, f"SAVEPOINT {name}")
             try:
@@ -68,6 +69,7 @@ class SqlTx:
                 direct.statement(self.conn, f"RELEASE SAVEPOINT {name}")
                 if behind is not None:
                     behind.undo(mark)
+                self.tickets.undo(saves)
                 raise
             direct.statement(self.conn, f"RELEASE SAVEPOINT {name}")
         finally:

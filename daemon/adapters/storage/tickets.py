@@ -131,10 +131,26 @@ def _ticket(row: Any) -> Ticket:
     return Ticket(**data)
 
 
+#: What `saved` holds for a ticket whose save a savepoint undid: no copy of
+#: it is current, so every holder reads it afresh.
+_UNDONE = object()
+
+
 class SqlTickets(Repo):
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
-        self.saved: dict[int, Ticket] = {}
+        self.saved: dict[int, object] = {}
+        self._saves: list[int] = []  # numbers in the order saved, for `undo`
+
+    def mark(self) -> int:
+        return len(self._saves)
+
+    def undo(self, mark: int) -> None:
+        """A savepoint rolled back the saves since `mark`: the database holds
+        what it held before them, which no copy in hand may match."""
+        for number in self._saves[mark:]:
+            self.saved[number] = _UNDONE
+        del self._saves[mark:]
 
     def create(self, ticket: Ticket) -> Ticket:
         values = ticket_values(ticket)
@@ -167,6 +183,7 @@ class SqlTickets(Repo):
         values = ticket_values(ticket)
         self._update(TICKETS, ticket.number, values)
         self.saved[ticket.number] = ticket
+        self._saves.append(ticket.number)
 
     def listing(self, statuses: Iterable[str] | None, limit: int | None = None) -> list[Ticket]:
         stmt = _TICKETS.order_by(TICKETS.c.id)
