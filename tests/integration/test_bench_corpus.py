@@ -62,6 +62,8 @@ def test_the_corpus_is_ingested_into_a_fresh_desk_and_its_threading_checked(
     # on to the requester and the thanks forwarded to the agent. Were the agent
     # not in the group, their answers would open tickets of their own.
     assert figures["outgoing_mails"] == 8
+    # the interpreter alone costs some CPU; more than the wall time means both cores
+    assert 0 < figures["cpu_s"] < 4 * figures["seconds"]
 
 
 def test_main_fails_when_the_threading_is_wrong(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -102,3 +104,14 @@ def test_a_run_reports_its_own_peak_memory_not_an_earlier_larger_childs() -> Non
     assert big.returncode == 0 and big.peak_rss_mb > size
     assert small.returncode == 0 and small.stdout == b"small\n"
     assert small.peak_rss_mb < floor + 100  # the running maximum of all children: > size
+
+
+def test_a_run_reports_the_cpu_time_of_the_command_and_of_the_helpers_it_waited_for() -> None:
+    # As the peers' scripts report "cpu": a command that sleeps uses next to
+    # none, one that computes in itself and in a forked helper uses both.
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    both = f"import os\npid = os.fork()\n{spin}if pid == 0: os._exit(0)\nos.waitpid(pid, 0)\n"
+    asleep = load.timed_run([sys.executable, "-c", "import time; time.sleep(0.4)"])
+    busy = load.timed_run([sys.executable, "-c", both])
+    assert asleep.seconds >= 0.4 and asleep.cpu_seconds < 0.2
+    assert busy.returncode == 0 and busy.cpu_seconds >= 0.6

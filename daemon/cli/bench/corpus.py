@@ -136,6 +136,7 @@ def run(folder: Path, database: str | None = None) -> dict[str, Any]:
         "messages": len(messages),
         "seconds": round(ingest.seconds, 2),
         "messages_per_s": round(len(messages) / ingest.seconds, 1),
+        "cpu_s": round(ingest.cpu_seconds, 2),
         "peak_rss_mb": round(ingest.peak_rss_mb, 1),
         "outgoing_mails": sent,
         **asdict(check),

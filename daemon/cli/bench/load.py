@@ -145,13 +145,18 @@ def _toml(value: object) -> str:
 
 @dataclass(frozen=True)
 class Timed:
-    """A command run to its exit: its wall time and its own peak memory."""
+    """A command run to its exit: its wall time, the CPU time it used, and its
+    own peak memory."""
 
     seconds: float
     returncode: int
     stdout: bytes
     stderr: bytes
     peak_rss_mb: float  # the process's or its largest helper's, whichever is larger
+    #: User and system time of the process and of the helpers it waited for
+    #: (what the peers' scripts report as "cpu"): beside `seconds`, how much of
+    #: the two cores the run kept busy.
+    cpu_seconds: float
 
 
 def timed_run(command: list[str]) -> Timed:
@@ -168,7 +173,14 @@ def timed_run(command: list[str]) -> Timed:
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         out.seek(0)
         err.seek(0)
-        return Timed(seconds, proc.returncode, out.read(), err.read(), usage.ru_maxrss / 1024)
+        return Timed(
+            seconds,
+            proc.returncode,
+            out.read(),
+            err.read(),
+            usage.ru_maxrss / 1024,
+            usage.ru_utime + usage.ru_stime,
+        )
 
 
 def _spocd(*args: str) -> list[str]:
@@ -202,6 +214,7 @@ def bench_ingest(count: int, database: str | None) -> dict[str, float]:
             "messages": count,
             "seconds": round(run.seconds, 2),
             "messages_per_s": round(count / run.seconds, 1),
+            "cpu_s": round(run.cpu_seconds, 2),
             "peak_rss_mb": round(run.peak_rss_mb, 1),
         }
 
