@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import socket
 import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
+
+from daemon.cli.bench.ports import free_port
 
 
 @dataclass
@@ -56,13 +57,6 @@ class _Handler:
                 )
             )
         return "250 OK"
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (aiosmtpd's Controller needs a real one)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Relay:

@@ -31,7 +31,8 @@ from daemon.adapters.board_http import PAGE_ROWS
 from daemon.adapters.storage.store import SqlStore
 from daemon.adapters.storage.tickets import ticket_values
 from daemon.app import board, slaclock
-from daemon.cli.bench.load import _free_port, _spocd, _wait_port, write_config
+from daemon.cli.bench.load import _spocd, _wait_port, write_config
+from daemon.cli.bench.ports import free_port
 from daemon.cli.bench.sla import CHUNK, TICKETS, _bound, _insert_sql, _runtime
 from daemon.core.domain import Status, Ticket
 
@@ -121,7 +122,7 @@ def run(count: int, rounds: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="spocd-bench-board-") as tmp:
         folder = Path(tmp)
         config = write_config(folder, None)
-        port = _free_port()
+        port = free_port()
         text = config.read_text(encoding="utf-8").replace(
             "[smtp]\nport = 0\n", "[smtp]\nenabled = false\n"
         )

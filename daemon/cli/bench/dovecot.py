@@ -30,6 +30,8 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
+from daemon.cli.bench.ports import free_port
+
 PASSWORD = "s3cret"
 MISSING = "Dovecot is not installed (Debian package dovecot-imapd)"
 NOT_ROOT = "a private Dovecot is started as root here (it switches to its dovecot users)"
@@ -40,12 +42,6 @@ def find_dovecot() -> str | None:
     return shutil.which("dovecot") or (
         "/usr/sbin/dovecot" if os.access("/usr/sbin/dovecot", os.X_OK) else None
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
+from daemon.cli.bench.ports import free_port
+
 WORDS = [
     "drukarka",
     "nie",
@@ -243,12 +245,6 @@ def bench_pipe(count: int, database: str | None) -> dict[str, float]:
         }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def bench_smtp(
     count: int, database: str | None, clients: int = 16, instances: int = 1
 ) -> dict[str, float]:
@@ -262,7 +258,7 @@ def bench_smtp(
         for n in range(instances):
             folder = Path(tmp) / f"i{n}"
             folder.mkdir()
-            port = _free_port()
+            port = free_port()
             config = write_config(folder, url, port)
             procs.append(
                 subprocess.Popen(
