@@ -11,7 +11,7 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-from daemon.cli.bench.ports import free_port
+from daemon.cli.bench.tcp_ports import free_port
 
 
 @dataclass

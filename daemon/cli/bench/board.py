@@ -32,8 +32,8 @@ from daemon.adapters.storage.store import SqlStore
 from daemon.adapters.storage.tickets import ticket_values
 from daemon.app import board, slaclock
 from daemon.cli.bench.load import _spocd, _wait_port, write_config
-from daemon.cli.bench.ports import free_port
 from daemon.cli.bench.sla import CHUNK, TICKETS, _bound, _insert_sql, _runtime
+from daemon.cli.bench.tcp_ports import free_port
 from daemon.core.domain import Status, Ticket
 
 GROUPS = ("second-line", "telephony", "third-line")

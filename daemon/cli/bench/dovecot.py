@@ -30,7 +30,7 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
-from daemon.cli.bench.ports import free_port
+from daemon.cli.bench.tcp_ports import free_port
 
 PASSWORD = "s3cret"
 MISSING = "Dovecot is not installed (Debian package dovecot-imapd)"

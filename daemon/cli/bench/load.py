@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
-from daemon.cli.bench.ports import free_port
+from daemon.cli.bench.tcp_ports import free_port
 
 WORDS = [
     "drukarka",

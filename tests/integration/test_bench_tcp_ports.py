@@ -1,4 +1,4 @@
-"""Ports for servers that start later (`daemon.cli.bench.ports`): never from
+"""Ports for servers that start later (`daemon.cli.bench.tcp_ports`): never from
 the range outgoing connections take theirs from."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli.bench import ports
+from daemon.cli.bench import tcp_ports as ports
 
 
 def _ephemeral() -> tuple[int, int]:

@@ -14,7 +14,7 @@ so they are taken from there, each checked free by a bind.
 from __future__ import annotations
 
 import itertools
-import random
+import secrets
 import socket
 from collections.abc import Iterable
 
@@ -37,7 +37,9 @@ def free_port() -> int:
     top = _ephemeral_start()
     if top - LOWEST < 1_000:
         return _kernel_port()
-    start = random.randrange(LOWEST, top)
+    # Drawn from the OS, not `random`: a test that seeds `random` would have
+    # every worker start at the same port.
+    start = LOWEST + secrets.randbelow(top - LOWEST)
     every = itertools.chain(range(start, top), range(LOWEST, start))
     candidates = (p for p in every if p not in _handed_out)
     port = first_free(candidates) or _kernel_port()
