@@ -130,7 +130,7 @@ class Composer:
             ("To", address_header("To", to)),
             ("Cc", address_header("Cc", cc)),
             ("Subject", subject),
-            ("Date", email.utils.format_datetime(now)),
+            ("Date", _date_header(now, now.utcoffset())),
             ("Message-ID", f"<{message_id}>"),
             (
                 "In-Reply-To",
@@ -160,6 +160,14 @@ class Composer:
             subject=subject,
             text=text,
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _date_header(now: datetime, offset: object) -> str:
+    """The Date header: every mail of a group commit has the group's `now`,
+    so it is formatted once, not per mail. `offset` is in the key because
+    equal instants in different zones are equal datetimes but other headers."""
+    return email.utils.format_datetime(now)
 
 
 def build_mime(

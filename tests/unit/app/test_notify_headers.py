@@ -9,6 +9,7 @@ import email.policy
 import re
 from datetime import UTC, datetime
 from email import base64mime
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -29,6 +30,7 @@ from daemon.app.notify import (
     printable,
     wire_address,
 )
+from daemon.mail import msgid
 
 SUBJECTS = [
     "Ł",
@@ -227,6 +229,39 @@ def test_every_header_line_of_a_mail_with_two_parts_keeps_to_78_columns(
     parsed = email.message_from_bytes(mail.raw, policy=email.policy.default)
     assert parsed.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_the_date_header_keeps_the_zone_of_each_moment(composer: Composer) -> None:
+    """The same instant in two zones is one datetime by equality, two Date
+    headers: formatting each group's moment once must not mix them up."""
+    utc = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    warsaw = utc.astimezone(ZoneInfo("Europe/Warsaw"))
+    dates = []
+    for now in (utc, warsaw, utc):
+        mail = composer.compose(
+            template="note",
+            kind="note",
+            ticket=None,
+            to=["jan@example.org"],
+            context={"subject": "Printer"},
+            now=now,
+        )
+        dates.append(email.message_from_bytes(mail.raw, policy=email.policy.default)["Date"])
+    assert dates == [
+        "Mon, 05 Jan 2026 09:00:00 +0000",
+        "Mon, 05 Jan 2026 10:00:00 +0100",
+        "Mon, 05 Jan 2026 09:00:00 +0000",
+    ]
+
+
+def test_message_ids_made_by_earlier_versions_still_verify() -> None:
+    """Replies reference Message-IDs sent months ago: the signature is
+    HMAC-SHA256 of "<ticket>.<nonce>", its first 20 hex digits, for good."""
+    key = b"k" * 32
+    made_before = "spocd.42.0123456789abcdef.17a8412dbd59c5bb6907@example.com"
+    assert msgid.make_message_id(key, "Example.COM", 42, "0123456789ABCDEF") == made_before
+    assert msgid.verified_ticket(key, "example.com", made_before) == 42
+    assert msgid.verified_ticket(key, "example.com", made_before.replace("6907", "6908")) is None
 
 
 _local = st.text(alphabet="abcxyz019.-_+ (,óż", min_size=1, max_size=30)
