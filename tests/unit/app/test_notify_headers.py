@@ -30,6 +30,7 @@ from daemon.app.notify import (
     printable,
     wire_address,
 )
+from daemon.core.domain import OutgoingMail
 from daemon.mail import msgid
 
 SUBJECTS = [
@@ -212,18 +213,22 @@ def composer(tmp_path_factory: pytest.TempPathFactory) -> Composer:
     return Composer(IDENTITY, TemplateRenderer(root))
 
 
-def test_every_header_line_of_a_mail_with_two_parts_keeps_to_78_columns(
-    composer: Composer,
-) -> None:
-    """The multipart/alternative line with its boundary was 80 columns."""
-    mail = composer.compose(
+def _note(composer: Composer, now: datetime) -> OutgoingMail:
+    return composer.compose(
         template="note",
         kind="note",
         ticket=None,
         to=["jan@example.org"],
         context={"subject": "Printer"},
-        now=datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+        now=now,
     )
+
+
+def test_every_header_line_of_a_mail_with_two_parts_keeps_to_78_columns(
+    composer: Composer,
+) -> None:
+    """The multipart/alternative line with its boundary was 80 columns."""
+    mail = _note(composer, datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
     head, _ = mail.raw.split(b"\r\n\r\n", 1)
     assert max(map(len, head.split(b"\r\n"))) <= 78
     parsed = email.message_from_bytes(mail.raw, policy=email.policy.default)
@@ -238,15 +243,8 @@ def test_the_date_header_keeps_the_zone_of_each_moment(composer: Composer) -> No
     warsaw = utc.astimezone(ZoneInfo("Europe/Warsaw"))
     dates = []
     for now in (utc, warsaw, utc):
-        mail = composer.compose(
-            template="note",
-            kind="note",
-            ticket=None,
-            to=["jan@example.org"],
-            context={"subject": "Printer"},
-            now=now,
-        )
-        dates.append(email.message_from_bytes(mail.raw, policy=email.policy.default)["Date"])
+        raw = _note(composer, now).raw
+        dates.append(email.message_from_bytes(raw, policy=email.policy.default)["Date"])
     assert dates == [
         "Mon, 05 Jan 2026 09:00:00 +0000",
         "Mon, 05 Jan 2026 10:00:00 +0100",
