@@ -150,6 +150,10 @@ class TemplateRenderer:
             keep_trailing_newline=True,
             # A reload builds a new renderer: no stat() per template per mail.
             auto_reload=False,
+            # Every template a mail extends, includes or imports is looked up
+            # again at each rendering: a plain dict, not the LRU (a lock and a
+            # reordering per lookup). The folder's templates are few and fixed.
+            cache_size=-1,
             bytecode_cache=bytecode_cache(),
         )
         env.filters["when"] = partial(self._when, language)

@@ -213,6 +213,31 @@ def test_datetimes_are_stored_as_sqlalchemys_own_sqlite_text(moment: datetime | 
     assert direct._processor(UTCDateTime(), dialect)(moment) == theirs(moment)
 
 
+_ZONES = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5))])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    moments=st.lists(st.datetimes(timezones=_ZONES), min_size=1, max_size=8),
+    picks=st.lists(st.integers(0, 7), max_size=30),
+)
+def test_each_datetime_is_stored_as_its_own_text_whatever_was_written_before(
+    moments: list[datetime], picks: list[int]
+) -> None:
+    """The last text written is kept for the same moment written again (a
+    group's one `now`): any order of repeats and other moments, in any zone,
+    gives each its own SQLAlchemy text, and a naive one is refused after any."""
+    dialect = sqlite.dialect()
+    theirs = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    ours = direct._processor(UTCDateTime(), dialect)
+    assert theirs is not None and ours is not None
+    for pick in [*range(len(moments)), *picks]:
+        moment = moments[pick % len(moments)]
+        assert ours(moment) == theirs(moment)
+        with pytest.raises(ValueError, match="naive"):
+            ours(moment.replace(tzinfo=None))
+
+
 @settings(max_examples=500, deadline=None)
 @given(moment=st.datetimes(timezones=st.just(UTC)) | st.none())
 def test_stored_datetimes_are_read_back_as_sqlalchemy_reads_them(moment: datetime | None) -> None:

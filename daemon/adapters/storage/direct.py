@@ -352,11 +352,24 @@ def _sqlite_json(theirs: Callable[[Any], Any], value: Any) -> Any:
     return theirs(value)
 
 
+#: The last datetime written and its text: most a message writes are the one
+#: moment of its group commit (events, messages, outbox and queue rows), the
+#: same object each time. One tuple, replaced whole, so threads share it safely.
+_LAST_WRITTEN: tuple[datetime | None, str | None] = (None, None)
+
+
 def _sqlite_datetime(value: datetime | None) -> str | None:
+    global _LAST_WRITTEN
     if value is None:
         return None
+    last = _LAST_WRITTEN
+    if value is last[0]:
+        return last[1]
     if value.tzinfo is UTC:  # most are: the clock's and the database's own
-        return value.isoformat(" ", "microseconds")[:-6]  # without "+00:00"
-    if value.tzinfo is None:
+        text = value.isoformat(" ", "microseconds")[:-6]  # without "+00:00"
+    elif value.tzinfo is None:
         raise ValueError("naive datetime given to the database")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    else:
+        text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    _LAST_WRITTEN = (value, text)
+    return text
