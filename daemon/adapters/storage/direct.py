@@ -62,7 +62,9 @@ def _ordered(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any,
 
 
 _SHAPES: dict[tuple[str, str, str, tuple[str, ...]], _Shape] = {}
-_STATEMENTS: dict[tuple[str, int], tuple[Any, _Shape]] = {}
+#: Per (dialect, statement): the statement (its id is the key only while it
+#: lives), its shape, and its result columns for `_reader`.
+_STATEMENTS: dict[tuple[str, int], tuple[Any, _Shape, Sequence[Any]]] = {}
 
 
 def insert_row(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
@@ -168,7 +170,8 @@ def _reader(dialect: Dialect, stmt: Any, description: Any) -> Callable[[Any], An
     key = (dialect.name, id(stmt), codes)
     found = _READERS.get(key)
     if found is None or found[0] is not stmt:
-        columns = stmt.compile(dialect=dialect)._result_columns
+        _statement(dialect, stmt)  # compiled once, for its shape and its columns
+        columns = _STATEMENTS[(dialect.name, id(stmt))][2]
         processors = [
             _result_processor(column.type, dialect, code)
             for column, code in zip(columns, codes, strict=True)
@@ -270,7 +273,7 @@ def _statement(dialect: Dialect, stmt: Any) -> _Shape:
         positional = bool(dialect.positional)
         names = tuple(compiled.positiontup or ()) if positional else tuple(compiled.binds)
         shape = _Shape(str(compiled), names, positional, processors, defaults, False)
-        found = _STATEMENTS[(dialect.name, id(stmt))] = (stmt, shape)
+        found = _STATEMENTS[(dialect.name, id(stmt))] = (stmt, shape, compiled._result_columns)
     return found[1]
 
 
