@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -281,3 +282,22 @@ def test_json_values_are_stored_as_sqlalchemys_own_sqlite_text(value: object) ->
     assert theirs is not None and ours is not None
     assert ours(value) == theirs(value)
     assert ours(JSON.NULL) == theirs(JSON.NULL)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=JSON_VALUES)
+def test_json_text_is_the_standard_librarys_with_or_without_its_c_encoder(value: object) -> None:
+    """The reused C encoder writes what `json.dumps` writes; where there is
+    no C encoder, `JSONEncoder.encode` is used, with the same text."""
+    expected = json.dumps(value)
+    assert direct._JSON_TEXT(value) == expected
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json.encoder, "c_make_encoder", None)
+        assert direct._json_text()(value) == expected
+
+
+def test_a_cyclic_json_value_fails_its_write_with_an_error() -> None:
+    cyclic: dict[str, object] = {}
+    cyclic["self"] = cyclic
+    with pytest.raises((RecursionError, ValueError)):
+        direct._JSON_TEXT(cyclic)

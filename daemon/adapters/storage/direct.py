@@ -338,9 +338,34 @@ def _processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     return theirs  # type: ignore[no-any-return]
 
 
-#: What `json.dumps` writes with its defaults, which is what SQLAlchemy's JSON
-#: type writes on SQLite: called directly, without the two wrappers around it.
-_JSON_TEXT = json.JSONEncoder().encode
+def _json_text() -> Callable[[Any], str]:
+    """What `json.dumps` writes with its defaults, which is what SQLAlchemy's
+    JSON type writes on SQLite. `JSONEncoder.encode` builds the standard
+    library's C encoder anew for every value, half the time of a small one;
+    here it is built once, with `encode`'s own arguments, and reused. Without
+    the circular-reference markers (spocd's values are trees of data, and
+    markers would be shared between threads): a cycle would end in
+    RecursionError instead of ValueError. Where the C encoder is missing,
+    `encode` itself."""
+    encoder = json.JSONEncoder()
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return encoder.encode
+    chunks = make(
+        None,  # markers
+        encoder.default,
+        json.encoder.encode_basestring_ascii,
+        None,  # indent
+        encoder.key_separator,
+        encoder.item_separator,
+        encoder.sort_keys,
+        encoder.skipkeys,
+        encoder.allow_nan,
+    )
+    return lambda value: "".join(chunks(value, 0))
+
+
+_JSON_TEXT = _json_text()
 
 
 def _sqlite_json(theirs: Callable[[Any], Any], value: Any) -> Any:
