@@ -305,13 +305,18 @@ _HOSTNAME = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 MAX_ADDRESS = 254
 
 
+@functools.lru_cache(maxsize=4096)
 def wire_address(address: str) -> str:
     """`address` as an addr-spec in 7-bit mail (header and SMTP envelope
     alike): a non-ASCII domain as IDNA A-labels, a local part that is neither
     a dot-atom nor quoted already, quoted. Raises `Unaddressable` for a
     non-ASCII local part: it needs SMTPUTF8 and UTF-8 headers (RFC 6531/6532),
     and spocd writes 7-bit mail whatever the transport, so such a recipient
-    is refused for good; and for what is no address at all."""
+    is refused for good; and for what is no address at all.
+
+    Memoised: the same few addresses (the desk's, its agents', a ticket's
+    requester) are written into every header of every mail. A refusal is an
+    exception, which is never kept."""
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:
         raise Unaddressable(f"553 5.1.3 not an address: {address[:100]!r}")

@@ -160,6 +160,16 @@ def test_an_address_that_7_bit_mail_cannot_name_is_refused_with_an_answer(
     assert str(refused.value).startswith(answer)
 
 
+def test_an_address_asked_for_again_gets_the_same_answer_refusals_included() -> None:
+    """Addresses are memoised: a written one comes back the same, and a
+    refused one is refused again, not remembered as written."""
+    for _ in range(3):
+        assert wire_address("Ala@Bücher.Example") == "Ala@xn--bcher-kva.Example"
+        with pytest.raises(Unaddressable, match=r"^553 5\.6\.7 "):
+            wire_address("józef@example.org")
+    assert address_header("To", ["józef@example.org", "jan@example.org"]) == "jan@example.org"
+
+
 def test_address_headers_use_idna_and_leave_out_what_they_cannot_name() -> None:
     to = address_header("To", ["józef@żółw.example", "ala@żółw.example", "jan@example.org"])
     assert to == "ala@xn--w-uga1v8h.example, jan@example.org"
