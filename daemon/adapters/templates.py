@@ -30,6 +30,7 @@ from jinja2 import (
     TemplateNotFound,
 )
 from jinja2.loaders import split_template_path
+from jinja2.runtime import Context, Macro
 from jinja2.sandbox import SandboxedEnvironment
 
 from daemon.adapters.moments import human_time
@@ -112,6 +113,25 @@ class _Environment(BoundedSandbox):
 
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         return {**self.globals, **(d or {})}
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """A macro of the templates themselves is called as `Context.call`
+        would call it (a macro takes no context: `jinja_pass_arg` is never
+        set on it), without asking the sandbox whether template code is safe
+        to run, and without the three `hasattr` probes, one of them a failing
+        lookup on a bound method that formats an AttributeError each time:
+        the names and facts macros run a dozen times a mail. Anything else
+        takes the sandbox's checked path."""
+        if type(__obj) is Macro:
+            kwargs.pop("_block_vars", None)
+            kwargs.pop("_loop_vars", None)
+            try:
+                return __obj(*args, **kwargs)
+            except StopIteration:
+                return __context.environment.undefined(
+                    "value was undefined because a callable raised a StopIteration exception"
+                )
+        return super().call(__context, __obj, *args, **kwargs)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """The context is plain dicts of data: `ticket.id` is a key. Jinja

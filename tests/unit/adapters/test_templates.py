@@ -88,6 +88,47 @@ def test_a_context_key_is_data_and_the_sandbox_still_guards_everything_else(
         renderer.render("en", "internals", {"d": d})
 
 
+def test_macros_render_as_jinja_renders_them_and_other_calls_stay_checked(
+    tmp_path: Path,
+) -> None:
+    """The templates' own macros are called directly (no sandbox probe per
+    call): arguments, defaults, keywords, `caller()` and imported macros read
+    exactly as a plain sandbox renders them; a callable from the data is still
+    asked about, and one marked unsafe is refused."""
+    from jinja2 import DictLoader
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    files = {
+        "names.txt": "{% macro word(p, lang='en') %}{{ {'P1': 'urgent'}.get(p, p) }}/{{ lang }}"
+        "{% endmacro %}",
+        "probe.txt": "{% import 'names.txt' as n %}"
+        "{% macro box(title) %}[{{ title }}: {{ caller() }}]{% endmacro %}"
+        "{% macro twice(x) %}{{ x }}{{ x }}{% endmacro %}"
+        "{{ n.word(p) }} {{ n.word('P4', lang='pl') }} {{ twice(p | lower) }} "
+        "{% call box('Due') %}{{ twice(n.word(p)) }}{% endcall %} "
+        "{% for i in range(2) %}{{ twice(i) }}{% endfor %}",
+        "unsafe.txt": "{{ d.run() }}",
+    }
+    folder = tmp_path / "en"
+    folder.mkdir()
+    for name, text in files.items():
+        for suffix in (".subject.txt", ".txt", ".html"):
+            stem = name.removesuffix(".txt")
+            (folder / f"{stem}{suffix}").write_text(text, encoding="utf-8")
+    plain = SandboxedEnvironment(loader=DictLoader(files))
+    expected = plain.get_template("probe.txt").render(p="P1")
+    assert expected == "urgent/en P4/pl p1p1 [Due: urgent/enurgent/en] 0011"
+    assert TemplateRenderer(tmp_path).render("en", "probe", {"p": "P1"}).text == expected
+
+    def run() -> str:
+        return "ran"
+
+    run.unsafe_callable = True  # type: ignore[attr-defined]
+    with pytest.raises(SecurityError):
+        TemplateRenderer(tmp_path).render("en", "unsafe", {"d": {"run": run}})
+
+
 @pytest.fixture
 def compiled(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """The names of the templates Jinja compiles from now on."""
