@@ -13,6 +13,7 @@ keeping the sender waiting until its own timeout.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,26 @@ def make_engine(url: str, *, pool_size: int = 5, busy_timeout_ms: int = SQLITE_B
     )
 
 
+def bind_as_is() -> None:
+    """Tell the sqlite3 driver that None, bool and bytes need no adapting.
+
+    Every parameter that is not an int, float or str (None, bool, bytes) is
+    offered to the driver's adapters; with none registered it asks the
+    protocol class for `__adapt__`, which formats and discards an
+    AttributeError every time: 39,000 of them in a 600-message ingest, 0.7 %
+    of its main process's instructions. These adapters give
+    back what the driver binds without them (None, the int a bool is, the
+    bytes themselves), in C, so what is written is unchanged. The registry
+    is the sqlite3 module's, for the whole process; registering is idempotent.
+    """
+    sqlite3.register_adapter(type(None), {}.get)  # {}.get(None) is None
+    sqlite3.register_adapter(bool, int)
+    sqlite3.register_adapter(bytes, bytes)  # bytes(b) is b for a bytes object
+
+
 def _sqlite_setup(engine: Engine, busy_timeout_ms: int) -> None:
+    bind_as_is()
+
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
