@@ -104,9 +104,9 @@ class SqlInbound(Repo):
                 stmt = select(*columns).where(INBOUND.c.id.in_(chosen)).order_by(INBOUND.c.id)
                 if for_update and self.locking:
                     stmt = stmt.with_for_update()
-                found.update(
-                    (row.id, _inbound_item(row, raw=raw)) for row in self.conn.execute(stmt)
-                )
+                for row in self.conn.execute(stmt):
+                    item = _inbound_item(row, raw=raw)
+                    found[item.id] = item
         return found
 
     def ids_by_source(self, keys: Sequence[str]) -> dict[str, int]:
@@ -243,15 +243,18 @@ _NO_RAW = [column for column in INBOUND.c if column.name != "raw"]
 
 
 def _inbound_item(row: Any, raw: bytes | None = None) -> InboundItem:
+    # Read by key: a Row's attribute first misses on its class, and that
+    # miss formats an AttributeError each time (ten a row, a row a message).
+    r = row._mapping
     return InboundItem(
-        id=row.id,
-        raw=row.raw if raw is None else raw,
-        intake=Intake(row.intake),
-        escalation=row.escalation,
-        received_at=row.received_at,
-        envelope_from=row.envelope_from,
-        envelope_to=tuple(row.envelope_to or ()),
-        mailbox=row.mailbox,
-        attempts=row.attempts,
-        state=row.state,
+        id=r["id"],
+        raw=r["raw"] if raw is None else raw,
+        intake=Intake(r["intake"]),
+        escalation=r["escalation"],
+        received_at=r["received_at"],
+        envelope_from=r["envelope_from"],
+        envelope_to=tuple(r["envelope_to"] or ()),
+        mailbox=r["mailbox"],
+        attempts=r["attempts"],
+        state=r["state"],
     )
