@@ -430,7 +430,11 @@ def _quoted_printable(text: str) -> bytes:
 def one_line(text: str) -> str:
     """Header text from user data: CR, LF and other controls become spaces
     (then `printable`)."""
-    return " ".join(printable(text.translate(_SPACED)).split())
+    if not text.isprintable():  # a printable text has none of them to replace
+        # (str.translate looks each other character up in the table, and
+        # each miss is a KeyError raised and cleared in C)
+        text = text.translate(_SPACED)
+    return " ".join(printable(text).split())
 
 
 def printable(text: str) -> str:
