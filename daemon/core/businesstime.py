@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -44,6 +44,22 @@ class Calendar:
     always: bool = False
     weekly: tuple[tuple[tuple[int, int], ...], ...] = ((),) * 7
     holidays: tuple[tuple[date, date], ...] = ()
+    #: The hash, computed once: the memoised arithmetic below takes the
+    #: calendar as a key on every call, and a year of holidays is a long
+    #: tuple to hash each time.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields = (self.name, self.timezone, self.always, self.weekly, self.holidays)
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[Calendar], tuple[object, ...]]:
+        """Rebuilt, not restored, in another process: a string's hash differs
+        from one interpreter to the next, so the hash is computed afresh."""
+        return Calendar, (self.name, self.timezone, self.always, self.weekly, self.holidays)
 
 
 # --------------------------------------------------------------------------

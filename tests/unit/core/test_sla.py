@@ -7,7 +7,12 @@ hand here, the way rules.py builds them from rules.yaml.
 
 from __future__ import annotations
 
+import os
+import pickle
+import subprocess
+import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -726,3 +731,32 @@ def test_a_year_of_single_day_holidays_is_skipped() -> None:
 def test_bad_arguments_are_refused(call: Callable[[], object]) -> None:
     with pytest.raises(ValueError):
         call()
+
+
+def test_a_calendar_is_a_key_by_its_fields_in_any_process() -> None:
+    """The memoised arithmetic takes calendars as keys: equal calendars hash
+    equal, and one that went to another interpreter (another string-hash
+    seed) by pickle hashes there as that interpreter's own."""
+    holidays = ((date(2026, 12, 24), date(2026, 12, 26)),)
+    office = Calendar("office", "Europe/Warsaw", weekly=(((480, 960),),) * 5 + ((), ()))
+    again = Calendar("office", "Europe/Warsaw", weekly=(((480, 960),),) * 5 + ((), ()))
+    assert office == again and hash(office) == hash(again)
+    assert replace(office, holidays=holidays) != office
+    assert hash(replace(office, holidays=holidays)) == hash(
+        Calendar("office", "Europe/Warsaw", weekly=office.weekly, holidays=holidays)
+    )
+    check = (
+        "import pickle, sys\n"
+        "from daemon.core.businesstime import Calendar\n"
+        "c = pickle.loads(sys.stdin.buffer.read())\n"
+        "print(hash(c) == hash(Calendar(c.name, c.timezone, c.always, c.weekly, c.holidays)))\n"
+    )
+    for seed in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-c", check],
+            input=pickle.dumps(office),
+            capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+        )
+        assert done.stdout == b"True\n"
