@@ -55,10 +55,10 @@ def bind_as_is() -> None:
     offered to the driver's adapters; with none registered it asks the
     protocol class for `__adapt__`, which formats and discards an
     AttributeError every time: 39,000 of them in a 600-message ingest, 0.7 %
-    of its main process's instructions. These adapters give
-    back what the driver binds without them (None, the int a bool is, the
-    bytes themselves), in C, so what is written is unchanged. The registry
-    is the sqlite3 module's, for the whole process; registering is idempotent.
+    of its main process's instructions. These adapters give back what the
+    driver binds without them (None, the int a bool is, the bytes themselves),
+    in C, so what is written is unchanged. The registry is the sqlite3
+    module's, for the whole process; registering again changes nothing.
     """
     sqlite3.register_adapter(type(None), {}.get)  # {}.get(None) is None
     sqlite3.register_adapter(bool, int)
