@@ -147,6 +147,22 @@ class _Environment(BoundedSandbox):
         return super().getattr(obj, attribute)
 
 
+class _TemplateCache(dict[Any, Any]):
+    """Jinja's cache of loaded templates as a plain dict, its lookups in C:
+    every template a mail extends, includes or imports is looked up again at
+    each rendering, and Jinja's LRU took a lock and reordered itself each
+    time. Emptied when it would pass `capacity`, so it stays bounded: a name
+    that reaches a file by another spelling ("./names.txt") is an entry of its
+    own, and a template may include a name it was given."""
+
+    capacity = 400  # Jinja's default cache size (its `copy_cache` reads it)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if len(self) >= self.capacity:
+            self.clear()
+        super().__setitem__(key, value)
+
+
 class TemplateRenderer:
     def __init__(self, root: Path, timezone: str = "Europe/Warsaw") -> None:
         self.root = root
@@ -170,12 +186,9 @@ class TemplateRenderer:
             keep_trailing_newline=True,
             # A reload builds a new renderer: no stat() per template per mail.
             auto_reload=False,
-            # Every template a mail extends, includes or imports is looked up
-            # again at each rendering: a plain dict, not the LRU (a lock and a
-            # reordering per lookup). The folder's templates are few and fixed.
-            cache_size=-1,
             bytecode_cache=bytecode_cache(),
         )
+        env.cache = _TemplateCache()
         env.filters["when"] = partial(self._when, language)
         return env
 

@@ -129,6 +129,29 @@ def test_macros_render_as_jinja_renders_them_and_other_calls_stay_checked(
         TemplateRenderer(tmp_path).render("en", "unsafe", {"d": {"run": run}})
 
 
+def test_the_cache_of_loaded_templates_stays_bounded_whatever_names_a_template_includes(
+    tmp_path: Path,
+) -> None:
+    """A template that includes a name it was given can reach one file by
+    endless spellings ("./x.txt", "././x.txt", ...), each a cache entry of
+    its own: the cache is emptied before it passes its capacity, and what is
+    rendered does not change."""
+    from daemon.adapters import templates
+
+    folder = tmp_path / "en"
+    folder.mkdir()
+    (folder / "x.txt").write_text("included", encoding="utf-8")
+    for suffix in (".subject.txt", ".txt", ".html"):
+        (folder / f"probe{suffix}").write_text("{% include name %}", encoding="utf-8")
+    renderer = TemplateRenderer(tmp_path)
+    cache = renderer._envs["en"].cache
+    assert cache is not None
+    for n in range(templates._TemplateCache.capacity + 50):
+        name = "./" * (n + 1) + "x.txt"
+        assert renderer.render("en", "probe", {"name": name}).text == "included"
+        assert len(cache) <= templates._TemplateCache.capacity
+
+
 @pytest.fixture
 def compiled(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """The names of the templates Jinja compiles from now on."""
