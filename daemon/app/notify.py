@@ -15,7 +15,7 @@ import secrets
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email import base64mime
 from typing import Any
 
@@ -163,7 +163,7 @@ class Composer:
 
 
 @functools.lru_cache(maxsize=8)
-def _date_header(now: datetime, offset: object) -> str:
+def _date_header(now: datetime, offset: timedelta | None) -> str:
     """The Date header: every mail of a group commit has the group's `now`,
     so it is formatted once, not per mail. `offset` is in the key because
     equal instants in different zones are equal datetimes but other headers."""

@@ -50,8 +50,7 @@ class Calendar:
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        fields = (self.name, self.timezone, self.always, self.weekly, self.holidays)
-        object.__setattr__(self, "_hash", hash(fields))
+        object.__setattr__(self, "_hash", hash(self._given()))
 
     def __hash__(self) -> int:
         return self._hash
@@ -59,7 +58,11 @@ class Calendar:
     def __reduce__(self) -> tuple[type[Calendar], tuple[object, ...]]:
         """Rebuilt, not restored, in another process: a string's hash differs
         from one interpreter to the next, so the hash is computed afresh."""
-        return Calendar, (self.name, self.timezone, self.always, self.weekly, self.holidays)
+        return Calendar, self._given()
+
+    def _given(self) -> tuple[object, ...]:
+        """The fields the calendar was made with, in their order."""
+        return (self.name, self.timezone, self.always, self.weekly, self.holidays)
 
 
 # --------------------------------------------------------------------------
