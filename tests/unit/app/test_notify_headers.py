@@ -17,11 +17,13 @@ from hypothesis import strategies as st
 
 from daemon.adapters.templates import TemplateRenderer
 from daemon.app.notify import (
+    _UNSAFE,
     Composer,
     Identity,
     Thread,
     Unaddressable,
     _encoded_words,
+    _visible,
     address_header,
     build_mime,
     mailbox_header,
@@ -371,6 +373,20 @@ def test_words_are_cut_in_bytes_exactly_where_the_character_loop_cut_them(
 def test_one_line_spaces_the_controls_the_character_loop_spaced(value: str) -> None:
     spaced = "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in value)
     assert one_line(value) == " ".join(printable(spaced).split())
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    value=st.text(
+        st.characters(blacklist_categories=("Cs",))
+        | st.sampled_from("żółć\x00\x1b\x7f\x85\xa0\t\n\r\u2028\u2029\u202e\u2066\u200b")
+    )
+)
+def test_printable_gives_what_the_pattern_alone_gives(value: str) -> None:
+    """The shortcut for text with nothing to drop changes no output."""
+    text = value.replace("\r\n", "\n").replace("\r", "\n")
+    by_pattern = _UNSAFE.sub(_visible, text.replace("\u2028", "\n").replace("\u2029", "\n"))
+    assert printable(value) == by_pattern
 
 
 def test_printable_marks_bidi_controls_and_keeps_tabs_and_newlines() -> None:
