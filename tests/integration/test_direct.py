@@ -296,6 +296,41 @@ def test_json_text_is_the_standard_librarys_with_or_without_its_c_encoder(value:
         assert direct._json_text()(value) == expected
 
 
+@settings(max_examples=500, deadline=None)
+@given(value=JSON_VALUES)
+def test_stored_json_is_read_back_as_sqlalchemy_reads_it(value: object) -> None:
+    """What a JSON column holds is read by the C scanner as `json.loads`
+    reads it (NaN and infinities included, compared as JSON text)."""
+    dialect = sqlite.dialect()
+    stored = direct._processor(JSON(), dialect)(value)
+    theirs = JSON()._cached_result_processor(dialect, None)
+    ours = direct._result_processor(JSON(), dialect, None)
+    assert theirs is not None and ours is not None and ours is not theirs
+    assert json.dumps(ours(stored)) == json.dumps(theirs(stored)) == json.dumps(value)
+
+
+@pytest.mark.parametrize("stored", [" [1] ", "[1]\n", '\n{"a": 2}', "1", "NaN", '"x"', None])
+def test_json_text_the_scanner_does_not_take_whole_is_read_by_sqlalchemy(stored: object) -> None:
+    dialect = sqlite.dialect()
+    theirs = JSON()._cached_result_processor(dialect, None)
+    ours = direct._result_processor(JSON(), dialect, None)
+    assert theirs is not None and ours is not None
+    assert json.dumps(ours(stored)) == json.dumps(theirs(stored))
+
+
+@pytest.mark.parametrize("stored", ["[1", "", "[1] x", '{"a": 1,}', '"\x01"'])
+def test_broken_json_text_fails_as_sqlalchemy_fails(stored: str) -> None:
+    dialect = sqlite.dialect()
+    theirs = JSON()._cached_result_processor(dialect, None)
+    ours = direct._result_processor(JSON(), dialect, None)
+    assert theirs is not None and ours is not None
+    with pytest.raises(json.JSONDecodeError) as expected:
+        theirs(stored)
+    with pytest.raises(json.JSONDecodeError) as raised:
+        ours(stored)
+    assert str(raised.value) == str(expected.value)
+
+
 def test_a_cyclic_json_value_fails_its_write_with_an_error() -> None:
     cyclic: dict[str, object] = {}
     cyclic["self"] = cyclic

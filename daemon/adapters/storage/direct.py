@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import json.scanner
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -192,11 +193,41 @@ def _reader(dialect: Dialect, stmt: Any, description: Any) -> Callable[[Any], An
 def _result_processor(type_: Any, dialect: Dialect, code: Any) -> Callable[[Any], Any] | None:
     """The type's own result processor; for our UTC datetimes on SQLite, the
     stored text read by C's `fromisoformat` instead of SQLAlchemy's regular
-    expression and two wrappers (a ticket row has a dozen datetimes)."""
+    expression and two wrappers (a ticket row has a dozen datetimes), and
+    JSON by the C scanner (`_read_sqlite_json`)."""
     theirs = type_._cached_result_processor(dialect, code)
     if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
         return functools.partial(_read_sqlite_datetime, theirs)
+    if isinstance(type_, JSON) and dialect.name == "sqlite" and theirs and _SCAN is not None:
+        return functools.partial(_read_sqlite_json, theirs)
     return theirs  # type: ignore[no-any-return]
+
+
+def _json_scanner() -> Callable[[str, int], tuple[Any, int]] | None:
+    """The standard library's C scanner, built once with `json.loads`'s own
+    defaults; None where there is no C scanner."""
+    make = getattr(json.scanner, "c_make_scanner", None)
+    return make(json.JSONDecoder()) if make is not None else None
+
+
+_SCAN = _json_scanner()
+
+
+def _read_sqlite_json(slow: Callable[[Any], Any], value: Any) -> Any:
+    """A stored JSON text read by the C scanner directly: `json.loads` runs
+    two regular expressions and three Python frames around it for every
+    value, and a message's rows hold nine. What the scanner does not take
+    whole (surrounding space, an error, not text) is read as SQLAlchemy
+    reads it, with its errors."""
+    scan = _SCAN
+    if type(value) is str and scan is not None:
+        try:
+            found, end = scan(value, 0)
+        except (StopIteration, ValueError):
+            return slow(value)
+        if end == len(value):
+            return found
+    return slow(value)
 
 
 def _read_sqlite_datetime(
