@@ -56,7 +56,7 @@ def items_of(
 ) -> list[Item]:
     """The attachments of one message as items; an image its HTML shows by
     `cid:` keeps its Content-ID (when that is plain ASCII) to stay inline."""
-    shown = cid_refs(html)
+    shown = cid_refs(html) if attachments else set()  # most mail has none to look for
     items = []
     for item_id, a in zip(ids, attachments, strict=False):
         cid = a.content_id
