@@ -76,6 +76,9 @@ def main() -> int:
     code = fast(sys.argv[1:])
     if code is not None:
         return code
+    from daemon.cli.dataclass_code import install
+
+    install()  # before the classes of the rest of spocd are made
     from daemon.cli.main import main as full
 
     return full()
