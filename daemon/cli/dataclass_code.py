@@ -28,6 +28,7 @@ import os
 import stat
 import sys
 import tempfile
+import zlib
 from importlib.util import MAGIC_NUMBER
 from types import CodeType
 from typing import Any
@@ -85,7 +86,8 @@ def save() -> None:
     partial = f"{_file}.{os.getpid()}"
     try:
         with open(partial, "wb") as out:
-            out.write(marshal.dumps(entries))
+            payload = marshal.dumps(entries)
+            out.write(zlib.crc32(payload).to_bytes(4, "big") + payload)
         os.replace(partial, _file)
     except (OSError, ValueError):
         with contextlib.suppress(OSError):
@@ -100,9 +102,12 @@ def _read(path: str) -> dict[str, bytes]:
     try:
         with open(path, "rb") as source:
             data = source.read(MAX_BYTES + 1)
+        # A file damaged on disk is not run: its checksum comes first. And
         # marshal.loads of the whole file: marshal.load from a file object
         # reads it a few bytes at a time, six times as slow.
-        found = marshal.loads(data) if len(data) <= MAX_BYTES else None
+        payload = data[4:]
+        whole = len(data) <= MAX_BYTES and zlib.crc32(payload).to_bytes(4, "big") == data[:4]
+        found = marshal.loads(payload) if whole else None
     except (OSError, ValueError, EOFError, TypeError):
         return {}
     if type(found) is not dict:

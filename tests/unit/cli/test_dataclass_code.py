@@ -99,7 +99,9 @@ def test_classes_built_from_kept_code_behave_as_compiled_ones(tmp_path: Path) ->
 def test_a_broken_kept_file_is_compiled_over(tmp_path: Path) -> None:
     _probe(tmp_path, "cached")
     kept = _kept_file(tmp_path)
-    for junk in (b"", b"\x00garbage", kept.read_bytes()[:100], b"\xe9\x01\x00\x00\x00"):
+    whole = kept.read_bytes()
+    flipped = whole[:-40] + bytes([whole[-40] ^ 1]) + whole[-39:]  # one bit damaged
+    for junk in (b"", b"\x00garbage", whole[:100], b"\xe9\x01\x00\x00\x00", flipped):
         kept.write_bytes(junk)
         result = _probe(tmp_path, "cached")
         assert result["frozen"] == "FrozenInstanceError"
