@@ -5,13 +5,17 @@ quiet when the temporary disk fails (the cache is only a saving)."""
 from __future__ import annotations
 
 import contextlib
+import io
+import marshal
 import os
+import pickle
 from functools import lru_cache
 from hashlib import sha1
 from types import CodeType
+from typing import BinaryIO
 
 from jinja2 import BytecodeCache, Environment, FileSystemBytecodeCache
-from jinja2.bccache import Bucket
+from jinja2.bccache import Bucket, bc_magic
 
 from daemon.adapters.template_bounds import BOUNDED_CODE
 
@@ -43,7 +47,7 @@ class QuietBytecodeCache(FileSystemBytecodeCache):
         Jinja reports in a rendering error."""
         checksum = self.get_source_checksum(source)
         key = f"{compiled_as(environment, name)}\0{name}\0{checksum}"
-        bucket = Bucket(environment, sha1(key.encode("utf-8")).hexdigest(), checksum)
+        bucket = _WholeBucket(environment, sha1(key.encode("utf-8")).hexdigest(), checksum)
         self.load_bytecode(bucket)
         if bucket.code is not None and filename and bucket.code.co_filename != filename:
             bucket.code = _filed_as(bucket.code, filename)
@@ -53,6 +57,25 @@ class QuietBytecodeCache(FileSystemBytecodeCache):
         """A file of spocd's own in the cache's folder, under Jinja's pattern:
         `clear()` removes it with the compiled code."""
         return os.path.join(self.directory, self.pattern % (name,))
+
+
+class _WholeBucket(Bucket):
+    """A bucket that reads its file whole before unmarshalling the code.
+    Jinja's `marshal.load(f)` calls the file object for every object it
+    reads (each type byte a method call), three times the cost of
+    `marshal.loads` of the bytes. The file is Jinja's own format: its magic,
+    the pickled source checksum, then the code; anything else is a miss."""
+
+    def load_bytecode(self, f: BinaryIO) -> None:
+        data = io.BytesIO(f.read())
+        try:
+            fresh = data.read(len(bc_magic)) == bc_magic and pickle.load(data) == self.checksum
+            if fresh:
+                self.code = marshal.loads(data.getbuffer()[data.tell() :])
+                return
+        except Exception:  # a damaged file is a miss: the cache is only a saving
+            pass
+        self.reset()
 
 
 def compiled_as(env: Environment, name: str) -> str:

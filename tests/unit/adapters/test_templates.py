@@ -260,3 +260,37 @@ def test_a_cache_that_cannot_be_written_or_read_only_costs_the_compiling(tmp_pat
         bytecode_cache=QuietBytecodeCache(directory=str(not_a_folder)),
     )
     assert env.get_template("t.txt").render(name="Ewa") == "Hello Ewa"
+
+
+def test_cached_code_is_read_whole_and_a_damaged_file_is_compiled_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second environment takes the code from the cache without compiling;
+    a cache file cut short, overwritten or of another source compiles afresh."""
+    from jinja2 import DictLoader, Environment
+
+    from daemon.adapters.template_cache import QuietBytecodeCache
+
+    def env() -> Environment:
+        return Environment(
+            loader=DictLoader({"t.txt": "Dzień dobry, {{ name }}!"}),
+            bytecode_cache=QuietBytecodeCache(directory=str(tmp_path)),
+        )
+
+    assert env().get_template("t.txt").render(name="Ewa") == "Dzień dobry, Ewa!"
+    (cached,) = tmp_path.iterdir()
+    whole = cached.read_bytes()
+    compiled: list[str] = []
+    real_compile = Environment.compile
+
+    def counting(self: Environment, *args: object, **kwargs: object) -> object:
+        compiled.append("x")
+        return real_compile(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Environment, "compile", counting)
+    assert env().get_template("t.txt").render(name="Jan") == "Dzień dobry, Jan!"
+    assert compiled == []
+    for damaged in (whole[:10], whole[:-5], b"junk" * 10, whole[:8] + b"\x80\x04X" + whole[11:]):
+        cached.write_bytes(damaged)
+        assert env().get_template("t.txt").render(name="Ola") == "Dzień dobry, Ola!"
+    assert len(compiled) == 4
