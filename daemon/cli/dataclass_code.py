@@ -37,21 +37,22 @@ from typing import Any
 MAX_ENTRIES = 4096
 MAX_BYTES = 16 * 1024 * 1024
 
-_kept: dict[str, bytes] = {}  # text -> marshalled code, as read at start
+_kept: dict[str, bytes] = {}  # text -> marshalled code, read at the first class
 _new: dict[str, bytes] = {}  # compiled in this process
 _used: set[str] = set()
 _file: str | None = None
+_read_yet = False
 
 
 def install() -> None:
-    """Read the kept code and hand it to `dataclasses` (once a process)."""
+    """Hand the kept code to `dataclasses` (once a process). The file is read
+    when the first class is made: a command that makes none reads nothing."""
     global _file
     if getattr(dataclasses, "exec", None) is _exec:
         return
     _file = _cache_file()
     if _file is None:
         return
-    _kept.update(_read(_file))
     dataclasses.exec = _exec  # type: ignore[attr-defined]
     atexit.register(save)
 
@@ -64,6 +65,10 @@ def _exec(source: Any, globals: Any = None, locals: Any = None) -> None:
 
 
 def _code(text: str) -> CodeType:
+    global _read_yet
+    if not _read_yet and _file is not None:
+        _read_yet = True
+        _kept.update(_read(_file))
     _used.add(text)
     kept = _kept.get(text) or _new.get(text)
     if kept is not None:

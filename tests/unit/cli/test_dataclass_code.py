@@ -138,9 +138,34 @@ def test_past_its_bounds_the_file_keeps_what_the_last_process_used(
     monkeypatch.setattr(dataclass_code, "_kept", {f"old {n}": b"x" for n in range(10)})
     monkeypatch.setattr(dataclass_code, "_new", {})
     monkeypatch.setattr(dataclass_code, "_used", set())
+    monkeypatch.setattr(dataclass_code, "_read_yet", True)
     monkeypatch.setattr(dataclass_code, "MAX_ENTRIES", 5)
     code = dataclass_code._code("def f():\n return 1\n")
     namespace: dict[str, object] = {}
     exec(code, {}, namespace)
     dataclass_code.save()
     assert set(dataclass_code._read(str(kept))) == {"def f():\n return 1\n"}
+
+
+def test_a_command_that_makes_no_class_reads_no_file(tmp_path: Path) -> None:
+    _probe(tmp_path, "cached")  # the file exists
+    idle = (
+        "import sys\n"
+        "opened = []\n"
+        "sys.addaudithook(lambda e, a: opened.append(str(a[0]))"
+        " if e == 'open' and 'spocd-code' in str(a[0]) else None)\n"
+        "from daemon.cli import dataclass_code\n"
+        "dataclass_code.install()\n"
+        "import atexit\n"
+        "atexit.register(lambda: print(len(opened)))\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", idle],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert done.stdout.strip() == "0"
