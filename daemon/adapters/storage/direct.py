@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import json.scanner
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -198,31 +197,24 @@ def _result_processor(type_: Any, dialect: Dialect, code: Any) -> Callable[[Any]
     theirs = type_._cached_result_processor(dialect, code)
     if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
         return functools.partial(_read_sqlite_datetime, theirs)
-    if isinstance(type_, JSON) and dialect.name == "sqlite" and theirs and _SCAN is not None:
+    if isinstance(type_, JSON) and dialect.name == "sqlite" and theirs is not None:
         return functools.partial(_read_sqlite_json, theirs)
     return theirs  # type: ignore[no-any-return]
 
 
-def _json_scanner() -> Callable[[str, int], tuple[Any, int]] | None:
-    """The standard library's C scanner, built once with `json.loads`'s own
-    defaults; None where there is no C scanner."""
-    make = getattr(json.scanner, "c_make_scanner", None)
-    return make(json.JSONDecoder()) if make is not None else None
-
-
-_SCAN = _json_scanner()
+#: The scanner `json.loads` runs (the C one where there is one), with its defaults.
+_SCAN = json.JSONDecoder().scan_once
 
 
 def _read_sqlite_json(slow: Callable[[Any], Any], value: Any) -> Any:
-    """A stored JSON text read by the C scanner directly: `json.loads` runs
-    two regular expressions and three Python frames around it for every
-    value, and a message's rows hold nine. What the scanner does not take
-    whole (surrounding space, an error, not text) is read as SQLAlchemy
-    reads it, with its errors."""
-    scan = _SCAN
-    if type(value) is str and scan is not None:
+    """A stored JSON text read by the scanner directly: `json.loads` runs two
+    regular expressions and three Python frames around it for every value,
+    and a message's rows hold nine. What the scanner does not take whole
+    (surrounding space, an error, not text) is read as SQLAlchemy reads it,
+    with its errors."""
+    if type(value) is str:
         try:
-            found, end = scan(value, 0)
+            found, end = _SCAN(value, 0)
         except (StopIteration, ValueError):
             return slow(value)
         if end == len(value):
