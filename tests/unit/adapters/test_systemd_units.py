@@ -90,3 +90,13 @@ def test_a_tick_stopped_by_systemd_is_a_clean_stop() -> None:
     stop.signal = 15  # SIGTERM, as systemd sends it
     text = (UNITS / "spocd-tick.service").read_text()
     assert f"SuccessExitStatus={stop.exit_code}\n" in text
+
+
+def test_both_units_keep_their_compiled_code_past_a_run() -> None:
+    """PrivateTmp gives every run an empty /tmp: a tick every minute would
+    compile every template and dataclass again and throw the cache away."""
+    for unit in ("spocd.service", "spocd-tick.service"):
+        text = (UNITS / unit).read_text()
+        assert "CacheDirectory=spocd\n" in text
+        assert "CacheDirectoryMode=0700\n" in text
+        assert "Environment=TMPDIR=%C/spocd\n" in text
