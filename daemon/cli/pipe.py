@@ -76,9 +76,11 @@ def main() -> int:
     code = fast(sys.argv[1:])
     if code is not None:
         return code
-    from daemon.cli.dataclass_code import install
+    from daemon.cli import dataclass_code, regex_code
 
-    install()  # before the classes of the rest of spocd are made
+    # Before the rest of spocd loads: its classes and its modules' patterns.
+    dataclass_code.install()
+    regex_code.install()
     from daemon.cli.main import main as full
 
     return full()

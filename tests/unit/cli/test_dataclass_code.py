@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from tests.support.fresh import kept_file, run_fresh
 
 #: Defines classes of every kind `dataclasses` generates code for, with the
 #: cache installed or not, and prints what they do and how many texts the
@@ -63,22 +61,7 @@ print(json.dumps(out))
 
 
 def _probe(tmp: Path, mode: str) -> dict[str, object]:
-    env = {**os.environ, "TMPDIR": str(tmp)}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, mode],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[3],
-    )
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
-
-
-def _kept_file(tmp: Path) -> Path:
-    (found,) = (tmp / f"spocd-code-{os.getuid()}").glob("dataclasses-*.marshal")
-    return found
+    return json.loads(run_fresh(tmp, PROBE, mode))  # type: ignore[no-any-return]
 
 
 def test_classes_built_from_kept_code_behave_as_compiled_ones(tmp_path: Path) -> None:
@@ -98,7 +81,7 @@ def test_classes_built_from_kept_code_behave_as_compiled_ones(tmp_path: Path) ->
 
 def test_a_broken_kept_file_is_compiled_over(tmp_path: Path) -> None:
     _probe(tmp_path, "cached")
-    kept = _kept_file(tmp_path)
+    kept = kept_file(tmp_path, "dataclasses")
     whole = kept.read_bytes()
     flipped = whole[:-40] + bytes([whole[-40] ^ 1]) + whole[-39:]  # one bit damaged
     for junk in (b"", b"\x00garbage", whole[:100], b"\xe9\x01\x00\x00\x00", flipped):
@@ -120,31 +103,12 @@ def test_kept_code_is_taken_only_from_a_folder_of_the_user_alone(tmp_path: Path)
 
 def test_a_file_it_cannot_read_or_replace_leaves_classes_compiled(tmp_path: Path) -> None:
     _probe(tmp_path, "cached")
-    kept = _kept_file(tmp_path)
+    kept = kept_file(tmp_path, "dataclasses")
     kept.unlink()
     kept.mkdir()  # neither read nor replaced: a directory in the file's place
     assert _probe(tmp_path, "cached")["compiled"] > 5
     assert _probe(tmp_path, "cached")["compiled"] > 5
     assert list(kept.parent.iterdir()) == [kept]
-
-
-def test_past_its_bounds_the_file_keeps_what_the_last_process_used(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from daemon.cli import dataclass_code
-
-    kept = tmp_path / "kept.marshal"
-    monkeypatch.setattr(dataclass_code, "_file", str(kept))
-    monkeypatch.setattr(dataclass_code, "_kept", {f"old {n}": b"x" for n in range(10)})
-    monkeypatch.setattr(dataclass_code, "_new", {})
-    monkeypatch.setattr(dataclass_code, "_used", set())
-    monkeypatch.setattr(dataclass_code, "_read_yet", True)
-    monkeypatch.setattr(dataclass_code, "MAX_ENTRIES", 5)
-    code = dataclass_code._code("def f():\n return 1\n")
-    namespace: dict[str, object] = {}
-    exec(code, {}, namespace)
-    dataclass_code.save()
-    assert set(dataclass_code._read(str(kept))) == {"def f():\n return 1\n"}
 
 
 def test_a_command_that_makes_no_class_reads_no_file(tmp_path: Path) -> None:
@@ -159,13 +123,4 @@ def test_a_command_that_makes_no_class_reads_no_file(tmp_path: Path) -> None:
         "import atexit\n"
         "atexit.register(lambda: print(len(opened)))\n"
     )
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-c", idle],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[3],
-    )
-    assert done.stdout.strip() == "0"
+    assert run_fresh(tmp_path, idle).strip() == "0"
