@@ -7,6 +7,7 @@ test's own, as a command would: install, then load a module of patterns."""
 from __future__ import annotations
 
 import json
+import marshal
 from pathlib import Path
 
 from daemon.cli import kept_code
@@ -103,13 +104,13 @@ def test_a_pattern_made_after_loading_is_compiled_and_not_kept(tmp_path: Path) -
     again = _probe(tmp_path, "kept", boundary="=_first")
     assert again["later"] is True
     assert again["compiled_later"] == 1
-    assert not any("=_first" in key for key in kept_code.read(str(kept_file(tmp_path, "regex"))))
+    assert not any("=_first" in key for key in kept_code.read(str(kept_file(tmp_path, "re"))))
 
 
 def test_a_broken_kept_file_is_compiled_over(tmp_path: Path) -> None:
     plain = _probe(tmp_path, "plain")
     _probe(tmp_path, "kept")
-    kept = kept_file(tmp_path, "regex")
+    kept = kept_file(tmp_path, "re")
     whole = kept.read_bytes()
     flipped = whole[:-40] + bytes([whole[-40] ^ 1]) + whole[-39:]
     for junk in (b"", b"\x00garbage", whole[:100], flipped):
@@ -125,9 +126,7 @@ def test_a_program_the_matcher_would_not_run_is_compiled_over(tmp_path: Path) ->
     build's, or written by hand): `_sre` refuses each, and re compiles."""
     plain = _probe(tmp_path, "plain")
     _probe(tmp_path, "kept")
-    kept = kept_file(tmp_path, "regex")
-    import marshal
-
+    kept = kept_file(tmp_path, "re")
     entries = kept_code.read(str(kept))
     for key in entries:
         flags, _, groups, groupindex, indexgroup = marshal.loads(entries[key])
@@ -157,16 +156,19 @@ def test_a_bad_pattern_raises_as_before(tmp_path: Path) -> None:
 
 
 def test_spocd_installs_it_before_its_modules_load(tmp_path: Path) -> None:
-    """`spocd --help`: the patterns of the modules the command line loads
-    (argparse's gettext among them) are kept for the next command."""
-    run_fresh(
-        tmp_path,
-        "import sys\nfrom daemon.cli.pipe import main\nsys.argv[1:] = ['--help']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n",
+    """`spocd init`: the patterns of the modules it loads (argparse's gettext
+    among them) and the rules' own are kept for the next command."""
+    code = (
+        "import sys\n"
+        "from daemon.cli.pipe import main\n"
+        "sys.argv[1:] = ['init', sys.argv[1]]\n"
+        "main()\n"
     )
-    kept = kept_code.read(str(kept_file(tmp_path, "regex")))
-    assert len(kept) >= 10
+    run_fresh(tmp_path, code, str(tmp_path / "desk"))
+    kept = kept_code.read(str(kept_file(tmp_path, "re")))
+    assert len(kept) >= 20
     assert any("(?P<WHITESPACES>" in key for key in kept)
+    assert "0:[!-9;-~]+" in kept_code.read(str(kept_file(tmp_path, "regex")))  # daemon.rules.when
 
 
 def test_patterns_that_differ_in_every_process_do_not_rewrite_the_file(tmp_path: Path) -> None:
@@ -178,8 +180,77 @@ def test_patterns_that_differ_in_every_process_do_not_rewrite_the_file(tmp_path:
         "import email._header_value_parser\n"
     )
     _probe(tmp_path, "kept")
-    kept = kept_file(tmp_path, "regex")
+    kept = kept_file(tmp_path, "re")
     before = kept_code.read(str(kept))
     for _ in range(3):
         run_fresh(tmp_path, code, PYTHONHASHSEED="random")
     assert kept_code.read(str(kept)) == before
+
+
+#: The `regex` package's patterns, as rules write them, compiled when the
+#: probe runs (not as a module loads: the rules are read later).
+RULES_PROBE = r"""
+import json, sys
+import regex
+from regex import _main
+compiled = []
+plain_compile = _main._compile
+def counted(pattern, *rest):
+    compiled.append(pattern)
+    return plain_compile(pattern, *rest)
+_main._compile = counted
+if sys.argv[1] == "kept":
+    from daemon.cli import regex_code
+    regex_code.install()
+samples = json.loads(sys.argv[2])
+sources = json.loads(sys.argv[3])
+patterns = [regex.compile(source) for source in sources]
+patterns.append(regex.compile(r"(?i)\b(?:zgłoszenie|ticket)\b", regex.IGNORECASE | regex.V1))
+listed = regex.compile(r"\L<words>", words=["vpn", "drukarka"])  # named lists: not kept
+out = {
+    "found": [[p.pattern, p.flags, p.groups, dict(p.groupindex)]
+              + [[m.span() for m in p.finditer(s, timeout=1.0)] for s in samples]
+              for p in patterns],
+    "listed": [listed.findall(s) for s in samples],
+    "compiled": sum(1 for p in compiled if p in sources),
+}
+print(json.dumps(out))
+"""
+
+RULES = [
+    r"(?i)\b(?:vpn|zdaln\w*)\b",
+    r"(?i)drukark[aię]|printer",
+    r"(?P<ref>SD-\d{1,8})",
+    r"(?i)(?<=pilne:\s*)\w+",
+    r"\p{Lu}{3,}",
+    r"(?i)(?:nie\s+)?działa",
+]
+
+
+def _rules_probe(tmp: Path, mode: str) -> dict[str, object]:
+    found = run_fresh(tmp, RULES_PROBE, mode, json.dumps(SAMPLES), json.dumps(RULES))
+    return json.loads(found)  # type: ignore[no-any-return]
+
+
+def test_rules_patterns_rebuilt_from_kept_data_behave_as_compiled_ones(tmp_path: Path) -> None:
+    plain = _rules_probe(tmp_path, "plain")
+    first = _rules_probe(tmp_path, "kept")
+    second = _rules_probe(tmp_path, "kept")
+    assert plain["compiled"] == first["compiled"] == len(RULES)
+    assert second["compiled"] == 0
+    for result in (first, second):
+        assert (result["found"], result["listed"]) == (plain["found"], plain["listed"])
+    assert any(spans for row in plain["found"] for spans in row[4:])  # the samples do match
+
+
+def test_rules_data_that_is_not_the_patterns_own_is_compiled_over(tmp_path: Path) -> None:
+    plain = _rules_probe(tmp_path, "plain")
+    _rules_probe(tmp_path, "kept")
+    path = str(kept_file(tmp_path, "regex"))
+    entries = kept_code.read(path)
+    swapped = dict(zip(entries, reversed(list(entries.values())), strict=True))
+    swapped[f"0:{RULES[0]}"] = marshal.dumps(("not", "the", "arguments"))
+    kept_code.write(path, swapped)
+    result = _rules_probe(tmp_path, "kept")
+    assert (result["found"], result["listed"]) == (plain["found"], plain["listed"])
+    assert result["compiled"] == len(RULES)
