@@ -45,9 +45,13 @@ from daemon.cli.kept_code import KeptCode
 #: command for them, it would grow to its bounds.
 MIN_NEW = 16
 
-_store = KeptCode(f"re-sre{_sre.MAGIC}", min_new=MIN_NEW)
+#: The file names carry the exact interpreter and package versions: `_sre`'s
+#: code is checked as it is read, but not its meaning, and a patch release
+#: keeps the bytecode's magic number.
+_PYTHON = "py" + ".".join(map(str, sys.version_info[:3]))
+_store = KeptCode(f"re-sre{_sre.MAGIC}-{_PYTHON}", min_new=MIN_NEW)
 _compile_here = _compiler.compile
-_rules_store = KeptCode(f"regex-{regex.__version__}")
+_rules_store = KeptCode(f"regex-{regex.__version__}-{_PYTHON}")
 _rules_compile_here = regex.compile
 
 #: A program as kept: final flags, code, groups, group names to numbers and back.
