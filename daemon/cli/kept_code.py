@@ -26,6 +26,7 @@ import stat
 import sys
 import tempfile
 import zlib
+from collections.abc import Callable
 from importlib.util import MAGIC_NUMBER
 
 #: Bounds of one file: past them only the entries the last process used are kept.
@@ -36,11 +37,15 @@ MAX_BYTES = 16 * 1024 * 1024
 class KeptCode:
     """One kept file's entries: text -> marshalled code."""
 
-    def __init__(self, name: str, min_new: int = 1) -> None:
+    def __init__(
+        self, name: str, min_new: int = 1, collect: Callable[[], None] | None = None
+    ) -> None:
         self.name = name
         self.file: str | None = None
         #: New entries a process must have made for the file to be written again.
         self.min_new = min_new
+        #: Called before a save, to `add` what the process only noted while it ran.
+        self.collect = collect
         self.max_entries = MAX_ENTRIES
         self.max_bytes = MAX_BYTES
         self._kept: dict[str, bytes] = {}
@@ -73,7 +78,11 @@ class KeptCode:
     def save(self) -> None:
         """Write the kept entries with this process's new ones, if it made
         at least `min_new` of them."""
-        if self.file is None or not self._new or len(self._new) < self.min_new:
+        if self.file is None:
+            return
+        if self.collect is not None:
+            self.collect()
+        if not self._new or len(self._new) < self.min_new:
             return
         self._read()  # what other processes kept stays
         entries = {**self._kept, **self._new}

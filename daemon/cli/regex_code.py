@@ -12,7 +12,9 @@ compiler makes of the pattern and its flags, and `_sre.compile`, the call
 that ends every compile, builds the pattern object from it, checking it as
 it does for the compiler's own. A program is kept only when the object
 built from it equals the one `re` compiled (same flags, same code, same
-groups), so a Python whose compiler differs keeps nothing. Patterns
+groups), so a Python whose compiler differs keeps nothing; it is made and
+checked at exit, by a process that writes the file, so no other process
+compiles a pattern twice. Patterns
 compiled later (from a message's MIME boundary, from a setting) differ
 from process to process: they compile as before and are not kept, nor are
 a few patterns a process compiled alone (`MIN_NEW`).
@@ -49,13 +51,35 @@ MIN_NEW = 16
 #: code is checked as it is read, but not its meaning, and a patch release
 #: keeps the bytecode's magic number.
 _PYTHON = "py" + ".".join(map(str, sys.version_info[:3]))
-_store = KeptCode(f"re-sre{_sre.MAGIC}-{_PYTHON}", min_new=MIN_NEW)
 _compile_here = _compiler.compile
+#: Patterns compiled here while a module loaded and not found kept, with
+#: what `re` made of them: their programs are made and checked at exit, and
+#: only when enough are new for the file to be written (`_collect`).
+_new: dict[str, tuple[str | bytes, int, Any]] = {}
 _rules_store = KeptCode(f"regex-{regex.__version__}-{_PYTHON}")
 _rules_compile_here = regex.compile
 
 #: A program as kept: final flags, code, groups, group names to numbers and back.
 Program = tuple[int, list[int], int, dict[str, int], tuple[str | None, ...]]
+
+
+def _collect() -> None:
+    """The programs of this process's new patterns, each kept only if the
+    object built from it equals `re`'s own. Keeping is only a saving:
+    whatever goes wrong in it, nothing is kept."""
+    if len(_new) < MIN_NEW:
+        return  # the file would not be written: no compiling twice
+    for key, (pattern, flags, made) in _new.items():
+        with contextlib.suppress(Exception):
+            program = _program(pattern, flags)
+            rebuilt = _sre.compile(pattern, *program)
+            same = (rebuilt.groups, rebuilt.groupindex) == (made.groups, made.groupindex)
+            if rebuilt == made and same:
+                _store.add(key, marshal.dumps(program))
+    _new.clear()
+
+
+_store = KeptCode(f"re-sre{_sre.MAGIC}-{_PYTHON}", min_new=MIN_NEW, collect=_collect)
 
 
 def install() -> None:
@@ -81,17 +105,8 @@ def _compile(p: Any, flags: int = 0) -> Any:
             if _well_formed(program):
                 return _sre.compile(p, *program)  # RuntimeError on code it would not run
     made = _compile_here(p, flags)  # its errors are re's own
-    # Keeping is only a saving: whatever goes wrong in it, the pattern is re's.
-    with contextlib.suppress(Exception):
-        _keep(key, p, flags, made)
+    _new[key] = (p, flags, made)
     return made
-
-
-def _keep(key: str, pattern: str | bytes, flags: int, made: Any) -> None:
-    program = _program(pattern, flags)
-    rebuilt = _sre.compile(pattern, *program)
-    if rebuilt == made and (rebuilt.groups, rebuilt.groupindex) == (made.groups, made.groupindex):
-        _store.add(key, marshal.dumps(program))
 
 
 def _program(pattern: str | bytes, flags: int) -> Program:

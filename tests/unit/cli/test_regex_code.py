@@ -254,3 +254,30 @@ def test_rules_data_that_is_not_the_patterns_own_is_compiled_over(tmp_path: Path
     result = _rules_probe(tmp_path, "kept")
     assert (result["found"], result["listed"]) == (plain["found"], plain["listed"])
     assert result["compiled"] == len(RULES)
+
+
+def test_a_process_that_does_not_write_the_file_compiles_each_pattern_once(
+    tmp_path: Path,
+) -> None:
+    """Fewer new patterns than `MIN_NEW`: each is compiled by `re` alone, and
+    no program is made for a file that will not be written."""
+    (tmp_path / "few_patterns.py").write_text(
+        "import re\nPATTERNS = [re.compile(rf'few{n}:(\\d+)') for n in range(5)]\n"
+    )
+    code = (
+        "import atexit, sys\n"
+        "from re import _parser\n"
+        "parsed = []\n"
+        "plain = _parser.parse\n"
+        "def counted(pattern, *rest):\n"
+        "    parsed.append(str(pattern))\n"
+        "    return plain(pattern, *rest)\n"
+        "_parser.parse = counted\n"
+        "atexit.register(lambda: print(sum(p.startswith('few') for p in parsed)))\n"
+        "from daemon.cli import regex_code\n"
+        "regex_code.install()\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import few_patterns\n"
+    )
+    assert run_fresh(tmp_path, code, str(tmp_path)).strip() == "5"  # counted after the exit's work
+    assert not list(tmp_path.glob("spocd-code-*/re-*"))
