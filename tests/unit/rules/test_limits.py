@@ -11,10 +11,20 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daemon.core import businesstime
 from daemon.rules import patterns
-from daemon.rules.pattern_size import MAX_NESTING, nesting
+from daemon.rules.pattern_size import (
+    MAX_EXPANSION,
+    MAX_NESTING,
+    MAX_PATTERN,
+    expansion,
+    nesting,
+    openings,
+    regex_refusal,
+)
 from daemon.rules.ruleset import Rules, load_rules
 from daemon.rules.values import MAX_CLOSED_DAYS
 from tests.unit.rules.test_errors import issues_of, with_section
@@ -128,6 +138,27 @@ def test_nesting_hidden_behind_a_set_that_only_one_version_ends_is_still_counted
 
 def test_ordinary_patterns_are_far_below_the_nesting_limit() -> None:
     assert nesting(r"^(?:re|fw|aw|odp)\s*:\s*(?:\[(?:HD-\d+)\])?\s*(.+)$") == 2
+
+
+#: Text made of what the scans read as syntax, and a few plain characters.
+PATTERN_TEXT = st.text(alphabet="()[]{}\\|*+?#:^=,x\n 0123456789aV", max_size=300)
+
+
+@settings(max_examples=400, deadline=None)
+@given(PATTERN_TEXT)
+def test_the_bounds_the_scans_are_skipped_by_hold_for_any_text(source: str) -> None:
+    # `regex_refusal` runs the character scans only past these bounds.
+    assert nesting(source) <= openings(source)
+    if "{" not in source:
+        assert expansion(source) <= len(source)
+
+
+def test_a_pattern_within_the_bounds_is_not_scanned_and_one_past_them_still_is() -> None:
+    assert MAX_PATTERN < MAX_EXPANSION  # a pattern without `{` cannot expand past the limit
+    assert regex_refusal("(?:" * MAX_NESTING + "a" + ")" * MAX_NESTING) is None
+    assert "nest 51 deep" in str(regex_refusal("(" * 51 + "a" + ")" * 51))
+    assert "nest" not in str(regex_refusal("(a)" * 60))  # many groups, none nested
+    assert "expand" in str(regex_refusal("((a{100}){100}){100}"))
 
 
 # -- F12: plain numbers -------------------------------------------------------------
