@@ -22,22 +22,27 @@ a few patterns a process compiled alone (`MIN_NEW`).
 The rules' patterns are the `regex` package's, compiled by its own compiler
 (written in Python, 0.4 ms a pattern: the starter rules' 37 took 15 ms of
 every command). A `regex` pattern pickles as the arguments of the
-`_regex.compile` call that built it; those are kept, per pattern and
-flags, and the pattern rebuilt from them as unpickling rebuilds it.
+`_regex.compile` call that built it; those are kept, per pattern, and the
+pattern rebuilt from them as unpickling rebuilds it. That needs only the
+package's compiled half, `regex._regex`, which is loaded alone: the package
+itself (its compiler and Unicode tables, 55 million instructions, 4 % of a
+one-message ingest) loads only when a pattern is not kept, or when a
+search needs it (a replacement template).
 """
 
 from __future__ import annotations
 
 import _sre  # type: ignore[import-not-found]
 import contextlib
+import importlib.util
 import marshal
+import os
 import re
 import sys
+import zlib
+from importlib.machinery import ModuleSpec, PathFinder
 from re import _compiler, _parser  # type: ignore[attr-defined]
 from typing import Any
-
-import regex
-from regex import _regex  # type: ignore[attr-defined]
 
 from daemon.cli.kept_code import KeptCode
 
@@ -56,8 +61,27 @@ _compile_here = _compiler.compile
 #: what `re` made of them: their programs are made and checked at exit, and
 #: only when enough are new for the file to be written (`_collect`).
 _new: dict[str, tuple[str | bytes, int, Any]] = {}
-_rules_store = KeptCode(f"regex-{regex.__version__}-{_PYTHON}")
-_rules_compile_here = regex.compile
+
+
+def _regex_parts() -> tuple[ModuleSpec | None, str]:
+    """Where the `regex` package's compiled half is, found without loading
+    the package, and a stamp of the installed package: the size and time of
+    that half and of its compiler, which made what is kept."""
+    with contextlib.suppress(Exception):
+        package = importlib.util.find_spec("regex")
+        where = package.submodule_search_locations if package else None
+        extension = PathFinder.find_spec("regex._regex", where) if where else None
+        if extension is not None and extension.origin and extension.loader:
+            stamp = 0
+            for path in (extension.origin, os.path.join(next(iter(where)), "_regex_core.py")):
+                found = os.stat(path)
+                stamp = zlib.crc32(f"{found.st_size}:{found.st_mtime_ns}".encode(), stamp)
+            return extension, f"{stamp:08x}"
+    return None, "unknown"
+
+
+_extension, _stamp = _regex_parts()
+_rules_store = KeptCode(f"regex-{_stamp}-{_PYTHON}")
 
 #: A program as kept: final flags, code, groups, group names to numbers and back.
 Program = tuple[int, list[int], int, dict[str, int], tuple[str | None, ...]]
@@ -83,12 +107,15 @@ _store = KeptCode(f"re-sre{_sre.MAGIC}-{_PYTHON}", min_new=MIN_NEW, collect=_col
 
 
 def install() -> None:
-    """Hand kept programs to `re` and to `regex` (once a process); each file
+    """Hand kept programs to `re` and to the rules (once a process); each file
     is read at the first pattern it may hold."""
     if _compiler.compile is not _compile and _store.open():
         _compiler.compile = _compile
-    if regex.compile is not _rules_compile and _rules_store.open():
-        regex.compile = _rules_compile
+    from daemon.rules import pattern_compiler as rules
+
+    kept = _extension is not None and rules.compile_pattern is rules.compile_here
+    if kept and _rules_store.open():
+        rules.compile_pattern = _rules_compile
 
 
 def _compile(p: Any, flags: int = 0) -> Any:
@@ -139,20 +166,32 @@ def _loading() -> bool:
     return False
 
 
-def _rules_compile(
-    pattern: Any, flags: Any = 0, ignore_unused: bool = False, cache_pattern: Any = None, **kw: Any
-) -> Any:
-    """`regex.compile`, with what a pattern pickles as kept between processes."""
-    if kw or ignore_unused or type(pattern) is not str or type(flags) is not int:
-        return _rules_compile_here(pattern, flags, ignore_unused, cache_pattern, **kw)
-    key = f"{flags}:{pattern}"
+def _rules_compile(pattern: str) -> Any:
+    """A rule's pattern rebuilt from what an earlier process kept of it, or
+    compiled by the `regex` package (loaded then) and kept."""
+    from daemon.rules.pattern_compiler import compile_here
+
+    key = f"0:{pattern}"  # the pattern and its flags, none
     kept = _rules_store.get(key)
     if kept is not None:
         with contextlib.suppress(ValueError, EOFError, TypeError, RuntimeError, OverflowError):
             data = marshal.loads(kept)
             if type(data) is tuple and data[:1] == (pattern,):
-                return _regex.compile(*data)
-    made = _rules_compile_here(pattern, flags, ignore_unused, cache_pattern)
+                return _compiled_half().compile(*data)
+    made = compile_here(pattern)  # its errors are the compiler's own
     with contextlib.suppress(Exception):  # only a saving, as for `re`
         _rules_store.add(key, marshal.dumps(made._pickled_data))
     return made
+
+
+def _compiled_half() -> Any:
+    """`regex._regex`, loaded alone if the package has not loaded it. The
+    package, when it loads, takes this one from `sys.modules`, so patterns
+    rebuilt here and those it compiles are of one type."""
+    loaded = sys.modules.get("regex._regex")
+    if loaded is None:
+        assert _extension is not None and _extension.loader is not None
+        loaded = importlib.util.module_from_spec(_extension)
+        _extension.loader.exec_module(loaded)
+        sys.modules["regex._regex"] = loaded
+    return loaded

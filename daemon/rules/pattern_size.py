@@ -10,7 +10,7 @@ the middle of them; the nesting is measured by a scan first too.
 
 from __future__ import annotations
 
-import regex
+import re
 
 #: Longest pattern accepted, in characters.
 MAX_PATTERN = 4096
@@ -54,8 +54,8 @@ def openings(source: str) -> int:
     return source.count("(") + source.count("[")
 
 
-_COUNT = regex.compile(r"\{(\d*)(,(\d*))?\}")
-_VERBOSE = regex.compile(r"\(\?[a-zA-Z^-]*x")
+_COUNT = re.compile(r"\{(\d*)(,(\d*))?\}")
+_VERBOSE = re.compile(r"\(\?[a-zA-Z^-]*x")
 
 
 def expansion(source: str) -> int:
@@ -122,7 +122,7 @@ def expansion(source: str) -> int:
 #: A POSIX class inside a set, as the `regex` parser reads one (`[:alpha:]`,
 #: `[:^digit:]`, `[:script=Latin:]`); any other `[` in a set is a character
 #: (version 0) or a nested set (version 1).
-_POSIX_CLASS = regex.compile(
+_POSIX_CLASS = re.compile(
     r"\[:\^?[A-Za-z0-9 &_.-]*"  # `[:`, negation, name
     r"(?:[:=](?=[A-Za-z0-9 &_./-]*[A-Za-z0-9&_./-])[A-Za-z0-9 &_./-]*)?"  # `=value`
     r":\]"

@@ -13,12 +13,16 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import regex
 from yaml.nodes import Node
 
+from daemon.rules import pattern_compiler
 from daemon.rules.pattern_size import regex_refusal
 from daemon.rules.schema import Reader
+
+if TYPE_CHECKING:
+    import regex
 
 #: Longest a single regex search may run, in seconds.
 REGEX_TIMEOUT = 0.1
@@ -114,11 +118,13 @@ def compile_regex(reader: Reader, node: Node, path: str) -> SafePattern | None:
         reader.error(node, path, f"regex refused: {refusal}")
         return None
     try:
-        compiled = regex.compile(source)
-    except (regex.error, ValueError, OverflowError) as exc:
-        reader.error(node, path, f"bad regex: {exc}")
-        return None
+        compiled = pattern_compiler.compile_pattern(source)
     except RecursionError:
         reader.error(node, path, "regex refused: nested too deep for the regex compiler")
+        return None
+    except Exception as exc:
+        if not pattern_compiler.refused(exc):
+            raise
+        reader.error(node, path, f"bad regex: {exc}")
         return None
     return SafePattern(source, compiled)

@@ -34,9 +34,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import regex
 from yaml.nodes import Node
 
 from daemon.core.businesstime import Calendar
@@ -60,6 +59,9 @@ from daemon.rules.rule_list import RuleList
 from daemon.rules.schema import Reader, RuleIssue, RulesError
 from daemon.rules.sections import Sections
 from daemon.rules.values import CHANNELS, PRIORITIES
+
+if TYPE_CHECKING:
+    import regex
 
 __all__ = [
     "ClosurePolicy",

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
 from functools import partial
+from typing import TYPE_CHECKING
 
-import regex
 from yaml.nodes import Node
 
 from daemon.core.businesstime import Calendar
@@ -36,6 +36,9 @@ from daemon.rules.values import calendar as parse_calendar
 from daemon.rules.values import duration as parse_duration
 from daemon.rules.values import person as parse_person
 from daemon.rules.values import share as parse_share
+
+if TYPE_CHECKING:
+    import regex
 
 SUPPORTED_VERSION = 1
 STRANGER_POLICIES = ("new_ticket", "quarantine")

@@ -7,9 +7,9 @@ header name that is none, nesting too deep.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 
-import regex
 from yaml.nodes import Node, SequenceNode
 
 from daemon.rules.match import (
@@ -30,7 +30,7 @@ from daemon.rules.values import CHANNELS
 MAX_DEPTH = 16
 
 
-_HEADER_NAME = regex.compile(r"[!-9;-~]+")  # RFC 5322 field name: printable ASCII, no colon
+_HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 field name: printable ASCII, no colon
 TEXT_FIELDS = ("subject", "body", "from", "from_domain", "to")
 CONDITION_KEYS = (
     *TEXT_FIELDS,

@@ -157,7 +157,7 @@ def test_a_bad_pattern_raises_as_before(tmp_path: Path) -> None:
 
 def test_spocd_installs_it_before_its_modules_load(tmp_path: Path) -> None:
     """`spocd init`: the patterns of the modules it loads (argparse's gettext
-    among them) and the rules' own are kept for the next command."""
+    among them) are kept for the next command."""
     code = (
         "import sys\n"
         "from daemon.cli.pipe import main\n"
@@ -168,7 +168,7 @@ def test_spocd_installs_it_before_its_modules_load(tmp_path: Path) -> None:
     kept = kept_code.read(str(kept_file(tmp_path, "re")))
     assert len(kept) >= 20
     assert any("(?P<WHITESPACES>" in key for key in kept)
-    assert "0:[!-9;-~]+" in kept_code.read(str(kept_file(tmp_path, "regex")))  # daemon.rules.when
+    assert "s0:[!-9;-~]+" in kept  # daemon.rules.when's, a `re` pattern
 
 
 def test_patterns_that_differ_in_every_process_do_not_rewrite_the_file(tmp_path: Path) -> None:
@@ -187,33 +187,27 @@ def test_patterns_that_differ_in_every_process_do_not_rewrite_the_file(tmp_path:
     assert kept_code.read(str(kept)) == before
 
 
-#: The `regex` package's patterns, as rules write them, compiled when the
-#: probe runs (not as a module loads: the rules are read later).
+#: The rules' patterns, compiled as `patterns.compile_regex` compiles them
+#: (they are read after the modules load). It prints what each pattern finds
+#: in the samples, and whether the `regex` package had to be loaded.
 RULES_PROBE = r"""
 import json, sys
-import regex
-from regex import _main
-compiled = []
-plain_compile = _main._compile
-def counted(pattern, *rest):
-    compiled.append(pattern)
-    return plain_compile(pattern, *rest)
-_main._compile = counted
 if sys.argv[1] == "kept":
     from daemon.cli import regex_code
     regex_code.install()
+from daemon.rules import pattern_compiler
 samples = json.loads(sys.argv[2])
 sources = json.loads(sys.argv[3])
-patterns = [regex.compile(source) for source in sources]
-patterns.append(regex.compile(r"(?i)\b(?:zgłoszenie|ticket)\b", regex.IGNORECASE | regex.V1))
-listed = regex.compile(r"\L<words>", words=["vpn", "drukarka"])  # named lists: not kept
+patterns = [pattern_compiler.compile_pattern(source) for source in sources]
 out = {
     "found": [[p.pattern, p.flags, p.groups, dict(p.groupindex)]
-              + [[m.span() for m in p.finditer(s, timeout=1.0)] for s in samples]
+              + [[m.span() for m in p.finditer(s, timeout=1.0, concurrent=True)] for s in samples]
               for p in patterns],
-    "listed": [listed.findall(s) for s in samples],
-    "compiled": sum(1 for p in compiled if p in sources),
+    "package_loaded": "regex" in sys.modules,
 }
+import regex
+out["one_type"] = all(type(p) is regex.Pattern for p in patterns)
+out["replaced"] = patterns[0].sub("<\\g<0>>", samples[0])  # a template loads the package
 print(json.dumps(out))
 """
 
@@ -224,6 +218,7 @@ RULES = [
     r"(?i)(?<=pilne:\s*)\w+",
     r"\p{Lu}{3,}",
     r"(?i)(?:nie\s+)?działa",
+    r"(?V1)[[a-z]--[aeiou]]+",
 ]
 
 
@@ -236,10 +231,12 @@ def test_rules_patterns_rebuilt_from_kept_data_behave_as_compiled_ones(tmp_path:
     plain = _rules_probe(tmp_path, "plain")
     first = _rules_probe(tmp_path, "kept")
     second = _rules_probe(tmp_path, "kept")
-    assert plain["compiled"] == first["compiled"] == len(RULES)
-    assert second["compiled"] == 0
+    assert plain["package_loaded"] and first["package_loaded"]  # compiled by it
+    assert not second["package_loaded"]  # rebuilt from the kept data alone
     for result in (first, second):
-        assert (result["found"], result["listed"]) == (plain["found"], plain["listed"])
+        assert result["found"] == plain["found"]
+        assert result["replaced"] == plain["replaced"]
+        assert result["one_type"]
     assert any(spans for row in plain["found"] for spans in row[4:])  # the samples do match
 
 
@@ -252,8 +249,47 @@ def test_rules_data_that_is_not_the_patterns_own_is_compiled_over(tmp_path: Path
     swapped[f"0:{RULES[0]}"] = marshal.dumps(("not", "the", "arguments"))
     kept_code.write(path, swapped)
     result = _rules_probe(tmp_path, "kept")
-    assert (result["found"], result["listed"]) == (plain["found"], plain["listed"])
-    assert result["compiled"] == len(RULES)
+    assert result["found"] == plain["found"]
+    assert result["package_loaded"]  # compiled over by the package
+
+
+def test_a_bad_rule_pattern_is_the_compilers_problem_as_before(tmp_path: Path) -> None:
+    code = (
+        "from daemon.cli import regex_code\n"
+        "regex_code.install()\n"
+        "from daemon.rules.ruleset import load_rules\n"
+        "from daemon.rules.schema import RulesError\n"
+        "from daemon.service.desk_files import starter_root\n"
+        "text = (starter_root() / 'rules.yaml').read_text()\n"
+        "text = text.replace(r\"'\\b(SD-\\d+)\\b'\", \"'(SD-'\")\n"
+        "try:\n"
+        "    load_rules(text)\n"
+        "except RulesError as exc:\n"
+        "    print(exc.issues[0].message)\n"
+    )
+    for _ in range(2):  # the second with every other pattern kept
+        found = run_fresh(tmp_path, code)
+        assert found.startswith("bad regex: missing ) at position 4")
+
+
+def test_a_command_whose_rule_patterns_are_all_kept_does_not_load_the_regex_package(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "import sys\n"
+        "from daemon.cli import regex_code\n"
+        "regex_code.install()\n"
+        "from daemon.rules.ruleset import load_rules\n"
+        "from daemon.service.desk_files import starter_root\n"
+        "rules = load_rules((starter_root() / 'rules.yaml').read_text())\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'regex'))\n"
+        "print(rules.find_external_ref('Re: drukarka nie drukuje [SD-42]'))\n"
+    )
+    first = run_fresh(tmp_path, code).splitlines()
+    second = run_fresh(tmp_path, code).splitlines()
+    assert "'regex._regex_core'" in first[0]
+    assert second == ["['regex._regex']", "SD-42"]
+    assert first[1] == "SD-42"
 
 
 def test_a_process_that_does_not_write_the_file_compiles_each_pattern_once(
