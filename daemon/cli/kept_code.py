@@ -25,6 +25,7 @@ import os
 import stat
 import sys
 import tempfile
+import time
 import zlib
 from collections.abc import Callable
 from importlib.util import MAGIC_NUMBER
@@ -32,6 +33,9 @@ from importlib.util import MAGIC_NUMBER
 #: Bounds of one file: past them only the entries the last process used are kept.
 MAX_ENTRIES = 4096
 MAX_BYTES = 16 * 1024 * 1024
+#: A file of the same kind for another build (an interpreter or package since
+#: upgraded) not written for this long is removed when this build writes its own.
+STALE_SECONDS = 30 * 24 * 3600
 
 
 class KeptCode:
@@ -91,6 +95,7 @@ class KeptCode:
         if write(self.file, entries):
             self._kept.update(self._new)
             self._new.clear()
+            prune(self.file)
 
 
 def read(path: str, max_bytes: int = MAX_BYTES) -> dict[str, bytes]:
@@ -124,6 +129,27 @@ def write(path: str, entries: dict[str, bytes]) -> bool:
             os.unlink(partial)
         return False
     return True
+
+
+def prune(path: str, now: float | None = None) -> list[str]:
+    """Remove the files of `path`'s kind (its name up to the first `-`) that
+    other builds left and have not written for `STALE_SECONDS`, and pieces
+    of writes that never finished: each upgrade of the interpreter or of a
+    package names a new file. A build still in use that loses its file
+    compiles it again once. What was removed."""
+    folder, own = os.path.split(path)
+    kind = own.split("-", 1)[0] + "-"
+    cutoff = (time.time() if now is None else now) - STALE_SECONDS
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.name == own or not entry.name.startswith(kind):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+    return removed
 
 
 def cache_file(name: str) -> str | None:

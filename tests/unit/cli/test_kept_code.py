@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,40 @@ def test_fewer_new_entries_than_its_minimum_leave_the_file_as_it_is(tmp_path: Pa
     store.add("new 2", b"y")
     store.save()
     assert set(kept_code.read(str(path))) == {"old", "new 0", "new 1", "new 2"}
+
+
+def test_a_write_removes_the_stale_files_other_builds_of_its_kind_left(tmp_path: Path) -> None:
+    """An upgraded interpreter or package names a new file; the old ones go
+    once no process has written them for `STALE_SECONDS`."""
+    stale = time.time() - kept_code.STALE_SECONDS - 60
+    files = {
+        name: tmp_path / f"{name}.marshal"
+        for name in ("regex-old-py3.11.6", "regex-recent-py3.11.6", "re-sre1-py3.11.6", "mine")
+    }
+    for name, path in files.items():
+        path.write_bytes(b"")
+        if name != "regex-recent-py3.11.6":
+            os.utime(path, (stale, stale))
+    leftover = tmp_path / "regex-new-py3.11.7.marshal.4242"  # a write that never finished
+    leftover.write_bytes(b"")
+    os.utime(leftover, (stale, stale))
+    store = KeptCode("regex-new-py3.11.7")
+    store.open(str(tmp_path / "regex-new-py3.11.7.marshal"))
+    store.add("text", b"code")
+    store.save()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "mine.marshal",  # another kind
+        "re-sre1-py3.11.6.marshal",  # `re`'s, not `regex`'s
+        "regex-new-py3.11.7.marshal",  # its own, just written
+        "regex-recent-py3.11.6.marshal",  # written within the month: perhaps in use
+    ]
+
+
+def test_pruning_keeps_files_written_within_the_month(tmp_path: Path) -> None:
+    old = tmp_path / "dataclasses-cpython-310-a.marshal"
+    old.write_bytes(b"")
+    own = str(tmp_path / "dataclasses-cpython-311-b.marshal")
+    now = old.stat().st_mtime
+    assert kept_code.prune(own, now=now + kept_code.STALE_SECONDS - 60) == []
+    assert kept_code.prune(own, now=now + kept_code.STALE_SECONDS + 60) == [old.name]
+    assert not old.exists()
