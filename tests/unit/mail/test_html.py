@@ -59,8 +59,9 @@ def test_the_guard_is_linear_on_hostile_markup_at_the_size_limit() -> None:
     for unit in ("<div></i>", '<div title="<">', "<p><b>", "<a><div></a>"):
         started = time.process_time()
         assert html_depth((unit * 400_000)[:2_000_000]) > MAX_HTML_DEPTH
-        # linear: about 1 s for the slowest here; nh3 took 25-45 s on the first
-        assert time.process_time() - started < 6.0
+        # linear: 1-3 s for the slowest, by the machine (twice that beside a
+        # busy suite); nh3 took 25-45 s on the first
+        assert time.process_time() - started < 15.0
 
 
 def test_shallow_markup_that_would_cost_the_tree_builder_much_is_refused() -> None:
@@ -104,9 +105,21 @@ def test_svg_math_and_select_keep_their_text_but_parse_as_plain_elements() -> No
     assert html_depth("<svg><style><b>x</b></style></svg>") == 2
 
 
-def test_text_of_a_huge_html_only_body_is_made_from_its_start() -> None:
+def test_text_of_a_huge_html_only_body_is_made_from_its_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # html2text takes about a second a megabyte: it is given only the start.
+    import html2text
+
+    given: list[int] = []
+    handle = html2text.HTML2Text.handle
+
+    def measured(self: html2text.HTML2Text, data: str) -> str:
+        given.append(len(data))
+        return handle(self, data)
+
+    monkeypatch.setattr(html2text.HTML2Text, "handle", measured)
     html = "<p>para</p>" * 200_000
-    started = time.process_time()
     text = html_to_text(html)
-    assert time.process_time() - started < 2.0  # html2text: ~1 s per MB
+    assert given == [MAX_TEXT_HTML] and len(html) > 4 * MAX_TEXT_HTML
     assert text.startswith("para") and len(text) < MAX_TEXT_HTML
