@@ -174,7 +174,9 @@ def _rules_compile(pattern: str) -> Any:
     key = f"0:{pattern}"  # the pattern and its flags, none
     kept = _rules_store.get(key)
     if kept is not None:
-        with contextlib.suppress(ValueError, EOFError, TypeError, RuntimeError, OverflowError):
+        # Only a saving: whatever fails here (the data, the compiled half
+        # refusing it or failing to load), the package compiles the pattern.
+        with contextlib.suppress(Exception):
             data = marshal.loads(kept)
             if type(data) is tuple and data[:1] == (pattern,):
                 return _compiled_half().compile(*data)

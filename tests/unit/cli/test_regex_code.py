@@ -253,6 +253,27 @@ def test_rules_data_that_is_not_the_patterns_own_is_compiled_over(tmp_path: Path
     assert result["package_loaded"]  # compiled over by the package
 
 
+def test_a_compiled_half_that_will_not_load_leaves_the_patterns_to_the_package(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "import importlib.machinery, importlib.util, sys\n"
+        "from daemon.cli import regex_code\n"
+        "regex_code.install()\n"
+        "if len(sys.argv) > 1:  # a file that is no extension module\n"
+        "    loader = importlib.machinery.ExtensionFileLoader('regex._regex', sys.argv[1])\n"
+        "    regex_code._extension = importlib.util.spec_from_file_location(\n"
+        "        'regex._regex', sys.argv[1], loader=loader)\n"
+        "from daemon.rules import pattern_compiler\n"
+        "pattern = pattern_compiler.compile_pattern(r'(?P<ref>SD-\\d{1,8})')\n"
+        "print(pattern.search('see SD-42').group('ref'), 'regex' in sys.modules)\n"
+    )
+    assert run_fresh(tmp_path, code).split() == ["SD-42", "True"]  # compiled and kept
+    broken = tmp_path / "_regex.cpython-311-x86_64-linux-gnu.so"
+    broken.write_bytes(b"not a shared object")
+    assert run_fresh(tmp_path, code, str(broken)).split() == ["SD-42", "True"]
+
+
 def test_a_bad_rule_pattern_is_the_compilers_problem_as_before(tmp_path: Path) -> None:
     code = (
         "from daemon.cli import regex_code\n"
