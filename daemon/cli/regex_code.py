@@ -45,6 +45,7 @@ from re import _compiler, _parser  # type: ignore[attr-defined]
 from typing import Any
 
 from daemon.cli.kept_code import KeptCode
+from daemon.rules import pattern_compiler
 
 #: Some modules build patterns from sets, whose order differs in every process
 #: (the email package's header parser makes eight such). A process with only
@@ -111,11 +112,9 @@ def install() -> None:
     is read at the first pattern it may hold."""
     if _compiler.compile is not _compile and _store.open():
         _compiler.compile = _compile
-    from daemon.rules import pattern_compiler as rules
-
-    kept = _extension is not None and rules.compile_pattern is rules.compile_here
-    if kept and _rules_store.open():
-        rules.compile_pattern = _rules_compile
+    hooked = pattern_compiler.compile_pattern is not pattern_compiler.compile_here
+    if _extension is not None and not hooked and _rules_store.open():
+        pattern_compiler.compile_pattern = _rules_compile
 
 
 def _compile(p: Any, flags: int = 0) -> Any:
@@ -169,8 +168,6 @@ def _loading() -> bool:
 def _rules_compile(pattern: str) -> Any:
     """A rule's pattern rebuilt from what an earlier process kept of it, or
     compiled by the `regex` package (loaded then) and kept."""
-    from daemon.rules.pattern_compiler import compile_here
-
     key = f"0:{pattern}"  # the pattern and its flags, none
     kept = _rules_store.get(key)
     if kept is not None:
@@ -180,7 +177,7 @@ def _rules_compile(pattern: str) -> Any:
             data = marshal.loads(kept)
             if type(data) is tuple and data[:1] == (pattern,):
                 return _compiled_half().compile(*data)
-    made = compile_here(pattern)  # its errors are the compiler's own
+    made = pattern_compiler.compile_here(pattern)  # its errors are the compiler's own
     with contextlib.suppress(Exception):  # only a saving, as for `re`
         _rules_store.add(key, marshal.dumps(made._pickled_data))
     return made
