@@ -117,18 +117,26 @@ def _attribution_length(lines: Sequence[str], i: int) -> int:
     when a `>` quote follows it. Only such an opening line may wrap onto the next
     ones, so a sentence of one's own ending in "wrote:" above unquoted text stays.
     """
+    if i >= len(lines):
+        return 0
+    first = lines[i].strip()
+    if not first.endswith(":") and not _ATTRIBUTION_OPENER.match(first):
+        return 0  # most lines: neither the end of an attribution nor an opening that wraps
     for length in range(1, _ATTRIBUTION_MAX_LINES + 1):
         part = lines[i : i + length]
         if len(part) < length or any(_blank(line) or _QUOTED.match(line) for line in part):
             return 0
         joined = " ".join(line.strip() for line in part)
         opener = bool(_ATTRIBUTION_OPENER.match(joined))
-        if _is_apple_pl_attribution(joined):
-            return length
-        if _ATTRIBUTION_VERB.search(joined):
-            after = _next_nonblank(lines, i + length)
-            quoted_next = after < len(lines) and bool(_QUOTED.match(lines[after]))
-            return length if opener or quoted_next else 0
+        # Both kinds end in a colon, and a line of one's own rarely does: the
+        # verb's search along the whole line is most of a line's cost.
+        if joined.endswith(":"):
+            if _is_apple_pl_attribution(joined):
+                return length
+            if _ATTRIBUTION_VERB.search(joined):
+                after = _next_nonblank(lines, i + length)
+                quoted_next = after < len(lines) and bool(_QUOTED.match(lines[after]))
+                return length if opener or quoted_next else 0
         if not opener:
             return 0
     return 0

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from daemon.core import text as text_module
 from daemon.core.text import first_own_line, own_text
 
 REPLIES = Path(__file__).resolve().parents[2] / "data" / "replies"
@@ -269,3 +270,33 @@ def test_own_text_never_raises_nor_grows(body: str) -> None:
     # every line it returns is a line of the body (or a blank left where a quote was)
     body_lines = {line.rstrip() for line in body.replace("\r", "\n").split("\n")}
     assert all(line.rstrip() in body_lines or not line for line in own.split("\n"))
+
+
+def _attribution_length_in_full(lines: list[str], i: int) -> int:
+    """`_attribution_length` as it read before its shortcut: every length
+    tried, every check made."""
+    m = text_module
+    for length in range(1, m._ATTRIBUTION_MAX_LINES + 1):
+        part = lines[i : i + length]
+        if len(part) < length or any(m._blank(line) or m._QUOTED.match(line) for line in part):
+            return 0
+        joined = " ".join(line.strip() for line in part)
+        opener = bool(m._ATTRIBUTION_OPENER.match(joined))
+        if m._is_apple_pl_attribution(joined):
+            return length
+        if m._ATTRIBUTION_VERB.search(joined):
+            after = m._next_nonblank(lines, i + length)
+            quoted_next = after < len(lines) and bool(m._QUOTED.match(lines[after]))
+            return length if opener or quoted_next else 0
+        if not opener:
+            return 0
+    return 0
+
+
+@given(_BODIES)
+def test_the_attribution_shortcut_finds_what_the_full_checks_find(body: str) -> None:
+    """Most lines neither end in a colon nor open an attribution, and are
+    passed over at once; every line gets the length the full checks give."""
+    lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for i in range(len(lines) + 1):
+        assert text_module._attribution_length(lines, i) == _attribution_length_in_full(lines, i)
