@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, literal_column, null, or_, select, update
 
 from daemon.adapters.storage import direct
 from daemon.adapters.storage.base import Repo
@@ -18,13 +18,27 @@ from daemon.core.domain import OutgoingMail
 from daemon.mail import attachparts
 from daemon.ports import OutboxItem
 
+# Both run on the driver's cursor, one parameter set a row (`direct.execute_many`):
+# through `Connection.execute` a claimed batch's IN list was rendered afresh, and
+# each row of the sent ones went through SQLAlchemy's per-row work, 7.5 ms of a
+# batch of 280 (a tenth of batch ingest's main process went to claiming mail).
+#: A delivered row: sent, one attempt more, its lease and last error cleared.
 _MARK_SENT = (
-    update(OUTBOX).where(OUTBOX.c.id == bindparam("_pk")).values(attempts=OUTBOX.c.attempts + 1)
+    update(OUTBOX)
+    .where(OUTBOX.c.id == bindparam("_pk"))
+    .values(  # constants written into the statement: a row's parameters are its two
+        attempts=OUTBOX.c.attempts + literal_column("1"),
+        state=literal_column("'sent'"),
+        sent_at=bindparam("sent_at", type_=OUTBOX.c.sent_at.type),
+        last_error=null(),
+        leased_until=null(),
+    )
 )
+#: A row in flight at a sender until a moment (now: handed back).
 _LEASE = (
     update(OUTBOX)
-    .where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
-    .values(leased_until=bindparam("until"))
+    .where(OUTBOX.c.id == bindparam("_pk"))
+    .values(leased_until=bindparam("until", type_=OUTBOX.c.leased_until.type))
 )
 _AUTOMATIC_BUDGET = select(
     select(func.count())
@@ -146,8 +160,7 @@ class SqlOutbox(Repo):
         return bytes(found[0][0]) if found else None
 
     def lease(self, item_ids: Sequence[int], until: datetime) -> None:
-        if item_ids:
-            self.conn.execute(_LEASE, {"ids": list(item_ids), "until": until})
+        direct.execute_many(self.conn, _LEASE, [{"_pk": i, "until": until} for i in item_ids])
 
     def release_leases(self) -> int:
         return self.conn.execute(
@@ -157,20 +170,7 @@ class SqlOutbox(Repo):
         ).rowcount
 
     def mark_sent(self, item_ids: Sequence[int], now: datetime) -> None:
-        if item_ids:
-            self.conn.execute(
-                _MARK_SENT,
-                [
-                    {
-                        "_pk": item_id,
-                        "state": "sent",
-                        "sent_at": now,
-                        "last_error": None,
-                        "leased_until": None,
-                    }
-                    for item_id in item_ids
-                ],
-            )
+        direct.execute_many(self.conn, _MARK_SENT, [{"_pk": i, "sent_at": now} for i in item_ids])
 
     def record_results(
         self, item_id: int, results: Mapping[str, Mapping[str, str]]
